@@ -1,0 +1,3 @@
+from cosim.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The `cosim` command line: parse, call the API, format. No model logic lives here."""

@@ -1,0 +1,68 @@
+"""Scenario: what is run (phase, batch, lengths, precision) and how it is mapped (parallelism)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cosim.specs.hardware import Precision
+
+Phase = Literal["prefill", "decode", "generate", "train", "video"]
+
+
+class Parallelism(BaseModel):
+    """Degrees of tensor, pipeline, expert, data and sequence/context parallelism."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tp: int = Field(default=1, gt=0)
+    pp: int = Field(default=1, gt=0)
+    ep: int = Field(default=1, gt=0)
+    dp: int = Field(default=1, gt=0)
+    sp: int = Field(default=1, gt=0, description="sequence/context parallel degree (Ulysses or ring)")
+    sp_kind: Literal["ulysses", "ring"] = "ulysses"
+
+    @property
+    def chips(self) -> int:
+        """Chips one model replica uses times data-parallel replicas (EP reuses TP x DP chips)."""
+        return self.tp * self.pp * self.sp * self.dp
+
+
+class Scenario(BaseModel):
+    """One question: a phase at a batch with lengths, precision and parallelism."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    phase: Phase
+    batch: int = Field(default=1, gt=0)
+    input_len: int = Field(default=1024, gt=0, description="prompt tokens (context for decode)")
+    output_len: int = Field(default=128, gt=0, description="generated tokens (generate)")
+    # video
+    frames: int | None = Field(default=None, gt=0)
+    height: int | None = Field(default=None, gt=0)
+    width: int | None = Field(default=None, gt=0)
+    steps: int | None = Field(default=None, gt=0)
+    cfg: bool | None = None
+    # numerics
+    weight_precision: Precision = "bf16"
+    activation_precision: Precision = "bf16"
+    kv_precision: Precision = "bf16"
+    # mapping
+    parallelism: Parallelism = Parallelism()
+    # MoE
+    routing_imbalance: float = Field(default=1.0, ge=1.0, description="max/mean tokens per expert")
+    # training
+    recompute: Literal["none", "selective", "full"] = "selective"
+    optimizer: Literal["adam", "sgd"] = "adam"
+
+    @model_validator(mode="after")
+    def _check(self) -> Scenario:
+        if self.phase == "train" and self.parallelism.sp > 1 and self.parallelism.sp_kind not in ("ulysses", "ring"):
+            raise ValueError("unknown sp_kind")
+        return self
+
+    @property
+    def compute_precision(self) -> str:
+        """The precision matmuls run in: the activations' (W4A16 runs in bf16, W8A8-fp8 in fp8)."""
+        return self.activation_precision

@@ -1,0 +1,195 @@
+"""Workload spec schema: dense decoders, mixture-of-experts decoders and video diffusion transformers.
+
+Loaded from `workloads/*.yaml` or a Hugging Face `config.json` (see `cosim.specs.hf_import`).
+Architecture numbers come from the model's published config, cited once in `source`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = 1
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Frozen):
+    """Where the architecture figures come from (config.json URL, paper + table)."""
+
+    title: str
+    url: str | None = None
+    date: str | None = None
+    note: str | None = None
+
+
+class Attention(_Frozen):
+    """Self-attention geometry. `kind: mla` adds DeepSeek's low-rank projections."""
+
+    kind: Literal["mha", "gqa", "mqa", "mla"] = "gqa"
+    num_heads: int = Field(gt=0)
+    num_kv_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    qkv_bias: bool = False
+    # MLA (DeepSeek-V2/V3): q/kv LoRA ranks and rope/nope head dims
+    q_lora_rank: int | None = Field(default=None, ge=0, description="0 or null: full-rank q projection")
+    kv_lora_rank: int | None = Field(default=None, gt=0)
+    qk_rope_head_dim: int | None = Field(default=None, gt=0)
+    qk_nope_head_dim: int | None = Field(default=None, gt=0)
+    v_head_dim: int | None = Field(default=None, gt=0)
+    sliding_window: int | None = Field(default=None, gt=0, description="window length for windowed layers")
+    sliding_window_layers: int = Field(default=0, ge=0, description="how many layers use the window")
+
+    @model_validator(mode="after")
+    def _check(self) -> Attention:
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(
+                f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})"
+            )
+        if self.kind == "mla":
+            need = ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim")
+            missing = [n for n in need if getattr(self, n) is None]
+            if missing:
+                raise ValueError(f"MLA attention needs {missing}")
+        if self.sliding_window_layers and self.sliding_window is None:
+            raise ValueError("sliding_window_layers > 0 needs sliding_window")
+        return self
+
+
+class Mlp(_Frozen):
+    kind: Literal["swiglu", "geglu", "gelu", "relu"] = "swiglu"
+    intermediate_size: int = Field(gt=0)
+
+    @property
+    def gated(self) -> bool:
+        return self.kind in ("swiglu", "geglu")
+
+
+class Moe(_Frozen):
+    """Routed experts; `first_dense_layers` use the dense `mlp` instead."""
+
+    num_experts: int = Field(gt=0)
+    experts_per_token: int = Field(gt=0)
+    expert_intermediate_size: int = Field(gt=0)
+    num_shared_experts: int = Field(default=0, ge=0)
+    shared_expert_intermediate_size: int | None = Field(default=None, gt=0)
+    first_dense_layers: int = Field(default=0, ge=0)
+    router_bias: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> Moe:
+        if self.experts_per_token > self.num_experts:
+            raise ValueError(
+                f"experts_per_token ({self.experts_per_token}) exceeds num_experts ({self.num_experts})"
+            )
+        return self
+
+
+class DecoderLM(_Frozen):
+    """A decoder-only language model (dense, or MoE when `moe` is set)."""
+
+    schema_version: Literal[1] = 1
+    family: Literal["dense", "moe"]
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$")
+    display_name: str
+    source: Source
+    hidden_size: int = Field(gt=0)
+    num_layers: int = Field(gt=0)
+    vocab_size: int = Field(gt=0)
+    attention: Attention
+    mlp: Mlp
+    moe: Moe | None = None
+    tie_word_embeddings: bool = False
+    norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
+    max_position_embeddings: int | None = Field(default=None, gt=0)
+    published_params_total: float | None = Field(default=None, gt=0, description="published total, for tests")
+    published_params_active: float | None = Field(default=None, gt=0)
+    notes: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> DecoderLM:
+        if self.family == "moe" and self.moe is None:
+            raise ValueError("family 'moe' needs a 'moe' section")
+        if self.family == "dense" and self.moe is not None:
+            raise ValueError("family 'dense' must not have a 'moe' section")
+        if self.moe and self.moe.first_dense_layers > self.num_layers:
+            raise ValueError("moe.first_dense_layers exceeds num_layers")
+        if self.attention.sliding_window_layers > self.num_layers:
+            raise ValueError("attention.sliding_window_layers exceeds num_layers")
+        return self
+
+
+class TextEncoder(_Frozen):
+    """The prompt encoder of a video model (e.g. umT5-XXL, a dense transformer encoder), run once."""
+
+    name: str
+    hidden_size: int = Field(gt=0)
+    num_layers: int = Field(gt=0)
+    num_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    mlp: Mlp
+    vocab_size: int = Field(gt=0)
+    max_tokens: int = Field(gt=0, description="text tokens fed to the DiT's cross-attention")
+
+
+class Vae(_Frozen):
+    """The video VAE: compression factors and the decoder's cost per output pixel-frame."""
+
+    temporal_compression: int = Field(gt=0)
+    spatial_compression: int = Field(gt=0)
+    latent_channels: int = Field(gt=0)
+    causal_first_frame: bool = Field(default=True, description="latent frames = 1 + (frames - 1) / t")
+    decoder_flops_per_pixel: float = Field(gt=0, description="decoder FLOPs per output pixel per frame")
+    decoder_flops_source: str = Field(description="how decoder_flops_per_pixel was obtained")
+    decoder_params: float | None = Field(default=None, gt=0)
+
+
+class Dit(_Frozen):
+    """The diffusion transformer backbone."""
+
+    hidden_size: int = Field(gt=0)
+    num_layers: int = Field(gt=0, description="total transformer blocks")
+    num_double_stream_layers: int = Field(default=0, ge=0, description="MMDiT blocks with separate text weights")
+    num_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    mlp: Mlp
+    patch_size: tuple[int, int, int] = Field(description="(t, h, w) patch in latent units")
+    cross_attention: bool = Field(description="text enters through cross-attention (vs joint attention)")
+    text_dim: int = Field(gt=0, description="width of the text-encoder output fed to the DiT")
+    adaln_modulation: bool = True
+
+
+class VideoDefaults(_Frozen):
+    frames: int = Field(gt=0)
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+    steps: int = Field(gt=0)
+    cfg: bool = True
+
+
+class VideoDiT(_Frozen):
+    """A text-to-video (or world) model: text encoder -> steps x DiT -> VAE decode."""
+
+    schema_version: Literal[1] = 1
+    family: Literal["video_dit"]
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$")
+    display_name: str
+    source: Source
+    dit: Dit
+    vae: Vae
+    text_encoder: TextEncoder
+    defaults: VideoDefaults
+    published_params_total: float | None = Field(default=None, gt=0, description="DiT parameters, for tests")
+    notes: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> VideoDiT:
+        if self.dit.num_double_stream_layers > self.dit.num_layers:
+            raise ValueError("dit.num_double_stream_layers exceeds dit.num_layers")
+        return self
+
+
+Workload = Annotated[DecoderLM | VideoDiT, Field(discriminator="family")]

@@ -1,0 +1,107 @@
+"""Parameter counts (total and active per token) and KV-cache size, in closed form from the spec.
+
+These are the reference figures the op graph must agree with; tests compare them with the
+published totals (e.g. Llama-3.1-8B 8.03B, DeepSeek-V3 671B/37B).
+"""
+
+from __future__ import annotations
+
+from cosim.specs.workload import Attention, DecoderLM, Mlp, VideoDiT
+
+
+def attention_params(hidden: int, att: Attention) -> int:
+    """Weights of one self-attention block (projections, biases, MLA norms)."""
+    if att.kind == "mla":
+        nope, rope, v = att.qk_nope_head_dim, att.qk_rope_head_dim, att.v_head_dim
+        qk_dim = att.num_heads * (nope + rope)
+        if att.q_lora_rank:
+            q = hidden * att.q_lora_rank + att.q_lora_rank + att.q_lora_rank * qk_dim
+        else:
+            q = hidden * qk_dim
+        kv = hidden * (att.kv_lora_rank + rope) + att.kv_lora_rank + att.kv_lora_rank * att.num_heads * (nope + v)
+        o = att.num_heads * v * hidden
+        return q + kv + o
+    q_dim = att.num_heads * att.head_dim
+    kv_dim = att.num_kv_heads * att.head_dim
+    params = hidden * q_dim + 2 * hidden * kv_dim + q_dim * hidden
+    if att.qkv_bias:
+        params += q_dim + 2 * kv_dim
+    return params
+
+
+def mlp_params(hidden: int, mlp: Mlp, intermediate: int | None = None) -> int:
+    width = intermediate or mlp.intermediate_size
+    return (3 if mlp.gated else 2) * hidden * width
+
+
+def _norm_params(model: DecoderLM) -> int:
+    return model.hidden_size * (2 if model.norm == "layernorm" else 1)
+
+
+def _decoder_layer_params(model: DecoderLM) -> tuple[int, int, int, int]:
+    """(dense layers, moe layers, params of a dense layer, per-layer shared part of a MoE layer)."""
+    h = model.hidden_size
+    att = attention_params(h, model.attention)
+    norms = 2 * _norm_params(model)
+    moe = model.moe
+    n_moe = 0 if moe is None else model.num_layers - moe.first_dense_layers
+    n_dense = model.num_layers - n_moe
+    dense_layer = att + norms + mlp_params(h, model.mlp)
+    return n_dense, n_moe, dense_layer, att + norms
+
+
+def _shared_expert_params(model: DecoderLM) -> int:
+    moe = model.moe
+    if not moe or not moe.num_shared_experts:
+        return 0
+    width = moe.shared_expert_intermediate_size or moe.expert_intermediate_size
+    return moe.num_shared_experts * mlp_params(model.hidden_size, model.mlp, width)
+
+
+def _embedding_params(model: DecoderLM) -> int:
+    emb = model.vocab_size * model.hidden_size
+    return emb if model.tie_word_embeddings else 2 * emb
+
+
+def params_total(model: DecoderLM | VideoDiT) -> float:
+    """All weights, embeddings included (DiT only for video models)."""
+    if isinstance(model, VideoDiT):
+        from cosim.workloads.video import dit_params
+
+        return float(dit_params(model))
+    h = model.hidden_size
+    n_dense, n_moe, dense_layer, moe_base = _decoder_layer_params(model)
+    total = n_dense * dense_layer + _embedding_params(model) + _norm_params(model)
+    if model.moe:
+        moe = model.moe
+        experts = moe.num_experts * mlp_params(h, model.mlp, moe.expert_intermediate_size)
+        router = h * moe.num_experts + (moe.num_experts if moe.router_bias else 0)
+        total += n_moe * (moe_base + experts + router + _shared_expert_params(model))
+    return float(total)
+
+
+def params_active(model: DecoderLM | VideoDiT) -> float:
+    """Weights touched per token: all dense weights plus `experts_per_token` routed experts."""
+    if isinstance(model, VideoDiT) or model.moe is None:
+        return params_total(model)
+    h = model.hidden_size
+    moe = model.moe
+    n_dense, n_moe, dense_layer, moe_base = _decoder_layer_params(model)
+    routed = moe.experts_per_token * mlp_params(h, model.mlp, moe.expert_intermediate_size)
+    router = h * moe.num_experts
+    total = n_dense * dense_layer + _embedding_params(model) + _norm_params(model)
+    total += n_moe * (moe_base + routed + router + _shared_expert_params(model))
+    return float(total)
+
+
+def kv_cache_elements_per_token(model: DecoderLM) -> float:
+    """Cached elements per token over all layers (K and V; MLA caches the compressed latent + rope key)."""
+    att = model.attention
+    if att.kind == "mla":
+        return float(model.num_layers * (att.kv_lora_rank + att.qk_rope_head_dim))
+    return float(2 * model.num_layers * att.num_kv_heads * att.head_dim)
+
+
+def kv_cache_bytes_per_token(model: DecoderLM, bytes_per_element: float = 2.0) -> float:
+    """KV-cache bytes per token = 2 x layers x KV heads x head dim x bytes (MLA: latent + rope key)."""
+    return kv_cache_elements_per_token(model) * bytes_per_element
