@@ -1,0 +1,75 @@
+"""Option types and the Scenario builder shared by `graph`, `estimate`, `serve` and friends."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cosim.errors import CosimInputError
+
+Fmt = Annotated[str, typer.Option("--format", help="table | json | csv")]
+HardwareOpt = Annotated[str, typer.Option("--hardware", help="catalog slug or path to a hardware YAML")]
+WorkloadOpt = Annotated[str, typer.Option("--workload", help="catalog slug, YAML path, or HF config.json")]
+PhaseOpt = Annotated[str, typer.Option("--phase", help="prefill | decode | generate | train | video")]
+BatchOpt = Annotated[str, typer.Option("--batch", help="batch size, or 'max' for the largest that fits")]
+InputLenOpt = Annotated[int, typer.Option("--input-len", help="prompt tokens (decode: context length)")]
+OutputLenOpt = Annotated[int, typer.Option("--output-len", help="generated tokens per request")]
+FramesOpt = Annotated[int | None, typer.Option("--frames", help="video frames")]
+HeightOpt = Annotated[int | None, typer.Option("--height", help="video height in pixels")]
+WidthOpt = Annotated[int | None, typer.Option("--width", help="video width in pixels")]
+StepsOpt = Annotated[int | None, typer.Option("--steps", help="denoising steps")]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="bf16 | fp16 | fp8 | fp4 | int8 (weights, activations, KV)")]
+TpOpt = Annotated[int, typer.Option("--tp", help="tensor-parallel degree")]
+PpOpt = Annotated[int, typer.Option("--pp", help="pipeline-parallel degree")]
+EpOpt = Annotated[int, typer.Option("--ep", help="expert-parallel degree")]
+DpOpt = Annotated[int, typer.Option("--dp", help="data-parallel degree")]
+SpOpt = Annotated[int, typer.Option("--sp", help="sequence/context-parallel degree")]
+
+PHASES = ("prefill", "decode", "generate", "train", "video")
+PRECISION_CHOICES = ("fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4", "int8", "int4")
+
+
+def parse_batch(batch: str) -> int | None:
+    """`max` -> None (the engine searches), otherwise a positive integer."""
+    if str(batch).lower() == "max":
+        return None
+    try:
+        value = int(batch)
+    except ValueError:
+        raise CosimInputError(f"--batch must be a positive integer or 'max', got '{batch}'") from None
+    if value <= 0:
+        raise CosimInputError(f"--batch must be a positive integer or 'max', got '{batch}'")
+    return value
+
+
+def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_len: int = 128,
+                   frames: int | None = None, height: int | None = None, width: int | None = None,
+                   steps: int | None = None, precision: str = "bf16", tp: int = 1, pp: int = 1,
+                   ep: int = 1, dp: int = 1, sp: int = 1):
+    """A validated Scenario from CLI values; bad values raise CosimInputError naming the flag."""
+    from pydantic import ValidationError
+
+    from cosim.specs.scenario import Parallelism, Scenario
+
+    if phase not in PHASES:
+        raise CosimInputError(f"--phase must be one of {', '.join(PHASES)}, got '{phase}'")
+    if precision not in PRECISION_CHOICES:
+        raise CosimInputError(f"--precision must be one of {', '.join(PRECISION_CHOICES)}, got '{precision}'")
+    for flag, value in (("--tp", tp), ("--pp", pp), ("--ep", ep), ("--dp", dp), ("--sp", sp),
+                        ("--input-len", input_len), ("--output-len", output_len)):
+        if value is None or value <= 0:
+            raise CosimInputError(f"{flag} must be a positive integer, got {value}")
+    for flag, value in (("--frames", frames), ("--height", height), ("--width", width), ("--steps", steps)):
+        if value is not None and value <= 0:
+            raise CosimInputError(f"{flag} must be a positive integer, got {value}")
+    kv = precision if precision in ("bf16", "fp16", "fp8", "fp32") else "fp8" if precision in ("fp4", "fp6", "int4", "int8") else "bf16"
+    try:
+        return Scenario(
+            phase=phase, batch=batch, input_len=input_len, output_len=output_len, frames=frames, height=height,
+            width=width, steps=steps, weight_precision=precision, activation_precision=precision,
+            kv_precision=kv, parallelism=Parallelism(tp=tp, pp=pp, ep=ep, dp=dp, sp=sp),
+        )
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise CosimInputError(first["msg"], field=".".join(str(p) for p in first["loc"])) from None
