@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return (and exit with) 0 ok, 1 runtime failure, 2 bad input."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=args, standalone_mode=False, prog_name="cosim")
+        rc = app(args=args, standalone_mode=False, prog_name="cosim")
     except CosimInputError as err:
         print(f"error: {err}", file=sys.stderr)
         _exit(2, argv)
@@ -67,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: internal failure: {type(err).__name__}: {err}", file=sys.stderr)
         _exit(1, argv)
         return 1
-    _exit(0, argv)
-    return 0
+    code = rc if isinstance(rc, int) else 0
+    _exit(code, argv)
+    return code
 
 
 def _exit(code: int, argv: list[str] | None) -> None:

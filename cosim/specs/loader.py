@@ -61,9 +61,7 @@ def format_validation_error(err: ValidationError, file: str | None, data: Any = 
     """Turn pydantic's error list into one readable line (the first error, plus a count)."""
     errors = err.errors(include_url=False)
     first = errors[0]
-    loc = [str(p) for p in first["loc"] if not str(p).startswith("function-")]
-    # drop discriminator tags pydantic inserts (e.g. 'dense'), and model class names
-    loc = [p for p in loc if p not in ("dense", "moe", "video_dit", "DecoderLM", "VideoDiT")]
+    loc = _clean_loc(first["loc"])
     field = ".".join(loc) or None
     kind = first["type"]
     msg = first["msg"]
@@ -85,6 +83,17 @@ def format_validation_error(err: ValidationError, file: str | None, data: Any = 
     return CosimInputError(msg, file=file, field=field)
 
 
+_DISCRIMINATOR_TAGS = ("dense", "moe", "video_dit")
+
+
+def _clean_loc(loc) -> list[str]:
+    """Error location as YAML field names: drop validator tags and the leading union discriminator."""
+    parts = [str(p) for p in loc if not str(p).startswith("function-")]
+    if parts and parts[0] in _DISCRIMINATOR_TAGS:
+        parts = parts[1:]
+    return parts
+
+
 def _lookup(data: Any, loc: list[str]) -> Any:
     for key in loc:
         if isinstance(data, dict):
@@ -100,8 +109,7 @@ def _allowed_keys(err: ValidationError, loc: list[str]) -> list[str]:
     """Field names that were missing at the same level: the likely intended spelling."""
     names = []
     for e in err.errors(include_url=False):
-        eloc = [str(p) for p in e["loc"]]
-        eloc = [p for p in eloc if p not in ("dense", "moe", "video_dit")]
+        eloc = _clean_loc(e["loc"])
         if e["type"] == "missing" and eloc[:-1] == loc[:-1]:
             names.append(eloc[-1])
     return names

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 SCHEMA_VERSION = 1
 
@@ -34,6 +34,8 @@ class Attention(_Frozen):
     num_kv_heads: int = Field(gt=0)
     head_dim: int = Field(gt=0)
     qkv_bias: bool = False
+    out_bias: bool = Field(default=False, description="bias on the output projection")
+    qk_norm: bool = Field(default=False, description="per-head RMSNorm on q and k (Qwen3): 2 x head_dim weights")
     # MLA (DeepSeek-V2/V3): q/kv LoRA ranks and rope/nope head dims
     q_lora_rank: int | None = Field(default=None, ge=0, description="0 or null: full-rank q projection")
     kv_lora_rank: int | None = Field(default=None, gt=0)
@@ -43,12 +45,17 @@ class Attention(_Frozen):
     sliding_window: int | None = Field(default=None, gt=0, description="window length for windowed layers")
     sliding_window_layers: int = Field(default=0, ge=0, description="how many layers use the window")
 
+    @field_validator("num_kv_heads")
+    @classmethod
+    def _kv_divides_heads(cls, kv: int, info: ValidationInfo) -> int:
+        # a field validator (not the model validator) so the error names `attention.num_kv_heads`
+        heads = info.data.get("num_heads")
+        if heads and heads % kv:
+            raise ValueError(f"num_heads ({heads}) must be a multiple of num_kv_heads ({kv})")
+        return kv
+
     @model_validator(mode="after")
     def _check(self) -> Attention:
-        if self.num_heads % self.num_kv_heads:
-            raise ValueError(
-                f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})"
-            )
         if self.kind == "mla":
             need = ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim")
             missing = [n for n in need if getattr(self, n) is None]
@@ -62,6 +69,7 @@ class Attention(_Frozen):
 class Mlp(_Frozen):
     kind: Literal["swiglu", "geglu", "gelu", "relu"] = "swiglu"
     intermediate_size: int = Field(gt=0)
+    bias: bool = Field(default=False, description="biases on the MLP projections (GPT-J)")
 
     @property
     def gated(self) -> bool:
@@ -79,13 +87,14 @@ class Moe(_Frozen):
     first_dense_layers: int = Field(default=0, ge=0)
     router_bias: bool = False
 
-    @model_validator(mode="after")
-    def _check(self) -> Moe:
-        if self.experts_per_token > self.num_experts:
-            raise ValueError(
-                f"experts_per_token ({self.experts_per_token}) exceeds num_experts ({self.num_experts})"
-            )
-        return self
+    @field_validator("experts_per_token")
+    @classmethod
+    def _k_within_experts(cls, k: int, info: ValidationInfo) -> int:
+        # a field validator so the one-line error names `moe.experts_per_token`
+        n = info.data.get("num_experts")
+        if n and k > n:
+            raise ValueError(f"experts_per_token ({k}) exceeds num_experts ({n})")
+        return k
 
 
 class DecoderLM(_Frozen):
@@ -104,6 +113,10 @@ class DecoderLM(_Frozen):
     moe: Moe | None = None
     tie_word_embeddings: bool = False
     norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
+    parallel_attention_mlp: bool = Field(
+        default=False, description="attention and MLP read one shared pre-norm in parallel (GPT-J): one norm per layer"
+    )
+    lm_head_bias: bool = Field(default=False, description="bias on the output projection to the vocabulary")
     max_position_embeddings: int | None = Field(default=None, gt=0)
     published_params_total: float | None = Field(default=None, gt=0, description="published total, for tests")
     published_params_active: float | None = Field(default=None, gt=0)
@@ -129,9 +142,14 @@ class TextEncoder(_Frozen):
     hidden_size: int = Field(gt=0)
     num_layers: int = Field(gt=0)
     num_heads: int = Field(gt=0)
+    num_kv_heads: int | None = Field(default=None, gt=0, description="GQA encoders (LLM used as encoder); null: MHA")
     head_dim: int = Field(gt=0)
     mlp: Mlp
     vocab_size: int = Field(gt=0)
+    layers_used: int | None = Field(
+        default=None, gt=0, description="layers actually run when a hidden state before the last is taken"
+    )
+    params: float | None = Field(default=None, gt=0, description="published parameter count of the encoder")
     max_tokens: int = Field(gt=0, description="text tokens fed to the DiT's cross-attention")
 
 
@@ -160,6 +178,47 @@ class Dit(_Frozen):
     cross_attention: bool = Field(description="text enters through cross-attention (vs joint attention)")
     text_dim: int = Field(gt=0, description="width of the text-encoder output fed to the DiT")
     adaln_modulation: bool = True
+    # --- optional architecture details; they change the parameter count, not the token geometry ---
+    block_layout: Literal["cross_attn", "mmdit", "joint_expert_adaln"] | None = Field(
+        default=None,
+        description=(
+            "cross_attn: self-attn + cross-attn to text + FFN (Wan, Cosmos); mmdit: dual-stream blocks with "
+            "separate text weights, then single-stream parallel blocks (HunyuanVideo, Open-Sora 2); "
+            "joint_expert_adaln: joint attention over text+video with shared weights and per-modality adaLN "
+            "(CogVideoX). Null: cross_attn if cross_attention else mmdit"
+        ),
+    )
+    modulation: Literal["per_block", "shared", "lora"] = Field(
+        default="per_block",
+        description=(
+            "per_block: each block has a Linear(timestep_dim -> k x hidden); shared: one Linear shared by all "
+            "blocks plus a learned k x hidden table per block (Wan); lora: low-rank adaLN (Cosmos AdaLN-LoRA)"
+        ),
+    )
+    modulation_rank: int | None = Field(default=None, gt=0, description="rank of the AdaLN-LoRA modulation")
+    timestep_dim: int | None = Field(default=None, gt=0, description="width of the timestep embedding; null: hidden")
+    timestep_freq_dim: int = Field(default=256, gt=0, description="sinusoidal timestep features")
+    linear_bias: bool = Field(default=True, description="biases on attention, embedding and modulation linears")
+    qk_norm: Literal["none", "rms_head", "rms_full", "layernorm_head"] = "none"
+    cross_attn_norm: bool = Field(default=False, description="affine LayerNorm before cross-attention (Wan)")
+    norm_affine: bool = Field(default=False, description="block LayerNorms carry weight and bias (CogVideoX)")
+    in_channels: int | None = Field(default=None, gt=0, description="channels into the patch embedding; null: VAE")
+    text_proj_layers: int = Field(default=1, ge=0, le=2, description="linears projecting text to hidden")
+    text_refiner_layers: int = Field(default=0, ge=0, description="token-refiner blocks on the text (HunyuanVideo)")
+    pooled_text_dim: int | None = Field(default=None, gt=0, description="pooled (CLIP) text vector width")
+    guidance_embed: bool = Field(default=False, description="guidance-scale embedder (CFG-distilled models)")
+    extra_input_embed_features: int = Field(
+        default=0, ge=0, description="width of an extra conditioning input embedding (Open-Sora 2 cond_in)"
+    )
+    learned_pos_embed_axes: tuple[int, int, int] | None = Field(
+        default=None, description="lengths (t, h, w) of learned per-axis position tables, in patches (Cosmos)"
+    )
+
+    @property
+    def layout(self) -> str:
+        if self.block_layout:
+            return self.block_layout
+        return "cross_attn" if self.cross_attention else "mmdit"
 
 
 class VideoDefaults(_Frozen):
@@ -189,6 +248,8 @@ class VideoDiT(_Frozen):
     def _check(self) -> VideoDiT:
         if self.dit.num_double_stream_layers > self.dit.num_layers:
             raise ValueError("dit.num_double_stream_layers exceeds dit.num_layers")
+        if self.dit.modulation == "lora" and self.dit.modulation_rank is None:
+            raise ValueError("dit.modulation 'lora' needs dit.modulation_rank")
         return self
 
 

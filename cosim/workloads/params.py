@@ -26,12 +26,20 @@ def attention_params(hidden: int, att: Attention) -> int:
     params = hidden * q_dim + 2 * hidden * kv_dim + q_dim * hidden
     if att.qkv_bias:
         params += q_dim + 2 * kv_dim
+    if att.out_bias:
+        params += hidden
+    if att.qk_norm:  # Qwen3: one RMSNorm weight vector of head_dim for q and one for k, shared by heads
+        params += 2 * att.head_dim
     return params
 
 
 def mlp_params(hidden: int, mlp: Mlp, intermediate: int | None = None) -> int:
+    """Weights of one MLP (or one expert): 3 matrices if gated, 2 if not, plus biases if `mlp.bias`."""
     width = intermediate or mlp.intermediate_size
-    return (3 if mlp.gated else 2) * hidden * width
+    params = (3 if mlp.gated else 2) * hidden * width
+    if mlp.bias:  # GPT-J fc_in/fc_out biases: (2 if gated) x width + hidden
+        params += (2 if mlp.gated else 1) * width + hidden
+    return params
 
 
 def _norm_params(model: DecoderLM) -> int:
@@ -42,7 +50,8 @@ def _decoder_layer_params(model: DecoderLM) -> tuple[int, int, int, int]:
     """(dense layers, moe layers, params of a dense layer, per-layer shared part of a MoE layer)."""
     h = model.hidden_size
     att = attention_params(h, model.attention)
-    norms = 2 * _norm_params(model)
+    # GPT-J's parallel block feeds attention and MLP from one LayerNorm (ln_1 only)
+    norms = (1 if model.parallel_attention_mlp else 2) * _norm_params(model)
     moe = model.moe
     n_moe = 0 if moe is None else model.num_layers - moe.first_dense_layers
     n_dense = model.num_layers - n_moe
@@ -58,9 +67,15 @@ def _shared_expert_params(model: DecoderLM) -> int:
     return moe.num_shared_experts * mlp_params(model.hidden_size, model.mlp, width)
 
 
-def _embedding_params(model: DecoderLM) -> int:
+def _embedding_params(model: DecoderLM, include_input: bool = True) -> int:
+    """Input embedding plus (untied) output head, with the head's bias if any."""
     emb = model.vocab_size * model.hidden_size
-    return emb if model.tie_word_embeddings else 2 * emb
+    head = 0 if model.tie_word_embeddings else emb
+    if model.lm_head_bias:
+        head += model.vocab_size
+    if model.tie_word_embeddings and not include_input:
+        return emb + head  # tied: the one matrix is used by the output head
+    return (emb if include_input else 0) + head
 
 
 def params_total(model: DecoderLM | VideoDiT) -> float:
@@ -80,15 +95,25 @@ def params_total(model: DecoderLM | VideoDiT) -> float:
     return float(total)
 
 
-def params_active(model: DecoderLM | VideoDiT) -> float:
-    """Weights touched per token: all dense weights plus `experts_per_token` routed experts."""
-    if isinstance(model, VideoDiT) or model.moe is None:
+def params_active(model: DecoderLM | VideoDiT, include_input_embedding: bool = True) -> float:
+    """Weights touched per token: all dense weights plus `experts_per_token` routed experts.
+
+    Conventions differ: Mistral (Mixtral 12.9B) and Qwen (Qwen3-235B-A22B 22B) count both embedding
+    matrices; DeepSeek-V3's "37B activated" (36.6B in its README_WEIGHTS) leaves out the input
+    embedding, a table lookup. `include_input_embedding=False` gives DeepSeek's convention.
+    """
+    if isinstance(model, VideoDiT):
+        return params_total(model)
+    if not include_input_embedding:
+        drop = _embedding_params(model) - _embedding_params(model, include_input=False)
+        return params_active(model) - float(drop)
+    if model.moe is None:
         return params_total(model)
     h = model.hidden_size
     moe = model.moe
     n_dense, n_moe, dense_layer, moe_base = _decoder_layer_params(model)
     routed = moe.experts_per_token * mlp_params(h, model.mlp, moe.expert_intermediate_size)
-    router = h * moe.num_experts
+    router = h * moe.num_experts + (moe.num_experts if moe.router_bias else 0)
     total = n_dense * dense_layer + _embedding_params(model) + _norm_params(model)
     total += n_moe * (moe_base + routed + router + _shared_expert_params(model))
     return float(total)

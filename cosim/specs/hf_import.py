@@ -1,0 +1,205 @@
+"""Read a local Hugging Face `config.json` into a `DecoderLM` workload spec.
+
+Users have a model's config.json long before they write a cosim YAML for it; reading it directly
+removes a transcription step where head counts and expert widths get mistyped. Supported
+architectures: Llama, Mistral, Mixtral, Qwen2/Qwen2.5, Qwen3, Qwen3-MoE, DeepSeek-V2, DeepSeek-V3.
+Anything else raises `CosimInputError` naming the architecture and listing the supported ones.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from cosim.errors import CosimInputError
+from cosim.specs.workload import DecoderLM
+
+# model_type -> the `architectures` class name transformers writes for it
+SUPPORTED: dict[str, str] = {
+    "llama": "LlamaForCausalLM",
+    "mistral": "MistralForCausalLM",
+    "mixtral": "MixtralForCausalLM",
+    "qwen2": "Qwen2ForCausalLM",
+    "qwen3": "Qwen3ForCausalLM",
+    "qwen3_moe": "Qwen3MoeForCausalLM",
+    "deepseek_v2": "DeepseekV2ForCausalLM",
+    "deepseek_v3": "DeepseekV3ForCausalLM",
+}
+_BY_CLASS = {cls: mt for mt, cls in SUPPORTED.items()}
+_GELU_ACTS = {"gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_python"}
+
+
+def _arch(data: dict[str, Any], file: str | None) -> str:
+    model_type = data.get("model_type")
+    if isinstance(model_type, str) and model_type in SUPPORTED:
+        return model_type
+    archs = data.get("architectures") or []
+    if isinstance(archs, list):
+        for cls in archs:
+            if cls in _BY_CLASS:
+                return _BY_CLASS[cls]
+    named = model_type or (archs[0] if isinstance(archs, list) and archs else None)
+    supported = ", ".join(f"{mt} ({cls})" for mt, cls in SUPPORTED.items())
+    what = f"'{named}'" if named else "not stated (no model_type or architectures)"
+    raise CosimInputError(
+        f"unsupported architecture {what}; supported: {supported}", file=file, field="model_type"
+    )
+
+
+def _int(data: dict[str, Any], key: str, file: str | None, default: int | None = None) -> int:
+    value = data.get(key, default)
+    if value is None:
+        raise CosimInputError("required field is missing", file=file, field=key)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise CosimInputError(f"must be a positive integer, got {value!r}", file=file, field=key)
+    return value
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9.\-]+", "-", text.lower()).strip("-.")
+    return slug or "hf-model"
+
+
+def _mlp_kind(data: dict[str, Any]) -> str:
+    act = str(data.get("hidden_act") or data.get("hidden_activation") or "silu")
+    return "geglu" if act in _GELU_ACTS else "swiglu"
+
+
+def _sliding(data: dict[str, Any], arch: str, layers: int) -> tuple[int | None, int]:
+    """(window, layers that use it). Mistral/Mixtral window every layer; Qwen only with use_sliding_window,
+    on layers at or above max_window_layers."""
+    window = data.get("sliding_window")
+    if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
+        return None, 0
+    if arch in ("mistral", "mixtral"):
+        return window, layers
+    if arch.startswith("qwen"):
+        if not data.get("use_sliding_window", False):
+            return None, 0
+        first = data.get("max_window_layers", layers)
+        n = max(0, layers - int(first)) if isinstance(first, int) else 0
+        return (window, n) if n else (None, 0)
+    return None, 0
+
+
+def _moe(data: dict[str, Any], arch: str, layers: int, file: str | None) -> dict[str, Any] | None:
+    if arch == "mixtral":
+        return {
+            "num_experts": _int(data, "num_local_experts", file),
+            "experts_per_token": _int(data, "num_experts_per_tok", file),
+            "expert_intermediate_size": _int(data, "intermediate_size", file),
+        }
+    if arch == "qwen3_moe":
+        step = data.get("decoder_sparse_step", 1) or 1
+        mlp_only = set(data.get("mlp_only_layers") or [])
+        # layer i is sparse when it is not listed in mlp_only_layers and (i + 1) % step == 0; the schema
+        # keeps dense layers as a leading block, which leaves the parameter count unchanged
+        dense = sum(1 for i in range(layers) if i in mlp_only or (i + 1) % step)
+        return {
+            "num_experts": _int(data, "num_experts", file),
+            "experts_per_token": _int(data, "num_experts_per_tok", file),
+            "expert_intermediate_size": _int(data, "moe_intermediate_size", file),
+            "first_dense_layers": dense,
+        }
+    if arch in ("deepseek_v2", "deepseek_v3"):
+        if not data.get("n_routed_experts"):
+            return None
+        width = _int(data, "moe_intermediate_size", file)
+        freq = data.get("moe_layer_freq", 1) or 1
+        first = int(data.get("first_k_dense_replace", 0) or 0)
+        dense = sum(1 for i in range(layers) if i < first or i % freq)
+        shared = int(data.get("n_shared_experts") or 0)
+        return {
+            "num_experts": _int(data, "n_routed_experts", file),
+            "experts_per_token": _int(data, "num_experts_per_tok", file),
+            "expert_intermediate_size": width,
+            "num_shared_experts": shared,
+            "shared_expert_intermediate_size": width if shared else None,
+            "first_dense_layers": dense,
+            # V3's noaux_tc routing adds a per-expert score-correction bias
+            "router_bias": data.get("topk_method") == "noaux_tc" or arch == "deepseek_v3",
+        }
+    return None
+
+
+def _attention(data: dict[str, Any], arch: str, hidden: int, layers: int, file: str | None) -> dict[str, Any]:
+    heads = _int(data, "num_attention_heads", file)
+    if arch in ("deepseek_v2", "deepseek_v3"):
+        rope = _int(data, "qk_rope_head_dim", file)
+        nope = _int(data, "qk_nope_head_dim", file)
+        q_rank = data.get("q_lora_rank") or 0
+        return {
+            "kind": "mla", "num_heads": heads, "num_kv_heads": heads, "head_dim": rope + nope,
+            "q_lora_rank": q_rank, "kv_lora_rank": _int(data, "kv_lora_rank", file),
+            "qk_rope_head_dim": rope, "qk_nope_head_dim": nope, "v_head_dim": _int(data, "v_head_dim", file),
+        }
+    kv = _int(data, "num_key_value_heads", file, default=heads)
+    head_dim = data.get("head_dim") or None
+    if head_dim is None:
+        if hidden % heads:
+            raise CosimInputError(
+                f"hidden_size ({hidden}) is not a multiple of num_attention_heads ({heads}) and head_dim is absent",
+                file=file, field="head_dim",
+            )
+        head_dim = hidden // heads
+    head_dim = _int({"head_dim": head_dim}, "head_dim", file)
+    if heads % kv:
+        raise CosimInputError(
+            f"num_attention_heads ({heads}) must be a multiple of num_key_value_heads ({kv})",
+            file=file, field="num_key_value_heads",
+        )
+    bias = bool(data.get("attention_bias", False))
+    window, window_layers = _sliding(data, arch, layers)
+    return {
+        "kind": "mha" if kv == heads else ("mqa" if kv == 1 else "gqa"),
+        "num_heads": heads, "num_kv_heads": kv, "head_dim": head_dim,
+        # Qwen2 always has q/k/v biases; Llama's attention_bias puts biases on q, k, v and o
+        "qkv_bias": arch == "qwen2" or bias,
+        "out_bias": bias and arch != "qwen2",
+        "qk_norm": arch in ("qwen3", "qwen3_moe"),
+        "sliding_window": window, "sliding_window_layers": window_layers,
+    }
+
+
+def workload_from_hf_config(data: dict, file: str | None = None, name: str | None = None) -> DecoderLM:
+    """A `DecoderLM` from a parsed Hugging Face config.json (see `SUPPORTED`)."""
+    from cosim.specs.loader import workload_from_dict
+
+    if not isinstance(data, dict):
+        raise CosimInputError("expected a JSON object at the top level", file=file)
+    arch = _arch(data, file)
+    hidden = _int(data, "hidden_size", file)
+    layers = _int(data, "num_hidden_layers", file)
+    vocab = _int(data, "vocab_size", file)
+    attention = _attention(data, arch, hidden, layers, file)
+    moe = _moe(data, arch, layers, file)
+    if moe and moe["experts_per_token"] > moe["num_experts"]:
+        raise CosimInputError(
+            f"num_experts_per_tok ({moe['experts_per_token']}) exceeds the expert count ({moe['num_experts']})",
+            file=file, field="num_experts_per_tok",
+        )
+    if arch == "qwen3_moe" and "intermediate_size" not in data:
+        intermediate = moe["expert_intermediate_size"] if moe else _int(data, "intermediate_size", file)
+    else:
+        intermediate = _int(data, "intermediate_size", file)
+    stem = Path(file).stem if file else None
+    slug = _slug(name or str(data.get("_name_or_path") or "").split("/")[-1] or stem or arch)
+    spec: dict[str, Any] = {
+        "schema_version": 1,
+        "family": "moe" if moe else "dense",
+        "name": slug,
+        "display_name": name or str(data.get("_name_or_path") or stem or SUPPORTED[arch]),
+        "source": {"title": f"Hugging Face config.json ({SUPPORTED[arch]})", "note": file},
+        "hidden_size": hidden,
+        "num_layers": layers,
+        "vocab_size": vocab,
+        "attention": attention,
+        "mlp": {"kind": _mlp_kind(data), "intermediate_size": intermediate, "bias": bool(data.get("mlp_bias"))},
+        "tie_word_embeddings": bool(data.get("tie_word_embeddings", False)),
+        "norm": "rmsnorm",
+        "max_position_embeddings": data.get("max_position_embeddings") or None,
+    }
+    if moe:
+        spec["moe"] = moe
+    return workload_from_dict(spec, file)
