@@ -1,0 +1,158 @@
+"""Public graph builders: (workload, scenario) -> OpTable, per chip after sharding, per step.
+
+- `prefill_graph`: one forward pass over `batch` prompts of `input_len` tokens (causal), LM head on
+  the last position of each prompt (the first generated token).
+- `decode_graph`: one decode step; each of `batch` sequences adds one token attending to `context`
+  cached tokens plus itself.
+- `train_graph`: the forward pass over batch x input_len tokens (LM head on every position), plus the
+  data-parallel gradient all-reduce as a COMM row in stage OPTIMIZER carrying the gradient bytes per
+  chip (every weight resident on the chip, reduced in bf16, or in the weight precision when wider;
+  comm_group = dp, so dp = 1 means no traffic). Backward, recompute and the optimizer step are the
+  engine's multiples of these rows; no other backward op is emitted.
+- `video_graph`: text encoder (once, x2 batch under CFG), DiT (one row per op with repeat x steps),
+  VAE decode (once).
+- `build_graph`: dispatch on `scenario.phase`. `generate` returns the prefill table followed by ONE
+  decode step at context = input_len + output_len // 2 (the mean context of the decode phase), with
+  names prefixed `prefill/` and `decode/`; engines wanting the full decode loop call `decode_graph`.
+
+Pipeline parallelism: every table describes the busiest stage (most FLOPs; the first on a tie), as
+one chip of it sees a step. `pipeline_stages` returns every stage; their sums give the whole model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cosim.errors import CosimInputError
+from cosim.graph.attention import Tokens
+from cosim.graph.decoder import resident_weight_bytes, stage_rows
+from cosim.graph.optable import CommKind, OpKind, OpTable, Stage
+from cosim.graph.rows import Dtypes, comm
+from cosim.graph.sharding import Mapping, ceil_div, resolve, stage_layer_ranges
+from cosim.graph.video import video_stage_rows
+from cosim.specs.hardware import BYTES_PER_ELEMENT
+from cosim.specs.scenario import Scenario
+from cosim.specs.workload import DecoderLM, VideoDiT
+
+GRADIENT_MIN_BYTES = 2.0  # gradients are reduced in bf16 at least (fp32 when the weights are fp32)
+
+
+def dtypes(scenario: Scenario) -> Dtypes:
+    """Bytes per element of weights, activations and KV cache, and the compute precision."""
+    return Dtypes(BYTES_PER_ELEMENT[scenario.weight_precision], BYTES_PER_ELEMENT[scenario.activation_precision],
+                  BYTES_PER_ELEMENT[scenario.kv_precision], scenario.compute_precision)
+
+
+def _need_decoder(workload, phase: str) -> DecoderLM:
+    if not isinstance(workload, DecoderLM):
+        raise CosimInputError(f"phase '{phase}' needs a decoder LM; '{workload.name}' is a video model "
+                              "(use --phase video)", field="phase")
+    return workload
+
+
+def _tokens(model: DecoderLM, scenario: Scenario, m: Mapping, phase: str, context: int = 0) -> Tokens:
+    b = scenario.batch // m.dp
+    if phase == "decode":
+        if context < 0:
+            raise CosimInputError(f"context must be >= 0, got {context}", field="context")
+        return Tokens("decode", b, 0, 0, context, b)
+    s_loc = ceil_div(scenario.input_len, m.sp)
+    return Tokens(phase, b, scenario.input_len, s_loc, 0, b * s_loc)
+
+
+def _decoder_stages(workload, scenario: Scenario, phase: str, context: int = 0) -> list[OpTable]:
+    model = _need_decoder(workload, phase)
+    m = resolve(model, scenario)
+    dt = dtypes(scenario)
+    tk = _tokens(model, scenario, m, phase, context)
+    stages = []
+    for start, end in stage_layer_ranges(model.num_layers, m.pp):
+        rows = stage_rows(model, dt, m, tk, start, end, scenario.routing_imbalance)
+        if phase == "train":
+            grad_bytes = max(GRADIENT_MIN_BYTES, dt.w) / dt.w * resident_weight_bytes(model, dt, m, start, end)
+            rows.append(comm("dp_grad_allreduce", Stage.OPTIMIZER, dt, CommKind.ALL_REDUCE, grad_bytes, m.dp))
+        stages.append(OpTable.from_rows(rows))
+    return stages
+
+
+def _busiest(stages: list[OpTable]) -> OpTable:
+    flops = [t.total("flops") for t in stages]
+    return stages[flops.index(max(flops))]
+
+
+def prefill_graph(workload: DecoderLM, scenario: Scenario) -> OpTable:
+    """One forward pass over `batch` prompts of `input_len` tokens; logits for the last position only."""
+    return _busiest(_decoder_stages(workload, scenario, "prefill"))
+
+
+def decode_graph(workload: DecoderLM, scenario: Scenario, context: int) -> OpTable:
+    """One decode step: `batch` sequences, one new token each, attending to `context` cached tokens (+1)."""
+    return _busiest(_decoder_stages(workload, scenario, "decode", context))
+
+
+def train_graph(workload: DecoderLM, scenario: Scenario) -> OpTable:
+    """Forward over batch x input_len tokens (logits everywhere) + the DP gradient all-reduce (OPTIMIZER)."""
+    return _busiest(_decoder_stages(workload, scenario, "train"))
+
+
+def video_graph(workload: VideoDiT, scenario: Scenario) -> OpTable:
+    """Text encoder (once), DiT forward x steps (CFG doubles the batch), VAE decode (once)."""
+    if not isinstance(workload, VideoDiT):
+        raise CosimInputError(f"phase 'video' needs a video model; '{workload.name}' is a decoder LM",
+                              field="phase")
+    return _busiest(pipeline_stages(workload, scenario))
+
+
+def generate_context(scenario: Scenario) -> int:
+    """The representative decode context of `generate`: input_len + output_len // 2."""
+    return scenario.input_len + scenario.output_len // 2
+
+
+def _prefixed(table: OpTable, prefix: str) -> OpTable:
+    out = table.with_repeat(1.0)
+    out.name = np.array([f"{prefix}/{n}" for n in table.name], dtype=object)
+    return out
+
+
+def build_graph(workload: DecoderLM | VideoDiT, scenario: Scenario, context: int | None = None) -> OpTable:
+    """The op table for `scenario.phase`. `context` overrides the decode context (default input_len)."""
+    phase = scenario.phase
+    if phase == "video":
+        return video_graph(workload, scenario)
+    if phase == "prefill":
+        return prefill_graph(workload, scenario)
+    if phase == "decode":
+        return decode_graph(workload, scenario, scenario.input_len if context is None else context)
+    if phase == "train":
+        return train_graph(workload, scenario)
+    if phase == "generate":
+        ctx = generate_context(scenario) if context is None else context
+        return OpTable.concat([_prefixed(prefill_graph(workload, scenario), "prefill"),
+                               _prefixed(decode_graph(workload, scenario, ctx), "decode")])
+    raise CosimInputError(f"unknown phase '{phase}'", field="phase")
+
+
+def pipeline_stages(workload: DecoderLM | VideoDiT, scenario: Scenario, context: int | None = None) -> list[OpTable]:
+    """One table per pipeline stage (per chip of that stage); `build_graph` returns the busiest."""
+    phase = scenario.phase
+    if phase == "video":
+        if not isinstance(workload, VideoDiT):
+            video_graph(workload, scenario)  # raises the phase error
+        m = resolve(workload, scenario)
+        return [OpTable.from_rows(rows) for rows in video_stage_rows(workload, scenario, dtypes(scenario), m)]
+    if phase == "generate":
+        raise CosimInputError("pipeline_stages takes prefill, decode, train or video", field="phase")
+    ctx = scenario.input_len if context is None else context
+    return _decoder_stages(workload, scenario, phase, ctx)
+
+
+def weight_bytes_per_chip(workload: DecoderLM | VideoDiT, scenario: Scenario) -> float:
+    """Weight bytes resident on one chip of the busiest stage (all local experts; full embedding shard)."""
+    if isinstance(workload, VideoDiT):
+        # each row reads its weights once per execution; embedding rows read looked-up rows, not tables
+        table = video_graph(workload, scenario)
+        return float(table.bytes_weight[table.kind != int(OpKind.EMBEDDING)].sum())
+    m = resolve(workload, scenario)
+    dt = dtypes(scenario)
+    ranges = stage_layer_ranges(workload.num_layers, m.pp)
+    return max(resident_weight_bytes(workload, dt, m, s, e) for s, e in ranges)

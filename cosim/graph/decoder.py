@@ -1,0 +1,108 @@
+"""The op rows of one pipeline stage of a decoder LM (dense or MoE) for prefill, decode or train.
+
+Per layer: fused residual-add + norm, the attention block (`attention.py`), a TP all-reduce, fused
+residual-add + norm, the MLP or MoE block (`moe.py`), a TP all-reduce. Layers that differ (sliding
+window vs full attention; the first `moe.first_dense_layers` dense layers vs MoE layers) get separate
+rows with their own `repeat`; ops common to all layers are one row with repeat = layers on the stage.
+Windowed layers are assumed interleaved evenly through the stack (layer i is windowed when
+floor((i + 1) W / L) > floor(i W / L) for W windowed of L layers), which only matters for how they
+spread over pipeline stages.
+
+Fused ops (rows with `fused = 1`): the residual add is fused with the following norm (one kernel
+reading the residual and the branch output, writing both the new residual and the normed input);
+rotary embedding into attention; the MLP activation (SwiGLU/GELU) into the gate/up GEMM epilogue.
+
+The first stage looks the embeddings up (per chip, the rows of its tokens); the last stage runs the
+final norm and the LM head (vocab / tp columns; prefill computes logits for the last position of each
+sequence only, train for every position) and, with tp > 1, all-gathers the logits. Every stage but the
+last sends its activations to the next (P2P, tokens x hidden x activation bytes).
+"""
+
+from __future__ import annotations
+
+from cosim.graph.attention import Tokens, self_attention_rows
+from cosim.graph.moe import mlp_rows, moe_rows
+from cosim.graph.optable import CommKind, Stage
+from cosim.graph.rows import (
+    NORM_FLOPS_PER_ELEMENT,
+    RESIDUAL_ADD_FLOPS,
+    Dtypes,
+    comm,
+    elementwise,
+    embedding,
+    gemm,
+)
+from cosim.graph.sharding import Mapping
+from cosim.specs.workload import DecoderLM
+
+
+def is_windowed(layer: int, num_layers: int, windowed_layers: int) -> bool:
+    """Whether layer `layer` uses the sliding window (windowed layers spread evenly)."""
+    return windowed_layers > 0 and (layer + 1) * windowed_layers // num_layers > layer * windowed_layers // num_layers
+
+
+def is_moe_layer(model: DecoderLM, layer: int) -> bool:
+    return model.moe is not None and layer >= model.moe.first_dense_layers
+
+
+def _norm_weight_elements(model: DecoderLM) -> int:
+    return model.hidden_size * (2 if model.norm == "layernorm" else 1)
+
+
+def _add_norm(name: str, model: DecoderLM, dt: Dtypes, tokens: float, repeat: float, outputs: float = 2.0) -> dict:
+    flops = NORM_FLOPS_PER_ELEMENT[model.norm] + RESIDUAL_ADD_FLOPS
+    return elementwise(name, Stage.DECODER, dt, tokens * model.hidden_size, flops, inputs=2.0, outputs=outputs,
+                       weight_elements=_norm_weight_elements(model), repeat=repeat)
+
+
+def head_tokens(tk: Tokens) -> int:
+    """Positions whose logits are computed: every token in training, the last of each sequence otherwise."""
+    return tk.tokens if tk.phase == "train" else tk.b
+
+
+def stage_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tk: Tokens, start: int, end: int,
+               imbalance: float = 1.0, touch_all_experts: bool = False) -> list[dict]:
+    """Rows of the layers [start, end) on one chip, plus embedding / LM head when the stage holds them."""
+    h, T, L = model.hidden_size, tk.tokens, model.num_layers
+    n = end - start
+    att = model.attention
+    windowed = sum(is_windowed(i, L, att.sliding_window_layers) for i in range(start, end))
+    n_moe = sum(is_moe_layer(model, i) for i in range(start, end))
+    window_counts = [(0, n - windowed), (att.sliding_window or 0, windowed)]
+    rows: list[dict] = []
+    if start == 0:
+        rows.append(embedding("embed_tokens", Stage.DECODER, dt, T, h))
+    rows.append(_add_norm("attn_norm", model, dt, T, n))
+    rows += self_attention_rows(model, dt, m, tk, window_counts)
+    if m.tp > 1:
+        rows.append(comm("attn.tp_allreduce", Stage.DECODER, dt, CommKind.ALL_REDUCE, T * h * dt.a, m.tp, repeat=n))
+    if not model.parallel_attention_mlp:  # GPT-J feeds attention and MLP from one norm
+        rows.append(_add_norm("mlp_norm", model, dt, T, n))
+    if n - n_moe:
+        rows += mlp_rows("mlp", Stage.DECODER, dt, model.mlp, T, h, model.mlp.intermediate_size / m.tp, n - n_moe)
+    if n_moe:
+        rows += moe_rows(model, dt, m, T, imbalance, n_moe, touch_all=touch_all_experts)
+    if m.tp > 1:
+        rows.append(comm("mlp.tp_allreduce", Stage.DECODER, dt, CommKind.ALL_REDUCE, T * h * dt.a, m.tp, repeat=n))
+    if end == L:
+        rows.append(_add_norm("final_norm", model, dt, T, 1, outputs=1.0))
+        ht = head_tokens(tk)
+        rows.append(gemm("lm_head", Stage.LM_HEAD, dt, ht, h, model.vocab_size / m.tp, bias=model.lm_head_bias))
+        if m.tp > 1:
+            rows.append(comm("lm_head.logits_allgather", Stage.LM_HEAD, dt, CommKind.ALL_GATHER,
+                             ht * model.vocab_size / m.tp * dt.a, m.tp))
+    else:
+        rows.append(comm("pp_send_activations", Stage.DECODER, dt, CommKind.P2P, T * h * dt.a, 2))
+    return rows
+
+
+def resident_weight_bytes(model: DecoderLM, dt: Dtypes, m: Mapping, start: int, end: int) -> float:
+    """Weight bytes stored on one chip of the stage [start, end): every local expert, and the embedding
+    table's vocab-parallel shard (1 / tp) on the first stage (shared with the LM head when tied and the
+    model has one stage)."""
+    tk = Tokens("decode", 1, 1, 1, 0, 1)
+    rows = stage_rows(model, dt, m, tk, start, end, touch_all_experts=True)
+    total = sum(r.get("bytes_weight", 0.0) * r.get("repeat", 1.0) for r in rows if r["name"] != "embed_tokens")
+    if start == 0 and not (model.tie_word_embeddings and end == model.num_layers):
+        total += model.vocab_size * model.hidden_size / m.tp * dt.w
+    return float(total)

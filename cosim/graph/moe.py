@@ -1,0 +1,101 @@
+"""MLP blocks of decoder LMs: the dense (gated or not) MLP and the mixture-of-experts layer.
+
+Expected experts touched. With uniform routing each token picks `k` distinct experts out of `E`, so
+a given expert is missed by one token with probability exactly 1 - k/E and by T independent tokens
+with probability (1 - k/E)^T. A chip holding E_chip experts therefore touches, in expectation,
+
+    E_touched = E_chip x (1 - (1 - k/E)^T)
+
+of them (T = 1 gives E_chip k / E, i.e. k when one chip holds all experts; T -> infinity gives
+E_chip). Only touched experts' weights are read; each touched expert runs a GEMM of
+m = T k (E_chip / E) / E_touched tokens (the expected tokens per touched expert). This is neither
+"all experts" nor "just top-k" and is what makes small-batch MoE decode memory-cheap.
+
+Routing imbalance (`scenario.routing_imbalance`, max/mean load) scales the work of this chip's
+experts when experts are spread over chips (ep > 1): the table describes the slowest EP rank. With
+ep = 1 every chip holds every expert (TP-sharded), so imbalance does not change its total work.
+
+EP dispatch and combine are all-to-alls of each chip's share of tokens (T / tp: TP ranks split the
+replicated tokens) x k x hidden x activation bytes x (ep - 1) / ep, the part that leaves the chip.
+The SwiGLU/GELU activation is fused into the gate/up GEMM's epilogue (a `fused` row with its FLOPs).
+The router's top-k selection is not counted (well under 0.01% of the FLOPs).
+"""
+
+from __future__ import annotations
+
+from cosim.graph.optable import CommKind, OpKind, Stage
+from cosim.graph.rows import (
+    ACT_FLOPS_PER_ELEMENT,
+    GATE_MULTIPLY_FLOPS,
+    GATED_ACTIVATION,
+    Dtypes,
+    comm,
+    elementwise,
+    gemm,
+)
+from cosim.graph.sharding import Mapping
+from cosim.specs.workload import DecoderLM, Mlp
+
+
+def expected_experts_touched(num_experts: int, experts_per_token: int, tokens: float,
+                             experts_on_chip: float | None = None) -> float:
+    """E_chip x (1 - (1 - k/E)^T): distinct experts a batch of T uniformly routed tokens touches on a chip."""
+    e_chip = num_experts if experts_on_chip is None else experts_on_chip
+    if tokens <= 0:
+        return 0.0
+    return float(e_chip) * (1.0 - (1.0 - experts_per_token / num_experts) ** tokens)
+
+
+def activation_flops_per_element(mlp: Mlp) -> float:
+    """Activation (+ gate multiply when gated) FLOPs per intermediate element."""
+    flops = ACT_FLOPS_PER_ELEMENT[GATED_ACTIVATION[mlp.kind]]
+    return flops + (GATE_MULTIPLY_FLOPS if mlp.gated else 0.0)
+
+
+def mlp_rows(prefix: str, stage: Stage, dt: Dtypes, mlp: Mlp, tokens: float, hidden: int, width: float,
+             repeat: float) -> list[dict]:
+    """Gate+up as one GEMM (n = 2 x width when gated), the fused activation, the down GEMM. `width` per chip."""
+    up = (2 if mlp.gated else 1) * width
+    return [
+        gemm(f"{prefix}.gate_up_proj" if mlp.gated else f"{prefix}.up_proj", stage, dt, tokens, hidden, up,
+             bias=mlp.bias, repeat=repeat),
+        elementwise(f"{prefix}.act", stage, dt, tokens * width, activation_flops_per_element(mlp), fused=True,
+                    repeat=repeat),
+        gemm(f"{prefix}.down_proj", stage, dt, tokens, width, hidden, bias=mlp.bias, repeat=repeat),
+    ]
+
+
+def moe_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tokens: float, imbalance: float,
+             repeat: float, touch_all: bool = False) -> list[dict]:
+    """Router, shared experts, routed experts (grouped GEMM over touched experts) and EP all-to-alls.
+
+    `touch_all` makes every local expert count as touched (used to size the resident weights).
+    """
+    moe, h, mlp = model.moe, model.hidden_size, model.mlp
+    E, k = moe.num_experts, moe.experts_per_token
+    rows = [gemm("moe.router", Stage.DECODER, dt, tokens, h, E, bias=moe.router_bias, repeat=repeat)]
+    if moe.num_shared_experts:
+        width = moe.num_shared_experts * (moe.shared_expert_intermediate_size or moe.expert_intermediate_size)
+        rows += mlp_rows("moe.shared", Stage.DECODER, dt, mlp, tokens, h, width / m.tp, repeat)
+
+    pooled = tokens * m.ep_token_pool
+    e_chip = E / m.ep
+    touched = e_chip if touch_all else expected_experts_touched(E, k, pooled, e_chip)
+    assignments = pooled * k * e_chip / E * (imbalance if m.ep > 1 else 1.0)
+    per_expert = assignments / touched
+    width = moe.expert_intermediate_size / m.expert_tp
+    up = (2 if mlp.gated else 1) * width
+    if m.ep > 1:
+        send = tokens / m.tp * k * h * dt.a * (m.ep - 1) / m.ep
+        rows.append(comm("moe.ep_dispatch", Stage.DECODER, dt, CommKind.ALL_TO_ALL, send, m.ep, repeat=repeat))
+    rows += [
+        gemm("moe.experts.gate_up_proj" if mlp.gated else "moe.experts.up_proj", Stage.DECODER, dt, per_expert,
+             h, up, groups=touched, bias=mlp.bias, kind=OpKind.GROUPED_GEMM, repeat=repeat),
+        elementwise("moe.experts.act", Stage.DECODER, dt, assignments * width,
+                    activation_flops_per_element(mlp), fused=True, repeat=repeat),
+        gemm("moe.experts.down_proj", Stage.DECODER, dt, per_expert, width, h, groups=touched, bias=mlp.bias,
+             kind=OpKind.GROUPED_GEMM, repeat=repeat),
+    ]
+    if m.ep > 1:
+        rows.append(comm("moe.ep_combine", Stage.DECODER, dt, CommKind.ALL_TO_ALL, send, m.ep, repeat=repeat))
+    return rows

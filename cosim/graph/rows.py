@@ -1,0 +1,98 @@
+"""Row constructors for the op table: one function per op kind, each returning a dict for `OpTable.from_rows`.
+
+Every builder (decoder, MoE, attention, video) emits rows through these functions, so FLOPs and bytes
+follow one set of conventions:
+
+- GEMM (m x k) @ (k x n), repeated `groups` times: FLOPs = 2 m k n per group; reads the weights once
+  (k n per group, + n bias elements when there is a bias), reads m k and writes m n activations.
+  Bias adds run in the GEMM epilogue and are not counted as FLOPs (under 0.01% of the total).
+- ELEMENTWISE: FLOPs = elements x FLOPs per element, with the per-element counts below; bytes are the
+  elements read and written. A row marked `fused` carries FLOPs but no bytes (its traffic is the
+  neighbour's).
+- COMM: `comm_bytes` per chip per execution. ALL_REDUCE: the vector being reduced; ALL_GATHER: the
+  shard this chip contributes; engines apply the algorithm's factor (e.g. 2 (g - 1) / g for a ring
+  all-reduce over g chips). ALL_TO_ALL (MoE dispatch/combine, Ulysses): the bytes that leave the chip,
+  i.e. the send buffer x (g - 1) / g already applied (the issue's contract). P2P: the bytes sent
+  (ring attention: all sp - 1 hops together).
+
+FLOPs per element (operation counts of the textbook definition, not measured constants):
+RMSNorm 4 (square, accumulate, scale by the reciprocal root, multiply by gamma); LayerNorm 7 (mean,
+subtract, square, accumulate, scale, gamma, beta); residual add 1; SiLU 4 (exp, add, divide, multiply);
+GELU 8 (tanh approximation: cube, multiply-add, scale, tanh, add, two multiplies); ReLU 1; gate
+multiply 1; rotary embedding 3 (two multiplies and an add per element of q and k); adaLN modulation 2
+(x * (1 + scale) + shift) and a gated residual 2.
+"""
+
+from __future__ import annotations
+
+from cosim.graph.optable import PRECISION_CODE, CommKind, OpKind, Stage
+
+NORM_FLOPS_PER_ELEMENT = {"rmsnorm": 4.0, "layernorm": 7.0}
+ACT_FLOPS_PER_ELEMENT = {"silu": 4.0, "gelu": 8.0, "relu": 1.0}
+GATED_ACTIVATION = {"swiglu": "silu", "geglu": "gelu", "gelu": "gelu", "relu": "relu"}
+RESIDUAL_ADD_FLOPS = 1.0
+GATE_MULTIPLY_FLOPS = 1.0
+ROTARY_FLOPS_PER_ELEMENT = 3.0
+MODULATION_FLOPS_PER_ELEMENT = 2.0
+
+
+class Dtypes:
+    """Bytes per element and the compute-precision code of one scenario."""
+
+    def __init__(self, weight_bytes: float, act_bytes: float, kv_bytes: float, precision: str):
+        self.w = weight_bytes
+        self.a = act_bytes
+        self.kv = kv_bytes
+        self.code = PRECISION_CODE[precision]
+
+
+def gemm(name: str, stage: Stage, dt: Dtypes, m: float, k: float, n: float, *, groups: float = 1.0,
+         bias: bool = False, kind: OpKind = OpKind.GEMM, repeat: float = 1.0,
+         weight_bytes: float | None = None) -> dict:
+    """(m x k) @ (k x n) per group. `weight_bytes` overrides k n groups x weight size (e.g. no weights)."""
+    wbytes = groups * (k * n + (n if bias else 0.0)) * dt.w if weight_bytes is None else weight_bytes
+    return {
+        "name": name, "kind": int(kind), "stage": int(stage), "precision": dt.code,
+        "m": m, "k": k, "n": n, "groups": groups,
+        "flops": 2.0 * m * k * n * groups,
+        "bytes_weight": wbytes,
+        "bytes_act_in": groups * m * k * dt.a,
+        "bytes_act_out": groups * m * n * dt.a,
+        "repeat": repeat,
+    }
+
+
+def elementwise(name: str, stage: Stage, dt: Dtypes, elements: float, flops_per_element: float, *,
+                inputs: float = 1.0, outputs: float = 1.0, weight_elements: float = 0.0,
+                fused: bool = False, repeat: float = 1.0) -> dict:
+    """An elementwise/norm op over `elements` values reading `inputs` and writing `outputs` tensors."""
+    return {
+        "name": name, "kind": int(OpKind.ELEMENTWISE), "stage": int(stage), "precision": dt.code,
+        "m": elements, "fused": int(fused),
+        "flops": elements * flops_per_element,
+        "bytes_weight": 0.0 if fused else weight_elements * dt.w,
+        "bytes_act_in": 0.0 if fused else inputs * elements * dt.a,
+        "bytes_act_out": 0.0 if fused else outputs * elements * dt.a,
+        "repeat": repeat,
+    }
+
+
+def embedding(name: str, stage: Stage, dt: Dtypes, tokens: float, hidden: float, *, repeat: float = 1.0) -> dict:
+    """Table lookup: gathers `tokens` rows of `hidden` weights (not the whole table), writes them out."""
+    return {
+        "name": name, "kind": int(OpKind.EMBEDDING), "stage": int(stage), "precision": dt.code,
+        "m": tokens, "n": hidden,
+        "bytes_weight": tokens * hidden * dt.w,
+        "bytes_act_out": tokens * hidden * dt.a,
+        "repeat": repeat,
+    }
+
+
+def comm(name: str, stage: Stage, dt: Dtypes, kind: CommKind, payload_bytes: float, group: int, *,
+         repeat: float = 1.0) -> dict:
+    """A collective (or P2P transfer) of `payload_bytes` per chip among `group` chips."""
+    return {
+        "name": name, "kind": int(OpKind.COMM), "stage": int(stage), "precision": dt.code,
+        "comm_kind": int(kind), "comm_group": int(group), "comm_bytes": payload_bytes,
+        "repeat": repeat,
+    }

@@ -1,0 +1,128 @@
+"""Resolve and validate a scenario's parallelism against a workload: what one chip holds and computes.
+
+Rules (an impossible mapping raises `CosimInputError` naming the `parallelism.*` field):
+
+- TP splits attention heads and MLP width. `num_heads % tp` must be 0. KV heads are split when
+  `num_kv_heads >= tp` (then `num_kv_heads % tp` must be 0) and replicated when fewer than `tp`
+  (then `tp % num_kv_heads` must be 0): `kv_heads_per_chip = max(1, kv_heads / tp)`, as in vLLM and
+  Megatron. Norms, embeddings lookups, MoE routers and MLA's down-projections are replicated.
+- PP splits layers into `pp` contiguous stages; an uneven split gives the first `L % pp` stages one
+  extra layer. `pp > layers` is an error.
+- EP places `num_experts / ep` experts on each chip; EP reuses the TP x DP chips (it never adds
+  chips), so `ep` must divide `tp * dp`. When `ep <= tp` (and `tp % ep == 0`) each expert's width is
+  further split over `tp / ep` chips; when `ep > tp` (and `ep % tp == 0`) an EP group spans `ep / tp`
+  data-parallel replicas whose tokens meet at the experts. `ep > num_experts`, `num_experts % ep`,
+  and `ep > 1` on a model without experts are errors.
+- DP splits the batch: `batch % dp` must be 0 (video: the batch after CFG doubling).
+- SP/CP splits the sequence (prefill, train, video tokens; a remainder is padded, so tokens per chip
+  are `ceil(tokens / sp)`). Ulysses re-shards by heads for attention, so `num_heads % (tp * sp)` must
+  be 0; ring attention has no such constraint. In decode SP splits the cached context instead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from cosim.errors import CosimInputError
+from cosim.specs.scenario import Scenario
+from cosim.specs.workload import DecoderLM, VideoDiT
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """The validated parallel degrees plus derived per-chip quantities."""
+
+    tp: int
+    pp: int
+    ep: int
+    dp: int
+    sp: int
+    sp_kind: str
+    expert_tp: int  # chips one expert's width is split over (tp / ep when ep <= tp, else 1)
+    ep_token_pool: int  # data-parallel replicas whose tokens reach one chip's experts (ep / tp when ep > tp)
+
+
+def _err(field: str, message: str) -> CosimInputError:
+    return CosimInputError(message, field=f"parallelism.{field}")
+
+
+def check_heads(heads: int, kv_heads: int, tp: int, sp: int, sp_kind: str, *, sequence_split: bool,
+                what: str = "attention") -> None:
+    """TP (and Ulysses SP) must divide the heads; KV heads split or replicate evenly."""
+    if heads % tp:
+        raise _err("tp", f"tp={tp} does not divide {what}.num_heads={heads}")
+    if kv_heads >= tp and kv_heads % tp:
+        raise _err("tp", f"tp={tp} does not divide {what}.num_kv_heads={kv_heads}")
+    if kv_heads < tp and tp % kv_heads:
+        raise _err("tp", f"tp={tp} is not a multiple of {what}.num_kv_heads={kv_heads} (KV heads "
+                         "are replicated when fewer than tp)")
+    if sequence_split and sp > 1 and sp_kind == "ulysses" and heads % (tp * sp):
+        raise _err("sp", f"Ulysses sp={sp} x tp={tp} does not divide {what}.num_heads={heads}; "
+                         "use ring attention or a smaller degree")
+
+
+def stage_layer_ranges(num_layers: int, pp: int) -> list[tuple[int, int]]:
+    """Contiguous [start, end) layer ranges of the `pp` pipeline stages (first stages take the remainder)."""
+    if pp > num_layers:
+        raise _err("pp", f"pp={pp} exceeds the number of layers ({num_layers})")
+    base, extra = divmod(num_layers, pp)
+    ranges, start = [], 0
+    for s in range(pp):
+        size = base + (1 if s < extra else 0)
+        ranges.append((start, start + size))
+        start += size
+    return ranges
+
+
+def resolve(workload: DecoderLM | VideoDiT, scenario: Scenario) -> Mapping:
+    """Validate the scenario's parallelism for this workload and derive the per-chip mapping."""
+    par = scenario.parallelism
+    tp, pp, ep, dp, sp = par.tp, par.pp, par.ep, par.dp, par.sp
+    if isinstance(workload, VideoDiT):
+        dit = workload.dit
+        check_heads(dit.num_heads, dit.num_heads, tp, sp, par.sp_kind, sequence_split=True, what="dit")
+        stage_layer_ranges(dit.num_layers, pp)
+        if ep > 1:
+            raise _err("ep", f"ep={ep} exceeds the number of experts (0): video DiTs have no experts")
+        return Mapping(tp, pp, ep, dp, sp, par.sp_kind, tp, 1)
+
+    att = workload.attention
+    seq_split = scenario.phase in ("prefill", "train", "generate")
+    kv_heads = att.num_heads if att.kind == "mla" else att.num_kv_heads
+    check_heads(att.num_heads, kv_heads, tp, sp, par.sp_kind, sequence_split=seq_split)
+    stage_layer_ranges(workload.num_layers, pp)
+    if scenario.batch % dp:
+        raise _err("dp", f"dp={dp} does not divide the batch ({scenario.batch})")
+    expert_tp, pool = tp, 1
+    if ep > 1:
+        experts = workload.moe.num_experts if workload.moe else 0
+        if ep > experts:
+            raise _err("ep", f"ep={ep} exceeds the number of experts ({experts})")
+        if experts % ep:
+            raise _err("ep", f"ep={ep} does not divide the number of experts ({experts})")
+        if (tp * dp) % ep:
+            raise _err("ep", f"ep={ep} must divide tp x dp = {tp * dp} (EP reuses the TP x DP chips)")
+        if ep <= tp:
+            if tp % ep:
+                raise _err("ep", f"ep={ep} must divide tp={tp} when ep <= tp")
+            expert_tp = tp // ep
+        else:
+            if ep % tp:
+                raise _err("ep", f"ep={ep} must be a multiple of tp={tp} when ep > tp")
+            expert_tp, pool = 1, ep // tp
+    return Mapping(tp, pp, ep, dp, sp, par.sp_kind, expert_tp, pool)
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def kv_heads_per_chip(kv_heads: int, tp: int) -> int:
+    """KV heads on one chip: split when there are at least `tp`, else one replicated head."""
+    return max(1, kv_heads // tp)
+
+
+def local_fraction(total: float, parts: int) -> float:
+    """Share of `total` items on one of `parts` chips with padding (ceil), as a float."""
+    return float(math.ceil(total / parts))

@@ -1,0 +1,117 @@
+"""MoE graphs: expected experts touched (closed form vs Monte Carlo), weight traffic, EP conservation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_graph_decoder import named, scen
+from test_graph_specs import DEEPSEEK_V3, MIXTRAL_8X7B, load
+
+from cosim.graph import build_graph, decode_graph, prefill_graph
+from cosim.graph.moe import expected_experts_touched
+
+BF16 = 2.0
+
+
+def test_one_token_touches_exactly_k_experts():
+    assert expected_experts_touched(8, 2, 1) == pytest.approx(2.0, rel=1e-12)
+    assert expected_experts_touched(256, 8, 1) == pytest.approx(8.0, rel=1e-12)
+
+
+def test_many_tokens_touch_every_expert():
+    assert expected_experts_touched(256, 8, 100_000) == pytest.approx(256.0, rel=1e-12)
+    assert expected_experts_touched(256, 8, 100_000, experts_on_chip=32) == pytest.approx(32.0, rel=1e-12)
+
+
+@pytest.mark.parametrize(("E", "k", "T"), [(8, 2, 3), (256, 8, 16), (128, 8, 64), (64, 6, 5)])
+def test_expected_experts_matches_monte_carlo(E, k, T):
+    """Brute force: each token draws k distinct experts uniformly; count distinct experts per batch."""
+    rng = np.random.default_rng(1234)
+    trials = 4000
+    counts = np.empty(trials)
+    for i in range(trials):
+        picks = np.argsort(rng.random((T, E)), axis=1)[:, :k]  # k distinct experts per token
+        counts[i] = len(np.unique(picks))
+    stderr = counts.std() / np.sqrt(trials)
+    assert expected_experts_touched(E, k, T) == pytest.approx(counts.mean(), abs=4 * stderr + 1e-9)
+
+
+@given(E=st.sampled_from([8, 16, 64, 256]), k=st.integers(1, 8), T=st.integers(1, 5000))
+@settings(max_examples=60, deadline=None)
+def test_expected_experts_bounds(E, k, T):
+    k = min(k, E)
+    got = expected_experts_touched(E, k, T)
+    assert k - 1e-9 <= got <= min(E, T * k) + 1e-9
+    assert expected_experts_touched(E, k, T + 1) >= got - 1e-12
+
+
+def test_mixtral_batch1_decode_reads_k_over_e_of_the_experts():
+    model = load(MIXTRAL_8X7B)
+    t = decode_graph(model, scen("decode"), 1024)
+    expert_weights = 32 * 8 * 3 * 4096 * 14336 * BF16  # L x E x (gate, up, down) x h x I
+    assert named(t, "moe.experts", "bytes_weight") == pytest.approx(expert_weights * 2 / 8, rel=1e-12)
+    # a large batch touches (almost) all of them
+    big = decode_graph(model, scen("decode", batch=256), 1024)
+    assert named(big, "moe.experts", "bytes_weight") == pytest.approx(expert_weights, rel=1e-6)
+
+
+def test_mixtral_prefill_flops_are_2x_active_params():
+    """Routed experts run k experts per token: 2 x active params x tokens + attention (matmuls)."""
+    model = load(MIXTRAL_8X7B)
+    b, s, L, h, H, d, V = 1, 1024, 32, 4096, 32, 128, 32000
+    t = prefill_graph(model, scen("prefill", batch=b, input_len=s))
+    attn = (h * H * d * 2 + 2 * h * 8 * d)
+    layer = attn + 2 * 3 * h * 14336 + h * 8  # attention + 2 experts + router
+    expected = 2 * L * layer * b * s + 2 * V * h * b + 4 * L * H * d * b * s * (s + 1) / 2
+    gemm_attn = sum(f * r for f, r, k in zip(t.flops, t.repeat, t.kind, strict=True) if k in (0, 1, 2))
+    assert gemm_attn == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize(("tp", "ep", "dp"), [(2, 2, 1), (8, 8, 1), (8, 4, 1), (1, 8, 8), (2, 8, 4)])
+@pytest.mark.parametrize("phase", ["prefill", "decode"])
+def test_ep_conserves_expert_flops(tp, ep, dp, phase):
+    """Per chip, routed-expert FLOPs with EP equal those of TP alone for the same tokens per replica."""
+    model = load(DEEPSEEK_V3)
+    base = build_graph(model, scen(phase, batch=4 * dp, input_len=128, tp=tp, dp=dp))
+    with_ep = build_graph(model, scen(phase, batch=4 * dp, input_len=128, tp=tp, dp=dp, ep=ep))
+    assert named(with_ep, "moe.experts") == pytest.approx(named(base, "moe.experts"), rel=1e-12)
+    comm = with_ep.select(np.array([n.startswith("moe.ep_") for n in with_ep.name]))
+    assert len(comm) == 2 and (comm.comm_group == ep).all()
+    # dispatch: tokens this chip sends x k x hidden x bytes x (ep - 1) / ep
+    tokens = 4 * (128 if phase == "prefill" else 1) / tp
+    assert comm.comm_bytes[0] == pytest.approx(tokens * 8 * 7168 * BF16 * (ep - 1) / ep, rel=1e-12)
+
+
+def test_routing_imbalance_scales_the_slowest_ep_rank():
+    model = load(DEEPSEEK_V3)
+    even = build_graph(model, scen("prefill", batch=8, input_len=256, dp=8, ep=8))
+    skew = build_graph(model, scen("prefill", batch=8, input_len=256, dp=8, ep=8, routing_imbalance=1.5))
+    assert named(skew, "moe.experts") == pytest.approx(1.5 * named(even, "moe.experts"), rel=1e-12)
+
+
+@pytest.mark.parametrize(("kw", "field"), [
+    ({"ep": 512, "dp": 512, "batch": 512}, "parallelism.ep"),  # more chips than experts
+    ({"ep": 3, "dp": 3, "batch": 3}, "parallelism.ep"),        # 256 % 3
+    ({"ep": 16, "tp": 8}, "parallelism.ep"),                   # EP needs tp x dp chips
+])
+def test_bad_expert_parallelism(kw, field):
+    from cosim.errors import CosimInputError
+
+    with pytest.raises(CosimInputError) as err:
+        build_graph(load(DEEPSEEK_V3), scen("decode", **kw))
+    assert err.value.field == field
+
+
+def test_cli_ep_larger_than_experts_exits_2(tmp_path, capsys):
+    import yaml
+
+    from cosim.cli.main import main
+
+    path = tmp_path / "mixtral.yaml"
+    path.write_text(yaml.safe_dump(MIXTRAL_8X7B))
+    assert main(["graph", "--workload", str(path), "--phase", "decode", "--ep", "16", "--dp", "16",
+                 "--batch", "16"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "parallelism.ep" in err and "exceeds the number of experts (8)" in err
