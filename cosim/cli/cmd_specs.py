@@ -81,9 +81,8 @@ def register(app: typer.Typer) -> None:
             for r in results:
                 print(f"ok    {r['path']} ({r['name']})" if r["ok"] else f"FAIL  {r['error']}")
         if bad:
-            if fmt != "table":
-                for r in bad:
-                    print(f"error: {r['error']}", file=sys.stderr)
+            for r in bad:
+                print(f"error: {r['error']}", file=sys.stderr)
             raise typer.Exit(2)
 
 

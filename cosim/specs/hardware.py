@@ -189,9 +189,11 @@ class Hardware(_Frozen):
             raise ValueError(f"memory level names must be unique, got {names}")
         if not any(p is not None for p in self.compute.peak_flops_per_s.__dict__.values()):
             raise ValueError("compute.peak_flops_per_s needs at least one precision")
-        missing = sorted({src for src in _figure_sources(self) if src not in self.sources})
+        missing = [(path, src) for path, src in _figure_sources(self) if src not in self.sources]
         if missing:
-            raise ValueError(f"figure source key(s) {missing} are not in 'sources'")
+            path, src = missing[0]
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise ValueError(f"'{path}' cites source '{src}', which is not in 'sources'{more}")
         return self
 
     # --- convenience accessors used by engines (SI floats) ---
@@ -207,20 +209,20 @@ class Hardware(_Frozen):
         return self.compute.peak_flops_per_s.get(precision)
 
 
-def _figure_sources(model: BaseModel):
-    """Yield the `source` key of every figure nested in `model`."""
-    for value in model.__dict__.values():
-        yield from _sources_in(value)
+def _figure_sources(model: BaseModel, prefix: str = ""):
+    """Yield (field path, `source` key) of every figure nested in `model`; memory levels by name."""
+    for key, value in model.__dict__.items():
+        yield from _sources_in(value, f"{prefix}{key}")
 
 
-def _sources_in(value):
+def _sources_in(value, path: str):
     if isinstance(value, FigureBase | GemmTile):
-        yield value.source
+        yield path, value.source
     elif isinstance(value, BaseModel):
-        yield from _figure_sources(value)
+        yield from _figure_sources(value, f"{path}.")
     elif isinstance(value, tuple | list):
-        for item in value:
-            yield from _sources_in(item)
+        for i, item in enumerate(value):
+            yield from _sources_in(item, f"{path}.{getattr(item, 'name', i)}")
     elif isinstance(value, dict):
-        for item in value.values():
-            yield from _sources_in(item)
+        for key, item in value.items():
+            yield from _sources_in(item, f"{path}.{key}")

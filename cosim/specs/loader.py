@@ -60,7 +60,8 @@ def read_document(path: Path) -> dict[str, Any]:
 def format_validation_error(err: ValidationError, file: str | None, data: Any = None) -> CosimInputError:
     """Turn pydantic's error list into one readable line (the first error, plus a count)."""
     errors = err.errors(include_url=False)
-    first = errors[0]
+    # A misspelt key shows up as an unknown key plus a missing one: report the unknown key first.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = _clean_loc(first["loc"])
     field = ".".join(loc) or None
     kind = first["type"]

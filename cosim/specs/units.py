@@ -31,6 +31,8 @@ UNIT_OF_KIND: dict[str, str] = {
 }
 
 _PLAIN_NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
+# Link rates are written "400 Gb/s" or "100 Gbps"; pint reads "Gb" as the gilbert, so spell bits out.
+_BIT_RATE = re.compile(r"(?<![A-Za-z])([kKMGTPE]?)(?:b/s|bps)\b")
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,6 +65,7 @@ def parse_quantity(value: Any, kind: str) -> float:
         return float(text)
     if kind in ("usd", "usd_per_hour"):
         raise ValueError(f"expected a dollar amount like 2.99, got '{value}'")
+    text = _BIT_RATE.sub(lambda m: f"{m.group(1)}bit/s", text)
     ureg = _registry()
     import pint
 
