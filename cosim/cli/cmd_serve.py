@@ -1,0 +1,115 @@
+"""`cosim serve`: simulate serving a language model under load -- throughput, latency percentiles, SLO goodput.
+
+Parsing and formatting only; the model lives in `cosim.serving`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cosim.cli.common import DpOpt, EpOpt, HardwareOpt, PpOpt, PrecisionOpt, TpOpt, WorkloadOpt
+
+LEN_HELP = ("tokens per request: N, fixed:N, uniform:LO:HI, lognormal:MEAN:SIGMA[:MAX] (MEAN in tokens, SIGMA of "
+            "log length), profile:NAME (see cosim/data/dataset_profiles.yaml, e.g. profile:openorca) or "
+            "trace:FILE.csv (columns arrival_time_s,input_len,output_len; gives arrivals too)")
+SCHEDULERS = ("continuous", "chunked", "disaggregated", "static")
+
+TABLE_ROWS = ("feasible", "reason", "replicas", "chips_per_replica", "scheduler", "step_model", "num_requests",
+              "duration_s", "output_tokens_per_s", "input_tokens_per_s", "requests_per_s",
+              "ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tpot_p50_s", "tpot_p90_s", "tpot_p99_s",
+              "e2e_p50_s", "e2e_p90_s", "e2e_p99_s", "queue_delay_p50_s", "queue_delay_p99_s",
+              "mean_batch_seqs", "kv_capacity_tokens_per_replica", "kv_utilisation_mean", "kv_utilisation_peak",
+              "preemptions", "sustainable", "goodput_requests_per_s", "slo_attainment", "max_qps_at_slo",
+              "energy_j_per_output_token", "usd_per_million_output_tokens")
+
+
+def _positive(flag: str, value: float | None) -> None:
+    from cosim.errors import CosimInputError
+
+    if value is not None and not value > 0:
+        raise CosimInputError(f"{flag} must be positive, got {value:g}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("serve")
+    def serve_cmd(
+        hardware: HardwareOpt,
+        workload: WorkloadOpt,
+        input_len: Annotated[str, typer.Option("--input-len", help=LEN_HELP)],
+        output_len: Annotated[str, typer.Option("--output-len", help=LEN_HELP)],
+        chips: Annotated[int | None, typer.Option("--chips", help="chips in the fleet; more than one replica "
+                                                  "(tp x pp) needs means several replicas")] = None,
+        precision: PrecisionOpt = "bf16",
+        tp: TpOpt = 1,
+        pp: PpOpt = 1,
+        ep: EpOpt = 1,
+        dp: DpOpt = 1,
+        offline: Annotated[bool, typer.Option("--offline", help="all requests queued at t = 0 "
+                                              "(trtllm-bench / MLPerf Offline)")] = False,
+        num_requests: Annotated[int | None, typer.Option("--num-requests", help="requests in --offline mode")] = None,
+        qps: Annotated[float | None, typer.Option("--qps", help="mean arrival rate, requests/s")] = None,
+        duration: Annotated[float | None, typer.Option("--duration", help="arrival window, s")] = None,
+        arrival: Annotated[str, typer.Option("--arrival", help="poisson | constant | gamma:CV")] = "poisson",
+        scheduler: Annotated[str, typer.Option("--scheduler", help=" | ".join(SCHEDULERS))] = "continuous",
+        max_seqs: Annotated[int | None, typer.Option("--max-seqs", help="running sequences per replica "
+                                                     "(default 256, vLLM)")] = None,
+        max_batched_tokens: Annotated[int | None, typer.Option("--max-batched-tokens", help="tokens per "
+                                                               "iteration (default 8192)")] = None,
+        block_size: Annotated[int | None, typer.Option("--block-size", help="KV block, tokens (default 16)")] = None,
+        preemption: Annotated[str, typer.Option("--preemption", help="recompute | swap")] = "recompute",
+        router: Annotated[str, typer.Option("--router", help="least_work | round_robin")] = "least_work",
+        slo_ttft: Annotated[float | None, typer.Option("--slo-ttft", help="TTFT limit, s (p99)")] = None,
+        slo_tpot: Annotated[float | None, typer.Option("--slo-tpot", help="TPOT limit, s (p99)")] = None,
+        find_max_qps: Annotated[bool, typer.Option("--find-max-qps", help="bisect for the highest "
+                                                   "sustainable QPS meeting the SLO")] = False,
+        seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
+        fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    ) -> None:
+        """Simulate serving: replicas, router, scheduler, paged KV cache; TTFT/TPOT/E2E percentiles and goodput.
+
+        Length DIST syntax: N | fixed:N | uniform:LO:HI | lognormal:MEAN:SIGMA[:MAX] | profile:NAME | trace:FILE.csv
+        """
+        import sys
+
+        from cosim.cli.common import build_scenario
+        from cosim.cli.output import check_format, print_json, print_key_values
+        from cosim.errors import CosimInputError
+        from cosim.serving.metrics import Slo
+        from cosim.serving.requests import parse_arrival_spec
+        from cosim.serving.service import make_requests, serve
+
+        check_format(fmt, ("table", "json"))
+        if scheduler not in SCHEDULERS:
+            raise CosimInputError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got '{scheduler}'")
+        for flag, v in (("--qps", qps), ("--duration", duration), ("--slo-ttft", slo_ttft),
+                        ("--slo-tpot", slo_tpot)):
+            _positive(flag, v)
+        for flag, v in (("--num-requests", num_requests), ("--max-seqs", max_seqs),
+                        ("--max-batched-tokens", max_batched_tokens), ("--block-size", block_size),
+                        ("--chips", chips)):
+            if v is not None and v <= 0:
+                raise CosimInputError(f"{flag} must be a positive integer, got {v}")
+        is_trace = input_len.startswith("trace:") or output_len.startswith("trace:")
+        if offline and (qps is not None or duration is not None):
+            raise CosimInputError("--offline takes --num-requests, not --qps/--duration")
+        if not offline and not is_trace and (qps is None or duration is None):
+            raise CosimInputError("give --offline --num-requests R, or --qps Q --duration S")
+        if offline and num_requests is None and not is_trace:
+            raise CosimInputError("--offline needs --num-requests R")
+        kind, cv = parse_arrival_spec(arrival)
+        scenario = build_scenario(phase="generate", batch=1, input_len=1, output_len=1, precision=precision,
+                                  tp=tp, pp=pp, ep=ep, dp=dp)
+        requests = make_requests(offline=offline, num_requests=num_requests, qps=qps, duration_s=duration,
+                                 input_len=input_len, output_len=output_len, seed=seed, arrival=kind, cv=cv)
+        slo = Slo(ttft_s=slo_ttft, tpot_s=slo_tpot)
+        print(f"simulating {len(requests)} requests ({scheduler} scheduler)...", file=sys.stderr)
+        result = serve(hardware, workload, scenario, chips=chips, requests=requests, scheduler=scheduler,
+                       max_seqs=max_seqs, max_batched_tokens=max_batched_tokens, block_size=block_size,
+                       preemption=preemption, router=router, slo=slo, find_max=find_max_qps, seed=seed)
+        if fmt == "json":
+            print_json(result)
+            return
+        rows = {k: result.get(k) for k in TABLE_ROWS if k in result}
+        print_key_values(rows, title=f"cosim serve: {workload} on {hardware}")

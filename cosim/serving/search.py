@@ -1,0 +1,64 @@
+"""The highest sustainable request rate that meets an SLO, by bisection on the offered QPS.
+
+Each probe simulates a fresh seeded request stream at that rate for the same duration; a rate
+passes when the run is sustainable (the waiting queue does not grow) and, when an SLO is given, its
+p99 TTFT and TPOT are within the limits. The upper bracket starts at the offline capacity (requests/s
+with every request queued at t = 0), which no online rate can exceed for long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cosim.serving.metrics import Slo, summarize
+from cosim.serving.simulator import RequestSet, ServingConfig, simulate
+from cosim.serving.steptime import StepTimeTable
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    max_qps: float | None
+    summary: dict[str, Any] | None  # the figures at max_qps
+    probes: list[tuple[float, bool]]
+
+
+def passes(summary: dict[str, Any], slo: Slo | None) -> bool:
+    if not summary["sustainable"]:
+        return False
+    if slo is not None and slo.any:
+        return bool(summary["slo_met"])
+    return True
+
+
+def find_max_qps(make_requests: Callable[[float], RequestSet], table: StepTimeTable, cfg: ServingConfig,
+                 capacity_rps: float, slo: Slo | None = None, rel_tol: float = 0.02,
+                 max_probes: int = 14, summarize_kw: dict | None = None) -> SearchResult:
+    """Bisection on QPS in (0, 1.25 x capacity]; None when even a light load misses the SLO."""
+    kw = summarize_kw or {}
+    probes: list[tuple[float, bool]] = []
+
+    def probe(qps: float):
+        s = summarize(simulate(make_requests(qps), table, cfg), slo, **kw)
+        ok = passes(s, slo)
+        probes.append((qps, ok))
+        return ok, s
+
+    hi = 1.25 * capacity_rps
+    ok, s_hi = probe(hi)
+    if ok:
+        return SearchResult(hi, s_hi, probes)
+    lo = 0.02 * capacity_rps
+    ok, s_lo = probe(lo)
+    if not ok:
+        return SearchResult(None, None, probes)
+    best = s_lo
+    while len(probes) < max_probes and (hi - lo) > rel_tol * hi:
+        mid = 0.5 * (lo + hi)
+        ok, s = probe(mid)
+        if ok:
+            lo, best = mid, s
+        else:
+            hi = mid
+    return SearchResult(lo, best, probes)
