@@ -1,0 +1,445 @@
+"""The analytical engine's Numba kernels: per-op time on N hardware design points, summed into a step.
+
+Per op (one execution on one chip):
+- compute time = FLOPs / (peak[precision] x achievable fraction x size-curve multiplier x tile and
+  wave quantisation), the size curve read at the padded FLOPs (FLOPs / quantisation efficiency: the
+  work the kernel really does), so a tiny padded GEMM costs its padded work plus the ramp time once. GEMMs pad M and N to the kernel tile (a tile no smaller than the family's
+  minimum and no larger than the spec's `gemm_tile`, chosen as the next power of two of the dimension,
+  as kernel heuristics do) and spread tiles over the compute units in waves, splitting K when the tiles
+  do not fill the machine (split-K / stream-K). Systolic chips pad K x N to the array and spread the
+  array tiles over the arrays. Attention pads the query rows (query length x query heads per KV head,
+  the FlashDecoding packing) to the tile. Elementwise ops and lookups run on the vector units.
+- memory time = main-memory bytes / (bandwidth x achievable fraction), with on-chip reuse: weights
+  stay on chip when all of a chip's weights fit in the on-chip share (SRAM designs); an op's
+  activations stay on chip when they fit in the activation share of the largest on-chip memory (the
+  producer's output is consumed from L2/SRAM); KV-cache traffic always goes to main memory.
+  On-chip traffic is limited by the on-chip bandwidth when the spec gives one (levels run concurrently).
+- op time = max(compute, memory) + launch overhead (0 for ops fused into a neighbour). Taking the max
+  is the roofline with perfect overlap inside a kernel (double-buffered loads); the efficiency fractions
+  carry what real kernels lose. Bound: overhead when the launch exceeds both, else the larger term.
+- collectives: `network.collective` (alpha-beta over the fabric).
+Per step: sum over ops x repeat (x `fwd_mult` for training: forward + backward + recompute) + the
+per-step overhead + optimizer-step memory traffic + the communication not hidden behind compute
+(`comm_overlap_fraction` for in-step collectives, `dp_overlap_fraction` for the DP gradient all-reduce).
+
+`evaluate_kernel` runs over design points with `prange` (independent points only); `op_kernel`
+returns the per-op columns of one point. Both call `_op_cost`, so the single-point breakdown and the
+sweep share one implementation. `cosim.engines.reference` is the plain-Python model they are tested
+against.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from cosim.engines.network import collective
+
+# op table columns packed for the kernels
+OPF = ("m", "k", "n", "groups", "heads", "kv_heads", "q_len", "flops", "bytes_weight", "bytes_act_in",
+       "bytes_act_out", "bytes_kv_read", "bytes_kv_write", "comm_bytes", "comm_group", "repeat", "size_mult",
+       "compute_override_s", "quant_eff")
+OPI = ("kind", "precision", "fused", "comm_kind", "stage")
+(F_M, F_K, F_N, F_GROUPS, F_HEADS, F_KVH, F_QLEN, F_FLOPS, F_W, F_AIN, F_AOUT, F_KVR, F_KVW, F_COMM,
+ F_GROUP, F_REPEAT, F_SIZE, F_OVR, F_QEFF) = range(len(OPF))
+I_KIND, I_PREC, I_FUSED, I_COMMK, I_STAGE = range(len(OPI))
+
+# scalar parameters packed for the kernels
+PRM = ("launch_overhead_s", "step_overhead_s", "comm_overlap_fraction", "dp_overlap_fraction",
+       "memory_fraction", "onchip_activation_fraction", "onchip_weight_fraction", "memory_reserve_fraction",
+       "min_tile_m", "min_tile_n", "split_k", "footprint_bytes", "weight_footprint_bytes", "fwd_mult",
+       "comm_mult", "extra_memory_bytes")
+(P_LAUNCH, P_STEP, P_OVL, P_DPOVL, P_MEMF, P_ACTF, P_WF, P_RESERVE, P_MINM, P_MINN, P_SPLITK, P_FOOT,
+ P_WFOOT, P_FWD, P_COMMM, P_EXTRA) = range(len(PRM))
+
+# per-point outputs
+OUT = ("step_time_s", "compute_s", "memory_s", "network_s", "overhead_s", "bottleneck", "bytes_main_memory",
+       "bytes_onchip", "comm_bytes_scale_up", "comm_bytes_scale_out", "feasible", "reason", "network_total_s")
+(O_STEP, O_COMP, O_MEM, O_NET, O_OVH, O_BOTTLE, O_HBM, O_CHIP, O_UP, O_OUT, O_FEAS, O_REASON,
+ O_NETTOT) = range(len(OUT))
+# per-op outputs
+OPOUT = ("compute_s", "memory_s", "network_s", "launch_s", "time_s", "bound", "bytes_main_memory",
+         "bytes_onchip", "comm_bytes_scale_up", "comm_bytes_scale_out")
+
+BOTTLENECKS = ("compute", "memory", "network", "overhead")
+REASONS = ("", "memory", "unsupported")  # reason codes: 0 ok, 1 does not fit, 2 infinite time
+KIND_GEMM, KIND_GROUPED, KIND_ATTN, KIND_ELEM, KIND_EMB, KIND_COMM = 0, 1, 2, 3, 4, 5
+STAGE_OPTIMIZER = 5
+N_PREC = 9  # len(PRECISIONS): the efficiency vector holds the compute fractions, then the size curve
+
+
+@njit(cache=True, inline="always")
+def _tile(dim, min_tile, max_tile):
+    """Kernel tile for a dimension: next power of two, clamped to [min_tile, max_tile]."""
+    t = 1.0
+    while t < dim:
+        t *= 2.0
+    if t < min_tile:
+        t = min_tile
+    if t > max_tile:
+        t = max_tile
+    return t
+
+
+@njit(cache=True, inline="always")
+def _gemm_eff(m, k, n, groups, tile_m, tile_n, tile_k, units, rows, cols, arrays, min_m, min_n, split_k):
+    """Tile x wave quantisation efficiency of a (grouped) GEMM, in (0, 1]."""
+    if m <= 0.0 or n <= 0.0:
+        return 1.0
+    if rows > 0.0 and cols > 0.0:
+        tm = max(min_m, 1.0)
+        pm = math.ceil(m / tm) * tm
+        kk = max(k, 1.0)
+        tk = math.ceil(kk / rows)
+        tn = math.ceil(n / cols)
+        eff = (m * kk * n) / (pm * tk * rows * tn * cols)
+        tiles = tk * tn * groups
+        u = arrays
+    else:
+        tm = _tile(m, min_m, max(tile_m, min_m))
+        tn_ = _tile(n, min_n, max(tile_n, min_n))
+        cm = math.ceil(m / tm)
+        cn = math.ceil(n / tn_)
+        eff = (m * n) / (cm * tm * cn * tn_)
+        tiles = cm * cn * groups
+        u = units
+    if u <= 1.0:
+        return eff
+    work = tiles
+    if split_k > 0.0 and tiles < u and k > 0.0 and tile_k > 0.0:
+        s = min(math.floor(u / tiles), math.ceil(k / tile_k))
+        if s > 1.0:
+            work = tiles * s
+    waves = math.ceil(work / u)
+    return eff * work / (waves * u)
+
+
+@njit(cache=True, inline="always")
+def _size_mult(flops, eff):
+    """Size-curve multiplier at `flops` (log-linear interpolation of the table packed in `eff`)."""
+    if flops <= 0.0:
+        return 1.0
+    x = math.log10(flops)
+    n = int(eff[N_PREC])
+    x0 = N_PREC + 1
+    y0 = x0 + n
+    if x <= eff[x0]:
+        return eff[y0]
+    for k in range(1, n):
+        if x <= eff[x0 + k]:
+            slope = (eff[y0 + k] - eff[y0 + k - 1]) / (eff[x0 + k] - eff[x0 + k - 1])
+            return slope * (x - eff[x0 + k - 1]) + eff[y0 + k - 1]
+    return eff[y0 + n - 1]
+
+
+@njit(cache=True, inline="always")
+def _quant_eff(i, j, tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arrays, opf, opi, prm):
+    """Tile/wave quantisation of a GEMM or attention op on point i (1 for other kinds)."""
+    kind = opi[I_KIND, j]
+    if kind == KIND_ATTN:
+        qrows = opf[F_QLEN, j]
+        if opf[F_KVH, j] > 0.0 and opf[F_HEADS, j] > opf[F_KVH, j]:
+            qrows = qrows * (opf[F_HEADS, j] / opf[F_KVH, j])
+        if qrows <= 0.0:
+            return 1.0
+        if sys_rows[i] > 0.0:
+            tm = max(prm[P_MINM], 1.0)
+        else:
+            tm = _tile(qrows, prm[P_MINM], max(tile_m[i], prm[P_MINM]))
+        return qrows / (math.ceil(qrows / tm) * tm)
+    if kind in (KIND_GEMM, KIND_GROUPED):
+        return _gemm_eff(opf[F_M, j], opf[F_K, j], opf[F_N, j], opf[F_GROUPS, j], tile_m[i], tile_n[i],
+                         tile_k[i], units[i], sys_rows[i], sys_cols[i], sys_arrays[i], prm[P_MINM], prm[P_MINN],
+                         prm[P_SPLITK])
+    return 1.0
+
+
+@njit(cache=True)
+def quant_kernel(tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arrays, opf, opi, prm, eff):
+    """Quantisation efficiency and size multiplier of every op on point 0 (all points share the tiles)."""
+    q = np.empty(opf.shape[1])
+    size = np.empty(opf.shape[1])
+    for j in range(opf.shape[1]):
+        q[j] = _quant_eff(0, j, tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arrays, opf, opi, prm)
+        size[j] = _size_mult(opf[F_FLOPS, j] / q[j], eff) if opf[F_FLOPS, j] > 0.0 else 1.0
+    return q, size
+
+
+@njit(cache=True, inline="always")
+def _op_cost(i, j, peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_cols, sys_arrays,
+             mem_bw, onchip_cap, onchip_bw, up_bw, up_lat, domain, topo, in_switch, tx, ty, tz,
+             out_bw, out_lat, opf, opi, prm, cfrac):
+    """(compute s, memory s, network s, launch s, bound code, main-memory B, on-chip B, up B, out B)."""
+    kind = opi[I_KIND, j]
+    if kind == KIND_COMM:
+        t, bu, bo = collective(opi[I_COMMK, j], opf[F_COMM, j], opf[F_GROUP, j], up_bw[i], up_lat[i],
+                               domain[i], topo[i], in_switch[i], tx[i], ty[i], tz[i], out_bw[i], out_lat[i])
+        return 0.0, 0.0, t, 0.0, 2, 0.0, 0.0, bu, bo
+    prec = opi[I_PREC, j]
+    flops = opf[F_FLOPS, j]
+    tc = 0.0
+    if opf[F_OVR, j] >= 0.0:  # compute time supplied by another engine (--mode cycle)
+        tc = opf[F_OVR, j]
+    elif flops > 0.0:
+        if kind in (KIND_GEMM, KIND_GROUPED, KIND_ATTN):
+            q = opf[F_QEFF, j]
+            size = opf[F_SIZE, j]
+            if q < 0.0:
+                q = _quant_eff(i, j, tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arrays, opf, opi, prm)
+                size = _size_mult(flops / q, cfrac)
+            rate = peak[i, prec] * cfrac[prec] * size * q
+            tc = flops / rate if rate > 0.0 else math.inf
+        elif vector[i] > 0.0:
+            tc = flops / vector[i]
+    w = opf[F_W, j]
+    act = opf[F_AIN, j] + opf[F_AOUT, j]
+    hbm = opf[F_KVR, j] + opf[F_KVW, j]
+    chip = 0.0
+    if onchip_cap[i] > 0.0 and prm[P_WFOOT] <= onchip_cap[i] * prm[P_WF]:
+        chip += w
+    else:
+        hbm += w
+    if act <= onchip_cap[i] * prm[P_ACTF]:
+        chip += act
+    else:
+        hbm += act
+    tm_ = 0.0
+    if hbm > 0.0:
+        bw = mem_bw[i] * prm[P_MEMF]
+        tm_ = hbm / bw if bw > 0.0 else math.inf
+    if chip > 0.0 and onchip_bw[i] > 0.0:
+        tchip = chip / onchip_bw[i]
+        if tchip > tm_:
+            tm_ = tchip
+    launch = 0.0 if opi[I_FUSED, j] != 0 else prm[P_LAUNCH]
+    body = max(tc, tm_)
+    if launch > body:
+        bound = 3
+    elif tc >= tm_:
+        bound = 0
+    else:
+        bound = 1
+    return tc, tm_, 0.0, launch, bound, hbm, chip, 0.0, 0.0
+
+
+@njit(cache=True, parallel=True)
+def evaluate_kernel(peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_cols, sys_arrays,
+                    mem_cap, mem_bw, onchip_cap, onchip_bw, up_bw, up_lat, domain, topo, in_switch,
+                    tx, ty, tz, out_bw, out_lat, opf, opi, prm, cfrac):
+    """Per-point step time and counters, shape (len(OUT), N). `prange` over independent points."""
+    n_points = mem_bw.shape[0]
+    n_ops = opf.shape[1]
+    out = np.empty((len(OUT), n_points))
+    fwd = prm[P_FWD]
+    for i in prange(n_points):
+        comp = 0.0
+        mem = 0.0
+        ovh = 0.0
+        net = 0.0
+        net_dp = 0.0
+        hbm = 0.0
+        chip = 0.0
+        up = 0.0
+        outb = 0.0
+        for j in range(n_ops):
+            r = opf[F_REPEAT, j]
+            tc, tm, tn, tl, bound, bh, bc, bu, bo = _op_cost(
+                i, j, peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_cols, sys_arrays, mem_bw,
+                onchip_cap, onchip_bw, up_bw, up_lat, domain, topo, in_switch, tx, ty, tz, out_bw, out_lat,
+                opf, opi, prm, cfrac)
+            if bound == 2:
+                if opi[I_STAGE, j] == STAGE_OPTIMIZER:
+                    net_dp += tn * r
+                else:
+                    net += tn * r
+                up += bu * r
+                outb += bo * r
+                continue
+            body = max(tc, tm)
+            if bound == 0 or (bound == 3 and tc >= tm):
+                comp += body * r
+            else:
+                mem += body * r
+            ovh += tl * r
+            hbm += bh * r
+            chip += bc * r
+        # training: forward + backward (+ recompute); collectives of the step run comm_mult times
+        comp *= fwd
+        mem *= fwd
+        ovh = ovh * fwd + prm[P_STEP]
+        hbm *= fwd
+        chip *= fwd
+        net *= prm[P_COMMM]
+        up *= prm[P_COMMM]
+        outb *= prm[P_COMMM]
+        if prm[P_EXTRA] > 0.0:
+            bw = mem_bw[i] * prm[P_MEMF]
+            mem += prm[P_EXTRA] / bw if bw > 0.0 else math.inf
+            hbm += prm[P_EXTRA]
+        busy = comp + mem
+        hide1 = min(prm[P_OVL] * net, busy)
+        hide2 = min(prm[P_DPOVL] * net_dp, busy - hide1)
+        exposed = net + net_dp - hide1 - hide2
+        step = busy + ovh + exposed
+        # bottleneck: the largest share of the step
+        best = comp
+        code = 0
+        if mem > best:
+            best = mem
+            code = 1
+        if exposed > best:
+            best = exposed
+            code = 2
+        if ovh > best:
+            code = 3
+        reason = 0
+        if prm[P_FOOT] > mem_cap[i] * (1.0 - prm[P_RESERVE]):
+            reason = 1
+        elif not math.isfinite(step):
+            reason = 2
+        out[O_STEP, i] = step
+        out[O_COMP, i] = comp
+        out[O_MEM, i] = mem
+        out[O_NET, i] = exposed
+        out[O_OVH, i] = ovh
+        out[O_BOTTLE, i] = code
+        out[O_HBM, i] = hbm
+        out[O_CHIP, i] = chip
+        out[O_UP, i] = up
+        out[O_OUT, i] = outb
+        out[O_FEAS, i] = 1.0 if reason == 0 else 0.0
+        out[O_REASON, i] = reason
+        out[O_NETTOT, i] = net + net_dp
+    return out
+
+
+@njit(cache=True)
+def op_kernel(i, peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_cols, sys_arrays,
+              mem_bw, onchip_cap, onchip_bw, up_bw, up_lat, domain, topo, in_switch,
+              tx, ty, tz, out_bw, out_lat, opf, opi, prm, cfrac):
+    """Per-op columns (len(OPOUT), n_ops) of point `i`, per execution (not x repeat)."""
+    n_ops = opf.shape[1]
+    out = np.empty((len(OPOUT), n_ops))
+    for j in range(n_ops):
+        tc, tm, tn, tl, bound, bh, bc, bu, bo = _op_cost(
+            i, j, peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_cols, sys_arrays, mem_bw,
+            onchip_cap, onchip_bw, up_bw, up_lat, domain, topo, in_switch, tx, ty, tz, out_bw, out_lat,
+            opf, opi, prm, cfrac)
+        out[0, j] = tc
+        out[1, j] = tm
+        out[2, j] = tn
+        out[3, j] = tl
+        out[4, j] = tn if bound == 2 else max(tc, tm) + tl
+        out[5, j] = bound
+        out[6, j] = bh
+        out[7, j] = bc
+        out[8, j] = bu
+        out[9, j] = bo
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Python-side packing (no Numba here)
+
+
+def pack_ops(table, params, compute_override_s: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """OpTable -> (float columns (len(OPF), n_ops), int columns (len(OPI), n_ops)), C-contiguous.
+
+    `compute_override_s`: per-op compute seconds from another engine (NaN or < 0: use the analytical model).
+    """
+    cols = []
+    for name in OPF:
+        if name in ("size_mult", "quant_eff"):
+            cols.append(np.full(len(table), -1.0))
+        elif name == "compute_override_s":
+            ovr = np.full(len(table), -1.0)
+            if compute_override_s is not None:
+                given = np.asarray(compute_override_s, dtype=np.float64)
+                ovr = np.where(np.isfinite(given) & (given >= 0), given, -1.0)
+            cols.append(ovr)
+        else:
+            cols.append(np.asarray(getattr(table, name), dtype=np.float64))
+    opf = np.ascontiguousarray(np.vstack(cols)) if cols and len(table) else np.zeros((len(OPF), 0))
+    opi = (np.ascontiguousarray(np.vstack([np.asarray(getattr(table, c), dtype=np.int64) for c in OPI]))
+           if len(table) else np.zeros((len(OPI), 0), dtype=np.int64))
+    return opf, opi
+
+
+def pack_params(params, *, footprint_bytes: float, weight_footprint_bytes: float, fwd_mult: float = 1.0,
+                comm_mult: float = 1.0, extra_memory_bytes: float = 0.0) -> np.ndarray:
+    values = {
+        "launch_overhead_s": params.launch_overhead_s, "step_overhead_s": params.step_overhead_s,
+        "comm_overlap_fraction": params.comm_overlap_fraction, "dp_overlap_fraction": params.dp_overlap_fraction,
+        "memory_fraction": params.memory_fraction,
+        "onchip_activation_fraction": params.onchip_activation_fraction,
+        "onchip_weight_fraction": params.onchip_weight_fraction,
+        "memory_reserve_fraction": params.memory_reserve_fraction,
+        "min_tile_m": params.min_tile_m, "min_tile_n": params.min_tile_n, "split_k": float(params.split_k),
+        "footprint_bytes": footprint_bytes, "weight_footprint_bytes": weight_footprint_bytes,
+        "fwd_mult": fwd_mult, "comm_mult": comm_mult, "extra_memory_bytes": extra_memory_bytes,
+    }
+    return np.array([float(values[k]) for k in PRM], dtype=np.float64)
+
+
+HW_COLUMNS = ("peak_flops_per_s", "vector_flops_per_s", "compute_units", "tile_m", "tile_n", "tile_k",
+              "systolic_rows", "systolic_cols", "_systolic_arrays", "mem_capacity_bytes",
+              "mem_bandwidth_bytes_per_s", "onchip_capacity_bytes", "onchip_bandwidth_bytes_per_s",
+              "scale_up_bandwidth_bytes_per_s", "scale_up_latency_s", "scale_up_domain", "scale_up_topology",
+              "scale_up_in_switch_reduction", "torus_x", "torus_y", "torus_z",
+              "scale_out_bandwidth_bytes_per_s", "scale_out_latency_s")
+
+
+def hw_args(hw) -> tuple[np.ndarray, ...]:
+    """HardwareArrays -> the kernels' hardware arguments, each a contiguous float64 array."""
+    args = []
+    for name in HW_COLUMNS:
+        if name == "_systolic_arrays":
+            a = hw.systolic_arrays_per_core * np.maximum(hw.systolic_cores, 1.0)
+        else:
+            a = getattr(hw, name)
+        args.append(np.ascontiguousarray(a, dtype=np.float64))
+    return tuple(args)
+
+
+def _drop_mem_cap(hw_tuple):
+    """op_kernel takes no memory capacity (feasibility is a per-point, not per-op, property)."""
+    return hw_tuple[:9] + hw_tuple[10:]
+
+
+_TILE_ARGS = (3, 4, 5, 2, 6, 7, 8)  # tile_m, tile_n, tile_k, units, rows, cols, arrays in hw_args order
+
+
+def eff_vector(params) -> np.ndarray:
+    """The kernels' efficiency vector: compute fraction per precision, then n, log10 FLOPs, multipliers."""
+    n = len(params.curve_log10_flops)
+    return np.ascontiguousarray(np.concatenate([params.compute_fraction, [float(n)], params.curve_log10_flops,
+                                                params.curve_multiplier]), dtype=np.float64)
+
+
+def precompute_quantisation(args: tuple, opf: np.ndarray, opi: np.ndarray, prm: np.ndarray,
+                            eff: np.ndarray) -> np.ndarray:
+    """When every point shares the tile/unit/array columns, fill `quant_eff` and `size_mult` once
+    (the size curve is read at the padded FLOPs, flops / quantisation efficiency); else leave -1."""
+    tiles = [args[k] for k in _TILE_ARGS]
+    if len(tiles[0]) == 0 or opf.shape[1] == 0 or any(np.ptp(t) != 0 for t in tiles):
+        return opf
+    opf = opf.copy()
+    opf[F_QEFF], opf[F_SIZE] = quant_kernel(*tiles, opf, opi, prm, eff)
+    return opf
+
+
+def run_points(hw, opf, opi, prm, params) -> dict[str, np.ndarray]:
+    """Evaluate all design points of `hw` (HardwareArrays); returns OUT columns as arrays."""
+    args = hw_args(hw)
+    eff = eff_vector(params)
+    opf = precompute_quantisation(args, opf, opi, prm, eff)
+    out = evaluate_kernel(*args, opf, opi, prm, eff)
+    return {name: out[k] for k, name in enumerate(OUT)}
+
+
+def run_ops(hw, opf, opi, prm, params, point: int = 0) -> dict[str, np.ndarray]:
+    """Per-op columns for one design point of `hw`."""
+    out = op_kernel(point, *_drop_mem_cap(hw_args(hw)), opf, opi, prm, eff_vector(params))
+    return {name: out[k] for k, name in enumerate(OPOUT)}

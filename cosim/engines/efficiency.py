@@ -1,0 +1,129 @@
+"""Efficiency parameters of the analytical engine: per hardware family, loaded from YAML with provenance.
+
+`cosim/data/efficiency/<family>.yaml` holds, per family (nvidia-gpu, amd-gpu, tpu, asic-default), the
+achievable fraction of peak FLOP/s per precision, the achievable fraction of main-memory bandwidth, a
+size curve (multiplier keyed by the FLOPs of one kernel execution) and the smallest GEMM tiles kernels
+use. `cosim/data/engine_defaults.yaml` holds the family-independent constants (overheads, overlap,
+memory reserve). Nothing here is fitted per measurement row.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from cosim.errors import CosimInputError
+from cosim.specs.hardware import PRECISIONS, Hardware
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+FAMILIES = ("nvidia-gpu", "amd-gpu", "tpu", "asic-default")
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    """Everything the kernel needs besides the hardware columns and the op table (SI units)."""
+
+    family: str
+    compute_fraction: np.ndarray  # (len(PRECISIONS),) achievable fraction of peak per precision
+    memory_fraction: float
+    curve_log10_flops: np.ndarray
+    curve_multiplier: np.ndarray
+    min_tile_m: float
+    min_tile_n: float
+    split_k: bool
+    launch_overhead_s: float
+    step_overhead_s: float
+    comm_overlap_fraction: float
+    dp_overlap_fraction: float
+    onchip_activation_fraction: float
+    onchip_weight_fraction: float
+    memory_reserve_fraction: float
+
+    def with_overrides(self, **kw) -> EngineParams:
+        """A copy with some fields replaced (e.g. `launch_overhead_s=5e-6` for eager mode)."""
+        unknown = [k for k in kw if k not in self.__dataclass_fields__]
+        if unknown:
+            raise CosimInputError(f"unknown engine parameter(s) {unknown}")
+        return replace(self, **kw)
+
+
+def family_of(hw: Hardware) -> str:
+    """nvidia-gpu / amd-gpu / tpu / asic-default from the spec's kind and vendor."""
+    vendor = hw.vendor.lower()
+    if hw.kind == "tpu" or "google" in vendor:
+        return "tpu"
+    if hw.kind == "gpu" and "nvidia" in vendor:
+        return "nvidia-gpu"
+    if hw.kind == "gpu" and "amd" in vendor:
+        return "amd-gpu"
+    return "asic-default"
+
+
+def _value(entry):
+    return entry["value"] if isinstance(entry, dict) else entry
+
+
+@functools.cache
+def load_engine_defaults() -> dict:
+    """The raw engine_defaults.yaml mapping (values with their sources)."""
+    return yaml.safe_load((DATA_DIR / "engine_defaults.yaml").read_text(encoding="utf-8"))
+
+
+@functools.cache
+def load_family(family: str) -> dict:
+    path = DATA_DIR / "efficiency" / f"{family}.yaml"
+    if not path.is_file():
+        raise CosimInputError(f"unknown efficiency family '{family}'; expected one of {', '.join(FAMILIES)}")
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def engine_params(family: str) -> EngineParams:
+    """EngineParams of a family (cached; the arrays must not be mutated)."""
+    fam = load_family(family)
+    d = load_engine_defaults()
+    cf = fam["compute_fraction"]
+    default = float(_value(cf["default"]))
+    fractions = np.array([float(_value(cf[p])) if p in cf else default for p in PRECISIONS])
+    curve = fam["size_curve"]
+    flops = np.asarray(curve["flops"], dtype=np.float64)
+    mult = np.asarray(curve["multiplier"], dtype=np.float64)
+    if np.any(np.diff(flops) <= 0) or np.any(mult <= 0) or np.any(mult > 1):
+        raise CosimInputError("size_curve needs increasing flops and multipliers in (0, 1]",
+                              file=f"efficiency/{family}.yaml", field="size_curve")
+    return EngineParams(
+        family=family,
+        compute_fraction=fractions,
+        memory_fraction=float(_value(fam["memory_fraction"])),
+        curve_log10_flops=np.log10(flops),
+        curve_multiplier=mult,
+        min_tile_m=float(_value(fam["min_tile_m"])),
+        min_tile_n=float(_value(fam["min_tile_n"])),
+        split_k=bool(fam.get("split_k", True)),
+        launch_overhead_s=float(_value(d["launch_overhead_s"])),
+        step_overhead_s=float(_value(d["step_overhead_s"])),
+        comm_overlap_fraction=float(_value(d["comm_overlap_fraction"])),
+        dp_overlap_fraction=float(_value(d["dp_overlap_fraction"])),
+        onchip_activation_fraction=float(_value(d["onchip_activation_fraction"])),
+        onchip_weight_fraction=float(_value(d["onchip_weight_fraction"])),
+        memory_reserve_fraction=float(_value(d["memory_reserve_fraction"])),
+    )
+
+
+def params_for(hw: Hardware, **overrides) -> EngineParams:
+    """EngineParams for a hardware spec's family, with optional overrides."""
+    p = engine_params(family_of(hw))
+    return p.with_overrides(**overrides) if overrides else p
+
+
+def size_multiplier(flops: np.ndarray, params: EngineParams) -> np.ndarray:
+    """Size-curve multiplier per op (log-linear interpolation, clamped at the table ends); 1 for 0 FLOPs."""
+    flops = np.asarray(flops, dtype=np.float64)
+    out = np.ones_like(flops)
+    pos = flops > 0
+    out[pos] = np.interp(np.log10(flops[pos]), params.curve_log10_flops, params.curve_multiplier)
+    return out

@@ -1,0 +1,199 @@
+"""`estimate()`: one workload on one hardware spec under one scenario -> an `EstimateResult`.
+
+The result carries every key of the `cosim estimate --format json` contract as an attribute
+(`to_dict()` returns exactly those keys, None where a key does not apply), the per-op breakdown as a
+DataFrame and the raw per-chip, per-step counters the energy model needs. It is computed by the same
+kernel as sweeps (`evaluate_points` with N = 1); the breakdown comes from `op_kernel`, which shares
+the per-op cost function.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cosim.errors import CosimInputError
+
+CONTRACT_KEYS = (
+    "feasible", "reason", "batch", "latency_s", "ttft_s", "tpot_s", "throughput_tokens_per_s",
+    "seconds_per_video", "mfu", "mbu", "bottleneck", "memory_bytes_per_chip",
+    "energy_j", "energy_j_per_token", "system_energy_j_per_token", "avg_power_w",
+    "usd_per_million_tokens", "usd_per_video",
+)
+
+
+@dataclass
+class EstimateResult:
+    feasible: bool
+    reason: str | None
+    batch: int | None
+    latency_s: float | None = None
+    ttft_s: float | None = None
+    tpot_s: float | None = None
+    throughput_tokens_per_s: float | None = None
+    seconds_per_video: float | None = None
+    mfu: float | None = None
+    mbu: float | None = None
+    bottleneck: str | None = None
+    memory_bytes_per_chip: float | None = None
+    energy_j: float | None = None
+    energy_j_per_token: float | None = None
+    system_energy_j_per_token: float | None = None
+    avg_power_w: float | None = None
+    usd_per_million_tokens: float | None = None
+    usd_per_video: float | None = None
+    # not in the JSON contract
+    breakdown: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    flops_by_precision: dict[str, float] = field(default_factory=dict)
+    bytes_main_memory: float = 0.0
+    bytes_onchip: float = 0.0
+    comm_bytes_scale_up: float = 0.0
+    comm_bytes_scale_out: float = 0.0
+    step_time_s: float = 0.0
+    tokens_per_step: float = 0.0
+    chips: int = 1
+    phase: str = ""
+    memory_breakdown: dict[str, float] = field(default_factory=dict)
+    mode: str = "analytical"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Exactly the contract keys; NaN/inf become None."""
+        out = {}
+        for k in CONTRACT_KEYS:
+            v = getattr(self, k)
+            if isinstance(v, float) and not math.isfinite(v):
+                v = None
+            out[k] = v
+        return out
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _resolve_cycle(hw):
+    """A per-table override giving GEMM/attention compute seconds from the cycle engine, if it exists."""
+    try:
+        from cosim.engines.cycle import gemm_time_s
+    except Exception:
+        raise CosimInputError("--mode cycle is not available yet") from None
+    from cosim.graph.optable import OpKind
+
+    def override(table):
+        times = np.asarray(gemm_time_s(hw, table), dtype=np.float64)
+        mask = np.isin(table.kind, (int(OpKind.GEMM), int(OpKind.GROUPED_GEMM), int(OpKind.ATTENTION)))
+        return np.where(mask, times, np.nan)
+
+    return override
+
+
+def estimate(hardware, workload, scenario, *, chips: int | None = None, mode: str = "analytical",
+             batch_max: bool = False, params=None) -> EstimateResult:
+    """Estimate one scenario. `hardware`/`workload`: slug, path or spec object. `batch_max`: largest batch
+    that fits (scenario.batch is ignored). Bad input raises CosimInputError; an infeasible mapping is a
+    result with feasible False and the reason."""
+    from cosim.engines import analytical as A
+    from cosim.engines.efficiency import params_for
+    from cosim.engines.hwarrays import HardwareArrays
+    from cosim.engines.memory import footprint, max_batch
+    from cosim.engines.vectorized import evaluate_points, replicas_for
+    from cosim.graph.optable import OpKind, Stage
+    from cosim.specs.hardware import PRECISIONS
+    from cosim.specs.loader import load_hardware, load_workload
+
+    if mode not in ("analytical", "cycle"):
+        raise CosimInputError(f"--mode must be analytical or cycle, got '{mode}'")
+    hw = load_hardware(hardware)
+    wl = load_workload(workload)
+    if scenario.phase == "video" and wl.family != "video_dit":
+        raise CosimInputError(f"phase 'video' needs a video workload; '{wl.name}' is a {wl.family} model")
+    if scenario.phase != "video" and wl.family == "video_dit":
+        raise CosimInputError(f"'{wl.name}' is a video model: use --phase video")
+    override = _resolve_cycle(hw) if mode == "cycle" else None
+    params = params or params_for(hw)
+    replicas = replicas_for(scenario, chips)
+    from cosim.graph.sharding import resolve
+
+    resolve(wl, scenario.model_copy(update={"batch": scenario.parallelism.dp}))  # mapping errors -> exit 2
+    if batch_max:
+        b = max_batch(wl, scenario, hw.main_memory.capacity_bytes.value, params.memory_reserve_fraction)
+        if b == 0:
+            fp = footprint(wl, scenario, scenario.parallelism.dp)
+            cap = hw.main_memory.capacity_bytes.value * (1 - params.memory_reserve_fraction)
+            return EstimateResult(
+                feasible=False, batch=None, phase=scenario.phase, memory_bytes_per_chip=fp.total,
+                chips=scenario.parallelism.chips * replicas, memory_breakdown=fp.as_dict(),
+                reason=(f"does not fit: {fp.total / 1e9:.2f} GB per chip at the smallest batch "
+                        f"({scenario.parallelism.dp}) > {cap / 1e9:.2f} GB usable "
+                        f"({params.memory_reserve_fraction:.0%} reserved) of {hw.main_memory.capacity_bytes.value / 1e9:.2f} GB"))
+        scenario = scenario.model_copy(update={"batch": b})
+    hwa = HardwareArrays.from_hardware(hw)
+    tables: dict = {}
+    cols = evaluate_points(hwa, wl, scenario, chips=chips, params=params, tables=tables, override=override)
+    fp = footprint(wl, scenario)
+    feasible = bool(cols["feasible"][0])
+    reason = None
+    if not feasible:
+        code = int(cols["reason_code"][0])
+        cap = hw.main_memory.capacity_bytes.value
+        if code == 1:
+            parts = ", ".join(f"{k} {v / 1e9:.2f} GB" for k, v in fp.as_dict().items() if k != "total" and v)
+            reason = (f"does not fit: {fp.total / 1e9:.2f} GB per chip ({parts}) > "
+                      f"{cap * (1 - params.memory_reserve_fraction) / 1e9:.2f} GB usable of {cap / 1e9:.2f} GB "
+                      f"({params.memory_reserve_fraction:.0%} reserved)")
+        else:
+            reason = ("no finite time: a needed peak, bandwidth or interconnect is missing from the spec "
+                      f"(precision {scenario.compute_precision}, {scenario.parallelism.chips * replicas} chips)")
+    # per-op breakdown from the main table(s)
+    frames = []
+    opf_all = []
+    for key, table in tables.items():
+        opf, opi = A.pack_ops(table, params, None if override is None else override(table))
+        prm = A.pack_params(params, footprint_bytes=fp.total, weight_footprint_bytes=fp.weights or fp.optimizer)
+        ops = A.run_ops(hwa, opf, opi, prm, params)
+        t = ops["time_s"] * table.repeat
+        df = pd.DataFrame({
+            "graph": key, "name": table.name, "kind": [OpKind(k).name.lower() for k in table.kind],
+            "stage": [Stage(s).name.lower() for s in table.stage], "repeat": table.repeat, "time_s": t,
+            "bound": [A.BOTTLENECKS[int(b)] for b in ops["bound"]],
+            "flops": table.flops * table.repeat,
+            "bytes": (ops["bytes_main_memory"] + ops["bytes_onchip"]) * table.repeat,
+        })
+        with np.errstate(divide="ignore", invalid="ignore"):
+            df["achieved_flops_per_s"] = np.where(t > 0, df["flops"] / t, 0.0)
+            df["achieved_bytes_per_s"] = np.where(t > 0, df["bytes"] / t, 0.0)
+        frames.append(df)
+        opf_all.append((table, opi))
+    breakdown = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if len(breakdown):
+        denom = breakdown.groupby("graph")["time_s"].transform("sum").replace(0, np.nan)
+        breakdown["share"] = (breakdown["time_s"] / denom).fillna(0.0)
+        breakdown = breakdown[["graph", "name", "kind", "stage", "repeat", "time_s", "share", "bound",
+                               "achieved_flops_per_s", "achieved_bytes_per_s", "flops", "bytes"]]
+    # FLOPs per chip per step by precision (of the main graph; generate: prefill + decode at mid context)
+    flops_by_prec: dict[str, float] = {}
+    for table, _ in opf_all[:1]:
+        mask = table.kind != int(OpKind.COMM)
+        for p in np.unique(table.precision[mask]):
+            sel = mask & (table.precision == p)
+            flops_by_prec[PRECISIONS[int(p)]] = float(np.sum(table.flops[sel] * table.repeat[sel]))
+    phase = scenario.phase
+    return EstimateResult(
+        feasible=feasible, reason=reason, batch=int(scenario.batch),
+        latency_s=_num(cols["latency_s"][0]), ttft_s=_num(cols["ttft_s"][0]), tpot_s=_num(cols["tpot_s"][0]),
+        throughput_tokens_per_s=_num(cols["throughput_tokens_per_s"][0]) if phase != "video" else None,
+        seconds_per_video=_num(cols["seconds_per_video"][0]) if phase == "video" else None,
+        mfu=_num(cols["mfu"][0]), mbu=_num(cols["mbu"][0]),
+        bottleneck=A.BOTTLENECKS[int(cols["bottleneck"][0])],
+        memory_bytes_per_chip=float(fp.total), breakdown=breakdown, flops_by_precision=flops_by_prec,
+        bytes_main_memory=float(cols["bytes_main_memory"][0]), bytes_onchip=float(cols["bytes_onchip"][0]),
+        comm_bytes_scale_up=float(cols["comm_bytes_scale_up"][0]),
+        comm_bytes_scale_out=float(cols["comm_bytes_scale_out"][0]),
+        step_time_s=float(cols["step_time_s"][0]), tokens_per_step=float(cols["tokens_per_step"][0]),
+        chips=int(cols["chips"][0]), phase=phase, memory_breakdown=fp.as_dict(), mode=mode,
+    )

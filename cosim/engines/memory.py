@@ -1,0 +1,179 @@
+"""Memory per chip (weights, KV cache, activations, optimizer state) in closed form, and `--batch max`.
+
+Everything is per chip of one model replica, in bytes:
+- weights: the workload's parameters split by the mapping (non-expert weights over TP x PP; routed
+  experts over EP x expert-TP x PP, see `cosim.graph.sharding`), at the weight precision. Training
+  keeps `training_bytes_per_param` (ZeRO Sec. 3.1: 16 B/param for mixed-precision Adam) instead.
+- KV cache: cached elements per token (`cosim.workloads.params`) x tokens held x KV bytes, with KV heads
+  split over TP (replicated when fewer than TP; MLA's latent is replicated), layers over PP, the
+  context over SP in decode, and sliding-window layers holding at most `window` tokens.
+- activations, inference: the largest transient working set of one layer, tokens in flight x
+  (4 hidden + 3 MLP width / TP) x activation bytes, plus fp32 logits of one token per sequence —
+  an estimate (FlashAttention never materialises the score matrix).
+- activations, training: Korthikanti et al. (MLSys 2023) Table 2 per layer: s b h (34 + 5 a s / h) bytes
+  without recompute, 34 s b h with selective recompute, 2 s b h with full recompute, divided by TP
+  (sequence parallelism on); the first pipeline stage holds pp micro-batches of one sequence each.
+The runtime reserve (`memory_reserve_fraction`, vLLM's 0.9 utilisation default) is applied against
+capacity by the kernel; `usable_bytes` applies it here for `--batch max`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from cosim.specs.hardware import BYTES_PER_ELEMENT
+from cosim.specs.scenario import Scenario
+from cosim.specs.workload import DecoderLM, VideoDiT
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Bytes per chip by class; `total` is what must fit."""
+
+    weights: float
+    kv_cache: float
+    activations: float
+    optimizer: float
+
+    @property
+    def total(self) -> float:
+        return self.weights + self.kv_cache + self.activations + self.optimizer
+
+    def as_dict(self) -> dict[str, float]:
+        return {"weights": self.weights, "kv_cache": self.kv_cache, "activations": self.activations,
+                "optimizer": self.optimizer, "total": self.total}
+
+
+def _defaults() -> dict:
+    from cosim.engines.efficiency import load_engine_defaults
+
+    return load_engine_defaults()
+
+
+def _mapping(workload, scenario):
+    from cosim.graph.sharding import resolve
+
+    return resolve(workload, scenario)
+
+
+def expert_params(model: DecoderLM) -> float:
+    """Routed-expert weights (all MoE layers); 0 for a dense model."""
+    from cosim.workloads.params import mlp_params
+
+    if model.moe is None:
+        return 0.0
+    n_moe = model.num_layers - model.moe.first_dense_layers
+    return float(n_moe * model.moe.num_experts * mlp_params(model.hidden_size, model.mlp,
+                                                            model.moe.expert_intermediate_size))
+
+
+def params_per_chip(workload: DecoderLM | VideoDiT, scenario: Scenario) -> float:
+    """Parameters held by one chip under the scenario's mapping."""
+    from cosim.workloads.params import params_total
+
+    m = _mapping(workload, scenario)
+    if isinstance(workload, VideoDiT):
+        from cosim.workloads.video import text_encoder_params
+
+        vae = workload.vae.decoder_params or 0.0
+        return params_total(workload) / (m.tp * m.pp) + text_encoder_params(workload) + vae
+    experts = expert_params(workload)
+    rest = params_total(workload) - experts
+    return rest / (m.tp * m.pp) + experts / (m.pp * m.ep * m.expert_tp)
+
+
+def kv_bytes_per_chip(model: DecoderLM, scenario: Scenario, batch: int, context: float) -> float:
+    """KV-cache bytes one chip holds for `batch` sequences (global, split over DP) of `context` tokens."""
+    from cosim.workloads.params import kv_cache_elements_per_token
+
+    m = _mapping(model, scenario)
+    att = model.attention
+    per_layer = kv_cache_elements_per_token(model) / model.num_layers
+    if att.kind != "mla":
+        per_layer *= max(1, att.num_kv_heads // m.tp) / att.num_kv_heads
+    windowed = att.sliding_window_layers
+    tokens_full = context
+    tokens_win = min(context, att.sliding_window) if windowed else 0.0
+    elems = per_layer * ((model.num_layers - windowed) * tokens_full + windowed * tokens_win) / m.pp
+    seqs = batch / m.dp
+    if scenario.phase in ("decode", "generate"):
+        elems /= m.sp
+    return elems * seqs * BYTES_PER_ELEMENT[scenario.kv_precision]
+
+
+def footprint(workload: DecoderLM | VideoDiT, scenario: Scenario, batch: int | None = None) -> Footprint:
+    """Per-chip memory of the scenario at `batch` (default: scenario.batch)."""
+    b = scenario.batch if batch is None else batch
+    m = _mapping(workload, scenario.model_copy(update={"batch": b}))
+    wbytes = BYTES_PER_ELEMENT[scenario.weight_precision]
+    abytes = BYTES_PER_ELEMENT[scenario.activation_precision]
+    params = params_per_chip(workload, scenario)
+    d = _defaults()
+    if isinstance(workload, VideoDiT):
+        from cosim.workloads.video import dit_tokens
+
+        dflt = workload.defaults
+        tokens = dit_tokens(workload, scenario.frames or dflt.frames, scenario.height or dflt.height,
+                            scenario.width or dflt.width)
+        cfg = scenario.cfg if scenario.cfg is not None else dflt.cfg
+        seqs = b * (2 if cfg else 1) / m.dp
+        h = workload.dit.hidden_size
+        act = math.ceil(tokens / m.sp) * seqs * (4 * h + 3 * workload.dit.mlp.intermediate_size / m.tp) * abytes
+        return Footprint(params * wbytes, 0.0, act, 0.0)
+    h = workload.hidden_size
+    seqs = b / m.dp
+    if scenario.phase == "train":
+        per_param = float(d["training_bytes_per_param"][scenario.optimizer]["value"])
+        coef = d["activation_bytes_per_token_layer"]
+        s = math.ceil(scenario.input_len / m.sp)
+        a = workload.attention.num_heads
+        if scenario.recompute == "full":
+            per_tok = coef["full_recompute_coefficient"] * h
+        elif scenario.recompute == "selective":
+            per_tok = coef["none_coefficient"] * h / m.tp
+        else:
+            per_tok = (coef["none_coefficient"] * h + coef["attention_coefficient"] * a * s) / m.tp
+        layers = workload.num_layers / m.pp
+        micro = seqs if m.pp == 1 else 1.0
+        in_flight = 1.0 if m.pp == 1 else float(m.pp)
+        act = per_tok * s * micro * layers * in_flight
+        return Footprint(0.0, 0.0, act, params * per_param)
+    width = workload.mlp.intermediate_size
+    if workload.moe is not None:
+        width = max(width, workload.moe.expert_intermediate_size * workload.moe.experts_per_token)
+    if scenario.phase == "prefill":
+        in_flight, context = seqs * math.ceil(scenario.input_len / m.sp), scenario.input_len
+    elif scenario.phase == "decode":
+        in_flight, context = seqs, scenario.input_len
+    else:  # generate: prefill working set, KV for the whole sequence
+        in_flight, context = seqs * math.ceil(scenario.input_len / m.sp), scenario.input_len + scenario.output_len
+    act = in_flight * (4 * h + 3 * width / m.tp) * abytes + seqs * workload.vocab_size / m.tp * 4.0
+    kv = kv_bytes_per_chip(workload, scenario, b, context)
+    return Footprint(params * wbytes, kv, act, 0.0)
+
+
+def usable_bytes(capacity_bytes: float, reserve_fraction: float) -> float:
+    return capacity_bytes * (1.0 - reserve_fraction)
+
+
+def max_batch(workload: DecoderLM | VideoDiT, scenario: Scenario, capacity_bytes: float,
+              reserve_fraction: float, limit: int = 1 << 20) -> int:
+    """Largest global batch (a multiple of dp) whose footprint fits; 0 when not even dp sequences fit.
+
+    The footprint is affine in the batch, so two evaluations give the answer; it is then checked.
+    """
+    dp = scenario.parallelism.dp
+    usable = usable_bytes(capacity_bytes, reserve_fraction)
+    f1 = footprint(workload, scenario, dp).total
+    if f1 > usable:
+        return 0
+    f2 = footprint(workload, scenario, 2 * dp).total
+    slope = f2 - f1
+    if slope <= 0:
+        return limit - limit % dp
+    n = int((usable - f1) // slope) + 1  # in units of dp
+    b = min(n * dp, limit - limit % dp)
+    while b > dp and footprint(workload, scenario, b).total > usable:
+        b -= dp
+    return b

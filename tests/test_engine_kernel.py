@@ -1,0 +1,141 @@
+"""The Numba kernel against the plain-Python reference (1e-9 relative) and hand calculations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cosim.engines import analytical as A
+from cosim.engines import reference
+from cosim.engines.efficiency import DATA_DIR, engine_params
+from cosim.engines.hwarrays import HardwareArrays
+from cosim.graph.optable import OpTable
+from cosim.specs.loader import load_hardware
+
+H100 = load_hardware("h100-sxm")
+P = engine_params("nvidia-gpu")
+BF16, FP8 = 2, 4
+
+TABLE = OpTable.from_rows([
+    {"name": "emb", "kind": 4, "precision": BF16, "m": 64, "n": 4096, "bytes_weight": 64 * 4096 * 2,
+     "bytes_act_out": 64 * 4096 * 2},
+    {"name": "qkv", "kind": 0, "precision": FP8, "m": 64, "k": 8192, "n": 5120, "flops": 2 * 64 * 8192 * 5120,
+     "bytes_weight": 8192 * 5120, "bytes_act_in": 64 * 8192, "bytes_act_out": 64 * 5120, "repeat": 80},
+    {"name": "experts", "kind": 1, "precision": FP8, "m": 37, "k": 4096, "n": 2048, "groups": 7,
+     "flops": 2 * 37 * 4096 * 2048 * 7, "bytes_weight": 7 * 4096 * 2048, "repeat": 32},
+    {"name": "attn", "kind": 2, "precision": BF16, "q_len": 1, "heads": 32, "kv_heads": 4, "batch": 64,
+     "flops": 4 * 64 * 32 * 128 * 1024, "bytes_kv_read": 2 * 64 * 4 * 128 * 1024 * 2, "repeat": 80},
+    {"name": "norm", "kind": 3, "precision": BF16, "m": 64 * 8192, "flops": 4 * 64 * 8192,
+     "bytes_act_in": 64 * 8192 * 2, "bytes_act_out": 64 * 8192 * 2, "repeat": 160},
+    {"name": "act", "kind": 3, "precision": BF16, "fused": 1, "flops": 5 * 64 * 28672, "repeat": 80},
+    {"name": "big_prefill_gemm", "kind": 0, "precision": BF16, "m": 8192, "k": 8192, "n": 28672,
+     "flops": 2 * 8192 * 8192 * 28672, "bytes_weight": 8192 * 28672 * 2, "bytes_act_in": 8192 * 8192 * 2,
+     "bytes_act_out": 8192 * 28672 * 2},
+    {"name": "ar", "kind": 5, "comm_kind": 1, "comm_group": 8, "comm_bytes": 64 * 8192 * 2, "repeat": 160},
+    {"name": "a2a", "kind": 5, "comm_kind": 4, "comm_group": 16, "comm_bytes": 1e6, "repeat": 32},
+    {"name": "grad", "kind": 5, "comm_kind": 1, "comm_group": 64, "comm_bytes": 1e9, "stage": 5},
+])
+
+COLUMNS = ("mem_bandwidth_bytes_per_s", "vector_flops_per_s", "compute_units", "onchip_capacity_bytes",
+           "onchip_bandwidth_bytes_per_s", "scale_up_bandwidth_bytes_per_s", "scale_out_bandwidth_bytes_per_s",
+           "tile_m", "tile_n", "scale_up_domain", "mem_capacity_bytes")
+
+
+def _random_points(seed: int, n: int) -> HardwareArrays:
+    rng = np.random.default_rng(seed)
+    hw = HardwareArrays.from_hardware(H100, n)
+    for col in COLUMNS:
+        base = getattr(hw, col)
+        hw = hw.with_column(col, np.round(base * rng.uniform(0.25, 4.0, n)) if col in (
+            "compute_units", "tile_m", "tile_n", "scale_up_domain") else base * rng.uniform(0.1, 10.0, n))
+    peak = HardwareArrays.from_hardware(H100, n).peak_flops_per_s * rng.uniform(0.1, 10.0, (n, 1))
+    hw.peak_flops_per_s[:] = peak
+    # some systolic points
+    sys_mask = rng.random(n) < 0.3
+    hw.systolic_rows[sys_mask] = 128
+    hw.systolic_cols[sys_mask] = 128
+    hw.systolic_arrays_per_core[sys_mask] = 4
+    hw.systolic_cores[sys_mask] = 2
+    hw.scale_up_topology[rng.random(n) < 0.3] = 1
+    hw.torus_x[:] = 4
+    hw.torus_y[:] = 4
+    return hw
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31), fwd=st.sampled_from([1.0, 3.0, 4.0]), foot=st.floats(1e9, 2e11),
+       wfoot=st.floats(1e6, 1e11))
+def test_kernel_matches_reference(seed, fwd, foot, wfoot):
+    hw = _random_points(seed, 12)
+    opf, opi = A.pack_ops(TABLE, P)
+    prm = A.pack_params(P, footprint_bytes=foot, weight_footprint_bytes=wfoot, fwd_mult=fwd,
+                        comm_mult=2.0 if fwd > 1 else 1.0, extra_memory_bytes=1e9 if fwd > 1 else 0.0)
+    fast = A.run_points(hw, opf, opi, prm, P)
+    ref = reference.evaluate(hw, opf, opi, prm, P)
+    for key in A.OUT:
+        np.testing.assert_allclose(fast[key], ref[key], rtol=1e-9, atol=0, err_msg=key)
+
+
+def test_kernel_matches_reference_on_a_built_graph():
+    from cosim.cli.common import build_scenario
+    from cosim.graph.build import decode_graph
+    from cosim.specs.loader import load_workload
+
+    table = decode_graph(load_workload("llama-3.1-8b"), build_scenario(phase="decode", batch=32, tp=2), 2048)
+    hw = _random_points(7, 50)
+    opf, opi = A.pack_ops(table, P)
+    prm = A.pack_params(P, footprint_bytes=3e10, weight_footprint_bytes=8e9)
+    fast = A.run_points(hw, opf, opi, prm, P)
+    ref = reference.evaluate(hw, opf, opi, prm, P)
+    for key in A.OUT:
+        np.testing.assert_allclose(fast[key], ref[key], rtol=1e-9, atol=0, err_msg=key)
+
+
+def _curve(flops: float) -> float:
+    fam = yaml.safe_load((DATA_DIR / "efficiency" / "nvidia-gpu.yaml").read_text())
+    xs = np.log10([float(x) for x in fam["size_curve"]["flops"]])
+    return float(np.interp(np.log10(flops), xs, fam["size_curve"]["multiplier"]))
+
+
+def test_large_gemm_hand_calculation():
+    # 8192 x 8192 x 28672 bf16 on H100: tiles 128 x 256 -> 64 x 112 = 7168 tiles on 132 SMs = 55 waves
+    m, k, n = 8192, 8192, 28672
+    flops = 2.0 * m * k * n
+    table = OpTable.from_rows([{"name": "g", "kind": 0, "precision": BF16, "m": m, "k": k, "n": n, "flops": flops,
+                                "bytes_weight": k * n * 2, "bytes_act_in": m * k * 2, "bytes_act_out": m * n * 2}])
+    wave_eff = 7168 / (55 * 132)
+    expected = flops / (989.4e12 * 0.80 * _curve(flops / wave_eff) * wave_eff) + 2e-6  # curve at padded work
+    ops = A.run_ops(HardwareArrays.from_hardware(H100), *A.pack_ops(table, P),
+                    A.pack_params(P, footprint_bytes=0, weight_footprint_bytes=1e12), P)
+    assert ops["time_s"][0] == pytest.approx(expected, rel=1e-12)
+    assert ops["bound"][0] == 0
+
+
+def test_weight_streaming_gemv_hand_calculation():
+    # batch-1 GEMV 8192 x 28672 fp8: 235 MB of weights from HBM at 0.85 x 3.35 TB/s; activations stay in L2
+    k, n = 8192, 28672
+    table = OpTable.from_rows([{"name": "g", "kind": 0, "precision": FP8, "m": 1, "k": k, "n": n,
+                                "flops": 2.0 * k * n, "bytes_weight": k * n, "bytes_act_in": k, "bytes_act_out": n}])
+    ops = A.run_ops(HardwareArrays.from_hardware(H100), *A.pack_ops(table, P),
+                    A.pack_params(P, footprint_bytes=0, weight_footprint_bytes=1e12), P)
+    assert ops["time_s"][0] == pytest.approx(k * n / (3.35e12 * 0.85) + 2e-6, rel=1e-12)
+    assert ops["bound"][0] == 1
+    assert ops["bytes_onchip"][0] == k + n
+
+
+def test_step_sums_ops_and_overheads():
+    hw = HardwareArrays.from_hardware(H100)
+    opf, opi = A.pack_ops(TABLE, P)
+    prm = A.pack_params(P, footprint_bytes=1e10, weight_footprint_bytes=5e10)
+    ops = A.run_ops(hw, opf, opi, prm, P)
+    pts = A.run_points(hw, opf, opi, prm, P)
+    comm = TABLE.kind == 5
+    busy = float(np.sum(ops["time_s"][~comm] * TABLE.repeat[~comm]))
+    net = float(np.sum(ops["network_s"][comm] * TABLE.repeat[comm]))
+    grad = float(ops["network_s"][-1])
+    # DP all-reduce hidden up to 80% (dp_overlap_fraction), the rest exposed; step overhead added once
+    expected = busy + 1e-4 + (net - grad) + grad * (1 - 0.8)
+    assert pts["step_time_s"][0] == pytest.approx(expected, rel=1e-12)
