@@ -1,8 +1,9 @@
 """Collectives as alpha-beta costs over a switch, a 1-3D torus, and a scale-up/scale-out hierarchy.
 
 Conventions: `nbytes` is the payload each chip contributes (`OpTable.comm_bytes`, as in
-cosim/graph/rows.py): the vector being all-reduced, the input buffer of a reduce-scatter, the send
-buffer of an all-to-all, the message of a point-to-point transfer, and the shard each chip contributes
+cosim/graph/rows.py): the vector being all-reduced, the input buffer of a reduce-scatter, the bytes
+of an all-to-all that leave the chip (the send buffer S times (p-1)/p; `collective` converts it back
+to S so the closed forms below apply unchanged), the message of a point-to-point transfer, and the shard each chip contributes
 to an all-gather — whose gathered buffer is then S = p x nbytes. The closed forms below use S.
 Bandwidths are per chip per direction (bytes/s); alpha is the per-message latency (s).
 
@@ -159,6 +160,8 @@ def collective(kind: int, nbytes: float, p: float,
         return 0.0, 0.0, 0.0
     if kind == ALL_GATHER:
         nbytes = nbytes * p  # the gathered buffer
+    elif kind == ALL_TO_ALL:
+        nbytes = nbytes * p / (p - 1.0)  # OpTable counts the bytes leaving the chip; S is the send buffer
     topo = int(topology)
     d = domain if up_bw > 0.0 else 1.0
     if topo in (TOPO_TORUS, TOPO_MESH, TOPO_RING):
