@@ -23,6 +23,8 @@ CONTRACT_KEYS = (
     "seconds_per_video", "mfu", "mbu", "bottleneck", "memory_bytes_per_chip",
     "energy_j", "energy_j_per_token", "system_energy_j_per_token", "avg_power_w",
     "usd_per_million_tokens", "usd_per_video",
+    # added by the energy/cost layer (beyond the original contract; never renamed)
+    "facility_energy_j_per_token", "tdp_derate",
 )
 
 
@@ -46,6 +48,8 @@ class EstimateResult:
     avg_power_w: float | None = None
     usd_per_million_tokens: float | None = None
     usd_per_video: float | None = None
+    facility_energy_j_per_token: float | None = None
+    tdp_derate: float | None = None
     # not in the JSON contract
     breakdown: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     flops_by_precision: dict[str, float] = field(default_factory=dict)
@@ -183,7 +187,7 @@ def estimate(hardware, workload, scenario, *, chips: int | None = None, mode: st
             sel = mask & (table.precision == p)
             flops_by_prec[PRECISIONS[int(p)]] = float(np.sum(table.flops[sel] * table.repeat[sel]))
     phase = scenario.phase
-    return EstimateResult(
+    result = EstimateResult(
         feasible=feasible, reason=reason, batch=int(scenario.batch),
         latency_s=_num(cols["latency_s"][0]), ttft_s=_num(cols["ttft_s"][0]), tpot_s=_num(cols["tpot_s"][0]),
         throughput_tokens_per_s=_num(cols["throughput_tokens_per_s"][0]) if phase != "video" else None,
@@ -197,3 +201,31 @@ def estimate(hardware, workload, scenario, *, chips: int | None = None, mode: st
         step_time_s=float(cols["step_time_s"][0]), tokens_per_step=float(cols["tokens_per_step"][0]),
         chips=int(cols["chips"][0]), phase=phase, memory_breakdown=fp.as_dict(), mode=mode,
     )
+    if result.feasible:
+        _attach_energy_and_cost(hw, result)
+    return result
+
+
+def _attach_energy_and_cost(hw, result: EstimateResult) -> None:
+    """Fill the energy and dollar fields; apply the TDP cap (clock derate stretches every time)."""
+    from cosim.cost import cost_for_estimate
+    from cosim.energy import energy_for_estimate
+
+    energy = energy_for_estimate(hw, result)
+    derate = float(energy.get("tdp_derate") or 1.0)
+    result.tdp_derate = derate
+    if derate > 1.0:
+        for name in ("latency_s", "ttft_s", "tpot_s", "seconds_per_video", "step_time_s"):
+            value = getattr(result, name)
+            if value is not None:
+                setattr(result, name, value * derate)
+        for name in ("throughput_tokens_per_s", "mfu", "mbu"):
+            value = getattr(result, name)
+            if value is not None:
+                setattr(result, name, value / derate)
+    for key in ("energy_j", "energy_j_per_token", "system_energy_j_per_token", "facility_energy_j_per_token",
+                "avg_power_w"):
+        setattr(result, key, energy.get(key))
+    cost = cost_for_estimate(hw, result)
+    result.usd_per_million_tokens = cost.get("usd_per_million_tokens")
+    result.usd_per_video = cost.get("usd_per_video")
