@@ -106,3 +106,56 @@ def describe_spec(name_or_path: str | Path) -> dict[str, Any]:
         info["kv_cache_bytes_per_token_bf16"] = kv_cache_bytes_per_token(spec, 2.0)
     info["spec"] = spec.model_dump(mode="json")
     return info
+
+
+# --- thin entry points over the layers (the CLI and the explorer call these) -------------------------
+
+def estimate(hardware, workload, scenario, **kwargs):
+    """Latency, throughput, energy and $ of one scenario (`cosim.engines.estimate.estimate`)."""
+    from cosim.engines.estimate import estimate as _estimate
+
+    return _estimate(hardware, workload, scenario, **kwargs)
+
+
+def serve(hardware, workload, scenario, *, chips: int | None, requests, **kwargs):
+    """Simulate serving a request set (`cosim.serving.service.serve`); build requests with `make_requests`."""
+    from cosim.serving.service import serve as _serve
+
+    return _serve(hardware, workload, scenario, chips=chips, requests=requests, **kwargs)
+
+
+def make_requests(**kwargs):
+    """A seeded request set (`cosim.serving.service.make_requests`)."""
+    from cosim.serving.service import make_requests as _make
+
+    return _make(**kwargs)
+
+
+def run_sweep(spec_path: str | Path, output: str | Path, **kwargs):
+    """Run (or resume) a sweep spec into a Parquet file (`cosim.explore.sweep.run_sweep`)."""
+    from cosim.explore.spec import load_sweep_spec
+    from cosim.explore.sweep import run_sweep as _run
+
+    spec = load_sweep_spec(spec_path)
+    return _run(spec, output, base_dir=Path(spec_path).resolve().parent, **kwargs)
+
+
+def pareto_front(path: str | Path, objectives: list[str], **kwargs):
+    """Non-dominated rows of a sweep result (`cosim.explore.pareto.pareto_front_table`)."""
+    from cosim.explore.pareto import pareto_front_table
+
+    return pareto_front_table(path, objectives, **kwargs)
+
+
+def best_mapping(hardware, workload, scenario, slo=None, **kwargs):
+    """The best parallelism, batch and precision under an SLO (`cosim.explore.mapping.best_mapping`)."""
+    from cosim.explore.mapping import best_mapping as _best
+
+    return _best(hardware, workload, scenario, slo, **kwargs)
+
+
+def run_validation(filter_expr: str | None = None, uncalibrated: bool = False):
+    """Predicted vs measured on the reference rows (`cosim.validate.run_validation`)."""
+    from cosim.validate import run_validation as _run
+
+    return _run(filter_expr, uncalibrated)

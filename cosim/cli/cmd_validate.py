@@ -1,0 +1,108 @@
+"""`cosim validate`: predicted vs measured on published measurements, per-group errors, calibration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cosim.cli.output import check_format, print_csv, print_json, print_table
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("validate")
+    def validate_cmd(
+        filter_expr: str = typer.Option(None, "--filter", help="key=value, key!=value or key~text, comma-separated "
+                                        "over columns such as hardware, workload, metric, vendor, workload_class, "
+                                        "source_class, reliability (e.g. --filter hardware=h200-sxm)"),
+        uncalibrated: bool = typer.Option(False, "--uncalibrated", help="first-principles defaults, no calibration"),
+        fmt: str = typer.Option("table", "--format", help="table | json | csv"),
+        calibrate: bool = typer.Option(False, "--calibrate", help="refit the calibration (minutes), write "
+                                       "cosim/data/calibration.yaml, then validate"),
+        report_dir: Path = typer.Option(Path("reports"), "--report-dir", help="where validation.md and the plot go"),
+        no_report: bool = typer.Option(False, "--no-report", help="do not write the report files"),
+        check: bool = typer.Option(False, "--check-thresholds", help="exit 1 if any group's median error worsened "
+                                   "beyond cosim/data/validation_thresholds.yaml"),
+        update_thresholds: bool = typer.Option(False, "--update-thresholds", help="store the current per-group "
+                                               "medians (+ margin) as the regression thresholds"),
+        reference: Path = typer.Option(None, "--reference", help="another measurements YAML (same schema as "
+                                       "cosim/data/reference/measurements.yaml); rows match the mapping by id"),
+    ) -> None:
+        """Score cosim's predictions against published measurements (MLPerf, TensorRT-LLM, video, training).
+
+        JSON: {"rows": [{id, predicted, measured, error, ...}], "summary": [{group_by, group, count,
+        median_abs_error, mape, worst_error, worst_id}], "unmapped": [{id, reason}], "calibrated": bool}.
+        error = predicted / measured - 1.
+        """
+        import sys
+
+        from cosim.validate import run_validation
+        from cosim.validate.gate import check_thresholds, write_thresholds
+
+        check_format(fmt)
+        cv = None
+        calibration = None
+        if calibrate:
+            import pandas as pd
+
+            from cosim.validate.fit import calibrate as do_calibrate
+            from cosim.validate.runner import summarize
+
+            calibration, loo = do_calibrate()
+            table = loo.rename(columns={"loo_error": "error"})
+            from cosim.validate.runner import base_table
+
+            meta = base_table()
+            cv_rows = table.merge(meta, on="id", how="left")
+            cv_rows["predicted"] = cv_rows["measured"] * (1 + cv_rows["error"])
+            cv = summarize(cv_rows)
+            del pd
+        else:
+            from cosim.validate.calibration import load_calibration
+
+            calibration = load_calibration()
+        report = run_validation(filter_expr, uncalibrated=uncalibrated,
+                                reference=str(reference) if reference else None)
+        if not no_report and not filter_expr and not reference:
+            from cosim.validate.report import write_report
+
+            if cv is None:
+                cv = _stored_cv()
+            path = write_report(report, report_dir, cv=cv, calibration=None if uncalibrated else calibration)
+            print(f"wrote {path}", file=sys.stderr)
+        if update_thresholds:
+            write_thresholds(report.summary)
+            print("updated cosim/data/validation_thresholds.yaml", file=sys.stderr)
+        if fmt == "json":
+            print_json({"calibrated": report.calibrated, "rows": report.rows.to_dict(orient="records"),
+                        "summary": report.summary.to_dict(orient="records"),
+                        "unmapped": report.unmapped.to_dict(orient="records")})
+        elif fmt == "csv":
+            print_csv(report.rows)
+        else:
+            print_table(report.rows[["id", "hardware", "workload", "metric", "predicted", "measured", "error"]],
+                        title="predicted vs measured (error = predicted / measured - 1)")
+            print_table(report.summary, title="error by group")
+        if check:
+            problems = check_thresholds(report.summary)
+            for line in problems:
+                print(f"accuracy regression: {line}", file=sys.stderr)
+            if problems:
+                raise typer.Exit(1)
+
+
+def _stored_cv():
+    """The cross-validated error table from the stored calibration's LOO errors (None before a fit)."""
+    import pandas as pd
+
+    from cosim.validate.calibration import load_calibration
+    from cosim.validate.runner import base_table, summarize
+
+    errs = load_calibration().get("loo_errors") or {}
+    if not errs:
+        return None
+    meta = base_table()
+    meta = meta[meta["id"].isin(errs)].copy()
+    meta["error"] = meta["id"].map(errs)
+    meta["predicted"] = meta["measured"] * (1 + meta["error"])
+    return summarize(pd.DataFrame(meta))

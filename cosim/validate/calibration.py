@@ -1,0 +1,67 @@
+"""Calibrated engine parameters per hardware family, and how they are applied.
+
+Three physically meaningful scale factors per hardware generation — on the achievable fraction of peak
+FLOP/s (GEMMs and attention alike), on the achievable fraction of main-memory bandwidth, and on the
+per-step host overhead, relative to the first-principles defaults in `cosim/data/` — are fitted
+by `cosim validate --calibrate` (scipy least squares on log(predicted / measured)) and stored with the
+date, the rows used and the in-sample and leave-one-out errors in `cosim/data/calibration.yaml`.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+CALIBRATION_PATH = Path(__file__).resolve().parent.parent / "data" / "calibration.yaml"
+#: bounds keep the fit physical: a fraction of peak can fall, but not rise above 1
+SCALE_BOUNDS = (0.3, 1.5)
+#: the per-step host overhead may move by two decades either way from the engine default
+OVERHEAD_BOUNDS = (0.01, 100.0)
+
+
+@functools.lru_cache(maxsize=2)
+def load_calibration(path: str | None = None) -> dict:
+    """The stored calibration (empty families when none has been fitted yet)."""
+    p = Path(path) if path else CALIBRATION_PATH
+    if not p.is_file():
+        return {"families": {}}
+    return yaml.safe_load(p.read_text(encoding="utf-8")) or {"families": {}}
+
+
+def scaled_params(hw, compute_scale: float, memory_scale: float, overhead_scale: float = 1.0):
+    """Engine parameters of `hw`'s family with both fractions scaled (each capped at 1) and the
+    per-step overhead scaled."""
+    from cosim.engines.efficiency import params_for
+
+    base = params_for(hw)
+    cf = np.minimum(base.compute_fraction * compute_scale, 1.0)
+    mf = float(min(base.memory_fraction * memory_scale, 1.0))
+    extra = {}
+    if hasattr(base, "attention_fraction"):
+        extra["attention_fraction"] = np.minimum(np.asarray(base.attention_fraction) * compute_scale, 1.0)
+    return base.with_overrides(compute_fraction=cf, memory_fraction=mf,
+                               step_overhead_s=base.step_overhead_s * overhead_scale, **extra)
+
+
+def calibration_family(slug: str) -> tuple[str | None, dict | None]:
+    """(generation name, fitted scales) whose `match` patterns cover the hardware slug, or (None, None)."""
+    import fnmatch
+
+    for name, fam in (load_calibration().get("families") or {}).items():
+        if any(fnmatch.fnmatch(slug, p) for p in fam.get("match", [])):
+            return name, fam
+    return None, None
+
+
+def calibrated_params(hw):
+    """Engine parameters with the stored calibration of the spec's generation applied (defaults if none)."""
+    from cosim.engines.efficiency import params_for
+
+    _, fam = calibration_family(hw.name)
+    if not fam:
+        return params_for(hw)
+    return scaled_params(hw, float(fam["compute_scale"]), float(fam["memory_scale"]),
+                         float(fam.get("overhead_scale", 1.0)))

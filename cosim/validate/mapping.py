@@ -1,0 +1,98 @@
+"""Row -> query mapping (`cosim/data/reference/mapping.yaml`): which cosim query predicts each row.
+
+Every reference row is either mapped to a `Query` or listed as unmapped with a reason; a row in
+neither list is an error, so no measurement is dropped silently.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cosim.errors import CosimInputError
+from cosim.specs.loader import read_document
+
+MAPPING_PATH = Path(__file__).resolve().parent.parent / "data" / "reference" / "mapping.yaml"
+
+Kind = Literal["offline_throughput", "server_throughput", "per_user_decode", "video_seconds",
+               "training_tflops_per_gpu", "training_mfu"]
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_len: float = Field(gt=0)
+    output_len: float = Field(gt=0)
+    input_source: str
+    output_source: str
+
+
+class Query(BaseModel):
+    """The cosim question whose answer is compared with one measurement."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Kind
+    hardware: str
+    chips: int = Field(gt=0)
+    workload: str
+    precision: str = "bf16"
+    tp: int = Field(default=1, gt=0)
+    pp: int = Field(default=1, gt=0)
+    ep: int = Field(default=1, gt=0)
+    dp: int = Field(default=1, gt=0)
+    sp: int = Field(default=1, gt=0)
+    input_len: int | None = Field(default=None, gt=0)
+    output_len: int | None = Field(default=None, gt=0)
+    profile: str | None = None
+    num_requests: int | None = Field(default=None, gt=0)
+    max_seqs: int | None = Field(default=None, gt=0)
+    batch: int | None = Field(default=None, gt=0)
+    frames: int | None = None
+    height: int | None = None
+    width: int | None = None
+    steps: int | None = None
+    note: str | None = None
+    assumed: str | None = None
+
+
+class Mapping(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1]
+    profiles: dict[str, Profile]
+    rows: dict[str, Query]
+    unmapped: dict[str, str]
+
+
+@functools.lru_cache(maxsize=2)
+def load_mapping(path: str | None = None) -> Mapping:
+    """The validated mapping; unknown profiles are errors naming the row."""
+    p = Path(path) if path else MAPPING_PATH
+    data = read_document(p)
+    try:
+        mapping = Mapping.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = [str(x) for x in first["loc"]]
+        row = loc[1] if len(loc) > 1 and loc[0] == "rows" else None
+        msg = f"row '{row}': {first['msg']}" if row else first["msg"]
+        raise CosimInputError(msg, file=str(p), field=".".join(loc[2:] if row else loc)) from None
+    for row_id, q in mapping.rows.items():
+        if q.profile and q.profile not in mapping.profiles:
+            raise CosimInputError(f"row '{row_id}': unknown profile '{q.profile}'", file=str(p), field="profile")
+        if q.kind == "offline_throughput" and not q.profile and not (q.input_len and q.output_len):
+            raise CosimInputError(f"row '{row_id}': needs input_len and output_len or a profile", file=str(p),
+                                  field="input_len")
+    return mapping
+
+
+def lengths(query: Query, mapping: Mapping) -> tuple[int, int]:
+    """Mean input and output tokens of a query (from its profile when it names one)."""
+    if query.profile:
+        prof = mapping.profiles[query.profile]
+        return round(prof.input_len), round(prof.output_len)
+    return int(query.input_len or 1), int(query.output_len or 1)

@@ -1,0 +1,76 @@
+"""Predict one reference row with the cosim engine (analytical) under given engine parameters.
+
+Offline throughput is predicted the way a continuous-batching engine runs in its steady state: the
+largest batch that fits in memory (capped by the engine's sequence limit) generates `output_len`
+tokens after a prefill of `input_len` each, so output tokens/s = batch x output_len / (prefill + output_len x
+TPOT at the mean context), times the replicas. `cosim serve --offline` simulates the same run request by
+request; this closed form is used here because calibration evaluates it thousands of times.
+"""
+
+from __future__ import annotations
+
+import math
+
+from cosim.cli.common import build_scenario
+from cosim.validate.mapping import Mapping, Query, lengths
+
+#: Sequence cap of the serving engine when the row does not state one. TensorRT-LLM's
+#: trtllm-bench builds engines with max_batch_size 2048 unless told otherwise (assumption, as in
+#: benchmarks/serving_accuracy.py); MLPerf submissions state their per-engine batch where known.
+DEFAULT_MAX_SEQS = 2048
+
+
+def _scenario(q: Query, phase: str, batch: int = 1, input_len: int = 1, output_len: int = 1):
+    return build_scenario(
+        phase=phase, batch=batch, input_len=input_len, output_len=output_len, frames=q.frames,
+        height=q.height, width=q.width, steps=q.steps, precision=q.precision, tp=q.tp, pp=q.pp, ep=q.ep,
+        dp=q.dp, sp=q.sp,
+    )
+
+
+def predict(q: Query, mapping: Mapping, params=None) -> tuple[float | None, str | None]:
+    """(predicted value in the row's unit, or None, and the reason when None)."""
+    from cosim.engines.estimate import estimate
+
+    if q.kind == "offline_throughput":
+        inp, out = lengths(q, mapping)
+        per_replica = q.tp * q.pp * q.sp
+        replicas = max(1, q.chips // per_replica)
+        sc = _scenario(q, "generate", 1, inp, out)
+        probe = estimate(q.hardware, q.workload, sc, chips=per_replica, batch_max=True, params=params)
+        if not probe.feasible:
+            return None, probe.reason
+        cap = q.max_seqs or DEFAULT_MAX_SEQS
+        if q.num_requests:
+            cap = min(cap, q.num_requests)
+        batch = max(1, min(int(probe.batch or 1), cap))
+        res = probe if batch == probe.batch else estimate(
+            q.hardware, q.workload, _scenario(q, "generate", batch, inp, out), chips=per_replica, params=params)
+        if not res.feasible or not res.throughput_tokens_per_s:
+            return None, res.reason or "no throughput"
+        return res.throughput_tokens_per_s * replicas, None
+    if q.kind == "per_user_decode":
+        inp, out = lengths(q, mapping)
+        sc = _scenario(q, "decode", 1, inp + out // 2, 1)
+        res = estimate(q.hardware, q.workload, sc, chips=q.tp * q.pp * q.sp, params=params)
+        if not res.feasible or not res.tpot_s:
+            return None, res.reason or "no TPOT"
+        return 1.0 / res.tpot_s, None
+    if q.kind == "video_seconds":
+        sc = _scenario(q, "video", 1)
+        res = estimate(q.hardware, q.workload, sc, chips=q.chips, params=params)
+        if not res.feasible or not res.seconds_per_video:
+            return None, res.reason or "no video time"
+        return res.seconds_per_video, None
+    if q.kind in ("training_mfu", "training_tflops_per_gpu"):
+        sc = _scenario(q, "train", q.batch or q.dp, q.input_len or 4096, 1)
+        res = estimate(q.hardware, q.workload, sc, chips=q.chips, params=params)
+        if not res.feasible or res.mfu is None or not math.isfinite(res.mfu):
+            return None, res.reason or "no MFU"
+        if q.kind == "training_mfu":
+            return 100.0 * res.mfu, None
+        from cosim.specs.loader import load_hardware
+
+        peak = load_hardware(q.hardware).peak_flops(q.precision) or 0.0
+        return res.mfu * peak / 1e12, None
+    return None, f"query kind '{q.kind}' is not predicted yet"

@@ -1,0 +1,138 @@
+"""Reference measurements shipped with cosim (`cosim/data/reference/`), validated on load.
+
+Two files: `measurements.yaml` (MLPerf, TensorRT-LLM tables, video timings, training MFU, vendor
+claims; copied from the project's shared research data with every row's source) and
+`energy_measurements.yaml` (ML.ENERGY v3 GPU energy rows and MLPerf Power system rows). A malformed
+row raises `CosimInputError` naming the row id and the field.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cosim.errors import CosimInputError
+from cosim.specs.loader import read_document
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "reference"
+
+
+class MeasurementRow(BaseModel):
+    """One published measurement: what was run, on what, the value and where it was published."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    id: str = Field(min_length=1)
+    source_class: str
+    source: dict[str, Any]
+    hardware: dict[str, Any]
+    model: str
+    metric: str
+    value: float = Field(gt=0)
+    unit: str
+    reliability: Literal["high", "medium", "low"]
+    precision: str | None = None
+    workload: dict[str, Any] = Field(default_factory=dict)
+    notes: str | None = None
+
+    @property
+    def citation(self) -> str:
+        src = self.source
+        return f"{src.get('title', '')} {src.get('url') or src.get('locator') or ''}".strip()
+
+
+def _validate_rows(rows: list[Any], file: str, model=MeasurementRow) -> list:
+    out = []
+    seen: set[str] = set()
+    for i, raw in enumerate(rows):
+        row_id = raw.get("id", f"#{i}") if isinstance(raw, dict) else f"#{i}"
+        if not isinstance(raw, dict):
+            raise CosimInputError(f"row {row_id}: expected a mapping", file=file)
+        try:
+            row = model.model_validate(raw)
+        except ValidationError as err:
+            first = err.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "?"
+            raise CosimInputError(f"row '{row_id}': {first['msg']}", file=file, field=field) from None
+        if row.id in seen:
+            raise CosimInputError(f"row '{row.id}': duplicate id", file=file, field="id")
+        seen.add(row.id)
+        out.append(row)
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def load_measurements(path: str | None = None) -> tuple[MeasurementRow, ...]:
+    """The performance reference rows (validated)."""
+    p = Path(path) if path else DATA_DIR / "measurements.yaml"
+    doc = read_document(p)
+    rows = doc.get("records")
+    if not isinstance(rows, list):
+        raise CosimInputError("expected a 'records' list", file=str(p), field="records")
+    return tuple(_validate_rows(rows, str(p)))
+
+
+class EnergyRow(BaseModel):
+    """An energy measurement flattened to one row (ML.ENERGY GPU-only or MLPerf Power whole-system)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    source_class: Literal["ml_energy", "mlperf_power"]
+    source: str
+    model: str
+    task: str
+    gpu: str
+    num_gpus: int = Field(gt=0)
+    batch: int | None = None
+    energy_j_per_output_token: float = Field(gt=0)
+    avg_power_w: float = Field(gt=0, description="per GPU (ML.ENERGY) or whole system (MLPerf Power)")
+    output_tokens_per_s: float | None = None
+    median_itl_s: float | None = None
+    avg_output_len: float | None = None
+    reliability: Literal["high", "medium", "low"] = "high"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-")
+
+
+@functools.lru_cache(maxsize=4)
+def load_energy_rows(path: str | None = None) -> tuple[EnergyRow, ...]:
+    """ML.ENERGY LLM rows (largest-batch and smallest-batch configs) and MLPerf Power rows."""
+    p = Path(path) if path else DATA_DIR / "energy_measurements.yaml"
+    doc = read_document(p)
+    out: list[dict[str, Any]] = []
+    ml = doc.get("ml_energy_leaderboard_v3", {})
+    for raw in ml.get("rows", []):
+        if raw.get("task") in ("text-to-image", "text-to-video", "image-to-video"):
+            continue
+        for label, cfg in (("maxbatch", raw.get("min_energy_config")),
+                           ("batch8", (raw.get("smallest_batch") or {}))):
+            if not cfg or "energy_per_output_token_j" not in cfg:
+                continue
+            out.append({
+                "id": f"mlenergy-{_slug(raw['model'])}-{raw['task']}-{raw['gpu'].lower()}x{raw['num_gpus']}-{label}",
+                "source_class": "ml_energy", "source": ml.get("source", ""), "model": raw["model"],
+                "task": raw["task"], "gpu": raw["gpu"], "num_gpus": raw["num_gpus"],
+                "batch": cfg.get("max_num_seqs"), "energy_j_per_output_token": cfg["energy_per_output_token_j"],
+                "avg_power_w": cfg["avg_power_w_per_gpu"], "output_tokens_per_s": cfg.get("output_tokens_per_s"),
+                "median_itl_s": (cfg["median_itl_ms"] / 1e3) if cfg.get("median_itl_ms") else None,
+                "avg_output_len": cfg.get("avg_output_len"),
+            })
+    for raw in doc.get("mlperf_inference_power", {}).get("rows", []):
+        tokens = raw.get("tokens_per_s")
+        if not tokens:
+            continue
+        out.append({
+            "id": f"mlperfpower-{raw['round']}-{_slug(raw['system'])}-{raw['benchmark']}-{raw['scenario'].lower()}",
+            "source_class": "mlperf_power", "source": raw.get("source", ""), "model": raw["benchmark"],
+            "task": raw["scenario"], "gpu": raw["system"], "num_gpus": 8,
+            "energy_j_per_output_token": raw["avg_system_power_w"] / tokens,
+            "avg_power_w": raw["avg_system_power_w"], "output_tokens_per_s": tokens,
+        })
+    return tuple(_validate_rows(out, str(p), EnergyRow))

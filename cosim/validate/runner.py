@@ -1,0 +1,142 @@
+"""Run every mapped reference row through cosim and tabulate predicted vs measured, with groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from cosim.errors import CosimInputError
+from cosim.validate.mapping import load_mapping
+from cosim.validate.reference import load_measurements
+
+GROUP_COLUMNS = ("vendor", "hardware", "workload_class", "metric", "source_class", "reliability")
+
+
+@dataclass
+class ValidationReport:
+    rows: pd.DataFrame  # id, hardware, workload, metric, predicted, measured, error, groups...
+    summary: pd.DataFrame  # group_by, group, count, median_abs_error, mape, worst_error, worst_id
+    unmapped: pd.DataFrame  # id, reason
+    calibrated: bool = True
+    params: dict = field(default_factory=dict)
+
+
+def _workload_class(kind: str, workload) -> str:
+    if kind.startswith("training"):
+        return "training"
+    return {"dense": "dense", "moe": "moe", "video_dit": "video"}[workload.family]
+
+
+def base_table(ids: list[str] | None = None, reference: str | None = None) -> pd.DataFrame:
+    """Measured rows with their query and group columns (no prediction yet).
+
+    `reference`: another measurements file with the same schema (rows are matched to the mapping by id).
+    """
+    from cosim.specs.loader import load_hardware, load_workload
+
+    mapping = load_mapping()
+    measured = {r.id: r for r in load_measurements(reference)}
+    records = []
+    for row_id, q in mapping.rows.items():
+        if ids is not None and row_id not in ids:
+            continue
+        if row_id not in measured:
+            if reference:
+                continue
+            raise CosimInputError(f"mapping names row '{row_id}' which is not in the reference data",
+                                  field="rows")
+        ref = measured[row_id]
+        hw = load_hardware(q.hardware)
+        wl = load_workload(q.workload)
+        records.append({
+            "id": row_id, "hardware": q.hardware, "vendor": hw.vendor, "chips": q.chips,
+            "workload": q.workload, "workload_class": _workload_class(q.kind, wl), "metric": q.kind,
+            "source_class": ref.source_class, "reliability": ref.reliability, "measured": ref.value,
+            "unit": ref.unit, "assumed": q.assumed or "", "source": ref.citation,
+        })
+    return pd.DataFrame.from_records(records)
+
+
+def predict_rows(table: pd.DataFrame, params_by_hw=None) -> np.ndarray:
+    """Predicted values for each row of `table` (NaN where cosim returns no value)."""
+    from cosim.specs.loader import load_hardware
+    from cosim.validate.calibration import calibrated_params
+    from cosim.validate.predict import predict
+
+    mapping = load_mapping()
+    out = np.full(len(table), np.nan)
+    reasons = []
+    for i, row_id in enumerate(table["id"]):
+        q = mapping.rows[row_id]
+        hw = load_hardware(q.hardware)
+        params = params_by_hw(hw) if params_by_hw else calibrated_params(hw)
+        value, reason = predict(q, mapping, params)
+        if value is not None:
+            out[i] = value
+        reasons.append(reason or "")
+    table["note"] = reasons
+    return out
+
+
+def _apply_filter(table: pd.DataFrame, expr: str | None) -> pd.DataFrame:
+    """`key=value`, `key!=value` or `key~substring`, comma-separated, over the table's columns."""
+    if not expr:
+        return table
+    mask = np.ones(len(table), dtype=bool)
+    for term in (t.strip() for t in expr.split(",") if t.strip()):
+        for op in ("!=", "~", "="):
+            if op in term:
+                key, value = (s.strip() for s in term.split(op, 1))
+                break
+        else:
+            raise CosimInputError(f"--filter term '{term}' is not key=value, key!=value or key~text")
+        if key not in table.columns:
+            raise CosimInputError(f"--filter: unknown column '{key}'; expected one of {', '.join(table.columns)}")
+        col = table[key].astype(str)
+        mask &= (col == value) if op == "=" else (col != value) if op == "!=" else col.str.contains(value, regex=False)
+    return table[mask].reset_index(drop=True)
+
+
+def summarize(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per group: count, median |error|, MAPE and the worst row, over rows with a prediction."""
+    ok = rows[rows["predicted"].notna()]
+    records = []
+    for col in GROUP_COLUMNS:
+        for key, g in ok.groupby(col):
+            err = g["error"].to_numpy()
+            worst = int(np.argmax(np.abs(err)))
+            records.append({
+                "group_by": col, "group": key, "count": len(g),
+                "median_abs_error": float(np.median(np.abs(err))), "mape": float(np.mean(np.abs(err))),
+                "worst_error": float(err[worst]), "worst_id": g["id"].iloc[worst],
+            })
+    if len(ok):
+        err = ok["error"].to_numpy()
+        worst = int(np.argmax(np.abs(err)))
+        records.append({"group_by": "all", "group": "all", "count": len(ok),
+                        "median_abs_error": float(np.median(np.abs(err))), "mape": float(np.mean(np.abs(err))),
+                        "worst_error": float(err[worst]), "worst_id": ok["id"].iloc[worst]})
+    return pd.DataFrame.from_records(records)
+
+
+def run_validation(filter_expr: str | None = None, uncalibrated: bool = False,
+                   reference: str | None = None) -> ValidationReport:
+    """Predict every mapped row (optionally filtered) and summarise the errors."""
+    from cosim.engines.efficiency import params_for
+
+    table = _apply_filter(base_table(reference=reference), filter_expr)
+    table["predicted"] = predict_rows(table, params_for if uncalibrated else None)
+    table["error"] = table["predicted"] / table["measured"] - 1.0
+    mapping = load_mapping()
+    unmapped_rows = [{"id": k, "reason": v} for k, v in mapping.unmapped.items()]
+    if reference:
+        unmapped_rows += [{"id": r.id, "reason": "no query in cosim/data/reference/mapping.yaml for this row"}
+                          for r in load_measurements(reference)
+                          if r.id not in mapping.rows and r.id not in mapping.unmapped]
+    unmapped = pd.DataFrame(unmapped_rows, columns=["id", "reason"])
+    cols = ["id", "hardware", "chips", "workload", "metric", "predicted", "measured", "error", "unit",
+            "vendor", "workload_class", "source_class", "reliability", "assumed", "note", "source"]
+    rows = table[cols]
+    return ValidationReport(rows=rows, summary=summarize(rows), unmapped=unmapped, calibrated=not uncalibrated)

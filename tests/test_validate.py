@@ -1,0 +1,108 @@
+"""cosim validate: reference data integrity, error arithmetic, bands, the regression gate, bad input."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from cosim.cli.main import main
+from cosim.errors import CosimInputError
+from cosim.validate.gate import check_thresholds, write_thresholds
+from cosim.validate.mapping import load_mapping
+from cosim.validate.reference import DATA_DIR, load_energy_rows, load_measurements
+from cosim.validate.runner import _apply_filter, summarize
+
+
+def test_every_reference_row_is_mapped_or_listed_with_a_reason():
+    ids = {r.id for r in load_measurements()}
+    mapping = load_mapping()
+    assert set(mapping.rows) | set(mapping.unmapped) == ids
+    assert not set(mapping.rows) & set(mapping.unmapped)
+    assert all(reason.strip() for reason in mapping.unmapped.values())
+
+
+def test_reference_rows_carry_sources_and_positive_values():
+    rows = load_measurements()
+    assert len(rows) == 111
+    for r in rows:
+        assert r.value > 0 and (r.source.get("url") or r.source.get("locator") or r.source.get("title"))
+
+
+def test_energy_rows_loaded_with_ids():
+    rows = load_energy_rows()
+    assert len({r.id for r in rows}) == len(rows) > 100
+    # MLPerf Power: J/token = system W / tokens/s (H200 v4.1 Offline: 6153 W / 25262.1 tok/s = 0.2436)
+    h200 = next(r for r in rows if r.source_class == "mlperf_power" and "h200" in r.id and r.task == "Offline")
+    assert h200.energy_j_per_output_token == pytest.approx(6153 / 25262.1, rel=1e-9)
+
+
+def test_summary_arithmetic_by_hand():
+    rows = pd.DataFrame({
+        "id": ["a", "b", "c"], "predicted": [110.0, 80.0, np.nan], "measured": [100.0, 100.0, 5.0],
+        "hardware": ["x", "x", "y"], "vendor": "v", "workload_class": "dense", "metric": "m",
+        "source_class": "s", "reliability": "high",
+    })
+    rows["error"] = rows["predicted"] / rows["measured"] - 1
+    summary = summarize(rows)
+    x = summary[(summary.group_by == "hardware") & (summary.group == "x")].iloc[0]
+    assert x["count"] == 2
+    assert x["median_abs_error"] == pytest.approx(0.15)  # |+0.10| and |-0.20|
+    assert x["mape"] == pytest.approx(0.15)
+    assert x["worst_error"] == pytest.approx(-0.20) and x["worst_id"] == "b"
+    assert "y" not in set(summary[summary.group_by == "hardware"].group)  # no prediction -> not scored
+
+
+def test_filter_expressions():
+    table = pd.DataFrame({"hardware": ["h100-sxm", "b200", "h200-sxm"], "metric": ["a", "b", "a"]})
+    assert list(_apply_filter(table, "hardware=b200").hardware) == ["b200"]
+    assert list(_apply_filter(table, "hardware~h, metric!=b").hardware) == ["h100-sxm", "h200-sxm"]
+    with pytest.raises(CosimInputError, match="unknown column 'chip'"):
+        _apply_filter(table, "chip=b200")
+    with pytest.raises(CosimInputError, match="not key=value"):
+        _apply_filter(table, "hardware")
+
+
+def test_gate_flags_a_worsened_group(tmp_path):
+    summary = pd.DataFrame([{"group_by": "metric", "group": "offline_throughput", "median_abs_error": 0.10}])
+    path = tmp_path / "t.yaml"
+    write_thresholds(summary, path)
+    assert check_thresholds(summary, path) == []
+    worse = summary.assign(median_abs_error=0.13)
+    problems = check_thresholds(worse, path)
+    assert len(problems) == 1 and "offline_throughput" in problems[0]
+
+
+def test_band_is_the_loo_quantiles_inverted(monkeypatch):
+    from cosim.validate import uncertainty
+
+    errs = np.array([-0.2, -0.1, 0.0, 0.1, 0.3])
+    monkeypatch.setattr(uncertainty, "loo_errors", lambda metric: errs)
+    b = uncertainty.band("throughput_tokens_per_s", 1000.0)
+    q10, q90 = np.quantile(errs, [0.1, 0.9])
+    assert b["p10"] == pytest.approx(1000 / (1 + q90)) and b["p90"] == pytest.approx(1000 / (1 + q10))
+    assert b["p10"] <= 1000 <= b["p90"]
+
+
+def test_malformed_reference_row_exits_2_naming_row_and_field(tmp_path, capsys):
+    doc = yaml.safe_load((DATA_DIR / "measurements.yaml").read_text())
+    doc["records"] = doc["records"][:3]
+    doc["records"][1]["value"] = -5
+    bad = tmp_path / "ref.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    load_measurements.cache_clear()
+    assert main(["validate", "--reference", str(bad), "--no-report"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and doc["records"][1]["id"] in err and "value" in err
+
+
+@pytest.mark.slow
+def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
+    """The CI regression gate: every group's median |error| within its stored threshold."""
+    assert main(["validate", "--format", "json", "--no-report", "--check-thresholds"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    predicted = [r for r in data["rows"] if r["predicted"] is not None]
+    assert len(predicted) >= 50
+    for r in predicted:
+        assert r["error"] == pytest.approx(r["predicted"] / r["measured"] - 1, rel=1e-9)
