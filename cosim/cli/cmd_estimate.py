@@ -12,15 +12,18 @@ from cosim.cli.common import (
     HardwareOpt,
     HeightOpt,
     InputLenOpt,
+    MicrobatchOpt,
     OutputLenOpt,
     PhaseOpt,
     PpOpt,
     PrecisionOpt,
+    RecomputeOpt,
     SpOpt,
     StepsOpt,
     TpOpt,
     WidthOpt,
     WorkloadOpt,
+    ZeroOpt,
 )
 
 
@@ -44,19 +47,37 @@ def register(app: typer.Typer) -> None:
         ep: EpOpt = 1,
         dp: DpOpt = 1,
         sp: SpOpt = 1,
+        zero: ZeroOpt = 0,
+        microbatch: MicrobatchOpt = None,
+        recompute: RecomputeOpt = "auto",
         mode: str = typer.Option("analytical", "--mode", help="analytical | cycle"),
         fmt: str = typer.Option("table", "--format", help="table | json"),
     ) -> None:
-        """Estimate latency, throughput, MFU/MBU, memory per chip and the bottleneck."""
-        from cosim.cli.common import build_scenario, parse_batch
+        """Estimate latency, throughput, MFU/MBU, memory per chip and the bottleneck.
+
+        --batch is the global batch in sequences (requests or videos), split over the --dp replicas.
+
+        Train: --batch sequences per optimizer step; each DP replica runs batch / dp of them.
+
+        Train: a DP replica's sequences run in micro-batches of --microbatch; 1F1B bubble (m + pp - 1) / m.
+
+        --chips beyond tp x pp x sp x dp adds copies of the whole mapping, which multiply the throughput.
+        """
+        from cosim.cli.common import RECOMPUTE_CHOICES, build_scenario, parse_batch
         from cosim.cli.output import check_format, print_json, print_key_values, print_table
         from cosim.engines.estimate import estimate
+        from cosim.errors import CosimInputError
 
         check_format(fmt, ("table", "json"))
+        if recompute not in RECOMPUTE_CHOICES:
+            raise CosimInputError(f"--recompute must be one of {', '.join(RECOMPUTE_CHOICES)}, got '{recompute}'")
         b = parse_batch(batch)
         scenario = build_scenario(phase=phase, batch=b or dp, input_len=input_len, output_len=output_len,
                                   frames=frames, height=height, width=width, steps=steps, precision=precision,
-                                  tp=tp, pp=pp, ep=ep, dp=dp, sp=sp)
+                                  tp=tp, pp=pp, ep=ep, dp=dp, sp=sp, zero=zero, microbatch=microbatch,
+                                  recompute="selective" if recompute == "auto" else recompute)
+        if recompute == "auto" and phase == "train" and b is not None:
+            scenario = _auto_recompute(hardware, workload, scenario)
         result = estimate(hardware, workload, scenario, chips=chips, mode=mode, batch_max=b is None)
         if fmt == "json":
             print_json(result.to_dict())
@@ -67,3 +88,26 @@ def register(app: typer.Typer) -> None:
             cols = ["graph", "name", "kind", "bound", "repeat", "time_s", "share", "achieved_flops_per_s",
                     "achieved_bytes_per_s"]
             print_table(frame[cols], title="per-op breakdown (per chip per step, time x repeat)")
+
+
+def _auto_recompute(hardware, workload, scenario):
+    """`--recompute auto`: selective recompute when it fits in the usable memory, else full recompute
+    (the cheapest policy that fits, as trainers are configured). The choice is logged on stderr."""
+    import sys
+
+    from cosim.engines.efficiency import params_for
+    from cosim.engines.memory import footprint, usable_bytes
+    from cosim.specs.loader import load_hardware, load_workload
+
+    hw = load_hardware(hardware)
+    wl = load_workload(workload)
+    if wl.family == "video_dit":
+        return scenario
+    usable = usable_bytes(hw.main_memory.capacity_bytes.value, params_for(hw).memory_reserve_fraction)
+    need = footprint(wl, scenario).total
+    if need <= usable:
+        return scenario
+    full = scenario.model_copy(update={"recompute": "full"})
+    print(f"recompute: full (selective needs {need / 1e9:.2f} GB per chip > {usable / 1e9:.2f} GB usable)",
+          file=sys.stderr)
+    return full

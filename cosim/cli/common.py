@@ -12,7 +12,9 @@ Fmt = Annotated[str, typer.Option("--format", help="table | json | csv")]
 HardwareOpt = Annotated[str, typer.Option("--hardware", help="catalog slug or path to a hardware YAML")]
 WorkloadOpt = Annotated[str, typer.Option("--workload", help="catalog slug, YAML path, or HF config.json")]
 PhaseOpt = Annotated[str, typer.Option("--phase", help="prefill | decode | generate | train | video")]
-BatchOpt = Annotated[str, typer.Option("--batch", help="batch size, or 'max' for the largest that fits")]
+BatchOpt = Annotated[str, typer.Option(
+    "--batch", help="global batch in sequences (requests or videos), split over --dp; train: sequences per "
+                    "optimizer step; or 'max' for the largest that fits")]
 InputLenOpt = Annotated[int, typer.Option("--input-len", help="prompt tokens (decode: context length)")]
 OutputLenOpt = Annotated[int, typer.Option("--output-len", help="generated tokens per request")]
 FramesOpt = Annotated[int | None, typer.Option("--frames", help="video frames")]
@@ -25,6 +27,16 @@ PpOpt = Annotated[int, typer.Option("--pp", help="pipeline-parallel degree")]
 EpOpt = Annotated[int, typer.Option("--ep", help="expert-parallel degree")]
 DpOpt = Annotated[int, typer.Option("--dp", help="data-parallel degree")]
 SpOpt = Annotated[int, typer.Option("--sp", help="sequence/context-parallel degree")]
+ZeroOpt = Annotated[int, typer.Option(
+    "--zero", help="train: ZeRO stage over the DP group: 0 replicated, 1 optimizer states sharded, "
+                   "2 + gradients, 3 (FSDP) + weights (all-gathered in forward and backward)")]
+MicrobatchOpt = Annotated[int | None, typer.Option(
+    "--microbatch", help="train: sequences per micro-batch of one DP replica (default: 1 with --pp > 1, "
+                         "else the whole local batch --batch / --dp)")]
+RecomputeOpt = Annotated[str, typer.Option(
+    "--recompute", help="train: activation recompute none | selective | full | auto (auto: selective when "
+                        "it fits in memory, else full)")]
+RECOMPUTE_CHOICES = ("none", "selective", "full", "auto")
 
 PHASES = ("prefill", "decode", "generate", "train", "video")
 PRECISION_CHOICES = ("fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4", "int8", "int4")
@@ -46,7 +58,8 @@ def parse_batch(batch: str) -> int | None:
 def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_len: int = 128,
                    frames: int | None = None, height: int | None = None, width: int | None = None,
                    steps: int | None = None, precision: str = "bf16", tp: int = 1, pp: int = 1,
-                   ep: int = 1, dp: int = 1, sp: int = 1):
+                   ep: int = 1, dp: int = 1, sp: int = 1, zero: int = 0, microbatch: int | None = None,
+                   recompute: str = "selective"):
     """A validated Scenario from CLI values; bad values raise CosimInputError naming the flag."""
     from pydantic import ValidationError
 
@@ -60,7 +73,12 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
                         ("--input-len", input_len), ("--output-len", output_len)):
         if value is None or value <= 0:
             raise CosimInputError(f"{flag} must be a positive integer, got {value}")
-    for flag, value in (("--frames", frames), ("--height", height), ("--width", width), ("--steps", steps)):
+    if zero not in (0, 1, 2, 3):
+        raise CosimInputError(f"--zero must be 0, 1, 2 or 3, got {zero}")
+    if recompute not in ("none", "selective", "full"):
+        raise CosimInputError(f"--recompute must be one of none, selective, full, got '{recompute}'")
+    for flag, value in (("--frames", frames), ("--height", height), ("--width", width), ("--steps", steps),
+                        ("--microbatch", microbatch)):
         if value is not None and value <= 0:
             raise CosimInputError(f"{flag} must be a positive integer, got {value}")
     kv = precision if precision in ("bf16", "fp16", "fp8", "fp32") else "fp8" if precision in ("fp4", "fp6", "int4", "int8") else "bf16"
@@ -68,7 +86,8 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
         return Scenario(
             phase=phase, batch=batch, input_len=input_len, output_len=output_len, frames=frames, height=height,
             width=width, steps=steps, weight_precision=precision, activation_precision=precision,
-            kv_precision=kv, parallelism=Parallelism(tp=tp, pp=pp, ep=ep, dp=dp, sp=sp),
+            kv_precision=kv, recompute=recompute,
+            parallelism=Parallelism(tp=tp, pp=pp, ep=ep, dp=dp, sp=sp, zero=zero, microbatch=microbatch),
         )
     except ValidationError as err:
         first = err.errors()[0]

@@ -2,7 +2,9 @@
 
 Per op (one execution on one chip):
 - compute time = FLOPs / (peak[precision] x achievable fraction x size-curve multiplier x tile and
-  wave quantisation), the size curve read at the padded FLOPs (FLOPs / quantisation efficiency: the
+  wave quantisation), the achievable fraction being the GEMM `compute_fraction` for GEMM rows and the
+  fused-attention `attention_fraction` for ATTENTION rows (FlashAttention-style kernels reach their
+  own share of peak), the size curve read at the padded FLOPs (FLOPs / quantisation efficiency: the
   work the kernel really does), so a tiny padded GEMM costs its padded work plus the ramp time once. GEMMs pad M and N to the kernel tile (a tile no smaller than the family's
   minimum and no larger than the spec's `gemm_tile`, chosen as the next power of two of the dimension,
   as kernel heuristics do) and spread tiles over the compute units in waves, splitting K when the tiles
@@ -21,6 +23,8 @@ Per op (one execution on one chip):
 Per step: sum over ops x repeat (x `fwd_mult` for training: forward + backward + recompute) + the
 per-step overhead + optimizer-step memory traffic + the communication not hidden behind compute
 (`comm_overlap_fraction` for in-step collectives, `dp_overlap_fraction` for the DP gradient all-reduce).
+In-step collectives (time and bytes) run `comm_mult` times (forward, backward, recompute); OPTIMIZER-stage
+collectives (DP gradient reduction, ZeRO-3 gathers, whose row repeat says how often) once per step.
 
 `evaluate_kernel` runs over design points with `prange` (independent points only); `op_kernel`
 returns the per-op columns of one point. Both call `_op_cost`, so the single-point breakdown and the
@@ -67,7 +71,10 @@ BOTTLENECKS = ("compute", "memory", "network", "overhead")
 REASONS = ("", "memory", "unsupported")  # reason codes: 0 ok, 1 does not fit, 2 infinite time
 KIND_GEMM, KIND_GROUPED, KIND_ATTN, KIND_ELEM, KIND_EMB, KIND_COMM = 0, 1, 2, 3, 4, 5
 STAGE_OPTIMIZER = 5
-N_PREC = 9  # len(PRECISIONS): the efficiency vector holds the compute fractions, then the size curve
+N_PREC = 9  # len(PRECISIONS): the efficiency vector holds the GEMM fractions, the attention fractions,
+# then the size curve (n, log10 FLOPs, multipliers)
+E_ATT = N_PREC  # offset of the attention fractions
+E_CURVE = 2 * N_PREC  # offset of the size-curve length
 
 
 @njit(cache=True, inline="always")
@@ -122,8 +129,8 @@ def _size_mult(flops, eff):
     if flops <= 0.0:
         return 1.0
     x = math.log10(flops)
-    n = int(eff[N_PREC])
-    x0 = N_PREC + 1
+    n = int(eff[E_CURVE])
+    x0 = E_CURVE + 1
     y0 = x0 + n
     if x <= eff[x0]:
         return eff[y0]
@@ -189,7 +196,8 @@ def _op_cost(i, j, peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_co
             if q < 0.0:
                 q = _quant_eff(i, j, tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arrays, opf, opi, prm)
                 size = _size_mult(flops / q, cfrac)
-            rate = peak[i, prec] * cfrac[prec] * size * q
+            frac = cfrac[E_ATT + prec] if kind == KIND_ATTN else cfrac[prec]
+            rate = peak[i, prec] * frac * size * q
             tc = flops / rate if rate > 0.0 else math.inf
         elif vector[i] > 0.0:
             tc = flops / vector[i]
@@ -243,6 +251,8 @@ def evaluate_kernel(peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_c
         chip = 0.0
         up = 0.0
         outb = 0.0
+        up_dp = 0.0
+        out_dp = 0.0
         for j in range(n_ops):
             r = opf[F_REPEAT, j]
             tc, tm, tn, tl, bound, bh, bc, bu, bo = _op_cost(
@@ -250,12 +260,14 @@ def evaluate_kernel(peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_c
                 onchip_cap, onchip_bw, up_bw, up_lat, domain, topo, in_switch, tx, ty, tz, out_bw, out_lat,
                 opf, opi, prm, cfrac)
             if bound == 2:
-                if opi[I_STAGE, j] == STAGE_OPTIMIZER:
+                if opi[I_STAGE, j] == STAGE_OPTIMIZER:  # once per step, not per pass
                     net_dp += tn * r
+                    up_dp += bu * r
+                    out_dp += bo * r
                 else:
                     net += tn * r
-                up += bu * r
-                outb += bo * r
+                    up += bu * r
+                    outb += bo * r
                 continue
             body = max(tc, tm)
             if bound == 0 or (bound == 3 and tc >= tm):
@@ -272,8 +284,8 @@ def evaluate_kernel(peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_c
         hbm *= fwd
         chip *= fwd
         net *= prm[P_COMMM]
-        up *= prm[P_COMMM]
-        outb *= prm[P_COMMM]
+        up = up * prm[P_COMMM] + up_dp
+        outb = outb * prm[P_COMMM] + out_dp
         if prm[P_EXTRA] > 0.0:
             bw = mem_bw[i] * prm[P_MEMF]
             mem += prm[P_EXTRA] / bw if bw > 0.0 else math.inf
@@ -412,10 +424,12 @@ _TILE_ARGS = (3, 4, 5, 2, 6, 7, 8)  # tile_m, tile_n, tile_k, units, rows, cols,
 
 
 def eff_vector(params) -> np.ndarray:
-    """The kernels' efficiency vector: compute fraction per precision, then n, log10 FLOPs, multipliers."""
+    """The kernels' efficiency vector: GEMM fraction per precision, attention fraction per precision,
+    then n, log10 FLOPs, multipliers of the size curve."""
     n = len(params.curve_log10_flops)
-    return np.ascontiguousarray(np.concatenate([params.compute_fraction, [float(n)], params.curve_log10_flops,
-                                                params.curve_multiplier]), dtype=np.float64)
+    return np.ascontiguousarray(np.concatenate([params.compute_fraction, params.attention_fraction, [float(n)],
+                                                params.curve_log10_flops, params.curve_multiplier]),
+                                dtype=np.float64)
 
 
 def precompute_quantisation(args: tuple, opf: np.ndarray, opi: np.ndarray, prm: np.ndarray,

@@ -1,7 +1,10 @@
 """Efficiency parameters of the analytical engine: per hardware family, loaded from YAML with provenance.
 
 `cosim/data/efficiency/<family>.yaml` holds, per family (nvidia-gpu, amd-gpu, tpu, asic-default), the
-achievable fraction of peak FLOP/s per precision, the achievable fraction of main-memory bandwidth, a
+achievable fraction of peak FLOP/s per precision for GEMMs (`compute_fraction`) and, separately, for
+fused attention kernels (`attention_fraction`: FlashAttention-style kernels reach a different share of
+peak than GEMMs, and it depends on the kernel generation, so a family file may override it per hardware
+slug under `attention_fraction.by_hardware`), the achievable fraction of main-memory bandwidth, a
 size curve (multiplier keyed by the FLOPs of one kernel execution) and the smallest GEMM tiles kernels
 use. `cosim/data/engine_defaults.yaml` holds the family-independent constants (overheads, overlap,
 memory reserve). Nothing here is fitted per measurement row.
@@ -28,7 +31,7 @@ class EngineParams:
     """Everything the kernel needs besides the hardware columns and the op table (SI units)."""
 
     family: str
-    compute_fraction: np.ndarray  # (len(PRECISIONS),) achievable fraction of peak per precision
+    compute_fraction: np.ndarray  # (len(PRECISIONS),) achievable fraction of peak per precision (GEMMs)
     memory_fraction: float
     curve_log10_flops: np.ndarray
     curve_multiplier: np.ndarray
@@ -42,6 +45,12 @@ class EngineParams:
     onchip_activation_fraction: float
     onchip_weight_fraction: float
     memory_reserve_fraction: float
+    # (len(PRECISIONS),) achievable fraction of peak of fused (FlashAttention-style) attention kernels
+    attention_fraction: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.attention_fraction is None:  # a family without attention data: attention runs like GEMMs
+            object.__setattr__(self, "attention_fraction", np.asarray(self.compute_fraction, dtype=np.float64))
 
     def with_overrides(self, **kw) -> EngineParams:
         """A copy with some fields replaced (e.g. `launch_overhead_s=5e-6` for eager mode)."""
@@ -81,14 +90,30 @@ def load_family(family: str) -> dict:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
+def _per_precision(section: dict, *, file: str, field: str, fallback: np.ndarray | None = None) -> np.ndarray:
+    """A {default, <precision>: ...} mapping -> one fraction per precision, each in (0, 1]."""
+    if "default" in section:
+        default = np.full(len(PRECISIONS), float(_value(section["default"])))
+    elif fallback is not None:
+        default = np.asarray(fallback, dtype=np.float64)
+    else:
+        raise CosimInputError("a per-precision fraction needs a 'default'", file=file, field=field)
+    out = np.array([float(_value(section[p])) if p in section else default[k] for k, p in enumerate(PRECISIONS)])
+    if np.any(out <= 0) or np.any(out > 1):
+        raise CosimInputError("fractions of peak must lie in (0, 1]", file=file, field=field)
+    return out
+
+
 @functools.cache
 def engine_params(family: str) -> EngineParams:
     """EngineParams of a family (cached; the arrays must not be mutated)."""
     fam = load_family(family)
     d = load_engine_defaults()
-    cf = fam["compute_fraction"]
-    default = float(_value(cf["default"]))
-    fractions = np.array([float(_value(cf[p])) if p in cf else default for p in PRECISIONS])
+    file = f"efficiency/{family}.yaml"
+    fractions = _per_precision(fam["compute_fraction"], file=file, field="compute_fraction")
+    att = fam.get("attention_fraction")
+    attention = (_per_precision(att, file=file, field="attention_fraction", fallback=fractions)
+                 if att else fractions.copy())
     curve = fam["size_curve"]
     flops = np.asarray(curve["flops"], dtype=np.float64)
     mult = np.asarray(curve["multiplier"], dtype=np.float64)
@@ -98,6 +123,7 @@ def engine_params(family: str) -> EngineParams:
     return EngineParams(
         family=family,
         compute_fraction=fractions,
+        attention_fraction=attention,
         memory_fraction=float(_value(fam["memory_fraction"])),
         curve_log10_flops=np.log10(flops),
         curve_multiplier=mult,
@@ -114,9 +140,33 @@ def engine_params(family: str) -> EngineParams:
     )
 
 
-def params_for(hw: Hardware, **overrides) -> EngineParams:
-    """EngineParams for a hardware spec's family, with optional overrides."""
-    p = engine_params(family_of(hw))
+@functools.cache
+def _attention_for_hardware(family: str, slug: str) -> np.ndarray | None:
+    """The family file's `attention_fraction.by_hardware[slug]` (kernel generation of that chip), if any."""
+    att = load_family(family).get("attention_fraction") or {}
+    entry = (att.get("by_hardware") or {}).get(slug)
+    if entry is None:
+        return None
+    return _per_precision(entry, file=f"efficiency/{family}.yaml", field=f"attention_fraction.by_hardware.{slug}",
+                          fallback=engine_params(family).attention_fraction)
+
+
+def params_for(hw: Hardware, calibrated: bool = True, **overrides) -> EngineParams:
+    """EngineParams for a hardware spec's family (with its per-chip attention data), plus overrides.
+
+    `calibrated` applies the fitted scale factors of the chip's generation (cosim/data/calibration.yaml,
+    written by `cosim validate --calibrate`); `calibrated=False` gives the first-principles defaults.
+    """
+    if calibrated:
+        from cosim.engines.calibration import calibrated_params
+
+        p = calibrated_params(hw)
+        return p.with_overrides(**overrides) if overrides else p
+    family = family_of(hw)
+    p = engine_params(family)
+    att = _attention_for_hardware(family, hw.name)
+    if att is not None and "attention_fraction" not in overrides:
+        overrides = {**overrides, "attention_fraction": att}
     return p.with_overrides(**overrides) if overrides else p
 
 

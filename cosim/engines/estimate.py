@@ -105,6 +105,7 @@ def estimate(hardware, workload, scenario, *, chips: int | None = None, mode: st
     from cosim.engines.efficiency import params_for
     from cosim.engines.hwarrays import HardwareArrays
     from cosim.engines.memory import footprint, max_batch
+    from cosim.engines.phases import weight_footprint_bytes
     from cosim.engines.vectorized import evaluate_points, replicas_for
     from cosim.graph.optable import OpKind, Stage
     from cosim.specs.hardware import PRECISIONS
@@ -158,7 +159,7 @@ def estimate(hardware, workload, scenario, *, chips: int | None = None, mode: st
     opf_all = []
     for key, table in tables.items():
         opf, opi = A.pack_ops(table, params, None if override is None else override(table))
-        prm = A.pack_params(params, footprint_bytes=fp.total, weight_footprint_bytes=fp.weights or fp.optimizer)
+        prm = A.pack_params(params, footprint_bytes=fp.total, weight_footprint_bytes=weight_footprint_bytes(wl, scenario, fp))
         ops = A.run_ops(hwa, opf, opi, prm, params)
         t = ops["time_s"] * table.repeat
         df = pd.DataFrame({

@@ -2,17 +2,25 @@
 
 Everything is per chip of one model replica, in bytes:
 - weights: the workload's parameters split by the mapping (non-expert weights over TP x PP; routed
-  experts over EP x expert-TP x PP, see `cosim.graph.sharding`), at the weight precision. Training
-  keeps `training_bytes_per_param` (ZeRO Sec. 3.1: 16 B/param for mixed-precision Adam) instead.
+  experts over EP x expert-TP x PP, see `cosim.graph.sharding`), at the weight precision.
+- training state: `training_state_bytes_per_param` (ZeRO Sec. 3.1/5.1, mixed-precision Adam: 2 B weights,
+  2 B gradients, 12 B optimizer states per parameter), partitioned over the DP degree by the ZeRO stage
+  (`parallelism.zero`): 1 shards the optimizer states, 2 also the gradients, 3 (FSDP) also the weights.
+  Under ZeRO-3 the chip also holds `zero3_unsharded_layers` layers of full (TP/PP-sharded) parameters:
+  the layer computing, the prefetched one and one layer of unsharded gradients (PyTorch FSDP). The
+  footprint reports weights (+ the ZeRO-3 gather buffer) under `weights`, gradients and optimizer states
+  under `optimizer`. All of a chip's parameters share one DP degree (experts included: a simplification).
 - KV cache: cached elements per token (`cosim.workloads.params`) x tokens held x KV bytes, with KV heads
   split over TP (replicated when fewer than TP; MLA's latent is replicated), layers over PP, the
   context over SP in decode, and sliding-window layers holding at most `window` tokens.
 - activations, inference: the largest transient working set of one layer, tokens in flight x
   (4 hidden + 3 MLP width / TP) x activation bytes, plus fp32 logits of one token per sequence —
   an estimate (FlashAttention never materialises the score matrix).
-- activations, training: Korthikanti et al. (MLSys 2023) Table 2 per layer: s b h (34 + 5 a s / h) bytes
-  without recompute, 34 s b h with selective recompute, 2 s b h with full recompute, divided by TP
-  (sequence parallelism on); the first pipeline stage holds pp micro-batches of one sequence each.
+- activations, training: Korthikanti et al. (MLSys 2023) Table 2 per layer and micro-batch of b
+  sequences: s b h (34 + 5 a s / h) / t bytes without recompute, 34 s b h / t with selective recompute
+  (sequence parallelism on), 2 s b h with full recompute (plus one layer's selective working set while
+  it is recomputed). Micro-batching (`microbatching`): with pp > 1 the first stage holds min(pp, m)
+  micro-batches in flight under 1F1B (Sec. 4.2.3), with pp = 1 one micro-batch (gradient accumulation).
 The runtime reserve (`memory_reserve_fraction`, vLLM's 0.9 utilisation default) is applied against
 capacity by the kernel; `usable_bytes` applies it here for `--batch max`.
 """
@@ -102,6 +110,37 @@ def kv_bytes_per_chip(model: DecoderLM, scenario: Scenario, batch: int, context:
     return elems * seqs * BYTES_PER_ELEMENT[scenario.kv_precision]
 
 
+def microbatching(scenario: Scenario) -> tuple[float, float, int]:
+    """(sequences per DP replica, sequences per micro-batch, micro-batches per step) of a training step.
+
+    `parallelism.microbatch` None keeps the classic defaults: one sequence per micro-batch with pp > 1
+    (1F1B), the whole local batch at once with pp = 1. A micro-batch never exceeds the local batch; the
+    last micro-batch may be partial (ceil).
+    """
+    par = scenario.parallelism
+    local = max(1.0, scenario.batch / par.dp)
+    default = 1.0 if par.pp > 1 else local
+    mb = default if par.microbatch is None else float(min(par.microbatch, local))
+    return local, mb, int(math.ceil(local / mb))
+
+
+def training_state(workload: DecoderLM, scenario: Scenario) -> tuple[float, float]:
+    """(weight bytes incl. the ZeRO-3 gather buffer, gradient + optimizer-state bytes) per chip."""
+    d = _defaults()
+    state = d["training_state_bytes_per_param"][scenario.optimizer]
+    params = params_per_chip(workload, scenario)
+    dp = scenario.parallelism.dp
+    zero = scenario.parallelism.zero
+    weights = float(state["weights"]) * params / (dp if zero >= 3 else 1)
+    grads = float(state["gradients"]) * params / (dp if zero >= 2 else 1)
+    opt = float(state["optimizer"]) * params / (dp if zero >= 1 else 1)
+    if zero >= 3 and dp > 1:
+        layers = workload.num_layers / scenario.parallelism.pp
+        unsharded = float(d["zero3_unsharded_layers"]["value"])
+        weights += unsharded * float(state["weights"]) * params / layers
+    return weights, grads + opt
+
+
 def footprint(workload: DecoderLM | VideoDiT, scenario: Scenario, batch: int | None = None) -> Footprint:
     """Per-chip memory of the scenario at `batch` (default: scenario.batch)."""
     b = scenario.batch if batch is None else batch
@@ -124,21 +163,25 @@ def footprint(workload: DecoderLM | VideoDiT, scenario: Scenario, batch: int | N
     h = workload.hidden_size
     seqs = b / m.dp
     if scenario.phase == "train":
-        per_param = float(d["training_bytes_per_param"][scenario.optimizer]["value"])
+        sc = scenario.model_copy(update={"batch": b})
         coef = d["activation_bytes_per_token_layer"]
         s = math.ceil(scenario.input_len / m.sp)
         a = workload.attention.num_heads
+        selective = coef["none_coefficient"] * h / m.tp
         if scenario.recompute == "full":
             per_tok = coef["full_recompute_coefficient"] * h
         elif scenario.recompute == "selective":
-            per_tok = coef["none_coefficient"] * h / m.tp
+            per_tok = selective
         else:
             per_tok = (coef["none_coefficient"] * h + coef["attention_coefficient"] * a * s) / m.tp
         layers = workload.num_layers / m.pp
-        micro = seqs if m.pp == 1 else 1.0
-        in_flight = 1.0 if m.pp == 1 else float(m.pp)
+        _, micro, n_micro = microbatching(sc)
+        in_flight = 1.0 if m.pp == 1 else float(min(m.pp, n_micro))
         act = per_tok * s * micro * layers * in_flight
-        return Footprint(0.0, 0.0, act, params * per_param)
+        if scenario.recompute == "full":  # the layer being recomputed holds its full working set again
+            act += selective * s * micro
+        weights, state = training_state(workload, sc)
+        return Footprint(weights, 0.0, act, state)
     width = workload.mlp.intermediate_size
     if workload.moe is not None:
         width = max(width, workload.moe.expert_intermediate_size * workload.moe.experts_per_token)

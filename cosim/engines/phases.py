@@ -11,10 +11,17 @@ Every function works on N design points at once (arrays in, arrays out). Convent
   input_len + output_len - 1, integrated by Gauss-Legendre quadrature (the step time is piecewise
   linear in the context, `generate_context_samples` nodes); latency = TTFT + (output_len - 1) x TPOT;
   throughput = batch x output_len / latency (static batching, as a batch of requests).
-- train: forward graph x 3 (forward + backward) or x 4 (full recompute); in-step collectives x 2 (x 3);
-  optimizer step = `optimizer_step_bytes_per_param` x params per chip of memory traffic; the DP
-  all-reduce overlaps the backward by `dp_overlap_fraction`; pipeline bubble (m + pp - 1) / m with m
-  micro-batches of one sequence; MFU = 3 x forward FLOPs / (step x peak).
+- train: `scenario.batch` is the GLOBAL batch in sequences (all DP replicas together); each DP replica
+  runs batch / dp sequences of `input_len` tokens per step, as ceil(local / microbatch) micro-batches
+  (`memory.microbatching`). Forward graph (the busiest pipeline stage, over the whole local batch) x 3
+  (forward + backward) or x 4 (full recompute); in-step collectives x 2 (x 3); optimizer step =
+  `optimizer_step_bytes_per_param` x params per chip of memory traffic (/ dp under ZeRO >= 1: each rank
+  updates its shard); the DP gradient collectives overlap the backward by `dp_overlap_fraction`; 1F1B
+  pipeline bubble (m + pp - 1) / m over the whole step for m micro-batches; MFU = 3 x forward FLOPs /
+  (step x peak). ZeRO 0-2 keep the gradient all-reduce (ZeRO-1/2 run it as reduce-scatter + all-gather
+  of the same volume, Rajbhandari et al. Sec. 7); ZeRO-3 replaces it by a reduce-scatter of the gradients
+  plus all-gathers of the weights before forward and backward (and again for full recompute): 1.5x the
+  DP volume (Sec. 7.2.2), overlapped like the gradient all-reduce (FSDP prefetches the next layer).
 - video: one pass over the graph (text encoder, steps x DiT, VAE); seconds per video = latency /
   videos per replica.
 """
@@ -25,7 +32,7 @@ import numpy as np
 
 from cosim.engines import analytical as A
 from cosim.engines.efficiency import EngineParams, load_engine_defaults
-from cosim.engines.memory import footprint, params_per_chip
+from cosim.engines.memory import footprint, microbatching, params_per_chip
 from cosim.specs.hardware import PRECISIONS
 from cosim.specs.scenario import Scenario
 
@@ -45,6 +52,41 @@ def kernel_run(hw, table, params: EngineParams, *, foot: float, wfoot: float, fw
     res = A.run_points(hw, opf, opi, prm, params)
     res["flops"] = np.full(len(hw), float(np.sum(table.flops * table.repeat * (table.kind != A.KIND_COMM))) * fwd_mult)
     return res
+
+
+def weight_footprint_bytes(workload, scenario: Scenario, fp=None) -> float:
+    """Weight bytes that pass through one chip per step (the kernels' on-chip residency test): the
+    footprint's weights in inference; in training every weight of the stage, sharded by ZeRO-3 or not."""
+    if scenario.phase == "train":
+        return params_per_chip(workload, scenario) * float(
+            load_engine_defaults()["training_state_bytes_per_param"][scenario.optimizer]["weights"])
+    return (fp if fp is not None else footprint(workload, scenario)).weights
+
+
+def zero3_table(table, scenario: Scenario, gathers: float):
+    """ZeRO-3 / FSDP: the OPTIMIZER-stage gradient all-reduce becomes a reduce-scatter of the same bytes
+    plus `gathers` all-gathers of the weights (each chip contributes its 1/dp shard); tables without
+    ZeRO-3 or DP come back unchanged."""
+    from cosim.graph.build import GRADIENT_MIN_BYTES, dtypes
+    from cosim.graph.optable import CommKind, OpTable, Stage
+    from cosim.graph.rows import comm
+
+    par = scenario.parallelism
+    if par.zero < 3 or par.dp <= 1:
+        return table
+    sel = ((table.kind == A.KIND_COMM) & (table.stage == A.STAGE_OPTIMIZER)
+           & (table.comm_kind == int(CommKind.ALL_REDUCE)))
+    if not np.any(sel):
+        return table
+    dt = dtypes(scenario)
+    rows = []
+    for grad_bytes, group in zip(table.comm_bytes[sel], table.comm_group[sel], strict=True):
+        weight_bytes = float(grad_bytes) * dt.w / max(GRADIENT_MIN_BYTES, dt.w)
+        rows.append(comm("zero3_grad_reduce_scatter", Stage.OPTIMIZER, dt, CommKind.REDUCE_SCATTER,
+                         float(grad_bytes), int(group)))
+        rows.append(comm("zero3_weight_all_gather", Stage.OPTIMIZER, dt, CommKind.ALL_GATHER,
+                         weight_bytes / int(group), int(group), repeat=gathers))
+    return OpTable.concat([table.select(~sel), OpTable.from_rows(rows)])
 
 
 def gauss_legendre_contexts(input_len: int, output_len: int, nodes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +135,7 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
     build = graphs()
     pp = scenario.parallelism.pp
     fp = footprint(workload, scenario)
-    foot, wfoot = fp.total, fp.weights or fp.optimizer
+    foot, wfoot = fp.total, weight_footprint_bytes(workload, scenario, fp)
     phase = scenario.phase
     keep = tables if tables is not None else {}
 
@@ -148,11 +190,13 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
         d = load_engine_defaults()
         fwd_mult = 4.0 if scenario.recompute == "full" else 3.0
         comm_mult = 3.0 if scenario.recompute == "full" else 2.0
+        shards = scenario.parallelism.dp if scenario.parallelism.zero >= 1 else 1
         extra = params_per_chip(workload, scenario) * float(
-            d["optimizer_step_bytes_per_param"][scenario.optimizer]["value"])
-        r = run("train", build.train_graph(workload, scenario), fwd_mult=fwd_mult, comm_mult=comm_mult,
-                extra=extra)
-        micro = max(1.0, scenario.batch / scenario.parallelism.dp) if pp > 1 else 1.0
+            d["optimizer_step_bytes_per_param"][scenario.optimizer]["value"]) / shards
+        table = zero3_table(build.train_graph(workload, scenario), scenario, gathers=comm_mult)
+        r = run("train", table, fwd_mult=fwd_mult, comm_mult=comm_mult, extra=extra)
+        _, _, n_micro = microbatching(scenario)
+        micro = float(n_micro) if pp > 1 else 1.0
         bubble = (micro + pp - 1.0) / micro
         step = r["step_time_s"] * bubble
         tokens = scenario.batch * scenario.input_len

@@ -80,7 +80,8 @@ def op_cost(hw: dict, op: dict, prm: dict, params) -> dict:
                                       prm["min_tile_n"], prm["split_k"] > 0)
             # the size curve is read at the padded work
             size = float(np.interp(math.log10(op["flops"] / eff), params.curve_log10_flops, params.curve_multiplier))
-            rate = hw["peak"][op["precision"]] * params.compute_fraction[op["precision"]] * size * eff
+            fractions = params.attention_fraction if op["kind"] == A.KIND_ATTN else params.compute_fraction
+            rate = hw["peak"][op["precision"]] * fractions[op["precision"]] * size * eff
             tc = op["flops"] / rate if rate > 0 else math.inf
         elif hw["vector_flops_per_s"] > 0:
             tc = op["flops"] / hw["vector_flops_per_s"]
@@ -106,17 +107,19 @@ def op_cost(hw: dict, op: dict, prm: dict, params) -> dict:
 
 def evaluate_point(hw: dict, ops: list[dict], prm: dict, params) -> dict:
     """Step time and counters of one design point (same keys as analytical.OUT)."""
-    comp = mem = ovh = net = net_dp = hbm = chip = up = out = 0.0
+    comp = mem = ovh = net = net_dp = hbm = chip = up = out = up_dp = out_dp = 0.0
     for op in ops:
         c = op_cost(hw, op, prm, params)
         r = op["repeat"]
         if c["bound"] == 2:
-            if op["stage"] == A.STAGE_OPTIMIZER:
+            if op["stage"] == A.STAGE_OPTIMIZER:  # once per step
                 net_dp += c["tn"] * r
-            else:
+                up_dp += c["up"] * r
+                out_dp += c["out"] * r
+            else:  # every pass (x comm_mult below)
                 net += c["tn"] * r
-            up += c["up"] * r
-            out += c["out"] * r
+                up += c["up"] * r
+                out += c["out"] * r
             continue
         body = max(c["tc"], c["tm"])
         if c["tc"] >= c["tm"] and c["bound"] in (0, 3):
@@ -129,7 +132,9 @@ def evaluate_point(hw: dict, ops: list[dict], prm: dict, params) -> dict:
     f = prm["fwd_mult"]
     comp, mem, hbm, chip = comp * f, mem * f, hbm * f, chip * f
     ovh = ovh * f + prm["step_overhead_s"]
-    net, up, out = net * prm["comm_mult"], up * prm["comm_mult"], out * prm["comm_mult"]
+    net = net * prm["comm_mult"]
+    up = up * prm["comm_mult"] + up_dp
+    out = out * prm["comm_mult"] + out_dp
     if prm["extra_memory_bytes"] > 0:
         bw = hw["mem_bandwidth_bytes_per_s"] * prm["memory_fraction"]
         mem += prm["extra_memory_bytes"] / bw if bw > 0 else math.inf

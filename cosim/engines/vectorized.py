@@ -32,18 +32,28 @@ def replicas_for(scenario: Scenario, chips: int | None) -> int:
 
 def evaluate_points(hw_arrays: HardwareArrays, workload, scenario: Scenario, *, chips: int | None = None,
                     params: EngineParams | None = None, family: str = "nvidia-gpu",
-                    tables: dict | None = None, override=None) -> dict[str, np.ndarray]:
+                    tables: dict | None = None, override=None, hardware=None) -> dict[str, np.ndarray]:
     """Columns for every design point: latency_s, throughput_tokens_per_s, ttft_s, tpot_s,
     seconds_per_video, memory_bytes_per_chip, feasible, bottleneck (code into BOTTLENECKS), mfu, mbu,
     plus the energy counters (flops, bytes_main_memory, bytes_onchip, comm_bytes_scale_up/out,
     step_time_s, tokens_per_step). NaN where a column does not apply to the phase.
+
+    Efficiency parameters: `params` if given, else those of the base `hardware` spec (its family and
+    calibrated generation), else the first-principles defaults of `family`.
     """
     from cosim.engines.memory import footprint
     from cosim.engines.phases import run_phase
     from cosim.specs.loader import load_workload
 
     workload = load_workload(workload)
-    params = params if params is not None else engine_params(family)
+    if params is None:
+        if hardware is not None:
+            from cosim.engines.efficiency import params_for
+            from cosim.specs.loader import load_hardware
+
+            params = params_for(load_hardware(hardware))
+        else:
+            params = engine_params(family)
     replicas = replicas_for(scenario, chips)
     out = run_phase(hw_arrays, workload, scenario, params, replicas=replicas, tables=tables, override=override)
     out["memory_bytes_per_chip"] = np.full(len(hw_arrays), footprint(workload, scenario).total)

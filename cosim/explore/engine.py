@@ -154,6 +154,17 @@ def _derive(out: dict[str, np.ndarray], hwa, scenario, n: int) -> dict[str, np.n
     return cols
 
 
+def _call(fn, hwa, workload, scenario, hardware):
+    """Call an evaluator, giving it the base spec (for its efficiency family) when it accepts one."""
+    import inspect
+
+    try:
+        accepts = "hardware" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    return fn(hwa, workload, scenario, hardware=hardware) if accepts else fn(hwa, workload, scenario)
+
+
 def _meets(ctx: SweepContext, cols: dict[str, np.ndarray]) -> np.ndarray:
     ok = cols["feasible"].copy()
     for c in ctx.spec.constraints:
@@ -167,7 +178,7 @@ def _meets(ctx: SweepContext, cols: dict[str, np.ndarray]) -> np.ndarray:
 def _evaluate_one(ctx: SweepContext, hwa, workload, scenario, extra: dict[str, np.ndarray]) -> dict:
     fn = resolve_evaluator(ctx.evaluator)
     n = len(hwa)
-    out = fn(hwa, workload, scenario)
+    out = _call(fn, hwa, workload, scenario, ctx.hardware)
     cols = {**extra, **_derive(out, hwa, scenario, n)}
     for o in ctx.spec.objectives:
         if o.column not in cols:

@@ -58,7 +58,7 @@ def best_mapping(hardware, workload, scenario, slo=None, *, objective: str = "th
     their keep. Returns `{"feasible", "mapping", "metrics", "reason", "evaluated"}`.
     """
     from cosim.engines.hwarrays import HardwareArrays
-    from cosim.explore.engine import _apply, resolve_evaluator
+    from cosim.explore.engine import _apply, _call, resolve_evaluator
     from cosim.specs.loader import load_hardware, load_workload
 
     hw = load_hardware(hardware)
@@ -83,7 +83,7 @@ def best_mapping(hardware, workload, scenario, slo=None, *, objective: str = "th
                     for batch in cand["batch"]:
                         combo = {"tp": tp, "pp": pp, "ep": ep, "batch": batch, "precision": precision}
                         try:
-                            out = fn(hwa, wl, _apply(scenario, combo))
+                            out = _call(fn, hwa, wl, _apply(scenario, combo), hw)
                         except CosimInputError:
                             continue
                         evaluated += 1

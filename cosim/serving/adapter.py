@@ -71,7 +71,8 @@ def kv_capacity(hw, workload, scenario, max_batched_tokens: int, memory_utilizat
 _LATENCY_CACHE: dict[tuple, tuple[float, bool]] = {}
 
 
-def _engine_latency(hw_arrays, workload, scenario, phase: str, batch: int, context: int) -> tuple[float, bool]:
+def _engine_latency(hw_arrays, workload, scenario, phase: str, batch: int, context: int,
+                    hardware=None) -> tuple[float, bool]:
     """Engine latency of one step (memoised per hardware, workload, mapping and point: specs are frozen)."""
     from cosim.engines.vectorized import evaluate_points
 
@@ -79,7 +80,7 @@ def _engine_latency(hw_arrays, workload, scenario, phase: str, batch: int, conte
                                      "output_len": 1})
     key = (id(hw_arrays), workload.name, sc.model_dump_json())
     if key not in _LATENCY_CACHE:
-        out = evaluate_points(hw_arrays, workload, sc)
+        out = evaluate_points(hw_arrays, workload, sc, hardware=hardware)
         if len(_LATENCY_CACHE) > 100_000:
             _LATENCY_CACHE.clear()
         _LATENCY_CACHE[key] = (float(out["latency_s"][0]), bool(out["feasible"][0]))
@@ -112,14 +113,14 @@ def engine_table(hw, workload, scenario, max_tokens: int, max_context: int, anch
     hwa = _hw_arrays(hw)
     dp = scenario.parallelism.dp
     tok = _with(geometric_grid(max_tokens, points_per_decade, include_zero=False), anchors)
-    lin = np.array([_engine_latency(hwa, workload, scenario, "decode", int(n) * dp, 1)[0] for n in tok])
+    lin = np.array([_engine_latency(hwa, workload, scenario, "decode", int(n) * dp, 1, hw)[0] for n in tok])
     ctx = geometric_grid(max_context, points_per_decade, include_zero=False)
-    base = _engine_latency(hwa, workload, scenario, "decode", B_REF * dp, 1)[0]
-    dec = np.array([_engine_latency(hwa, workload, scenario, "decode", B_REF * dp, int(c))[0] - base for c in ctx])
+    base = _engine_latency(hwa, workload, scenario, "decode", B_REF * dp, 1, hw)[0]
+    dec = np.array([_engine_latency(hwa, workload, scenario, "decode", B_REF * dp, int(c), hw)[0] - base for c in ctx])
     kv_grid = np.concatenate(([0.0], B_REF * ctx))
     dec = np.concatenate(([0.0], np.maximum(dec, 0.0)))
     plen = _with(geometric_grid(max(max_tokens, 2), points_per_decade, include_zero=False), anchors)
-    pre = np.array([_engine_latency(hwa, workload, scenario, "prefill", dp, int(t))[0] for t in plen])
+    pre = np.array([_engine_latency(hwa, workload, scenario, "prefill", dp, int(t), hw)[0] for t in plen])
     lin_at = np.interp(plen, tok, lin)
     pairs = np.concatenate(([0.0], causal_pairs(plen, 0).astype(np.float64)))
     pre_attn = np.concatenate(([0.0], pre - lin_at))

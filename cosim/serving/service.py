@@ -99,7 +99,7 @@ def _replica_power_w(hw, workload, scenario, chips: int, summary: dict[str, Any]
     batch = max(1, int(round(summary.get("mean_batch_seqs") or 1)))
     ctx = max(1, int(round(summary.get("_mean_context") or 1)))
     sc = scenario.model_copy(update={"phase": "decode", "batch": batch, "input_len": ctx, "output_len": 1})
-    out = evaluate_points(HardwareArrays.from_hardware(hw), workload, sc)
+    out = evaluate_points(HardwareArrays.from_hardware(hw), workload, sc, hardware=hw)
     params = EnergyParams.from_hardware(hw)
     br = step_energy(params, flops_by_precision={scenario.compute_precision: float(out["flops"][0])},
                      bytes_main_memory=float(out["bytes_main_memory"][0]),

@@ -22,6 +22,18 @@ class Parallelism(BaseModel):
     dp: int = Field(default=1, gt=0)
     sp: int = Field(default=1, gt=0, description="sequence/context parallel degree (Ulysses or ring)")
     sp_kind: Literal["ulysses", "ring"] = "ulysses"
+    # training only
+    zero: int = Field(
+        default=0, ge=0, le=3,
+        description="ZeRO stage of the data-parallel group (Rajbhandari et al., SC 2020): 0 = optimizer state, "
+                    "gradients and weights replicated on every DP rank; 1 = optimizer states sharded over DP; "
+                    "2 = + gradients sharded; 3 (= FSDP full sharding) = + weights sharded, all-gathered per layer "
+                    "in forward and backward")
+    microbatch: int | None = Field(
+        default=None, gt=0,
+        description="sequences per micro-batch of one DP replica (training): the local batch (batch / dp) runs "
+                    "as ceil(local / microbatch) micro-batches (gradient accumulation; 1F1B with pp > 1). "
+                    "None: 1 sequence when pp > 1, the whole local batch at once when pp = 1")
 
     @property
     def chips(self) -> int:

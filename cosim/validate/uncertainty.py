@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cosim.validate.calibration import load_calibration
+from cosim.engines.calibration import load_calibration
 from cosim.validate.mapping import load_mapping
 
 #: which validation metric each estimate/serve output is judged by

@@ -117,6 +117,18 @@ def _ofmap_cum(jj, base, h, u):
 
 
 @njit(cache=True)
+def _first_reaching(lo, hi, target, base, h, u):
+    """First line l in [lo, hi) with cumulative writes through l (inclusive) >= target (hi if none)."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _ofmap_cum(mid + 1, base, h, u) >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@njit(cache=True)
 def simulate(df, rows, cols, m, k, n, buf_if, buf_f, buf_of, bw):  # noqa: C901
     """Return [stall, dram_words_ifmap, dram_words_filter, dram_words_ofmap, slides_if, slides_f, events].
 
@@ -221,9 +233,7 @@ def simulate(df, rows, cols, m, k, n, buf_if, buf_f, buf_of, bw):  # noqa: C901
                     fsub[o] = r_used
                     st[o, 5] = fr  # row fold index for the row stream's rows
                     first = rows - r_used
-                nxt[o] = fold_len if (act[o] >= n_sets[o] and not ideal) else first
-                if ideal and act[o] >= n_sets[o]:
-                    nxt[o] = fold_len
+                nxt[o] = fold_len if act[o] >= n_sets[o] else first
             if df == 0:
                 of_base, of_h, of_u = k - 1 + rows - r_used, r_used, c_used
             else:
@@ -231,49 +241,25 @@ def simulate(df, rows, cols, m, k, n, buf_if, buf_f, buf_of, bw):  # noqa: C901
             fold_writes = of_h * of_u
             j = 0  # output lines [0, j) are applied
             while True:
-                # next output event: the line on which a write triggers a drain or waits for one
+                # next output event: the line on which a write fills the buffer during a drain
+                # (lines before jd) or brings it below half free (lines from jd on)
                 e_of = fold_len
                 if not ideal:
                     done = _ofmap_cum(j, of_base, of_h, of_u)
-                    left = fold_writes - done
-                    if left > 0:
-                        # lines before jd run while a drain is in flight
-                        jd = int(drain_end - stall - line0)
-                        if jd < j:
-                            jd = j
-                        lo_j = j
-                        need = free if free > 0 else 1  # writes until the buffer is full
-                        if jd > j:
-                            hi_j = min(jd, fold_len)
-                            if _ofmap_cum(hi_j, of_base, of_h, of_u) - done >= need:
-                                a_, b_ = lo_j, hi_j  # first line whose cumulative reaches need
-                                while a_ < b_:
-                                    mid = (a_ + b_) // 2
-                                    if _ofmap_cum(mid + 1, of_base, of_h, of_u) - done >= need:
-                                        b_ = mid
-                                    else:
-                                        a_ = mid + 1
-                                e_of = a_
-                        if e_of == fold_len and jd < fold_len:
-                            need2 = free - of_active + 1
-                            if need2 < 1:
-                                need2 = 1
-                            d0 = _ofmap_cum(jd, of_base, of_h, of_u)
-                            if fold_writes - d0 >= need2:
-                                a_, b_ = jd, fold_len
-                                while a_ < b_:
-                                    mid = (a_ + b_) // 2
-                                    if _ofmap_cum(mid + 1, of_base, of_h, of_u) - d0 >= need2:
-                                        b_ = mid
-                                    else:
-                                        a_ = mid + 1
-                                # writes on lines [j, jd) did not fill the buffer (checked above)
-                                free -= d0 - done
-                                unflushed += d0 - done
-                                j = jd
-                                e_of = a_
+                    if fold_writes - done > 0:
+                        jd = min(max(j, int(drain_end - stall - line0)), fold_len)
+                        need = free if free > 0 else 1
+                        if jd > j and _ofmap_cum(jd, of_base, of_h, of_u) - done >= need:
+                            e_of = _first_reaching(j, jd, done + need, of_base, of_h, of_u)
+                        elif jd < fold_len:
+                            need2 = max(free - of_active + 1, _ofmap_cum(jd, of_base, of_h, of_u) - done + 1)
+                            if fold_writes - done >= need2:
+                                e_of = _first_reaching(jd, fold_len, done + need2, of_base, of_h, of_u)
                 jn = min(e_of, min(nxt[0], nxt[1]))
-                if jn >= fold_len:
+                if jn >= fold_len:  # rest of the fold: writes only, none reaching a threshold
+                    rest = fold_writes - _ofmap_cum(j, of_base, of_h, of_u)
+                    free -= rest
+                    unflushed += rest
                     break
                 events += 1
                 # apply output writes of lines [j, jn)
@@ -287,24 +273,40 @@ def simulate(df, rows, cols, m, k, n, buf_if, buf_f, buf_of, bw):  # noqa: C901
                     if nxt[o] != jn:
                         continue
                     _line_range(st[o], fb[o], fu[o], fsub[o], jn, rows, rng)
-                    if rng[0] < 0:
-                        nxt[o] = jn + 1
+                    if rng[0] < 0:  # past the operand's lines in this fold
+                        nxt[o] = fold_len
                         continue
                     e = e_set[o]
                     s_lo = rng[0] // e
                     s_hi = rng[1] // e
                     x = cycle + 1.0
                     for s in range(s_lo, s_hi + 1):
-                        while not _in_window(s, win[o], n_sets[o], act[o]):
-                            win[o] = (win[o] + step[o]) % n_sets[o]
-                            out[OUT_MISS_IF + o] += 1.0
-                            if ideal:
-                                out[OUT_DRAM_IF + o] += pref_words[o]
-                            else:
-                                out[OUT_DRAM_IF + o] += burst[o] * bwi
-                                dclock[o] += burst[o] + 1
-                                late = dclock[o] - x
-                                x = dclock[o] + (late if late > 0 else 0.0)
+                        if _in_window(s, win[o], n_sets[o], act[o]):
+                            continue
+                        # slides until s enters the window: the window moves by step <= active sets,
+                        # so it cannot jump over s
+                        ahead = (s - win[o]) % n_sets[o]
+                        ns = (ahead - act[o]) // step[o] + 1
+                        win[o] = (win[o] + ns * step[o]) % n_sets[o]
+                        out[OUT_MISS_IF + o] += ns
+                        if ideal:
+                            out[OUT_DRAM_IF + o] += ns * pref_words[o]
+                            continue
+                        out[OUT_DRAM_IF + o] += ns * burst[o] * bwi
+                        # service time after each slide: x_i = L_i + max(L_i - x_(i-1), 0) with
+                        # L_i = L_0 + i * cost; the excess over L_i alternates with period 2
+                        cost = float(burst[o] + 1)
+                        d1 = dclock[o] + cost - x
+                        if d1 < 0.0:
+                            d1 = 0.0
+                        if ns == 1:
+                            dk = d1
+                        else:
+                            d2 = cost - d1 if cost > d1 else 0.0
+                            d3 = cost - d2 if cost > d2 else 0.0
+                            dk = d2 if ns % 2 == 0 else d3
+                        dclock[o] += ns * cost
+                        x = dclock[o] + dk
                     if not ideal and x - cycle - 1.0 > worst:
                         worst = x - cycle - 1.0
                     # skip lines whose set range stays the same and inside the window

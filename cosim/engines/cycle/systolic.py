@@ -87,7 +87,7 @@ def _one_array(cfg: SystolicConfig, m: int, k: int, n: int, bw: float) -> dict:
 
     df = geometry.DATAFLOW_CODE[cfg.dataflow]
     res = simulate(df, cfg.rows, cfg.cols, m, k, n, cfg.words(cfg.ifmap_sram_bytes),
-                   cfg.words(cfg.filter_sram_bytes), cfg.words(cfg.ofmap_sram_bytes), float(bw), False)
+                   cfg.words(cfg.filter_sram_bytes), cfg.words(cfg.ofmap_sram_bytes), float(bw))
     compute = geometry.compute_cycles(cfg.rows, cfg.cols, cfg.dataflow, m, k, n)
     sram = geometry.sram_traffic(cfg.rows, cfg.cols, cfg.dataflow, m, k, n)
     return {

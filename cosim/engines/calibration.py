@@ -3,7 +3,7 @@
 Three physically meaningful scale factors per hardware generation — on the achievable fraction of peak
 FLOP/s (GEMMs and attention alike), on the achievable fraction of main-memory bandwidth, and on the
 per-step host overhead, relative to the first-principles defaults in `cosim/data/` — are fitted
-by `cosim validate --calibrate` (scipy least squares on log(predicted / measured)) and stored with the
+by `cosim validate --calibrate` (cosim/validate/fit.py) (scipy least squares on log(predicted / measured)) and stored with the
 date, the rows used and the in-sample and leave-one-out errors in `cosim/data/calibration.yaml`.
 """
 
@@ -36,7 +36,7 @@ def scaled_params(hw, compute_scale: float, memory_scale: float, overhead_scale:
     per-step overhead scaled."""
     from cosim.engines.efficiency import params_for
 
-    base = params_for(hw)
+    base = params_for(hw, calibrated=False)
     cf = np.minimum(base.compute_fraction * compute_scale, 1.0)
     mf = float(min(base.memory_fraction * memory_scale, 1.0))
     extra = {}
@@ -62,6 +62,6 @@ def calibrated_params(hw):
 
     _, fam = calibration_family(hw.name)
     if not fam:
-        return params_for(hw)
+        return params_for(hw, calibrated=False)
     return scaled_params(hw, float(fam["compute_scale"]), float(fam["memory_scale"]),
                          float(fam.get("overhead_scale", 1.0)))
