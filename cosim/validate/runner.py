@@ -61,8 +61,8 @@ def base_table(ids: list[str] | None = None, reference: str | None = None) -> pd
 
 def predict_rows(table: pd.DataFrame, params_by_hw=None) -> np.ndarray:
     """Predicted values for each row of `table` (NaN where cosim returns no value)."""
-    from cosim.specs.loader import load_hardware
     from cosim.engines.calibration import calibrated_params
+    from cosim.specs.loader import load_hardware
     from cosim.validate.predict import predict
 
     mapping = load_mapping()
