@@ -51,6 +51,12 @@ def register(app: typer.Typer) -> None:
         microbatch: MicrobatchOpt = None,
         recompute: RecomputeOpt = "auto",
         mode: str = typer.Option("analytical", "--mode", help="analytical | cycle"),
+        mapping: str = typer.Option("manual", "--mapping", help="manual (the flags above) | auto (pick tp, pp, "
+                                    "ep, batch and precision that maximise tokens/s per chip under the SLO)"),
+        slo_ttft: float | None = typer.Option(None, "--slo-ttft", help="TTFT limit in s for --mapping auto"),
+        slo_tpot: float | None = typer.Option(None, "--slo-tpot", help="TPOT limit in s for --mapping auto"),
+        with_uncertainty: bool = typer.Option(False, "--with-uncertainty", help="add P10/P90 bands from the "
+                                              "cross-validated errors of cosim validate for this kind of output"),
         fmt: str = typer.Option("table", "--format", help="table | json"),
     ) -> None:
         """Estimate latency, throughput, MFU/MBU, memory per chip and the bottleneck.
@@ -78,16 +84,55 @@ def register(app: typer.Typer) -> None:
                                   recompute="selective" if recompute == "auto" else recompute)
         if recompute == "auto" and phase == "train" and b is not None:
             scenario = _auto_recompute(hardware, workload, scenario)
+        chosen = None
+        if mapping not in ("manual", "auto"):
+            raise CosimInputError(f"--mapping must be manual or auto, got '{mapping}'")
+        if mapping == "auto":
+            scenario, chosen, b = _auto_mapping(hardware, workload, scenario, slo_ttft, slo_tpot)
         result = estimate(hardware, workload, scenario, chips=chips, mode=mode, batch_max=b is None)
+        out = result.to_dict()
+        if chosen is not None:
+            out["mapping"] = chosen
+        if with_uncertainty:
+            from cosim.validate.uncertainty import bands_for
+
+            out["uncertainty"] = bands_for(out)
         if fmt == "json":
-            print_json(result.to_dict())
+            print_json(out)
             return
-        print_key_values(result.to_dict(), title=f"cosim estimate: {phase} ({mode})")
+        print_key_values(out, title=f"cosim estimate: {phase} ({mode})")
+        if chosen is not None:
+            print_key_values(chosen, title="--mapping auto chose")
+        if with_uncertainty:
+            rows = {f"{k} P10..P90": (f"{v['p10']:.4g} .. {v['p90']:.4g} (from {v['n']} validated rows)" if v
+                                      else "no validated rows of this kind") for k, v in out["uncertainty"].items()}
+            print_key_values(rows, title="uncertainty (cross-validated)")
         if len(result.breakdown):
             frame = result.breakdown.sort_values("time_s", ascending=False)
             cols = ["graph", "name", "kind", "bound", "repeat", "time_s", "share", "achieved_flops_per_s",
                     "achieved_bytes_per_s"]
             print_table(frame[cols], title="per-op breakdown (per chip per step, time x repeat)")
+
+
+def _auto_mapping(hardware, workload, scenario, slo_ttft, slo_tpot):
+    """(scenario with the best mapping, the mapping chosen, batch) via cosim.explore.mapping.best_mapping."""
+    from cosim.errors import CosimInputError
+    from cosim.explore.engine import _apply
+    from cosim.explore.mapping import best_mapping
+    from cosim.specs.loader import load_hardware, load_workload
+
+    slo = {}
+    for key, value, flag in (("ttft_s", slo_ttft, "--slo-ttft"), ("tpot_s", slo_tpot, "--slo-tpot")):
+        if value is not None:
+            if value <= 0:
+                raise CosimInputError(f"{flag} must be > 0 s, got {value}")
+            slo[key] = value
+    hw, wl = load_hardware(hardware), load_workload(workload)
+    best = best_mapping(hw, wl, scenario, slo or None)
+    if not best["feasible"]:
+        raise CosimInputError(f"--mapping auto found no mapping that fits and meets the SLO: {best['reason']}")
+    m = best["mapping"]
+    return _apply(scenario, m), dict(m), m["batch"]
 
 
 def _auto_recompute(hardware, workload, scenario):

@@ -1,0 +1,1 @@
+"""Explorer pages: each module has `render()` and runs it when Streamlit executes the file as a page."""

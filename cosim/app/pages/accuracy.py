@@ -1,0 +1,43 @@
+"""Accuracy page: `cosim validate` -- predicted vs measured per reference point, errors per group."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from cosim.app import cache
+from cosim.app.compute import NotAvailable
+from cosim.app.widgets import csv_download, show_failure
+from cosim.errors import CosimInputError
+
+
+def render() -> None:
+    from cosim.viz import predicted_vs_measured
+
+    st.title("Accuracy")
+    st.caption("How far cosim's predictions are from published measurements (`cosim validate`).")
+    with st.form("acc_form"):
+        c1, c2 = st.columns([3, 1])
+        filt = c1.text_input("Filter (e.g. hardware=h200-sxm)", "", key="acc_filter")
+        uncal = c2.checkbox("Uncalibrated", key="acc_uncal")
+        st.form_submit_button("Validate")
+    try:
+        with st.spinner("Predicting every reference point..."):
+            rows, summary = cache.validation(filt.strip(), bool(uncal))
+    except (CosimInputError, NotAvailable) as err:
+        show_failure(err)
+        return
+    if not len(rows):
+        st.warning("No reference point matches this filter.")
+        return
+    st.subheader("Summary per group")
+    st.dataframe(summary, hide_index=True)
+    csv_download(summary, "validation_summary.csv", label="Download summary CSV", key="acc_dl_summary")
+    color = "metric" if "metric" in rows else None
+    st.plotly_chart(predicted_vs_measured(rows, color=color), key="acc_fig")
+    st.subheader("Reference points")
+    st.dataframe(rows, hide_index=True)
+    csv_download(rows, "validation.csv", label="Download rows CSV", key="acc_dl_rows")
+
+
+if __name__ == "__main__":
+    render()

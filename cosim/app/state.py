@@ -1,0 +1,130 @@
+"""The canonical scenario: defaults, size caps, and the round trip to URL query parameters.
+
+Pure functions (no Streamlit): `parse_query` turns query parameters into a validated state dict
+(bad or oversized values fall back to the default and are reported), `to_query` writes the values
+that differ from the defaults, so a view is shared as a short link. `cosim.app.session` keeps the
+state in `st.session_state` and mirrors it to `st.query_params`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+PHASES = ("prefill", "decode", "generate", "train")
+PRECISIONS = ("bf16", "fp16", "fp8", "fp4", "int8", "fp32")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One state field: default, kind ('int', 'str', 'bool', 'list'), bounds or choices."""
+
+    default: Any
+    kind: str
+    low: int | None = None
+    high: int | None = None
+    choices: tuple[str, ...] | None = None
+
+
+#: Upper bounds keep a single request small enough to answer in seconds (said in the UI).
+CAPS = {"batch": 65_536, "input_len": 1_048_576, "output_len": 1_048_576, "parallel": 1024, "chips": 100_000,
+        "frames": 1024, "pixels": 8192, "steps": 1000, "compare": 8}
+
+FIELDS: dict[str, FieldSpec] = {
+    "hw": FieldSpec("h100-sxm", "str"),
+    "wl": FieldSpec("llama-3.1-8b", "str"),
+    "phase": FieldSpec("decode", "str", choices=PHASES),
+    "batch": FieldSpec(1, "int", 1, CAPS["batch"]),
+    "batch_max": FieldSpec(False, "bool"),
+    "input_len": FieldSpec(1024, "int", 1, CAPS["input_len"]),
+    "output_len": FieldSpec(128, "int", 1, CAPS["output_len"]),
+    "precision": FieldSpec("bf16", "str", choices=PRECISIONS),
+    "tp": FieldSpec(1, "int", 1, CAPS["parallel"]),
+    "pp": FieldSpec(1, "int", 1, CAPS["parallel"]),
+    "ep": FieldSpec(1, "int", 1, CAPS["parallel"]),
+    "dp": FieldSpec(1, "int", 1, CAPS["parallel"]),
+    "sp": FieldSpec(1, "int", 1, CAPS["parallel"]),
+    "chips": FieldSpec(0, "int", 0, CAPS["chips"]),  # 0: as many as the mapping needs
+    "cmp_hw": FieldSpec(("h100-sxm", "h200-sxm", "mi300x"), "list"),
+    "cmp_wl": FieldSpec(("llama-3.1-8b", "llama-3.1-70b"), "list"),
+    "cmp_by": FieldSpec("chips", "str", choices=("chips", "workloads")),
+    "vwl": FieldSpec("cogvideox-5b", "str"),
+}
+
+SCENARIO_KEYS = ("phase", "batch", "input_len", "output_len", "precision", "tp", "pp", "ep", "dp", "sp")
+
+
+def defaults() -> dict[str, Any]:
+    """A fresh state with every field at its default."""
+    return {k: f.default for k, f in FIELDS.items()}
+
+
+def coerce(name: str, raw: Any) -> Any:
+    """The value of field `name` from a query/widget value; ValueError with a readable reason if invalid."""
+    f = FIELDS[name]
+    if isinstance(raw, list | tuple) and f.kind != "list":
+        raw = raw[-1] if raw else ""
+    if f.kind == "int":
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            raise ValueError(f"{name} must be an integer, got '{raw}'") from None
+        if (f.low is not None and value < f.low) or (f.high is not None and value > f.high):
+            raise ValueError(f"{name} must be between {f.low} and {f.high:,}, got {value:,}")
+        return value
+    if f.kind == "bool":
+        text = str(raw).strip().lower()
+        if text not in ("1", "0", "true", "false"):
+            raise ValueError(f"{name} must be 0 or 1, got '{raw}'")
+        return text in ("1", "true")
+    if f.kind == "list":
+        items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+        items = tuple(s.strip() for s in items if str(s).strip())
+        if len(items) > CAPS["compare"]:
+            raise ValueError(f"{name} lists at most {CAPS['compare']} names, got {len(items)}")
+        return items
+    text = str(raw).strip()
+    if not text:
+        raise ValueError(f"{name} is empty")
+    if f.choices and text not in f.choices:
+        raise ValueError(f"{name} must be one of {', '.join(f.choices)}, got '{text}'")
+    return text
+
+
+def parse_query(params: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """State from query parameters: defaults for absent keys; invalid values dropped with a message."""
+    state = defaults()
+    problems = []
+    for key, raw in params.items():
+        if key not in FIELDS:
+            continue
+        try:
+            state[key] = coerce(key, raw)
+        except ValueError as err:
+            problems.append(str(err))
+    return state, problems
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, list | tuple):
+        return ",".join(value)
+    return str(value)
+
+
+def to_query(state: Mapping[str, Any]) -> dict[str, str]:
+    """The fields that differ from their defaults, as query-parameter strings (sorted by key)."""
+    out = {}
+    for key, f in FIELDS.items():
+        if key in state and _text(state[key]) != _text(f.default):
+            out[key] = _text(state[key])
+    return dict(sorted(out.items()))
+
+
+def scenario_kwargs(state: Mapping[str, Any], **override: Any) -> dict[str, Any]:
+    """Keyword arguments for `cosim.cli.common.build_scenario` from the state (plus overrides)."""
+    kw = {k: state[k] for k in SCENARIO_KEYS}
+    kw.update(override)
+    return kw

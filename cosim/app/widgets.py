@@ -1,0 +1,134 @@
+"""Widgets the pages share: spec pickers with upload, the scenario form, CSV downloads, error display.
+
+Widgets read their starting values from the canonical state (`cosim.app.session`) and write
+submitted values back, so the scenario survives page switches and lives in the URL.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from cosim.app import session
+from cosim.app.compute import NotAvailable
+from cosim.app.specio import SpecText, parse_hardware, parse_workload
+from cosim.app.state import CAPS, PHASES, PRECISIONS
+from cosim.errors import CosimInputError
+
+UPLOAD_TYPES = ["yaml", "yml", "json"]
+
+
+def spec_picker(kind: str, *, key: str, options: list[str], state_key: str | None, label: str,
+                allow_upload: bool = True) -> str | SpecText | None:
+    """A catalog selectbox, or an uploaded YAML / config.json validated on the spot.
+
+    Returns a slug, a `SpecText`, or None when the upload is missing or invalid (the error is shown
+    right under the uploader: one line naming the file and field).
+    """
+    state = session.get()
+    source = "Catalog"
+    if allow_upload:
+        source = st.radio(f"{label} from", ["Catalog", "Upload"], horizontal=True, key=f"{key}_src",
+                          label_visibility="collapsed")
+    if source == "Catalog":
+        current = state.get(state_key) if state_key else None
+        index = options.index(current) if current in options else 0
+        slug = st.selectbox(label, options, index=index, key=f"{key}_slug")
+        if state_key and slug != state.get(state_key):
+            session.update(**{state_key: slug})
+        return slug
+    help_text = ("hardware spec YAML (see hardware_specs/)" if kind == "hardware"
+                 else "workload YAML (see workloads/) or a Hugging Face config.json")
+    up = st.file_uploader(f"{label} file", type=UPLOAD_TYPES, key=f"{key}_file", help=help_text)
+    if up is None:
+        st.caption("Upload a file to use it; uploaded specs are not part of shared links.")
+        return None
+    try:
+        text = up.getvalue().decode("utf-8")
+    except UnicodeDecodeError:
+        st.error(f"{up.name}: not a UTF-8 text file")
+        return None
+    ref = SpecText(up.name, text)
+    try:
+        spec = parse_hardware(ref) if kind == "hardware" else parse_workload(ref)
+    except CosimInputError as err:
+        st.error(str(err))
+        return None
+    st.success(f"{up.name}: valid {kind} spec '{spec.name}'")
+    return ref
+
+
+def scenario_form(key: str, *, phases: tuple[str, ...] = PHASES, show_mapping: bool = True,
+                  submit_label: str = "Estimate") -> bool:
+    """The scenario inputs in a form; on submit, writes them to the canonical state. Returns submitted."""
+    state = session.get()
+    with st.form(key=f"{key}_form", border=True):
+        c1, c2, c3, c4 = st.columns(4)
+        phase = c1.selectbox("Phase", phases, index=phases.index(state["phase"]) if state["phase"] in phases else 0,
+                             key=f"{key}_phase")
+        batch = c2.number_input("Batch", min_value=1, max_value=CAPS["batch"], value=int(state["batch"]), step=1,
+                                key=f"{key}_batch", help=f"at most {CAPS['batch']:,}")
+        input_len = c3.number_input("Input tokens", min_value=1, max_value=CAPS["input_len"],
+                                    value=int(state["input_len"]), step=128, key=f"{key}_input_len",
+                                    help="prompt tokens (decode: context length)")
+        output_len = c4.number_input("Output tokens", min_value=1, max_value=CAPS["output_len"],
+                                     value=int(state["output_len"]), step=32, key=f"{key}_output_len")
+        values: dict[str, Any] = {"phase": phase, "batch": int(batch), "input_len": int(input_len),
+                                  "output_len": int(output_len)}
+        if show_mapping:
+            c5, c6, c7, c8, c9, c10 = st.columns(6)
+            values["precision"] = c5.selectbox("Precision", PRECISIONS, key=f"{key}_precision",
+                                               index=PRECISIONS.index(state["precision"]))
+            for col, name, helptext in ((c6, "tp", "tensor parallel"), (c7, "pp", "pipeline parallel"),
+                                        (c8, "ep", "expert parallel"), (c9, "dp", "data parallel")):
+                values[name] = int(col.number_input(name.upper(), min_value=1, max_value=CAPS["parallel"],
+                                                    value=int(state[name]), step=1, key=f"{key}_{name}",
+                                                    help=helptext))
+            values["chips"] = int(c10.number_input("Chips (0 = mapping)", min_value=0, max_value=CAPS["chips"],
+                                                   value=int(state["chips"]), step=1, key=f"{key}_chips",
+                                                   help="total chips; more than the mapping needs = replicas"))
+            values["batch_max"] = st.checkbox("Largest batch that fits (ignores Batch)", value=bool(state["batch_max"]),
+                                              key=f"{key}_batch_max")
+        submitted = st.form_submit_button(submit_label, type="primary")
+    if submitted:
+        session.update(**values)
+    return submitted
+
+
+def csv_download(frame: pd.DataFrame, filename: str, *, label: str = "Download CSV", key: str) -> None:
+    """A download button with exactly the rows and columns of `frame`."""
+    st.download_button(label, frame.to_csv(index=False).encode("utf-8"), file_name=filename, mime="text/csv",
+                       key=key, icon=":material/download:")
+
+
+def show_failure(err: Exception) -> None:
+    """One line for the user: CosimInputError as an error, a missing capability as info."""
+    if isinstance(err, NotAvailable):
+        st.info(f"Not available yet: {err}")
+    else:
+        st.error(str(err))
+
+
+def fmt(value: Any, unit: str = "", *, digits: int = 3) -> str:
+    """A number with SI prefix for display ('1.23 k tokens/s'); '-' for None/NaN."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, str):
+        return value
+    v = float(value)
+    if v == 0:
+        return f"0 {unit}".strip()
+    prefixes = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"))
+    for scale, p in prefixes:
+        if abs(v) >= scale:
+            return f"{v / scale:.{digits}g} {p}{unit}".strip()
+    return f"{v:.{digits}g} {unit}".strip()
+
+
+def money(value: Any) -> str:
+    """Dollars with an SI prefix: '$6.1 M'; '-' for None/NaN."""
+    text = fmt(value)
+    return text if text == "-" else f"${text}"

@@ -1,0 +1,90 @@
+"""The explorer's canonical state: query parameters round-trip, invalid/huge values fall back, uploads parse."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cosim.app import compute
+from cosim.app.specio import SpecText, parse_hardware, parse_workload
+from cosim.app.state import CAPS, FIELDS, PHASES, PRECISIONS, defaults, parse_query, scenario_kwargs, to_query
+from cosim.errors import CosimInputError
+
+states = st.fixed_dictionaries({
+    "batch": st.integers(1, CAPS["batch"]), "input_len": st.integers(1, CAPS["input_len"]),
+    "phase": st.sampled_from(PHASES), "precision": st.sampled_from(PRECISIONS), "tp": st.integers(1, 1024),
+    "batch_max": st.booleans(), "chips": st.integers(0, CAPS["chips"]),
+    "cmp_hw": st.lists(st.sampled_from(["h100-sxm", "b200", "tpu-v5e"]), min_size=1, max_size=3, unique=True)
+    .map(tuple),
+})
+
+
+@given(states)
+def test_query_round_trip(values):
+    state = {**defaults(), **values}
+    back, problems = parse_query(to_query(state))
+    assert problems == []
+    assert back == state
+
+
+def test_defaults_give_an_empty_query_and_only_changes_are_written():
+    assert to_query(defaults()) == {}
+    assert to_query({**defaults(), "batch": 8, "batch_max": True}) == {"batch": "8", "batch_max": "1"}
+
+
+@given(st.text(max_size=12))
+def test_any_text_in_a_link_is_either_valid_or_reported(text):
+    state, problems = parse_query({"batch": text, "phase": text, "unknown": text})
+    assert isinstance(state["batch"], int) and 1 <= state["batch"] <= CAPS["batch"]
+    assert state["phase"] in PHASES
+    assert len(problems) <= 2
+
+
+def test_huge_and_negative_values_fall_back_with_a_message():
+    state, problems = parse_query({"batch": str(CAPS["batch"] + 1), "tp": "-1", "cmp_hw": ",".join(["a"] * 9)})
+    assert state["batch"] == FIELDS["batch"].default and state["tp"] == 1
+    assert len(problems) == 3 and "between" in problems[0]
+
+
+def test_scenario_kwargs_build_a_scenario():
+    from cosim.cli.common import build_scenario
+
+    sc = build_scenario(**scenario_kwargs({**defaults(), "batch": 3, "tp": 2}))
+    assert sc.batch == 3 and sc.parallelism.tp == 2
+
+
+def test_upload_parsing_names_file_and_field():
+    with pytest.raises(CosimInputError, match="bad.yaml"):
+        parse_hardware(SpecText("bad.yaml", "kind: gpu\ncompute: 3\n"))
+    with pytest.raises(CosimInputError, match="malformed JSON"):
+        parse_workload(SpecText("config.json", "{"))
+    with pytest.raises(CosimInputError, match="top level"):
+        parse_workload(SpecText("w.yaml", "- 1\n- 2\n"))
+    with pytest.raises(CosimInputError, match="larger than"):
+        parse_workload(SpecText("w.yaml", "a" * 1_000_001))
+    from pathlib import Path
+
+    hw = parse_hardware(SpecText("h.yaml", Path("hardware_specs/h100-sxm.yaml").read_text()))
+    assert hw.name == "h100-sxm"
+
+
+def test_list_parsers_and_caps():
+    assert compute.parse_int_list("50, 25,25", "steps") == [25, 50]
+    assert compute.parse_resolutions("720x1280, 480x720") == [(480, 720), (720, 1280)]
+    for bad in ("", "x", "0"):
+        with pytest.raises(CosimInputError):
+            compute.parse_int_list(bad, "steps")
+    with pytest.raises(CosimInputError, match="at most"):
+        compute.video_table(["h100-sxm"] * 4, "cogvideox-5b", resolutions=[(480, 720)] * 2, frames=[49] * 4,
+                            steps=[50] * 2, chips=[1, 2])
+    with pytest.raises(CosimInputError, match="at most"):
+        compute.sweep_spec("h100-sxm", "llama-3.1-8b", {"phase": "decode"},
+                           [{"path": "memory.hbm.bandwidth_bytes_per_s", "low": "1 TB/s", "high": "2 TB/s"}],
+                           method="random", points=compute.SWEEP_MAX_POINTS + 1, seed=0,
+                           objectives=["usd_per_million_tokens", "throughput_tokens_per_s"])
+
+
+def test_missing_capability_is_reported_not_faked():
+    with pytest.raises(compute.NotAvailable, match="not available yet"):
+        compute._import("thing", "cosim.does_not_exist", "f")
