@@ -43,22 +43,12 @@ def register(app: typer.Typer) -> None:
         cv = None
         calibration = None
         if calibrate:
-            import pandas as pd
-
             from cosim.validate.fit import calibrate as do_calibrate
-            from cosim.validate.runner import summarize
 
-            calibration, loo = do_calibrate()
-            table = loo.rename(columns={"loo_error": "error"})
-            from cosim.validate.runner import base_table
-
-            meta = base_table()
-            cv_rows = table.merge(meta, on="id", how="left")
-            cv_rows["predicted"] = cv_rows["measured"] * (1 + cv_rows["error"])
-            cv = summarize(cv_rows)
-            del pd
+            calibration, _ = do_calibrate()
+            cv = _stored_cv()
         else:
-            from cosim.validate.calibration import load_calibration
+            from cosim.engines.calibration import load_calibration
 
             calibration = load_calibration()
         report = run_validation(filter_expr, uncalibrated=uncalibrated,
@@ -95,7 +85,7 @@ def _stored_cv():
     """The cross-validated error table from the stored calibration's LOO errors (None before a fit)."""
     import pandas as pd
 
-    from cosim.validate.calibration import load_calibration
+    from cosim.engines.calibration import load_calibration
     from cosim.validate.runner import base_table, summarize
 
     errs = load_calibration().get("loo_errors") or {}
