@@ -65,6 +65,11 @@ def register(app: typer.Typer) -> None:
         find_max_qps: Annotated[bool, typer.Option("--find-max-qps", help="bisect for the highest "
                                                    "sustainable QPS meeting the SLO")] = False,
         seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
+        mapping: Annotated[str, typer.Option("--mapping", help="manual (--tp/--pp/--ep/--precision) | auto (the "
+                                             "mapping with the most tokens/s per chip meeting --slo-ttft/--slo-tpot "
+                                             "at the mean request lengths; the simulator then runs it)")] = "manual",
+        with_uncertainty: Annotated[bool, typer.Option("--with-uncertainty", help="add P10/P90 of the throughput "
+                                                       "from cosim validate's cross-validated errors")] = False,
         fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
     ) -> None:
         """Simulate serving: replicas, router, scheduler, paged KV cache; TTFT/TPOT/E2E percentiles and goodput.
@@ -104,12 +109,56 @@ def register(app: typer.Typer) -> None:
         requests = make_requests(offline=offline, num_requests=num_requests, qps=qps, duration_s=duration,
                                  input_len=input_len, output_len=output_len, seed=seed, arrival=kind, cv=cv)
         slo = Slo(ttft_s=slo_ttft, tpot_s=slo_tpot)
+        chosen = None
+        if mapping not in ("manual", "auto"):
+            raise CosimInputError(f"--mapping must be manual or auto, got '{mapping}'")
+        if mapping == "auto":
+            scenario, chosen = _auto_mapping(hardware, workload, scenario, requests, slo_ttft, slo_tpot, chips)
         print(f"simulating {len(requests)} requests ({scheduler} scheduler)...", file=sys.stderr)
         result = serve(hardware, workload, scenario, chips=chips, requests=requests, scheduler=scheduler,
                        max_seqs=max_seqs, max_batched_tokens=max_batched_tokens, block_size=block_size,
                        preemption=preemption, router=router, slo=slo, find_max=find_max_qps, seed=seed)
+        if chosen is not None:
+            result["mapping"] = chosen
+        if with_uncertainty:
+            from cosim.validate.uncertainty import band
+
+            result["uncertainty"] = {"output_tokens_per_s": band("output_tokens_per_s",
+                                                                 result.get("output_tokens_per_s"))}
         if fmt == "json":
             print_json(result)
             return
         rows = {k: result.get(k) for k in TABLE_ROWS if k in result}
+        if chosen is not None:
+            rows["mapping (auto)"] = ", ".join(f"{k}={v}" for k, v in chosen.items())
+        if with_uncertainty:
+            b = result["uncertainty"]["output_tokens_per_s"]
+            rows["output_tokens_per_s P10..P90"] = (f"{b['p10']:.4g} .. {b['p90']:.4g} ({b['n']} validated rows)"
+                                                    if b else "no validated rows of this kind")
         print_key_values(rows, title=f"cosim serve: {workload} on {hardware}")
+
+
+def _auto_mapping(hardware, workload, scenario, requests, slo_ttft, slo_tpot, chips):
+    """Pick tp/pp/ep/precision with cosim.explore.mapping.best_mapping at the requests' mean lengths."""
+    import numpy as np
+
+    from cosim.errors import CosimInputError
+    from cosim.explore.engine import _apply
+    from cosim.explore.mapping import best_mapping, candidate_mappings
+    from cosim.specs.loader import load_hardware, load_workload
+
+    hw, wl = load_hardware(hardware), load_workload(workload)
+    mean_in = int(max(1, np.mean(requests.input_len)))
+    mean_out = int(max(1, np.mean(requests.output_len)))
+    probe = scenario.model_copy(update={"phase": "generate", "input_len": mean_in, "output_len": mean_out})
+    cand = candidate_mappings(hw, wl, probe)
+    if chips:
+        cand["tp"] = [t for t in cand["tp"] if t <= chips] or [1]
+        cand["pp"] = [p for p in cand["pp"] if p <= chips]
+    slo = {k: v for k, v in (("ttft_s", slo_ttft), ("tpot_s", slo_tpot)) if v is not None}
+    best = best_mapping(hw, wl, probe, slo or None, candidates=cand)
+    if not best["feasible"]:
+        raise CosimInputError(f"--mapping auto found no mapping that fits and meets the SLO: {best['reason']}")
+    m = {k: v for k, v in best["mapping"].items() if k != "batch"}
+    return _apply(scenario, m), m
+
