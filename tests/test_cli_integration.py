@@ -1,0 +1,49 @@
+"""End-to-end CLI contracts across layers: energy and $ in estimate, --mapping auto, uncertainty bands."""
+
+import json
+
+import pytest
+
+from cosim.cli.main import main
+from cosim.specs import load_hardware
+
+BASE = ["estimate", "--hardware", "h100-sxm", "--workload", "llama-3.1-8b", "--format", "json"]
+
+
+def test_estimate_dollars_follow_the_cloud_price_exactly(capsys):
+    assert main(BASE + ["--phase", "decode", "--batch", "32", "--input-len", "1024"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    price = load_hardware("h100-sxm").cost.cloud_price_usd_per_hour.value
+    # $/M tokens = $/hour / (3600 s/h x tokens/s) x 1e6, one chip
+    assert d["usd_per_million_tokens"] == pytest.approx(price / (3600 * d["throughput_tokens_per_s"]) * 1e6,
+                                                       rel=1e-9)
+    # accelerator energy per token = average power x step time / tokens per step (one chip, decode)
+    assert d["energy_j_per_token"] == pytest.approx(d["avg_power_w"] * d["tpot_s"] / 32, rel=1e-6)
+    assert d["avg_power_w"] <= load_hardware("h100-sxm").power.tdp_w.value + 1e-9
+    assert d["system_energy_j_per_token"] >= d["energy_j_per_token"]
+    assert d["facility_energy_j_per_token"] >= d["system_energy_j_per_token"]
+
+
+def test_mapping_auto_meets_the_slo_and_reports_its_choice(capsys):
+    assert main(["estimate", "--hardware", "h100-sxm", "--workload", "llama-3.1-70b", "--phase", "decode",
+                 "--input-len", "2048", "--mapping", "auto", "--slo-tpot", "0.05", "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["feasible"] is True and d["tpot_s"] <= 0.05
+    assert set(d["mapping"]) == {"tp", "pp", "ep", "batch", "precision"}
+    assert d["batch"] == d["mapping"]["batch"]
+
+
+def test_mapping_auto_with_an_impossible_slo_is_one_line_exit_2(capsys):
+    code = main(["estimate", "--hardware", "h100-sxm", "--workload", "llama-3.1-405b", "--phase", "decode",
+                 "--mapping", "auto", "--slo-tpot", "0.000001", "--format", "json"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "SLO" in err
+
+
+def test_with_uncertainty_adds_bands(capsys):
+    assert main(BASE + ["--phase", "decode", "--batch", "8", "--with-uncertainty"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert "uncertainty" in d and "throughput_tokens_per_s" in d["uncertainty"]
+    band = d["uncertainty"]["throughput_tokens_per_s"]
+    if band is not None:  # present once a calibration with enough rows is stored
+        assert band["p10"] <= band["p90"] and band["n"] >= 3
