@@ -6,7 +6,6 @@ import csv
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -78,17 +77,85 @@ def test_no_stalls_with_ideal_bandwidth():
     assert r.stall_cycles == 0 and r.total_cycles == r.compute_cycles
 
 
-def test_kernel_matches_reference():
+_DF = {"os": 0, "ws": 1, "is": 2}
+
+
+def _limited_rows():
+    return [r for r in _rows() if int(r["bw"]) > 0]
+
+
+def test_stalls_match_scalesim_on_every_bandwidth_limited_row():
+    """Total and stall cycles and DRAM reads with limited bandwidth agree with SCALE-Sim (target 2%; exact)."""
     from cosim.engines.cycle.kernel import simulate
+
+    rows = _limited_rows()
+    assert len(rows) >= 54
+    assert {(int(r["R"]), int(r["C"])) for r in rows} >= {(8, 8), (16, 16), (32, 8)}
+    assert {r["df"] for r in rows} == {"os", "ws", "is"}
+    errors = []
+    for r in rows:
+        R, C, M, K, N = (int(r[x]) for x in "RCMKN")
+        kb = [1024 * int(r[f"{op}_kb"]) for op in ("ifmap", "filter", "ofmap")]
+        cfg = SystolicConfig(R, C, r["df"], *kb, float(r["bw"]))
+        res = simulate_gemm(cfg, M, K, N)
+        errors.append(abs(res.total_cycles - int(r["total"])) / int(r["total"]))
+        assert errors[-1] <= 0.02, r
+        assert res.stall_cycles == int(r["stall"]), r
+        raw = simulate(_DF[r["df"]], R, C, M, K, N, *kb, float(r["bw"]))
+        assert (raw[1], raw[2]) == (int(r["ifmap_dram_reads"]), int(r["filter_dram_reads"])), r
+    assert max(errors) == 0.0
+
+
+@pytest.mark.parametrize("idx", [0, 3, 10, 13, 17, 22, 44, 52])
+def test_reference_matches_scalesim(idx):
+    """The element-by-element reference (explicit streams) reproduces SCALE-Sim's rows on its own."""
     from cosim.engines.cycle.reference import simulate_reference
 
-    for df in range(3):
-        for args in ((8, 8, 16, 32, 24, 1024, 1024, 1024, 2.0), (4, 8, 5, 40, 9, 256, 256, 256, 1.0),
-                     (16, 16, 33, 65, 47, 4096, 4096, 4096, 8.0), (8, 8, 16, 64, 64, 65536, 65536, 65536, 0.0)):
-            R, C, m, k, n, a, b, c, bw = args
-            fast = simulate(df, R, C, m, k, n, a, b, c, bw, False)
-            ref = simulate_reference(df, R, C, m, k, n, a, b, c, bw)
-            np.testing.assert_allclose(fast, ref, rtol=0.05, atol=2)
+    r = _limited_rows()[idx]
+    R, C, M, K, N = (int(r[x]) for x in "RCMKN")
+    kb = [1024 * int(r[f"{op}_kb"]) for op in ("ifmap", "filter", "ofmap")]
+    ref = simulate_reference(r["df"], R, C, M, K, N, *kb, float(r["bw"]))
+    assert ref["total_cycles"] == int(r["total"]) and ref["stall_cycles"] == int(r["stall"])
+    assert ref["dram_reads_ifmap"] == int(r["ifmap_dram_reads"])
+    assert ref["dram_reads_filter"] == int(r["filter_dram_reads"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(df=st.integers(0, 2), R=st.sampled_from([2, 3, 4, 8]), C=st.sampled_from([2, 4, 5, 8]),
+       m=st.integers(1, 30), k=st.integers(1, 30), n=st.integers(1, 30),
+       bufs=st.tuples(*[st.sampled_from([64, 100, 256, 600, 4096])] * 3), bw=st.sampled_from([1.0, 2.0, 3.0, 8.0]))
+def test_kernel_matches_reference(df, R, C, m, k, n, bufs, bw):
+    """Closed-form positions and event skipping give exactly the element-by-element result."""
+    from cosim.engines.cycle.kernel import (
+        OUT_DRAM_F,
+        OUT_DRAM_IF,
+        OUT_MISS_F,
+        OUT_MISS_IF,
+        OUT_STALL,
+        simulate,
+    )
+    from cosim.engines.cycle.reference import simulate_reference
+
+    fast = simulate(df, R, C, m, k, n, *bufs, bw)
+    ref = simulate_reference(df, R, C, m, k, n, *bufs, bw)
+    assert fast[OUT_STALL] == ref["stall_cycles"]
+    assert (fast[OUT_DRAM_IF], fast[OUT_DRAM_F]) == (ref["dram_reads_ifmap"], ref["dram_reads_filter"])
+    assert (fast[OUT_MISS_IF], fast[OUT_MISS_F]) == (ref["slides_ifmap"], ref["slides_filter"])
+
+
+def test_scalesim_buffers_are_not_monotone():
+    """Documented exception to "larger buffers never add DRAM traffic": SCALE-Sim's window of sets
+    (ceil(words / 100) words each) thrashes differently at different sizes. Here (16x8 os, 48x61x83,
+    1 word/cycle) doubling the ifmap buffer from 2 KiB to 4 KiB raises its DRAM reads; the
+    element-by-element reference shows the same, so the model keeps SCALE-Sim's behaviour."""
+    from cosim.engines.cycle.reference import simulate_reference
+
+    small = simulate_reference("os", 16, 8, 48, 61, 83, 2048, 2048, 2048, 1.0)
+    big = simulate_reference("os", 16, 8, 48, 61, 83, 4096, 4096, 4096, 1.0)
+    assert big["dram_reads_ifmap"] > small["dram_reads_ifmap"]
+    a = simulate_gemm(SystolicConfig(16, 8, "os", 2048, 2048, 2048, 1.0), 48, 61, 83)
+    b = simulate_gemm(SystolicConfig(16, 8, "os", 4096, 4096, 4096, 1.0), 48, 61, 83)
+    assert (a.dram_reads["ifmap"], b.dram_reads["ifmap"]) == (small["dram_reads_ifmap"], big["dram_reads_ifmap"])
 
 
 def test_multi_array_split_and_bad_input():
@@ -124,12 +191,13 @@ def test_invariants_compute(R, C, df, m, k, n):
     assert r.total_cycles == r.compute_cycles + r.stall_cycles >= r.compute_cycles
 
 
-@settings(max_examples=30, deadline=None)
-@given(df=dfs, m=dims, k=st.integers(16, 96), n=st.integers(16, 96), bw=st.sampled_from([1.0, 2.0, 4.0]))
-def test_more_bandwidth_never_adds_stalls(df, m, k, n, bw):
-    lo = simulate_gemm(SystolicConfig(8, 8, df, 1024, 1024, 1024, bw), m, k, n)
-    hi = simulate_gemm(SystolicConfig(8, 8, df, 1024, 1024, 1024, bw * 4), m, k, n)
-    ideal = simulate_gemm(SystolicConfig(8, 8, df, 1024, 1024, 1024, 0.0), m, k, n)
+@settings(max_examples=60, deadline=None)
+@given(df=dfs, R=arr, C=arr, m=dims, k=st.integers(16, 96), n=st.integers(16, 96),
+       kb=st.sampled_from([256, 512, 1024, 2048]), bw=st.sampled_from([1.0, 2.0, 4.0]), factor=st.sampled_from([2, 4]))
+def test_more_bandwidth_never_adds_stalls(df, R, C, m, k, n, kb, bw, factor):
+    lo = simulate_gemm(SystolicConfig(R, C, df, kb, kb, kb, bw), m, k, n)
+    hi = simulate_gemm(SystolicConfig(R, C, df, kb, kb, kb, bw * factor), m, k, n)
+    ideal = simulate_gemm(SystolicConfig(R, C, df, kb, kb, kb, 0.0), m, k, n)
     assert ideal.stall_cycles == 0
     assert hi.stall_cycles <= lo.stall_cycles
 
@@ -137,7 +205,10 @@ def test_more_bandwidth_never_adds_stalls(df, m, k, n, bw):
 @settings(max_examples=30, deadline=None)
 @given(df=dfs, m=dims, k=st.integers(16, 96), n=st.integers(16, 96))
 def test_larger_buffers_never_add_dram_traffic(df, m, k, n):
+    """A buffer that holds the whole operand reads each word once; a smaller one reads at least that
+    (between two sizes that both thrash SCALE-Sim's model is not monotone: see the test above)."""
     small = simulate_gemm(SystolicConfig(8, 8, df, 1024, 1024, 1024, 0.0), m, k, n)
     big = simulate_gemm(SystolicConfig(8, 8, df, 1 << 20, 1 << 20, 1 << 20, 0.0), m, k, n)
+    assert big.dram_reads["ifmap"] == m * k and big.dram_reads["filter"] == k * n
     for op in ("ifmap", "filter"):
         assert big.dram_reads[op] <= small.dram_reads[op]
