@@ -19,7 +19,8 @@ P = engine_params("nvidia-gpu")
 
 def test_decode_grid_matches_point_estimates_and_grows_with_context():
     sc = build_scenario(phase="decode", batch=1, tp=2)
-    grid = step_time_table(HW, "llama-3.1-8b", sc, np.array([1, 16]), np.array([128, 4096]), "decode")
+    grid = step_time_table(HW, "llama-3.1-8b", sc, np.array([1, 16]), np.array([128, 4096]), "decode",
+                           params=P)
     for a, b in enumerate((1, 16)):
         for c_idx, c in enumerate((128, 4096)):
             one = evaluate_points(HardwareArrays.from_hardware(HW), "llama-3.1-8b",
@@ -30,7 +31,7 @@ def test_decode_grid_matches_point_estimates_and_grows_with_context():
 
 def test_prefill_chunk_with_cached_context_costs_more():
     sc = build_scenario(phase="prefill", batch=1)
-    grid = step_time_table(HW, "llama-3.1-8b", sc, np.array([512]), np.array([0, 8192]), "prefill")
+    grid = step_time_table(HW, "llama-3.1-8b", sc, np.array([512]), np.array([0, 8192]), "prefill", params=P)
     one = evaluate_points(HardwareArrays.from_hardware(HW), "llama-3.1-8b",
                           build_scenario(phase="prefill", batch=1, input_len=512), params=P)
     assert grid[0, 0] == pytest.approx(one["ttft_s"][0], rel=1e-12)

@@ -32,7 +32,8 @@ def test_json_contract_and_lone_request_matches_engine(capsys):
     from cosim.specs.loader import load_hardware
 
     sc = build_scenario(phase="generate", input_len=512, output_len=64, precision="bf16")
-    eng = evaluate_points(HardwareArrays.from_hardware(load_hardware("h100-sxm")), "llama-3.1-8b", sc)
+    hw = load_hardware("h100-sxm")
+    eng = evaluate_points(HardwareArrays.from_hardware(hw), "llama-3.1-8b", sc, hardware=hw)  # same params
     assert res["ttft_p50_s"] == pytest.approx(float(eng["ttft_s"][0]), rel=1e-9)
     assert res["tpot_p50_s"] == pytest.approx(float(eng["tpot_s"][0]), rel=0.01)
 

@@ -1,8 +1,9 @@
 """Calibrated engine parameters per hardware family, and how they are applied.
 
-Three physically meaningful scale factors per hardware generation — on the achievable fraction of peak
-FLOP/s (GEMMs and attention alike), on the achievable fraction of main-memory bandwidth, and on the
-per-step host overhead, relative to the first-principles defaults in `cosim/data/` — are fitted
+Four physically meaningful scale factors per hardware generation — on the achievable fraction of peak
+FLOP/s of GEMMs, of fused attention kernels, on the achievable fraction of main-memory bandwidth, and
+on the per-sequence host overhead per engine iteration, relative to the first-principles defaults in
+`cosim/data/` — are fitted
 by `cosim validate --calibrate` (cosim/validate/fit.py) (scipy least squares on log(predicted / measured)) and stored with the
 date, the rows used and the in-sample and leave-one-out errors in `cosim/data/calibration.yaml`.
 """
@@ -31,19 +32,20 @@ def load_calibration(path: str | None = None) -> dict:
     return yaml.safe_load(p.read_text(encoding="utf-8")) or {"families": {}}
 
 
-def scaled_params(hw, compute_scale: float, memory_scale: float, overhead_scale: float = 1.0):
-    """Engine parameters of `hw`'s family with both fractions scaled (each capped at 1) and the
-    per-step overhead scaled."""
+def scaled_params(hw, compute_scale: float, memory_scale: float, overhead_scale: float = 1.0,
+                  attention_scale: float = 1.0):
+    """Engine parameters of `hw`'s family with the GEMM and attention fractions of peak and the memory
+    fraction scaled (each capped at 1), and the per-sequence host overhead scaled."""
     from cosim.engines.efficiency import params_for
 
     base = params_for(hw, calibrated=False)
     cf = np.minimum(base.compute_fraction * compute_scale, 1.0)
     mf = float(min(base.memory_fraction * memory_scale, 1.0))
     extra = {}
-    if hasattr(base, "attention_fraction"):
-        extra["attention_fraction"] = np.minimum(np.asarray(base.attention_fraction) * compute_scale, 1.0)
+    if base.attention_fraction is not None:
+        extra["attention_fraction"] = np.minimum(np.asarray(base.attention_fraction) * attention_scale, 1.0)
     return base.with_overrides(compute_fraction=cf, memory_fraction=mf,
-                               step_overhead_s=base.step_overhead_s * overhead_scale, **extra)
+                               per_sequence_overhead_s=base.per_sequence_overhead_s * overhead_scale, **extra)
 
 
 def calibration_family(slug: str) -> tuple[str | None, dict | None]:
@@ -64,4 +66,4 @@ def calibrated_params(hw):
     if not fam:
         return params_for(hw, calibrated=False)
     return scaled_params(hw, float(fam["compute_scale"]), float(fam["memory_scale"]),
-                         float(fam.get("overhead_scale", 1.0)))
+                         float(fam.get("overhead_scale", 1.0)), float(fam.get("attention_scale", 1.0)))

@@ -47,6 +47,8 @@ class EngineParams:
     memory_reserve_fraction: float
     # (len(PRECISIONS),) achievable fraction of peak of fused (FlashAttention-style) attention kernels
     attention_fraction: np.ndarray | None = None
+    # host work per running sequence per engine iteration (sampling, scheduling, detokenising)
+    per_sequence_overhead_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.attention_fraction is None:  # a family without attention data: attention runs like GEMMs
@@ -132,6 +134,7 @@ def engine_params(family: str) -> EngineParams:
         split_k=bool(fam.get("split_k", True)),
         launch_overhead_s=float(_value(d["launch_overhead_s"])),
         step_overhead_s=float(_value(d["step_overhead_s"])),
+        per_sequence_overhead_s=float(_value(d["per_sequence_overhead_s"])),
         comm_overlap_fraction=float(_value(d["comm_overlap_fraction"])),
         dp_overlap_fraction=float(_value(d["dp_overlap_fraction"])),
         onchip_activation_fraction=float(_value(d["onchip_activation_fraction"])),

@@ -141,7 +141,14 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
 
     def run(key, table, **kw):
         keep[key] = table
-        return kernel_run(hw, table, params, foot=foot, wfoot=wfoot, override=override, **kw)
+        return kernel_run(hw, table, step_params, foot=foot, wfoot=wfoot, override=override, **kw)
+
+    # serving engines pay host work per running sequence per iteration (prefill and decode steps)
+    step_params = params
+    if phase in ("prefill", "decode", "generate") and params.per_sequence_overhead_s > 0:
+        seqs = scenario.batch / scenario.parallelism.dp
+        step_params = params.with_overrides(
+            step_overhead_s=params.step_overhead_s + params.per_sequence_overhead_s * seqs)
 
     if phase in ("prefill", "decode"):
         if phase == "prefill":

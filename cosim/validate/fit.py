@@ -31,10 +31,10 @@ GENERATIONS: dict[str, tuple[str, ...]] = {
     "amd-cdna4": ("mi355x",),
     "google-tpu": ("tpu-*",),
 }
-PARAMS = ("compute_scale", "memory_scale", "overhead_scale")
+PARAMS = ("compute_scale", "memory_scale", "overhead_scale", "attention_scale")
 #: log-space sd of the prior on each factor: a 1.4x change of a fraction of peak is one sd; the host
-#: overhead per step is far less certain (one sd = 10x)
-PRIOR_SIGMA = np.array([0.35, 0.35, 2.3])
+#: overhead per sequence is far less certain (one sd = 10x)
+PRIOR_SIGMA = np.array([0.35, 0.35, 2.3, 0.35])
 #: rows used for fitting: published measurements we trust (high and medium reliability)
 FIT_RELIABILITY = ("high", "medium")
 
@@ -58,16 +58,16 @@ class FamilyFit:
 def _predict_all(table: pd.DataFrame, theta: np.ndarray) -> np.ndarray:
     from cosim.validate.runner import predict_rows
 
-    cs, ms, os_ = np.exp(theta)
-    return predict_rows(table.copy(), lambda hw: scaled_params(hw, cs, ms, os_))
+    cs, ms, os_, as_ = np.exp(theta)
+    return predict_rows(table.copy(), lambda hw: scaled_params(hw, cs, ms, os_, as_))
 
 
 def fit_generation(name: str, table: pd.DataFrame, verbose: bool = True) -> FamilyFit:
     from scipy.optimize import least_squares
 
     measured = table["measured"].to_numpy(dtype=float)
-    lo = np.log([SCALE_BOUNDS[0], SCALE_BOUNDS[0], OVERHEAD_BOUNDS[0]])
-    hi = np.log([SCALE_BOUNDS[1], SCALE_BOUNDS[1], OVERHEAD_BOUNDS[1]])
+    lo = np.log([SCALE_BOUNDS[0], SCALE_BOUNDS[0], OVERHEAD_BOUNDS[0], SCALE_BOUNDS[0]])
+    hi = np.log([SCALE_BOUNDS[1], SCALE_BOUNDS[1], OVERHEAD_BOUNDS[1], SCALE_BOUNDS[1]])
 
     def residuals(theta: np.ndarray) -> np.ndarray:
         pred = _predict_all(table, theta)
@@ -114,11 +114,11 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
         if sub.empty:
             continue
         fit = fit_generation(name, sub, verbose)
-        cs, ms, os_ = np.exp(fit.theta)
+        cs, ms, os_, as_ = np.exp(fit.theta)
         families[name] = {
             "match": list(GENERATIONS[name]),
             "compute_scale": round(float(cs), 4), "memory_scale": round(float(ms), 4),
-            "overhead_scale": round(float(os_), 4),
+            "overhead_scale": round(float(os_), 4), "attention_scale": round(float(as_), 4),
             "rows": fit.rows,
             "in_sample_median_abs_error": round(float(np.nanmedian(np.abs(fit.in_sample))), 4),
             "loo_median_abs_error": round(float(np.nanmedian(np.abs(fit.loo))), 4),
@@ -131,7 +131,7 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
         "date": dt.date.today().isoformat(),
         "method": ("scipy.optimize.least_squares on log(predicted/measured) per hardware generation, "
                    f"parameters {list(PARAMS)} scaling the first-principles fractions of peak FLOP/s and memory "
-                   f"bandwidth and the per-step overhead, Gaussian prior sigma {PRIOR_SIGMA.tolist()} in log space, "
+                   f"bandwidth, the per-sequence host overhead and the attention fraction of peak, Gaussian prior sigma {PRIOR_SIGMA.tolist()} in log space, "
                    f"bounds {list(SCALE_BOUNDS)} (overhead {list(OVERHEAD_BOUNDS)}); "
                    f"rows of reliability {list(FIT_RELIABILITY)}; leave-one-out by one Gauss-Newton refit step"),
         "families": families,

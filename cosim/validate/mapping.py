@@ -45,6 +45,8 @@ class Query(BaseModel):
     ep: int = Field(default=1, gt=0)
     dp: int = Field(default=1, gt=0)
     sp: int = Field(default=1, gt=0)
+    zero: int = Field(default=0, ge=0, le=3)
+    microbatch: int | None = Field(default=None, gt=0)
     input_len: int | None = Field(default=None, gt=0)
     output_len: int | None = Field(default=None, gt=0)
     profile: str | None = None

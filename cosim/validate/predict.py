@@ -20,11 +20,12 @@ from cosim.validate.mapping import Mapping, Query, lengths
 DEFAULT_MAX_SEQS = 2048
 
 
-def _scenario(q: Query, phase: str, batch: int = 1, input_len: int = 1, output_len: int = 1):
+def _scenario(q: Query, phase: str, batch: int = 1, input_len: int = 1, output_len: int = 1,
+              recompute: str = "selective"):
     return build_scenario(
         phase=phase, batch=batch, input_len=input_len, output_len=output_len, frames=q.frames,
         height=q.height, width=q.width, steps=q.steps, precision=q.precision, tp=q.tp, pp=q.pp, ep=q.ep,
-        dp=q.dp, sp=q.sp,
+        dp=q.dp, sp=q.sp, zero=q.zero, microbatch=q.microbatch, recompute=recompute,
     )
 
 
@@ -63,8 +64,12 @@ def predict(q: Query, mapping: Mapping, params=None) -> tuple[float | None, str 
             return None, res.reason or "no video time"
         return res.seconds_per_video, None
     if q.kind in ("training_mfu", "training_tflops_per_gpu"):
+        # as trainers are configured: selective recompute when it fits, else full recompute
         sc = _scenario(q, "train", q.batch or q.dp, q.input_len or 4096, 1)
         res = estimate(q.hardware, q.workload, sc, chips=q.chips, params=params)
+        if not res.feasible:
+            sc = _scenario(q, "train", q.batch or q.dp, q.input_len or 4096, 1, recompute="full")
+            res = estimate(q.hardware, q.workload, sc, chips=q.chips, params=params)
         if not res.feasible or res.mfu is None or not math.isfinite(res.mfu):
             return None, res.reason or "no MFU"
         if q.kind == "training_mfu":
