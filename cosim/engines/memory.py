@@ -189,8 +189,10 @@ def footprint(workload: DecoderLM | VideoDiT, scenario: Scenario, batch: int | N
         in_flight, context = seqs * math.ceil(scenario.input_len / m.sp), scenario.input_len
     elif scenario.phase == "decode":
         in_flight, context = seqs, scenario.input_len
-    else:  # generate: prefill working set, KV for the whole sequence
-        in_flight, context = seqs * math.ceil(scenario.input_len / m.sp), scenario.input_len + scenario.output_len
+    else:  # generate: prefill working set of one chunk (engines chunk prefills), KV for the whole sequence
+        chunk = float(_defaults()["prefill_chunk_tokens"]["value"])
+        in_flight = min(seqs * math.ceil(scenario.input_len / m.sp), max(chunk, math.ceil(scenario.input_len / m.sp)))
+        context = scenario.input_len + scenario.output_len
     act = in_flight * (4 * h + 3 * width / m.tp) * abytes + seqs * workload.vocab_size / m.tp * 4.0
     kv = kv_bytes_per_chip(workload, scenario, b, context)
     return Footprint(params * wbytes, kv, act, 0.0)
@@ -204,19 +206,21 @@ def max_batch(workload: DecoderLM | VideoDiT, scenario: Scenario, capacity_bytes
               reserve_fraction: float, limit: int = 1 << 20) -> int:
     """Largest global batch (a multiple of dp) whose footprint fits; 0 when not even dp sequences fit.
 
-    The footprint is affine in the batch, so two evaluations give the answer; it is then checked.
+    The footprint is non-decreasing in the batch (affine, or piecewise affine once the prefill working
+    set reaches a chunk), so a bisection over multiples of dp finds the largest batch that fits.
     """
     dp = scenario.parallelism.dp
     usable = usable_bytes(capacity_bytes, reserve_fraction)
-    f1 = footprint(workload, scenario, dp).total
-    if f1 > usable:
+    if footprint(workload, scenario, dp).total > usable:
         return 0
-    f2 = footprint(workload, scenario, 2 * dp).total
-    slope = f2 - f1
-    if slope <= 0:
-        return limit - limit % dp
-    n = int((usable - f1) // slope) + 1  # in units of dp
-    b = min(n * dp, limit - limit % dp)
-    while b > dp and footprint(workload, scenario, b).total > usable:
-        b -= dp
-    return b
+    # the footprint never falls as the batch grows: bisect on multiples of dp
+    lo, hi = 1, max(1, limit // dp)
+    if footprint(workload, scenario, hi * dp).total <= usable:
+        return hi * dp
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if footprint(workload, scenario, mid * dp).total <= usable:
+            lo = mid
+        else:
+            hi = mid
+    return lo * dp
