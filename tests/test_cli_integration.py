@@ -47,3 +47,16 @@ def test_with_uncertainty_adds_bands(capsys):
     band = d["uncertainty"]["throughput_tokens_per_s"]
     if band is not None:  # present once a calibration with enough rows is stored
         assert band["p10"] <= band["p90"] and band["n"] >= 3
+
+
+def test_cycle_mode_table_compares_engines_per_op():
+    """Issue 4 §3: large well-shaped GEMMs agree within 10% between the analytical and cycle engines."""
+    from cosim.cli.common import build_scenario
+    from cosim.engines.compare_modes import analytical_vs_cycle
+
+    sc = build_scenario(phase="prefill", batch=4, input_len=1024, tp=4)
+    cmp = analytical_vs_cycle("tpu-v5e", "llama-3.1-8b", sc, chips=4)
+    big = cmp[cmp["name"].isin(["mlp.gate_up_proj", "mlp.down_proj"])]
+    assert len(big) == 2
+    assert ((big["cycle_over_analytical"] - 1).abs() <= 0.10).all()
+    assert set(cmp["reason"].dropna()) and (cmp["time_s_cycle"] > 0).all()

@@ -107,6 +107,14 @@ def register(app: typer.Typer) -> None:
             rows = {f"{k} P10..P90": (f"{v['p10']:.4g} .. {v['p90']:.4g} (from {v['n']} validated rows)" if v
                                       else "no validated rows of this kind") for k, v in out["uncertainty"].items()}
             print_key_values(rows, title="uncertainty (cross-validated)")
+        if mode == "cycle" and result.feasible:
+            from cosim.engines.compare_modes import analytical_vs_cycle
+
+            cmp = analytical_vs_cycle(hardware, workload, scenario, chips=chips)
+            if len(cmp):
+                print_table(cmp[["graph", "name", "kind", "time_s_analytical", "time_s_cycle", "cycle_over_analytical",
+                                 "folds_or_waves", "utilization", "reason"]],
+                            title="analytical vs cycle engine per op (time x repeat) and why they differ")
         if len(result.breakdown):
             frame = result.breakdown.sort_values("time_s", ascending=False)
             cols = ["graph", "name", "kind", "bound", "repeat", "time_s", "share", "achieved_flops_per_s",
