@@ -15,10 +15,6 @@ def _pct(x: float | None) -> str:
     return "-" if x is None or x != x else f"{100 * x:+.1f}%"
 
 
-def _table(frame: pd.DataFrame) -> str:
-    return frame.to_markdown(index=False) if hasattr(frame, "to_markdown") else frame.to_string(index=False)
-
-
 def _md_table(frame: pd.DataFrame, columns: list[str]) -> list[str]:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in frame[columns].itertuples(index=False):
@@ -95,11 +91,9 @@ def write_report(report: ValidationReport, out_dir: Path, *, cv: pd.DataFrame | 
                               "reliability", "note"])
     lines += ["", "## Rows not predicted, and why", ""]
     lines += _md_table(report.unmapped, ["id", "reason"])
-    lines += ["", "## Where cosim misses, and why (read from the table above)", "",
-              "See the section 'Known gaps' in this file's generator notes (cosim/validate/notes.md).", ""]
-    notes = Path(__file__).resolve().parent / "notes.md"
+    notes = Path(__file__).resolve().parent / "notes.md"  # where cosim misses and why, kept with the code
     if notes.is_file():
-        lines[-2:] = ["", notes.read_text().strip(), ""]
+        lines += ["", notes.read_text().strip(), ""]
     path = out_dir / "validation.md"
     path.write_text("\n".join(lines))
     return path

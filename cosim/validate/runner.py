@@ -127,7 +127,8 @@ def run_validation(filter_expr: str | None = None, uncalibrated: bool = False,
     from cosim.engines.efficiency import params_for
 
     table = _apply_filter(base_table(reference=reference), filter_expr)
-    table["predicted"] = predict_rows(table, params_for if uncalibrated else None)
+    first_principles = (lambda hw: params_for(hw, calibrated=False)) if uncalibrated else None
+    table["predicted"] = predict_rows(table, first_principles)
     table["error"] = table["predicted"] / table["measured"] - 1.0
     mapping = load_mapping()
     unmapped_rows = [{"id": k, "reason": v} for k, v in mapping.unmapped.items()]
