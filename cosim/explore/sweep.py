@@ -296,9 +296,9 @@ def _run_dask(ctx: SweepContext, todo: list[int], save, progress, *, scheduler, 
 
 
 def _worker_setup() -> None:
-    """Run once on every worker: one Numba thread per task, a thread-safe threading layer."""
-    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
-    os.environ.setdefault("NUMBA_THREADING_LAYER", "threadsafe")
+    """Run once on every worker: one Numba thread per task (numba.set_num_threads is per thread, so an
+    in-process cluster does not change the caller's threads; environment variables are left alone because
+    numba refuses a changed NUMBA_NUM_THREADS once its pool is running)."""
     if "numba" in sys.modules:
         import numba
 
