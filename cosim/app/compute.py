@@ -372,33 +372,9 @@ def finance_report(hw_ref: str | SpecText, *, tokens_per_s_per_chip: float | Non
 
 def cost_long_table(report: Mapping[str, Any]) -> pd.DataFrame:
     """The report's numbers long-form (section, mode, item, value) for a CSV download."""
-    rows = []
-    for mode in ("cloud", "owned"):
-        r = report.get(mode) or {}
-        for k, v in r.items():
-            if isinstance(v, dict):
-                rows += [{"section": k, "mode": mode, "item": kk, "value": vv} for kk, vv in v.items()]
-            else:
-                rows.append({"section": "unit_cost", "mode": mode, "item": k, "value": v})
-    fl = report.get("fleet") or {}
-    for k in ("busy_chips", "chips", "nodes"):
-        if k in fl:
-            rows.append({"section": "fleet", "mode": "", "item": k, "value": fl[k]})
-    for m, v in (fl.get("monthly_cost_usd") or {}).items():
-        rows.append({"section": "fleet", "mode": m, "item": "monthly_cost_usd", "value": v})
-    if report.get("break_even_utilization") is not None:
-        rows.append({"section": "break_even", "mode": "", "item": "utilization",
-                     "value": report["break_even_utilization"]})
-    mc = report.get("monte_carlo") or {}
-    for m in ("cloud", "owned"):
-        for q in ("p10", "p50", "p90", "mean"):
-            if m in mc:
-                rows.append({"section": f"monte_carlo:{mc['metric']}", "mode": m, "item": q, "value": mc[m][q]})
-    for t in report.get("tornado") or []:
-        for side in ("low", "high"):
-            rows.append({"section": f"tornado:{t['metric']}", "mode": t["mode"], "item": f"{t['input']}@{side}",
-                         "value": t[f"metric_at_{side}"]})
-    return pd.DataFrame(rows, columns=["section", "mode", "item", "value"])
+    from cosim.cost.report import report_long_table
+
+    return report_long_table(report)
 
 
 def serving_run(hw_ref: str | SpecText, wl_ref: str | SpecText, scenario: Mapping[str, Any], *,

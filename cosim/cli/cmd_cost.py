@@ -145,37 +145,9 @@ UNIT_KEYS = ("usd_per_chip_hour", "usd_per_chip_hour_effective", "usd_per_millio
 
 
 def _long_frame(report: dict):
-    import pandas as pd
+    from cosim.cost.report import report_long_table
 
-    rows = []
-    for mode in ("cloud", "owned"):
-        r = report.get(mode)
-        if not r:
-            continue
-        for k in UNIT_KEYS + ("usd_per_token",):
-            rows.append({"section": "unit_cost", "mode": mode, "item": k, "value": r.get(k)})
-        for k, v in (r.get("breakdown_usd_per_chip_hour") or {}).items():
-            rows.append({"section": "breakdown_usd_per_chip_hour", "mode": mode, "item": k, "value": v})
-    fl = report.get("fleet")
-    if fl:
-        for k in ("busy_chips", "chips", "nodes"):
-            rows.append({"section": "fleet", "mode": "", "item": k, "value": fl[k]})
-        for m, v in fl["monthly_cost_usd"].items():
-            rows.append({"section": "fleet", "mode": m, "item": "monthly_cost_usd", "value": v})
-    if report.get("break_even_utilization") is not None:
-        rows.append({"section": "break_even", "mode": "", "item": "utilization",
-                     "value": report["break_even_utilization"]})
-    mc = report.get("monte_carlo")
-    if mc:
-        for m in ("cloud", "owned"):
-            for q in ("p10", "p50", "p90", "mean"):
-                if m in mc:
-                    rows.append({"section": f"monte_carlo:{mc['metric']}", "mode": m, "item": q, "value": mc[m][q]})
-    for t in report.get("tornado") or []:
-        for side in ("low", "high"):
-            rows.append({"section": f"tornado:{t['metric']}", "mode": t["mode"], "item": f"{t['input']}@{side}",
-                         "value": t[f"metric_at_{side}"]})
-    return pd.DataFrame(rows, columns=["section", "mode", "item", "value"])
+    return report_long_table(report)
 
 
 def _print_tables(report: dict) -> None:

@@ -154,3 +154,36 @@ def cost_report(chip: ChipFacts, fin: FinanceInputs, cap: Capacity, *, mode: str
                              if monte_carlo_samples else None)
     report["tornado"] = tornado(fin, chip, cap, modes, modelled_system_power_w) if with_tornado else None
     return report
+
+
+def report_long_table(report: dict):
+    """A cost report long-form (section, mode, item, value): the CSV of `cosim cost` and the explorer."""
+    import pandas as pd
+
+    rows = []
+    for mode in ("cloud", "owned"):
+        r = report.get(mode) or {}
+        for k, v in r.items():
+            if isinstance(v, dict):
+                rows += [{"section": k, "mode": mode, "item": kk, "value": vv} for kk, vv in v.items()]
+            else:
+                rows.append({"section": "unit_cost", "mode": mode, "item": k, "value": v})
+    fl = report.get("fleet") or {}
+    for k in ("busy_chips", "chips", "nodes"):
+        if k in fl:
+            rows.append({"section": "fleet", "mode": "", "item": k, "value": fl[k]})
+    for m, v in (fl.get("monthly_cost_usd") or {}).items():
+        rows.append({"section": "fleet", "mode": m, "item": "monthly_cost_usd", "value": v})
+    if report.get("break_even_utilization") is not None:
+        rows.append({"section": "break_even", "mode": "", "item": "utilization",
+                     "value": report["break_even_utilization"]})
+    mc = report.get("monte_carlo") or {}
+    for m in ("cloud", "owned"):
+        for q in ("p10", "p50", "p90", "mean"):
+            if m in mc:
+                rows.append({"section": f"monte_carlo:{mc['metric']}", "mode": m, "item": q, "value": mc[m][q]})
+    for t in report.get("tornado") or []:
+        for side in ("low", "high"):
+            rows.append({"section": f"tornado:{t['metric']}", "mode": t["mode"], "item": f"{t['input']}@{side}",
+                         "value": t[f"metric_at_{side}"]})
+    return pd.DataFrame(rows, columns=["section", "mode", "item", "value"])
