@@ -60,3 +60,20 @@ def test_cycle_mode_table_compares_engines_per_op():
     assert len(big) == 2
     assert ((big["cycle_over_analytical"] - 1).abs() <= 0.10).all()
     assert set(cmp["reason"].dropna()) and (cmp["time_s_cycle"] > 0).all()
+
+
+def test_cost_fleet_at_an_slo_uses_the_serving_simulator(capsys):
+    assert main(["cost", "--hardware", "h100-sxm", "--workload", "llama-3.1-8b", "--precision", "fp8",
+                 "--input-len", "500", "--output-len", "100", "--slo-ttft", "1", "--slo-tpot", "0.05",
+                 "--target-tokens-per-day", "1e10", "--mode", "cloud", "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    tps = d["capacity"]["output_tokens_per_s_per_chip"]
+    assert tps > 0 and "cosim serve" in d["capacity"]["source"]
+    # busy chips = daily tokens / (tokens per chip-second x 86400 s)
+    assert d["fleet"]["busy_chips"] == pytest.approx(1e10 / (tps * 86400), rel=1e-9)
+    assert d["fleet"]["chips"] >= d["fleet"]["busy_chips"]
+
+
+def test_cost_slo_without_workload_is_exit_2(capsys):
+    assert main(["cost", "--hardware", "h100-sxm", "--slo-ttft", "1", "--tokens-per-s-per-chip", "100"]) == 2
+    assert "--workload" in capsys.readouterr().err

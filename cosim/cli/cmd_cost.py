@@ -63,6 +63,11 @@ def register(app: typer.Typer) -> None:
         precision: PrecisionOpt = "bf16",
         batch: Annotated[int, typer.Option("--batch", help="batch size for --workload")] = 1,
         tp: Annotated[int, typer.Option("--tp", help="tensor-parallel degree for --workload")] = 1,
+        slo_ttft: Annotated[float | None, typer.Option(
+            "--slo-ttft", help="with --workload: size on the serving simulator's highest load meeting this p99 "
+                               "TTFT (s)")] = None,
+        slo_tpot: Annotated[float | None, typer.Option(
+            "--slo-tpot", help="with --workload: ... and this p99 TPOT (s)")] = None,
         target_tokens_per_day: Annotated[float | None, typer.Option(
             "--target-tokens-per-day", help="fleet target: output tokens per day")] = None,
         target_rps: Annotated[float | None, typer.Option("--target-rps", help="fleet target: requests/s")] = None,
@@ -86,7 +91,16 @@ def register(app: typer.Typer) -> None:
         fin = load_finance(inputs, parse_set_options(set_))
         modelled_power = None
         source = "user"
-        if workload is not None and tokens_per_s_per_chip is None:
+        if (slo_ttft is not None or slo_tpot is not None) and workload is None:
+            raise CosimInputError("--slo-ttft/--slo-tpot size the fleet with the serving simulator and need "
+                                  "--workload", field="--workload")
+        if workload is not None and tokens_per_s_per_chip is None and (slo_ttft or slo_tpot):
+            tokens_per_s_per_chip = _serving_capacity(
+                hw, workload, precision=precision, tp=tp, input_len=input_len or 1024,
+                output_len=output_len or 128, slo_ttft=slo_ttft, slo_tpot=slo_tpot, seed=seed)
+            source = (f"cosim serve: highest Poisson load meeting p99 TTFT <= {slo_ttft} s, TPOT <= {slo_tpot} s "
+                      f"({workload}, {precision}, tp {tp})")
+        elif workload is not None and tokens_per_s_per_chip is None:
             tokens_per_s_per_chip, modelled_power = _engine_capacity(
                 hw, workload, phase=phase, precision=precision, batch=batch, tp=tp,
                 input_len=input_len or 1024, output_len=output_len or 128)
@@ -114,29 +128,42 @@ def register(app: typer.Typer) -> None:
 
 
 def _engine_capacity(hw, workload: str, **scenario) -> tuple[float, float]:
-    """(output tokens/s per chip after the TDP derate, modelled system W per chip) from the engine."""
+    """(output tokens/s per chip, modelled system W per chip) from the engine (TDP derate already applied)."""
     from cosim.cli.common import build_scenario
-    from cosim.energy.model import EnergyParams, step_energy
+    from cosim.engines.estimate import estimate
     from cosim.errors import CosimInputError
     from cosim.specs.loader import load_workload
 
-    try:
-        from cosim.engines.estimate import estimate
-    except ImportError:
-        raise CosimInputError("the analytical engine (cosim.engines.estimate) is not available; "
-                              "pass --tokens-per-s-per-chip", field="--workload") from None
     wl = load_workload(workload)
-    sc = build_scenario(**scenario)
-    result = estimate(hw, wl, sc)
-    if getattr(result, "feasible", True) is False:
-        raise CosimInputError(f"infeasible: {getattr(result, 'reason', 'no reason given')}", field="--workload")
-    chips = float(getattr(result, "chips", 1) or 1)
+    result = estimate(hw, wl, build_scenario(**scenario))
+    if not result.feasible:
+        raise CosimInputError(f"infeasible: {result.reason}", field="--workload")
+    chips = float(result.chips or 1)
     tps = float(result.throughput_tokens_per_s) / chips
-    br = step_energy(EnergyParams.from_hardware(hw), flops_by_precision=dict(result.flops_by_precision),
-                     bytes_main_memory=result.bytes_main_memory, bytes_onchip=result.bytes_onchip or 0.0,
-                     comm_bytes_scale_up=result.comm_bytes_scale_up or 0.0,
-                     comm_bytes_scale_out=result.comm_bytes_scale_out or 0.0, time_s=result.step_time_s)
-    return tps / br.derate, br.system_j / br.time_s_capped
+    system_w = (result.system_energy_j_per_token or 0.0) * tps
+    return tps, system_w
+
+
+def _serving_capacity(hw, workload: str, *, precision: str, tp: int, input_len: int, output_len: int,
+                      slo_ttft: float | None, slo_tpot: float | None, seed: int) -> float:
+    """Output tokens/s per chip at the highest Poisson load one replica sustains within the SLO."""
+    from cosim.cli.common import build_scenario
+    from cosim.errors import CosimInputError
+    from cosim.serving.metrics import Slo
+    from cosim.serving.service import make_requests, serve
+
+    for flag, value in (("--slo-ttft", slo_ttft), ("--slo-tpot", slo_tpot)):
+        if value is not None and value <= 0:
+            raise CosimInputError(f"{flag} must be > 0 s, got {value}", field=flag)
+    sc = build_scenario(phase="generate", batch=1, input_len=1, output_len=1, precision=precision, tp=tp)
+    requests = make_requests(offline=False, num_requests=None, qps=1.0, duration_s=120.0, input_len=str(input_len),
+                             output_len=str(output_len), seed=seed)
+    res = serve(hw, workload, sc, chips=tp, requests=requests, slo=Slo(ttft_s=slo_ttft, tpot_s=slo_tpot),
+                find_max=True, seed=seed, timeline=False)
+    if not res.get("feasible") or not res.get("max_qps_at_slo"):
+        raise CosimInputError(f"no load meets the SLO on one replica: {res.get('reason') or 'max QPS is 0'}",
+                              field="--slo-ttft")
+    return float(res["max_qps_at_slo"]) * output_len / float(res.get("chips_per_replica") or tp)
 
 
 UNIT_KEYS = ("usd_per_chip_hour", "usd_per_chip_hour_effective", "usd_per_million_output_tokens",
