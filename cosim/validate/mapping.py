@@ -18,7 +18,7 @@ from cosim.specs.loader import read_document
 MAPPING_PATH = Path(__file__).resolve().parent.parent / "data" / "reference" / "mapping.yaml"
 
 Kind = Literal["offline_throughput", "server_throughput", "per_user_decode", "video_seconds",
-               "training_tflops_per_gpu", "training_mfu"]
+               "training_tflops_per_gpu", "training_mfu", "energy_per_token", "system_energy_per_token"]
 
 
 class Profile(BaseModel):
@@ -61,6 +61,35 @@ class Query(BaseModel):
     assumed: str | None = None
 
 
+class EnergyTask(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_len: int | None = Field(default=None, gt=0)
+    input_over_output: float | None = Field(default=None, gt=0)
+    source: str
+
+
+class CheckpointPrecision(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    precision: str
+    source: str
+
+
+class EnergyMapping(BaseModel):
+    """Rules that turn ML.ENERGY rows into queries, and MLPerf Power rows into their submission's query."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    models: dict[str, str]
+    gpus: dict[str, str]
+    precisions: dict[str, CheckpointPrecision] = Field(default_factory=dict)
+    tasks: dict[str, EnergyTask]
+    unmapped_tasks: dict[str, str]
+    mlperf_power: dict[str, str]
+    mlperf_power_unmapped: dict[str, str]
+
+
 class Mapping(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -68,6 +97,7 @@ class Mapping(BaseModel):
     profiles: dict[str, Profile]
     rows: dict[str, Query]
     unmapped: dict[str, str]
+    energy: EnergyMapping
 
 
 @functools.lru_cache(maxsize=2)
@@ -98,3 +128,43 @@ def lengths(query: Query, mapping: Mapping) -> tuple[int, int]:
         prof = mapping.profiles[query.profile]
         return round(prof.input_len), round(prof.output_len)
     return int(query.input_len or 1), int(query.output_len or 1)
+
+
+def energy_queries(mapping: Mapping | None = None) -> tuple[dict[str, Query], dict[str, str]]:
+    """(queries, unmapped reasons) for every energy row: ML.ENERGY by rule, MLPerf Power by submission."""
+    from cosim.validate.reference import load_energy_rows
+
+    mapping = mapping or load_mapping()
+    rules = mapping.energy
+    queries: dict[str, Query] = {}
+    unmapped: dict[str, str] = {}
+    for row in load_energy_rows():
+        if row.source_class == "mlperf_power":
+            if row.id in rules.mlperf_power:
+                base = mapping.rows[rules.mlperf_power[row.id]]
+                queries[row.id] = base.model_copy(update={"kind": "system_energy_per_token"})
+            else:
+                unmapped[row.id] = rules.mlperf_power_unmapped.get(row.id, "no query for this MLPerf Power row")
+            continue
+        if row.task in rules.unmapped_tasks:
+            unmapped[row.id] = rules.unmapped_tasks[row.task]
+            continue
+        slug = rules.models.get(row.model)
+        if slug is None:
+            unmapped[row.id] = f"{row.model} is not in the workload catalog"
+            continue
+        task = rules.tasks.get(row.task)
+        if task is None or row.gpu not in rules.gpus or not row.batch or not row.avg_output_len:
+            unmapped[row.id] = f"task '{row.task}' or GPU '{row.gpu}' has no mapping rule"
+            continue
+        out = int(round(row.avg_output_len))
+        inp = task.input_len or int(round((task.input_over_output or 1.0) * out))
+        precision = "fp8" if row.model.upper().endswith("FP8") else "bf16"
+        if row.model in rules.precisions:
+            precision = rules.precisions[row.model].precision
+        queries[row.id] = Query(
+            kind="energy_per_token", hardware=rules.gpus[row.gpu], chips=row.num_gpus, workload=slug,
+            precision=precision, tp=row.num_gpus,
+            input_len=inp, output_len=out, batch=row.batch, assumed=task.source,
+        )
+    return queries, unmapped

@@ -29,27 +29,47 @@ def _scenario(q: Query, phase: str, batch: int = 1, input_len: int = 1, output_l
     )
 
 
+def _offline(q: Query, mapping: Mapping, params):
+    """(estimate of one replica generating at its largest batch, capped by the engine's sequence limit,
+    and the number of replicas)."""
+    from cosim.engines.estimate import estimate
+
+    inp, out = lengths(q, mapping)
+    per_replica = q.tp * q.pp * q.sp
+    replicas = max(1, q.chips // per_replica)
+    sc = _scenario(q, "generate", 1, inp, out)
+    probe = estimate(q.hardware, q.workload, sc, chips=per_replica, batch_max=True, params=params)
+    if not probe.feasible:
+        return probe, replicas
+    cap = q.max_seqs or DEFAULT_MAX_SEQS
+    if q.num_requests:
+        cap = min(cap, q.num_requests)
+    batch = max(1, min(int(probe.batch or 1), cap))
+    if batch == probe.batch:
+        return probe, replicas
+    return estimate(q.hardware, q.workload, _scenario(q, "generate", batch, inp, out), chips=per_replica,
+                    params=params), replicas
+
+
 def predict(q: Query, mapping: Mapping, params=None) -> tuple[float | None, str | None]:
     """(predicted value in the row's unit, or None, and the reason when None)."""
     from cosim.engines.estimate import estimate
 
-    if q.kind == "offline_throughput":
-        inp, out = lengths(q, mapping)
-        per_replica = q.tp * q.pp * q.sp
-        replicas = max(1, q.chips // per_replica)
-        sc = _scenario(q, "generate", 1, inp, out)
-        probe = estimate(q.hardware, q.workload, sc, chips=per_replica, batch_max=True, params=params)
-        if not probe.feasible:
-            return None, probe.reason
-        cap = q.max_seqs or DEFAULT_MAX_SEQS
-        if q.num_requests:
-            cap = min(cap, q.num_requests)
-        batch = max(1, min(int(probe.batch or 1), cap))
-        res = probe if batch == probe.batch else estimate(
-            q.hardware, q.workload, _scenario(q, "generate", batch, inp, out), chips=per_replica, params=params)
+    if q.kind in ("offline_throughput", "system_energy_per_token"):
+        res, replicas = _offline(q, mapping, params)
         if not res.feasible or not res.throughput_tokens_per_s:
             return None, res.reason or "no throughput"
+        if q.kind == "system_energy_per_token":
+            return res.system_energy_j_per_token, None
         return res.throughput_tokens_per_s * replicas, None
+    if q.kind == "energy_per_token":
+        sc = _scenario(q, "generate", q.batch or 1, q.input_len or 1, q.output_len or 1)
+        res = estimate(q.hardware, q.workload, sc, chips=q.tp * q.pp * q.sp, params=params)
+        if not res.feasible:  # the row ran, so take the largest batch cosim's memory model admits
+            res = estimate(q.hardware, q.workload, sc, chips=q.tp * q.pp * q.sp, params=params, batch_max=True)
+        if not res.feasible or res.energy_j_per_token is None:
+            return None, res.reason or "no energy"
+        return res.energy_j_per_token, None
     if q.kind == "per_user_decode":
         inp, out = lengths(q, mapping)
         sc = _scenario(q, "decode", 1, inp + out // 2, 1)

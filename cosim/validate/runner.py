@@ -56,7 +56,40 @@ def base_table(ids: list[str] | None = None, reference: str | None = None) -> pd
             "source_class": ref.source_class, "reliability": ref.reliability, "measured": ref.value,
             "unit": ref.unit, "assumed": q.assumed or "", "source": ref.citation,
         })
+    if reference is None:
+        records += _energy_records(ids)
     return pd.DataFrame.from_records(records)
+
+
+def _energy_records(ids: list[str] | None) -> list[dict]:
+    """ML.ENERGY and MLPerf Power rows as validation records (metric energy_per_token / system_...)."""
+    from cosim.specs.loader import load_hardware
+    from cosim.validate.mapping import energy_queries
+    from cosim.validate.reference import load_energy_rows
+
+    queries, _ = energy_queries()
+    out = []
+    for row in load_energy_rows():
+        q = queries.get(row.id)
+        if q is None or (ids is not None and row.id not in ids):
+            continue
+        out.append({
+            "id": row.id, "hardware": q.hardware, "vendor": load_hardware(q.hardware).vendor, "chips": q.chips,
+            "workload": q.workload, "workload_class": "energy", "metric": q.kind, "source_class": row.source_class,
+            "reliability": row.reliability, "measured": row.energy_j_per_output_token, "unit": "J/output token",
+            "assumed": q.assumed or "", "source": row.source,
+        })
+    return out
+
+
+def query_for(row_id: str):
+    """The Query of a performance or energy row id."""
+    from cosim.validate.mapping import energy_queries
+
+    mapping = load_mapping()
+    if row_id in mapping.rows:
+        return mapping.rows[row_id]
+    return energy_queries(mapping)[0][row_id]
 
 
 def predict_rows(table: pd.DataFrame, params_by_hw=None) -> np.ndarray:
@@ -69,7 +102,7 @@ def predict_rows(table: pd.DataFrame, params_by_hw=None) -> np.ndarray:
     out = np.full(len(table), np.nan)
     reasons = []
     for i, row_id in enumerate(table["id"]):
-        q = mapping.rows[row_id]
+        q = query_for(row_id)
         hw = load_hardware(q.hardware)
         params = params_by_hw(hw) if params_by_hw else calibrated_params(hw)
         value, reason = predict(q, mapping, params)
@@ -131,7 +164,10 @@ def run_validation(filter_expr: str | None = None, uncalibrated: bool = False,
     table["predicted"] = predict_rows(table, first_principles)
     table["error"] = table["predicted"] / table["measured"] - 1.0
     mapping = load_mapping()
+    from cosim.validate.mapping import energy_queries
+
     unmapped_rows = [{"id": k, "reason": v} for k, v in mapping.unmapped.items()]
+    unmapped_rows += [{"id": k, "reason": v} for k, v in energy_queries(mapping)[1].items()]
     if reference:
         unmapped_rows += [{"id": r.id, "reason": "no query in cosim/data/reference/mapping.yaml for this row"}
                           for r in load_measurements(reference)
