@@ -54,9 +54,9 @@ I_KIND, I_PREC, I_FUSED, I_COMMK, I_STAGE = range(len(OPI))
 PRM = ("launch_overhead_s", "step_overhead_s", "comm_overlap_fraction", "dp_overlap_fraction",
        "memory_fraction", "onchip_activation_fraction", "onchip_weight_fraction", "memory_reserve_fraction",
        "min_tile_m", "min_tile_n", "split_k", "footprint_bytes", "weight_footprint_bytes", "fwd_mult",
-       "comm_mult", "extra_memory_bytes")
+       "comm_mult", "extra_memory_bytes", "link_fraction")
 (P_LAUNCH, P_STEP, P_OVL, P_DPOVL, P_MEMF, P_ACTF, P_WF, P_RESERVE, P_MINM, P_MINN, P_SPLITK, P_FOOT,
- P_WFOOT, P_FWD, P_COMMM, P_EXTRA) = range(len(PRM))
+ P_WFOOT, P_FWD, P_COMMM, P_EXTRA, P_LINKF) = range(len(PRM))
 
 # per-point outputs
 OUT = ("step_time_s", "compute_s", "memory_s", "network_s", "overhead_s", "bottleneck", "bytes_main_memory",
@@ -181,8 +181,10 @@ def _op_cost(i, j, peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_co
     """(compute s, memory s, network s, launch s, bound code, main-memory B, on-chip B, up B, out B)."""
     kind = opi[I_KIND, j]
     if kind == KIND_COMM:
-        t, bu, bo = collective(opi[I_COMMK, j], opf[F_COMM, j], opf[F_GROUP, j], up_bw[i], up_lat[i],
-                               domain[i], topo[i], in_switch[i], tx[i], ty[i], tz[i], out_bw[i], out_lat[i])
+        linkf = prm[P_LINKF]  # achievable fraction of the links' datasheet bandwidth
+        t, bu, bo = collective(opi[I_COMMK, j], opf[F_COMM, j], opf[F_GROUP, j], up_bw[i] * linkf, up_lat[i],
+                               domain[i], topo[i], in_switch[i], tx[i], ty[i], tz[i], out_bw[i] * linkf,
+                               out_lat[i])
         return 0.0, 0.0, t, 0.0, 2, 0.0, 0.0, bu, bo
     prec = opi[I_PREC, j]
     flops = opf[F_FLOPS, j]
@@ -391,6 +393,7 @@ def pack_params(params, *, footprint_bytes: float, weight_footprint_bytes: float
         "min_tile_m": params.min_tile_m, "min_tile_n": params.min_tile_n, "split_k": float(params.split_k),
         "footprint_bytes": footprint_bytes, "weight_footprint_bytes": weight_footprint_bytes,
         "fwd_mult": fwd_mult, "comm_mult": comm_mult, "extra_memory_bytes": extra_memory_bytes,
+        "link_fraction": params.link_fraction,
     }
     return np.array([float(values[k]) for k in PRM], dtype=np.float64)
 

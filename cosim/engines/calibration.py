@@ -1,8 +1,8 @@
 """Calibrated engine parameters per hardware family, and how they are applied.
 
-Four physically meaningful scale factors per hardware generation — on the achievable fraction of peak
-FLOP/s of GEMMs, of fused attention kernels, on the achievable fraction of main-memory bandwidth, and
-on the per-sequence host overhead per engine iteration, relative to the first-principles defaults in
+Five physically meaningful scale factors per hardware generation — on the achievable fraction of peak
+FLOP/s of GEMMs, of fused attention kernels, on the achievable fractions of main-memory and of link
+bandwidth, and on the per-sequence host overhead per engine iteration, relative to the first-principles defaults in
 `cosim/data/` — are fitted
 by `cosim validate --calibrate` (cosim/validate/fit.py) (scipy least squares on log(predicted / measured)) and stored with the
 date, the rows used and the in-sample and leave-one-out errors in `cosim/data/calibration.yaml`.
@@ -33,7 +33,7 @@ def load_calibration(path: str | None = None) -> dict:
 
 
 def scaled_params(hw, compute_scale: float, memory_scale: float, overhead_scale: float = 1.0,
-                  attention_scale: float = 1.0):
+                  attention_scale: float = 1.0, link_scale: float = 1.0):
     """Engine parameters of `hw`'s family with the GEMM and attention fractions of peak and the memory
     fraction scaled (each capped at 1), and the per-sequence host overhead scaled."""
     from cosim.engines.efficiency import params_for
@@ -45,7 +45,8 @@ def scaled_params(hw, compute_scale: float, memory_scale: float, overhead_scale:
     if base.attention_fraction is not None:
         extra["attention_fraction"] = np.minimum(np.asarray(base.attention_fraction) * attention_scale, 1.0)
     return base.with_overrides(compute_fraction=cf, memory_fraction=mf,
-                               per_sequence_overhead_s=base.per_sequence_overhead_s * overhead_scale, **extra)
+                               per_sequence_overhead_s=base.per_sequence_overhead_s * overhead_scale,
+                               link_fraction=float(min(base.link_fraction * link_scale, 1.0)), **extra)
 
 
 def calibration_family(slug: str) -> tuple[str | None, dict | None]:
@@ -66,4 +67,5 @@ def calibrated_params(hw):
     if not fam:
         return params_for(hw, calibrated=False)
     return scaled_params(hw, float(fam["compute_scale"]), float(fam["memory_scale"]),
-                         float(fam.get("overhead_scale", 1.0)), float(fam.get("attention_scale", 1.0)))
+                         float(fam.get("overhead_scale", 1.0)), float(fam.get("attention_scale", 1.0)),
+                         float(fam.get("link_scale", 1.0)))

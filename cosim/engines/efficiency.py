@@ -49,6 +49,8 @@ class EngineParams:
     attention_fraction: np.ndarray | None = None
     # host work per running sequence per engine iteration (sampling, scheduling, detokenising)
     per_sequence_overhead_s: float = 0.0
+    # achievable fraction of the datasheet link bandwidth for collectives (1 = datasheet)
+    link_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         if self.attention_fraction is None:  # a family without attention data: attention runs like GEMMs
@@ -135,6 +137,7 @@ def engine_params(family: str) -> EngineParams:
         launch_overhead_s=float(_value(d["launch_overhead_s"])),
         step_overhead_s=float(_value(d["step_overhead_s"])),
         per_sequence_overhead_s=float(_value(d["per_sequence_overhead_s"])),
+        link_fraction=float(_value(d["link_fraction"])),
         comm_overlap_fraction=float(_value(d["comm_overlap_fraction"])),
         dp_overlap_fraction=float(_value(d["dp_overlap_fraction"])),
         onchip_activation_fraction=float(_value(d["onchip_activation_fraction"])),

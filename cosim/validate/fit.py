@@ -31,11 +31,11 @@ GENERATIONS: dict[str, tuple[str, ...]] = {
     "amd-cdna4": ("mi355x",),
     "google-tpu": ("tpu-*",),
 }
-PARAMS = ("compute_scale", "memory_scale", "overhead_scale", "attention_scale")
+PARAMS = ("compute_scale", "memory_scale", "overhead_scale", "attention_scale", "link_scale")
 #: log-space sd of the prior on each factor: a 1.4x change of a GEMM or memory fraction of peak is one sd;
 #: attention is less certain (FlashAttention-2 reaches ~35% of H100 peak, FlashAttention-3 ~62%: one sd
 #: = 1.8x); the host overhead per sequence far less (one sd = 10x)
-PRIOR_SIGMA = np.array([0.35, 0.35, 2.3, 0.6])
+PRIOR_SIGMA = np.array([0.35, 0.35, 2.3, 0.6, 0.35])
 #: rows used for fitting: published measurements we trust (high and medium reliability)
 FIT_RELIABILITY = ("high", "medium")
 
@@ -59,16 +59,16 @@ class FamilyFit:
 def _predict_all(table: pd.DataFrame, theta: np.ndarray) -> np.ndarray:
     from cosim.validate.runner import predict_rows
 
-    cs, ms, os_, as_ = np.exp(theta)
-    return predict_rows(table.copy(), lambda hw: scaled_params(hw, cs, ms, os_, as_))
+    cs, ms, os_, as_, ls = np.exp(theta)
+    return predict_rows(table.copy(), lambda hw: scaled_params(hw, cs, ms, os_, as_, ls))
 
 
 def fit_generation(name: str, table: pd.DataFrame, verbose: bool = True) -> FamilyFit:
     from scipy.optimize import least_squares
 
     measured = table["measured"].to_numpy(dtype=float)
-    lo = np.log([SCALE_BOUNDS[0], SCALE_BOUNDS[0], OVERHEAD_BOUNDS[0], SCALE_BOUNDS[0]])
-    hi = np.log([SCALE_BOUNDS[1], SCALE_BOUNDS[1], OVERHEAD_BOUNDS[1], SCALE_BOUNDS[1]])
+    lo = np.log([SCALE_BOUNDS[0], SCALE_BOUNDS[0], OVERHEAD_BOUNDS[0], SCALE_BOUNDS[0], SCALE_BOUNDS[0]])
+    hi = np.log([SCALE_BOUNDS[1], SCALE_BOUNDS[1], OVERHEAD_BOUNDS[1], SCALE_BOUNDS[1], SCALE_BOUNDS[1]])
 
     def residuals(theta: np.ndarray) -> np.ndarray:
         pred = _predict_all(table, theta)
@@ -117,11 +117,12 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
         if sub.empty:
             continue
         fit = fit_generation(name, sub, verbose)
-        cs, ms, os_, as_ = np.exp(fit.theta)
+        cs, ms, os_, as_, ls = np.exp(fit.theta)
         families[name] = {
             "match": list(GENERATIONS[name]),
             "compute_scale": round(float(cs), 4), "memory_scale": round(float(ms), 4),
             "overhead_scale": round(float(os_), 4), "attention_scale": round(float(as_), 4),
+            "link_scale": round(float(ls), 4),
             "rows": fit.rows,
             "in_sample_median_abs_error": round(float(np.nanmedian(np.abs(fit.in_sample))), 4),
             "loo_median_abs_error": round(float(np.nanmedian(np.abs(fit.loo))), 4),
@@ -134,7 +135,7 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
         "date": dt.date.today().isoformat(),
         "method": ("scipy.optimize.least_squares on log(predicted/measured) per hardware generation, "
                    f"parameters {list(PARAMS)} scaling the first-principles fractions of peak FLOP/s and memory "
-                   f"bandwidth, the per-sequence host overhead and the attention fraction of peak, Gaussian prior sigma {PRIOR_SIGMA.tolist()} in log space, "
+                   f"bandwidth, the per-sequence host overhead, the attention fraction of peak and the link-bandwidth fraction, Gaussian prior sigma {PRIOR_SIGMA.tolist()} in log space, "
                    f"bounds {list(SCALE_BOUNDS)} (overhead {list(OVERHEAD_BOUNDS)}); "
                    f"rows of reliability {list(FIT_RELIABILITY)}; leave-one-out by one Gauss-Newton refit step"),
         "families": families,
