@@ -73,13 +73,15 @@ def write_report(report: ValidationReport, out_dir: Path, *, cv: pd.DataFrame | 
         lines.append("")
     if calibration and calibration.get("families"):
         lines += ["## Calibrated parameters", "",
-                  "Two scale factors per hardware generation on the first-principles fractions of peak FLOP/s",
-                  "and of memory bandwidth (`cosim/data/calibration.yaml`).", "",
-                  "| generation | compute scale | memory scale | attention scale | rows | in-sample median | LOO median |",
-                  "|---|---|---|---|---|---|---|"]
+                  "Scale factors per hardware generation on the first-principles GEMM and attention fractions of",
+                  "peak FLOP/s, memory- and link-bandwidth fractions and per-sequence host overhead",
+                  "(`cosim/data/calibration.yaml`).", "",
+                  "| generation | compute | attention | memory | link | host overhead | rows | in-sample median | LOO median |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for name, fam in calibration["families"].items():
-            lines.append(f"| {name} | {fam['compute_scale']:.3f} | {fam['memory_scale']:.3f} | "
-                         f"{fam.get('attention_scale', 1.0):.3f} | {len(fam['rows'])} | "
+            lines.append(f"| {name} | {fam['compute_scale']:.3f} | {fam.get('attention_scale', 1.0):.3f} | "
+                         f"{fam['memory_scale']:.3f} | {fam.get('link_scale', 1.0):.3f} | "
+                         f"{fam.get('overhead_scale', 1.0):.3f} | {len(fam['rows'])} | "
                          f"{100 * fam['in_sample_median_abs_error']:.1f}% | {100 * fam['loo_median_abs_error']:.1f}% |")
         lines.append("")
     lines += ["## Error by group", ""]
