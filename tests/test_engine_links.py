@@ -26,7 +26,7 @@ def _ops(params):
 def test_halving_the_link_fraction_doubles_the_bandwidth_term():
     comm = TABLE.kind == int(OpKind.COMM)
     allreduce = comm & (TABLE.comm_kind == int(CommKind.ALL_REDUCE))
-    full, half = _ops(P), _ops(P.with_overrides(link_fraction=0.5))
+    full, half = _ops(P.with_overrides(link_fraction=0.8)), _ops(P.with_overrides(link_fraction=0.4))
     # in-switch all-reduce of S bytes on NVSwitch: S/B + 2a (cosim/engines/network.py); halving B doubles S/B
     lat = 2 * H100.interconnect.scale_up.latency_s.value
     t_full, t_half = full["time_s"][allreduce], half["time_s"][allreduce]

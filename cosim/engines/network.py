@@ -10,7 +10,8 @@ Bandwidths are per chip per direction (bytes/s); alpha is the per-message latenc
 Closed forms (p chips, bandwidth B, latency a):
   ring all-reduce   2(p-1)/p * S/B + 2(p-1) a
   tree all-reduce   2 S/B + 2 log2(p) a          (double binary tree: full bandwidth, log latency)
-  in-switch (NVLS)  S/B + 2 a                    (send once, switch reduces and multicasts)
+  in-switch (NVLS)  S/(B x 275/370) + 2 a        (send once, switch reduces and multicasts; measured
+                                                 NVLS algbw 275 GB/s vs 370 GB/s effective NVLink on H100)
   all-gather / reduce-scatter   (p-1)/p * S/B + (p-1) a
   all-to-all (switch)           (p-1)/p * S/B + (p-1) a
   point-to-point                S/B + a
@@ -59,7 +60,10 @@ def in_switch_all_reduce(nbytes: float, p: float, bw: float, alpha: float) -> fl
         return 0.0
     if bw <= 0.0:
         return INF
-    return nbytes / bw + 2.0 * alpha
+    # NVLink SHARP on 8x H100 reaches algbw ~275 GB/s where ring collectives see an effective 370 GB/s
+    # per direction (NCCL maintainer, NVIDIA/nccl-tests issue #212, 2024-05-06): the switch reduction
+    # moves S at 275/370 of the effective link rate `bw`
+    return nbytes / (bw * (275.0 / 370.0)) + 2.0 * alpha
 
 
 @njit(cache=True)

@@ -14,10 +14,10 @@ import math
 from cosim.cli.common import build_scenario
 from cosim.validate.mapping import Mapping, Query, lengths
 
-#: Sequence cap of the serving engine when the row does not state one. TensorRT-LLM's
-#: trtllm-bench builds engines with max_batch_size 2048 unless told otherwise (assumption, as in
-#: benchmarks/serving_accuracy.py); MLPerf submissions state their per-engine batch where known.
-DEFAULT_MAX_SEQS = 2048
+#: Sequence cap of the serving engine when the row does not state one: trtllm-bench sizes the batch
+#: from the KV-cache capacity and caps it at 4096 (NVIDIA/TensorRT-LLM tensorrt_llm/bench/build/tuning.py,
+#: `raw_bs = min(kv_cache_max_requests, 4096) / pp_size`); the memory model supplies the KV limit.
+DEFAULT_MAX_SEQS = 4096
 
 
 def _scenario(q: Query, phase: str, batch: int = 1, input_len: int = 1, output_len: int = 1,
