@@ -64,14 +64,14 @@ def load_anchors(path: Path | None = None) -> dict[str, Any]:
 
 def row_counters(anchors: dict[str, Any], rows: list[dict], chat_ratio_scale: float = 1.0) -> Counters:
     """First-principles per-GPU counters per second for `rows` (see the module docstring)."""
-    from cosim.specs.loader import workload_from_dict
+    from cosim.specs.loader import load_workload
     from cosim.workloads.params import kv_cache_bytes_per_token, params_active, params_total
 
     a = anchors["assumptions"]
     wb, kvb_el = float(a["weight_bytes_per_param"]), float(a["kv_bytes_per_element"])
     cols: dict[str, list[float]] = {k: [] for k in ("f", "m", "c", "w", "tdp", "nm", "hbm")}
     for r in rows:
-        arch = workload_from_dict(anchors["architectures"][r["arch"]])
+        arch = load_workload(r["arch"])  # the catalog spec (workloads/<slug>.yaml)
         gpu = anchors["gpus"][r["gpu"]]
         n = float(r["num_gpus"])
         tput = float(r["output_tokens_per_s"])
