@@ -77,6 +77,23 @@ def _pop_front(r, head, tail, nxt, nwait):
 
 
 @njit(cache=True)
+def _admit_head(r, c, need, t0, head, tail, nxt, nwait, status, held, used, sched_t, run, nrun, q):
+    """Move the replica's first waiting request into the running batch with `c` prompt tokens this
+    iteration and `need` more KV blocks (the caller has checked they are free)."""
+    h = _pop_front(r, head, tail, nxt, nwait)
+    status[h] = RUNNING
+    held[h] += need
+    used[r] += need
+    if np.isnan(sched_t[h]):
+        sched_t[h] = t0
+    j = nrun[r]
+    run[r, j] = h
+    q[j] = c
+    nrun[r] += 1
+    return h
+
+
+@njit(cache=True)
 def _simulate(arrival, prompt, ctx0, gen0, out, n_replicas, router, sched, prefill_only, max_seqs,
               max_tokens, block, total_blocks, preempt_mode, swap_s_per_token,
               tok_grid, lin_s, kv_grid, dec_s, pair_grid, pre_s):
@@ -219,19 +236,11 @@ def _simulate(arrival, prompt, ctx0, gen0, out, n_replicas, router, sched, prefi
                     need = _blocks_for(ctx[h] + pf_rem[h], block) - held[h]
                     if need > free:
                         break
-                    _pop_front(r, head, tail, nxt, nwait)
-                    status[h] = RUNNING
-                    held[h] += need
-                    used[r] += need
+                    _admit_head(r, pf_rem[h], need, t0, head, tail, nxt, nwait, status, held, used, sched_t,
+                                run, nrun, q)
                     free -= need
-                    if np.isnan(sched_t[h]):
-                        sched_t[h] = t0
-                    j = nrun[r]
-                    run[r, j] = h
-                    q[j] = pf_rem[h]
                     npf += pf_rem[h]
                     pairs += ctx[h] * pf_rem[h] + pf_rem[h] * (pf_rem[h] + 1) // 2
-                    nrun[r] += 1
                 ntok = npf
             else:
                 # decodes first; evict the most recently admitted request while blocks are short
@@ -295,20 +304,11 @@ def _simulate(arrival, prompt, ctx0, gen0, out, n_replicas, router, sched, prefi
                         nd = _blocks_for(ctx[h] + c, block) - held[h]
                         if nd > free:
                             break
-                        _pop_front(r, head, tail, nxt, nwait)
-                        status[h] = RUNNING
-                        held[h] += nd
-                        used[r] += nd
+                        _admit_head(r, c, nd, t0, head, tail, nxt, nwait, status, held, used, sched_t, run, nrun, q)
                         free -= nd
-                        if np.isnan(sched_t[h]):
-                            sched_t[h] = t0
-                        j = nrun[r]
-                        run[r, j] = h
-                        q[j] = c
                         budget -= c
                         npf += c
                         pairs += ctx[h] * c + c * (c + 1) // 2
-                        nrun[r] += 1
                     ntok += npf
         nb = nrun[r]
         if ntok == 0:
