@@ -55,7 +55,7 @@ def test_attention_compute_time_hand_calculation():
     ops = _ops(P)
     assert ops["compute_s"][0] == pytest.approx(ATT_FLOPS / (989.4e12 * frac * _curve(ATT_FLOPS)), rel=1e-12)
     assert ops["bound"][0] == 0
-    # the GEMM keeps the GEMM fraction (0.80), not the attention one
+    # the GEMM keeps the GEMM fraction, not the attention one
     gemm_frac = float(_yaml("nvidia-gpu")["compute_fraction"]["default"]["value"])
     wave_eff = 7168 / (55 * 132)
     expected = GEMM_FLOPS / (989.4e12 * gemm_frac * _curve(GEMM_FLOPS / wave_eff) * wave_eff)

@@ -110,11 +110,11 @@ def predict_power(c: Counters, k_deliver: float, static_fraction: float, mem_pat
     """Modelled average W per GPU (accelerator boundary, TDP-capped) for BF16 rows."""
     n = len(c.ids)
     node = np.asarray(D.node_factor(c.node_nm))
-    e45 = D.flop_energy_45nm_j_array()
+    e45 = D.delivered_flop_energy_45nm_j_array(k_deliver)
     link = D.value("link_energy_pj_per_bit", "scale_up") * 8 * D.PJ
     ea = EnergyArrays(
         tdp_w=c.tdp_w, static_power_w=static_fraction * c.tdp_w,
-        j_per_flop=node[:, None] * e45[None, :] * k_deliver, mem_j_per_byte=c.hbm_j_per_byte * mem_path,
+        j_per_flop=node[:, None] * e45[None, :], mem_j_per_byte=c.hbm_j_per_byte * mem_path,
         onchip_j_per_byte=np.array([D.sram_energy_j_per_byte(nm) for nm in c.node_nm]),
         scale_up_j_per_byte=np.full(n, link), scale_out_j_per_byte=np.full(n, link),
         host_overhead_fraction=np.zeros(n), host_w_per_chip=np.full(n, np.nan), pue=np.ones(n))

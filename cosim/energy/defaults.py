@@ -56,6 +56,25 @@ def flop_energy_45nm_j_array() -> np.ndarray:
     return np.array([fma_energy_45nm_j(p) / 2.0 for p in PRECISIONS], dtype=np.float64)
 
 
+def operand_bits(precision: str) -> float:
+    """Storage bits of one operand in `precision` (energy_defaults.yaml `operand_bits`)."""
+    return float(load_defaults()["operand_bits"][precision])
+
+
+def delivered_flop_energy_45nm_j(precision: str, k_deliver: float) -> float:
+    """Energy per FLOP at 45 nm including operand delivery: the datapath (Horowitz FMA / 2) plus
+    (k_deliver - 1) times the BF16 datapath energy scaled by operand bits / 16. Delivery (register
+    files, operand buffers, wires) moves bits, so it scales with the operand width, not with the
+    multiplier's significand squared; at BF16 this is exactly k_deliver x the BF16 datapath energy."""
+    bf16 = fma_energy_45nm_j("bf16") / 2.0
+    return fma_energy_45nm_j(precision) / 2.0 + (k_deliver - 1.0) * bf16 * operand_bits(precision) / 16.0
+
+
+def delivered_flop_energy_45nm_j_array(k_deliver: float) -> np.ndarray:
+    """`delivered_flop_energy_45nm_j` for each of `PRECISIONS`, in J/FLOP."""
+    return np.array([delivered_flop_energy_45nm_j(p, k_deliver) for p in PRECISIONS], dtype=np.float64)
+
+
 def node_factor(nm: float | np.ndarray) -> float | np.ndarray:
     """Logic energy factor vs 45 nm at 0.9 V; log-linear interpolation in nm, clamped to the table."""
     rows = sorted(load_defaults()["node_energy_factor_vs_45nm"], key=lambda r: r["nm"])

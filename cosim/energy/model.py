@@ -9,8 +9,10 @@ Per chip and per step:
     E_sys   = E_acc * (1 + h_host)  or  E_acc + P_host_per_chip * t'
     E_fac   = E_sys * PUE
 
-`e_flop[p]` is Horowitz's 45 nm FMA energy / 2, times the logic node factor of the chip's process,
-times an operand-delivery factor `k_deliver` fitted per chip family (cosim/data/energy_calibration.yaml);
+`e_flop[p]` is Horowitz's 45 nm FMA energy / 2 plus operand delivery ((k_deliver - 1) x the BF16 datapath
+energy x operand bits / 16, `k_deliver` fitted per chip family on BF16 rows in
+cosim/data/energy_calibration.yaml), times the logic node factor of the chip's process; delivery moves bits,
+so an FP8 or FP4 GEMM at its (2x, 4x) peak rate draws about the power of a BF16 GEMM at its peak;
 the whole-chip TDP / peak figure is an upper bound, never the default. `e_main` is the DRAM pJ/bit
 (the spec's main-memory `energy_j_per_byte`, else the default by memory kind) times a fitted on-chip
 delivery factor `mem_path_factor`. Static power is the spec's `energy.static_power_w`, else the
@@ -88,8 +90,9 @@ class EnergyParams:
                 j_per_flop[p] = override.value
                 prov[f"j_per_flop.{p}"] = f"spec ({override.source})"
             else:
-                j_per_flop[p] = D.fma_energy_45nm_j(p) / 2.0 * node * k
-                prov[f"j_per_flop.{p}"] = f"Horowitz 45 nm x node factor {node:.3g} x k_deliver {k:.3g}"
+                j_per_flop[p] = D.delivered_flop_energy_45nm_j(p, k) * node
+                prov[f"j_per_flop.{p}"] = (f"Horowitz 45 nm datapath + operand delivery (k_deliver {k:.3g}, "
+                                           f"{D.operand_bits(p):g}-bit operands) x node factor {node:.3g}")
 
         main = hw.main_memory
         path = float(fam["mem_path_factor"])
@@ -203,10 +206,10 @@ class EnergyArrays:
         frac = base.static_power_w / base.tdp_w if static_fraction_of_tdp is None else static_fraction_of_tdp
         out.tdp_w = np.asarray(hwa.tdp_w, dtype=np.float64).copy()
         out.static_power_w = frac * out.tdp_w
-        e45 = D.flop_energy_45nm_j_array()
         k = k_deliver if k_deliver is not None else _base_k(base)
+        e45 = D.delivered_flop_energy_45nm_j_array(k)
         node = np.asarray(D.node_factor(np.asarray(hwa.process_node_nm, dtype=np.float64)))
-        out.j_per_flop = np.ascontiguousarray(node[:, None] * e45[None, :] * k)
+        out.j_per_flop = np.ascontiguousarray(node[:, None] * e45[None, :])
         mem = np.asarray(hwa.mem_energy_j_per_byte, dtype=np.float64)
         path = _base_path(base)
         out.mem_j_per_byte = np.where(mem > 0, mem * path, out.mem_j_per_byte)

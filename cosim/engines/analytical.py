@@ -54,9 +54,9 @@ I_KIND, I_PREC, I_FUSED, I_COMMK, I_STAGE = range(len(OPI))
 PRM = ("launch_overhead_s", "step_overhead_s", "comm_overlap_fraction", "dp_overlap_fraction",
        "memory_fraction", "onchip_activation_fraction", "onchip_weight_fraction", "memory_reserve_fraction",
        "min_tile_m", "min_tile_n", "split_k", "footprint_bytes", "weight_footprint_bytes", "fwd_mult",
-       "comm_mult", "extra_memory_bytes", "link_fraction")
+       "comm_mult", "extra_memory_bytes", "link_fraction", "grouped_gemm_scale")
 (P_LAUNCH, P_STEP, P_OVL, P_DPOVL, P_MEMF, P_ACTF, P_WF, P_RESERVE, P_MINM, P_MINN, P_SPLITK, P_FOOT,
- P_WFOOT, P_FWD, P_COMMM, P_EXTRA, P_LINKF) = range(len(PRM))
+ P_WFOOT, P_FWD, P_COMMM, P_EXTRA, P_LINKF, P_GROUPED) = range(len(PRM))
 
 # per-point outputs
 OUT = ("step_time_s", "compute_s", "memory_s", "network_s", "overhead_s", "bottleneck", "bytes_main_memory",
@@ -199,6 +199,8 @@ def _op_cost(i, j, peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_co
                 q = _quant_eff(i, j, tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arrays, opf, opi, prm)
                 size = _size_mult(flops / q, cfrac)
             frac = cfrac[E_ATT + prec] if kind == KIND_ATTN else cfrac[prec]
+            if kind == KIND_GROUPED:
+                frac *= prm[P_GROUPED]
             rate = peak[i, prec] * frac * size * q
             tc = flops / rate if rate > 0.0 else math.inf
         elif vector[i] > 0.0:
@@ -393,7 +395,7 @@ def pack_params(params, *, footprint_bytes: float, weight_footprint_bytes: float
         "min_tile_m": params.min_tile_m, "min_tile_n": params.min_tile_n, "split_k": float(params.split_k),
         "footprint_bytes": footprint_bytes, "weight_footprint_bytes": weight_footprint_bytes,
         "fwd_mult": fwd_mult, "comm_mult": comm_mult, "extra_memory_bytes": extra_memory_bytes,
-        "link_fraction": params.link_fraction,
+        "link_fraction": params.link_fraction, "grouped_gemm_scale": params.grouped_gemm_scale,
     }
     return np.array([float(values[k]) for k in PRM], dtype=np.float64)
 

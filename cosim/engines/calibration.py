@@ -33,7 +33,7 @@ def load_calibration(path: str | None = None) -> dict:
 
 
 def scaled_params(hw, compute_scale: float, memory_scale: float, overhead_scale: float = 1.0,
-                  attention_scale: float = 1.0, link_scale: float = 1.0):
+                  attention_scale: float = 1.0, link_scale: float = 1.0, grouped_gemm_scale: float = 1.0):
     """Engine parameters of `hw`'s family with the GEMM and attention fractions of peak and the memory
     fraction scaled (each capped at 1), and the per-sequence host overhead scaled."""
     from cosim.engines.efficiency import params_for
@@ -46,7 +46,28 @@ def scaled_params(hw, compute_scale: float, memory_scale: float, overhead_scale:
         extra["attention_fraction"] = np.minimum(np.asarray(base.attention_fraction) * attention_scale, 1.0)
     return base.with_overrides(compute_fraction=cf, memory_fraction=mf,
                                per_sequence_overhead_s=base.per_sequence_overhead_s * overhead_scale,
-                               link_fraction=float(min(base.link_fraction * link_scale, 1.0)), **extra)
+                               link_fraction=float(min(base.link_fraction * link_scale, 1.0)),
+                               grouped_gemm_scale=float(grouped_gemm_scale), **extra)
+
+
+def apply_stack(params, scale: float):
+    """Engine parameters of a serving stack whose kernels reach `scale` x the reference (tuned) stack's
+    fractions of peak FLOP/s, attention throughput and memory bandwidth (each capped at 1)."""
+    if scale == 1.0:
+        return params
+    return params.with_overrides(
+        compute_fraction=np.minimum(np.asarray(params.compute_fraction) * scale, 1.0),
+        attention_fraction=np.minimum(np.asarray(params.attention_fraction) * scale, 1.0),
+        memory_fraction=float(min(params.memory_fraction * scale, 1.0)))
+
+
+def stack_scale(stack: str | None) -> float:
+    """The fitted kernel-efficiency factor of a serving stack relative to the tuned reference (1 when
+    the stack is the reference, unknown, or not fitted yet)."""
+    if not stack or stack == "tuned":
+        return 1.0
+    entry = (load_calibration().get("stacks") or {}).get(stack) or {}
+    return float(entry.get("scale", 1.0))
 
 
 def calibration_family(slug: str) -> tuple[str | None, dict | None]:
@@ -61,11 +82,14 @@ def calibration_family(slug: str) -> tuple[str | None, dict | None]:
 
 def calibrated_params(hw):
     """Engine parameters with the stored calibration of the spec's generation applied (defaults if none)."""
-    from cosim.engines.efficiency import params_for
 
     _, fam = calibration_family(hw.name)
-    if not fam:
-        return params_for(hw, calibrated=False)
-    return scaled_params(hw, float(fam["compute_scale"]), float(fam["memory_scale"]),
+    fam = fam or {}
+    return scaled_params(hw, float(fam.get("compute_scale", 1.0)), float(fam.get("memory_scale", 1.0)),
                          float(fam.get("overhead_scale", 1.0)), float(fam.get("attention_scale", 1.0)),
-                         float(fam.get("link_scale", 1.0)))
+                         float(fam.get("link_scale", 1.0)), grouped_gemm_scale())
+
+
+def grouped_gemm_scale() -> float:
+    """The fitted share of the dense GEMM fraction that MoE grouped GEMMs reach (1 before calibration)."""
+    return float((load_calibration().get("moe") or {}).get("grouped_gemm_scale", 1.0))

@@ -51,6 +51,9 @@ class EngineParams:
     per_sequence_overhead_s: float = 0.0
     # achievable fraction of the datasheet link bandwidth for collectives (1 = datasheet)
     link_fraction: float = 1.0
+    # MoE grouped GEMMs (routing, token permutation, per-expert tile scheduling) reach this share of the
+    # dense GEMM fraction; 1 in first principles, fitted across generations by cosim validate --calibrate
+    grouped_gemm_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.attention_fraction is None:  # a family without attention data: attention runs like GEMMs

@@ -126,6 +126,7 @@ def estimate(hardware, workload, scenario, *, chips: int | None = None, mode: st
 
     resolve(wl, scenario.model_copy(update={"batch": scenario.parallelism.dp}))  # mapping errors -> exit 2
     if batch_max:
+        scenario = scenario.model_copy(update={"batch": scenario.parallelism.dp})  # the smallest valid batch
         b = max_batch(wl, scenario, hw.main_memory.capacity_bytes.value, params.memory_reserve_fraction)
         if b == 0:
             fp = footprint(wl, scenario, scenario.parallelism.dp)

@@ -82,7 +82,8 @@ def op_cost(hw: dict, op: dict, prm: dict, params) -> dict:
             # the size curve is read at the padded work
             size = float(np.interp(math.log10(op["flops"] / eff), params.curve_log10_flops, params.curve_multiplier))
             fractions = params.attention_fraction if op["kind"] == A.KIND_ATTN else params.compute_fraction
-            rate = hw["peak"][op["precision"]] * fractions[op["precision"]] * size * eff
+            frac = fractions[op["precision"]] * (params.grouped_gemm_scale if op["kind"] == A.KIND_GROUPED else 1.0)
+            rate = hw["peak"][op["precision"]] * frac * size * eff
             tc = op["flops"] / rate if rate > 0 else math.inf
         elif hw["vector_flops_per_s"] > 0:
             tc = op["flops"] / hw["vector_flops_per_s"]

@@ -52,7 +52,7 @@ def attention_core(name: str, stage: Stage, dt: Dtypes, *, batch: float, heads: 
                    kv_write: float = 0.0, repeat: float = 1.0) -> dict:
     """An ATTENTION row; `pairs` is per (sequence, head) on this chip; act/kv arguments are elements."""
     return {
-        "name": name, "kind": int(OpKind.ATTENTION), "stage": int(stage), "precision": dt.code,
+        "name": name, "kind": int(OpKind.ATTENTION), "stage": int(stage), "precision": dt.attention_code,
         "batch": batch, "heads": heads, "kv_heads": kv_heads, "q_len": q_len, "kv_len": kv_len,
         "head_dim": head_dim, "head_dim_v": head_dim_v, "window": window, "causal": int(causal),
         "flops": 2.0 * batch * heads * pairs * (head_dim + head_dim_v),

@@ -37,10 +37,21 @@ from cosim.specs.workload import DecoderLM, VideoDiT
 GRADIENT_MIN_BYTES = 2.0  # gradients are reduced in bf16 at least (fp32 when the weights are fp32)
 
 
+#: bytes per element of the activation stream between kernels (residual, norms, all-reduces) when the GEMMs
+#: run in a narrower format: TensorRT-LLM and vLLM quantise a GEMM's FP8/FP4 input inside the kernel that
+#: produces it and write BF16 outputs, so what is stored and reduced between ops stays BF16
+STREAM_MIN_BYTES = 2.0
+
+
 def dtypes(scenario: Scenario) -> Dtypes:
-    """Bytes per element of weights, activations and KV cache, and the compute precision."""
-    return Dtypes(BYTES_PER_ELEMENT[scenario.weight_precision], BYTES_PER_ELEMENT[scenario.activation_precision],
-                  BYTES_PER_ELEMENT[scenario.kv_precision], scenario.compute_precision)
+    """Bytes per element of weights, the activation stream (at least BF16) and KV cache, and the compute
+    precision; `Dtypes.dispatch` is the width of MoE token dispatch (the GEMM input's, at least FP8:
+    DeepEP dispatches FP8 and combines BF16)."""
+    act = BYTES_PER_ELEMENT[scenario.activation_precision]
+    dt = Dtypes(BYTES_PER_ELEMENT[scenario.weight_precision], max(act, STREAM_MIN_BYTES),
+                BYTES_PER_ELEMENT[scenario.kv_precision], scenario.compute_precision, scenario.kv_precision)
+    dt.dispatch = min(max(act, 1.0), dt.a)
+    return dt
 
 
 def _need_decoder(workload, phase: str) -> DecoderLM:

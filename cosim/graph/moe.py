@@ -16,7 +16,9 @@ experts when experts are spread over chips (ep > 1): the table describes the slo
 ep = 1 every chip holds every expert (TP-sharded), so imbalance does not change its total work.
 
 EP dispatch and combine are all-to-alls of each chip's share of tokens (T / tp: TP ranks split the
-replicated tokens) x k x hidden x activation bytes x (ep - 1) / ep, the part that leaves the chip.
+replicated tokens) x k x hidden x (ep - 1) / ep elements, the part that leaves the chip; dispatch moves
+them at the GEMM input's width (at least FP8: DeepEP dispatches FP8 for FP8/FP4 models), combine at the
+activation stream's (BF16).
 The SwiGLU/GELU activation is fused into the gate/up GEMM's epilogue (a `fused` row with its FLOPs).
 The router's top-k selection is not counted (well under 0.01% of the FLOPs).
 """
@@ -86,8 +88,9 @@ def moe_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tokens: float, imbalance:
     width = moe.expert_intermediate_size / m.expert_tp
     up = (2 if mlp.gated else 1) * width
     if m.ep > 1:
-        send = tokens / m.tp * k * h * dt.a * (m.ep - 1) / m.ep
-        rows.append(comm("moe.ep_dispatch", Stage.DECODER, dt, CommKind.ALL_TO_ALL, send, m.ep, repeat=repeat))
+        send = tokens / m.tp * k * h * (m.ep - 1) / m.ep  # elements that leave the chip
+        rows.append(comm("moe.ep_dispatch", Stage.DECODER, dt, CommKind.ALL_TO_ALL, send * dt.dispatch, m.ep,
+                         repeat=repeat))
     rows += [
         gemm("moe.experts.gate_up_proj" if mlp.gated else "moe.experts.up_proj", Stage.DECODER, dt, per_expert,
              h, up, groups=touched, bias=mlp.bias, kind=OpKind.GROUPED_GEMM, repeat=repeat),
@@ -97,5 +100,5 @@ def moe_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tokens: float, imbalance:
              kind=OpKind.GROUPED_GEMM, repeat=repeat),
     ]
     if m.ep > 1:
-        rows.append(comm("moe.ep_combine", Stage.DECODER, dt, CommKind.ALL_TO_ALL, send, m.ep, repeat=repeat))
+        rows.append(comm("moe.ep_combine", Stage.DECODER, dt, CommKind.ALL_TO_ALL, send * dt.a, m.ep, repeat=repeat))
     return rows

@@ -36,14 +36,31 @@ ROTARY_FLOPS_PER_ELEMENT = 3.0
 MODULATION_FLOPS_PER_ELEMENT = 2.0
 
 
-class Dtypes:
-    """Bytes per element and the compute-precision code of one scenario."""
+#: precisions fused attention kernels compute in (FlashAttention-2/3, TensorRT-LLM FMHA, FlashInfer take
+#: Q/K/V in BF16/FP16 or FP8 E4M3; none computes attention in a sub-8-bit or integer format)
+ATTENTION_PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8")
 
-    def __init__(self, weight_bytes: float, act_bytes: float, kv_bytes: float, precision: str):
+
+def attention_precision(compute: str, kv: str) -> str:
+    """Precision the attention core runs in: the GEMMs' precision when an attention kernel exists for it,
+    else FP8 when the KV cache is FP8 (TensorRT-LLM runs FP8 FMHA with an FP8 KV cache under NVFP4/INT4
+    weights), else BF16."""
+    if compute in ATTENTION_PRECISIONS:
+        return compute
+    return "fp8" if kv == "fp8" else "bf16"
+
+
+class Dtypes:
+    """Bytes per element, the compute-precision code of one scenario and that of its attention cores."""
+
+    def __init__(self, weight_bytes: float, act_bytes: float, kv_bytes: float, precision: str,
+                 kv_precision: str | None = None):
         self.w = weight_bytes
         self.a = act_bytes
         self.kv = kv_bytes
+        self.dispatch = act_bytes  # MoE token dispatch width (cosim.graph.build.dtypes narrows it)
         self.code = PRECISION_CODE[precision]
+        self.attention_code = PRECISION_CODE[attention_precision(precision, kv_precision or precision)]
 
 
 def gemm(name: str, stage: Stage, dt: Dtypes, m: float, k: float, n: float, *, groups: float = 1.0,

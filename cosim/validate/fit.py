@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import sys
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -47,98 +46,239 @@ def generation_of(slug: str) -> str | None:
     return None
 
 
-@dataclass
-class FamilyFit:
-    name: str
-    theta: np.ndarray  # log scale factors
-    rows: list[str]
-    in_sample: np.ndarray  # signed errors
-    loo: np.ndarray  # signed errors
+#: serving stacks with a fitted kernel-efficiency factor on the performance rows ("tuned" is the reference)
+PERF_STACKS = ("trtllm-bench",)
+#: the stack fitted afterwards on the ML.ENERGY energy rows, with every generation's scales held fixed
+ENERGY_STACK = "vllm"
+#: log-space sd of the prior on a stack factor (one sd = 1.4x)
+STACK_PRIOR_SIGMA = 0.35
+#: log-space sd of the prior on the MoE grouped-GEMM share of the dense GEMM fraction (bounded above by 1)
+GROUPED_PRIOR_SIGMA = 0.35
+FD_STEP = 0.05  # forward-difference step in log space
 
 
-def _predict_all(table: pd.DataFrame, theta: np.ndarray) -> np.ndarray:
+def _params_fn(thetas: dict[str, np.ndarray], grouped: float):
+    """hw -> EngineParams with the scales of the hardware's generation (first principles when it has none)
+    and the MoE grouped-GEMM share."""
+    def params(hw):
+        th = thetas.get(generation_of(hw.name))
+        if th is None:
+            return scaled_params(hw, 1.0, 1.0, grouped_gemm_scale=grouped)
+        cs, ms, os_, as_, ls = np.exp(th)
+        return scaled_params(hw, cs, ms, os_, as_, ls, grouped_gemm_scale=grouped)
+    return params
+
+
+def _predict(table: pd.DataFrame, thetas: dict[str, np.ndarray], stacks: dict[str, float],
+             grouped: float = 1.0) -> np.ndarray:
     from cosim.validate.runner import predict_rows
 
-    cs, ms, os_, as_, ls = np.exp(theta)
-    return predict_rows(table.copy(), lambda hw: scaled_params(hw, cs, ms, os_, as_, ls))
+    if table.empty:
+        return np.zeros(0)
+    return predict_rows(table.copy(), _params_fn(thetas, grouped), stack_scales=stacks)
 
 
-def fit_generation(name: str, table: pd.DataFrame, verbose: bool = True) -> FamilyFit:
+class JointModel:
+    """theta = 5 log scales per generation with rows, one log factor per fitted serving stack, then the
+    log MoE grouped-GEMM share (shared by every generation: it describes MoE kernels, not a chip)."""
+
+    def __init__(self, table: pd.DataFrame):
+        self.table = table
+        self.gens = [g for g in GENERATIONS if (table["generation"] == g).any()]
+        self.stacks = [s for s in PERF_STACKS if (table["stack"] == s).any()]
+        k = len(PARAMS)
+        self.moe_rows = np.flatnonzero(table["workload_class"].to_numpy() == "moe")
+        self.n_theta = k * len(self.gens) + len(self.stacks) + 1
+        self.sigma = np.concatenate([np.tile(PRIOR_SIGMA, len(self.gens)),
+                                     np.full(len(self.stacks), STACK_PRIOR_SIGMA), [GROUPED_PRIOR_SIGMA]])
+        one = [SCALE_BOUNDS[0], SCALE_BOUNDS[0], OVERHEAD_BOUNDS[0], SCALE_BOUNDS[0], SCALE_BOUNDS[0]]
+        two = [SCALE_BOUNDS[1], SCALE_BOUNDS[1], OVERHEAD_BOUNDS[1], SCALE_BOUNDS[1], SCALE_BOUNDS[1]]
+        self.lo = np.log(one * len(self.gens) + [SCALE_BOUNDS[0]] * (len(self.stacks) + 1))
+        self.hi = np.log(two * len(self.gens) + [SCALE_BOUNDS[1]] * len(self.stacks) + [1.0])
+        # rows each parameter moves: its generation's rows, or its stack's rows
+        self.rows_of = []
+        for g in self.gens:
+            self.rows_of += [np.flatnonzero(table["generation"].to_numpy() == g)] * k
+        for st in self.stacks:
+            self.rows_of.append(np.flatnonzero(table["stack"].to_numpy() == st))
+        self.rows_of.append(self.moe_rows)
+
+    def unpack(self, theta: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, float], float]:
+        k = len(PARAMS)
+        thetas = {g: theta[i * k:(i + 1) * k] for i, g in enumerate(self.gens)}
+        stacks = {st: float(np.exp(theta[k * len(self.gens) + j])) for j, st in enumerate(self.stacks)}
+        return thetas, stacks, float(np.exp(theta[-1]))
+
+    def predict(self, theta: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        sub = self.table if idx is None else self.table.iloc[idx]
+        return _predict(sub, *self.unpack(theta))
+
+    def log_errors(self, pred: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        measured = self.table["measured"].to_numpy(dtype=float)
+        if idx is not None:
+            measured = measured[idx]
+        return np.log(np.where(np.isfinite(pred) & (pred > 0), pred, measured * 10.0) / measured)
+
+    def residuals(self, theta: np.ndarray) -> np.ndarray:
+        self._last = (theta.copy(), self.log_errors(self.predict(theta)))
+        return np.concatenate([self._last[1], theta / self.sigma])
+
+    def jacobian(self, theta: np.ndarray) -> np.ndarray:
+        """Forward differences, re-predicting only the rows each parameter moves."""
+        if getattr(self, "_last", None) is None or not np.array_equal(self._last[0], theta):
+            self.residuals(theta)
+        base = self._last[1]
+        n = len(self.table)
+        jac = np.zeros((n + self.n_theta, self.n_theta))
+        for j, idx in enumerate(self.rows_of):
+            step = FD_STEP if theta[j] + FD_STEP <= self.hi[j] else -FD_STEP
+            t2 = theta.copy()
+            t2[j] += step
+            if len(idx):
+                jac[idx, j] = (self.log_errors(self.predict(t2, idx), idx) - base[idx]) / step
+            jac[n + j, j] = 1.0 / self.sigma[j]
+        return jac
+
+
+def fit_joint(table: pd.DataFrame, verbose: bool = True) -> tuple[JointModel, np.ndarray, np.ndarray, np.ndarray]:
+    """(model, theta, in-sample signed errors, leave-one-out signed errors) of the joint fit."""
     from scipy.optimize import least_squares
 
-    measured = table["measured"].to_numpy(dtype=float)
-    lo = np.log([SCALE_BOUNDS[0], SCALE_BOUNDS[0], OVERHEAD_BOUNDS[0], SCALE_BOUNDS[0], SCALE_BOUNDS[0]])
-    hi = np.log([SCALE_BOUNDS[1], SCALE_BOUNDS[1], OVERHEAD_BOUNDS[1], SCALE_BOUNDS[1], SCALE_BOUNDS[1]])
-
-    def residuals(theta: np.ndarray) -> np.ndarray:
-        pred = _predict_all(table, theta)
-        r = np.log(np.where(np.isfinite(pred) & (pred > 0), pred, measured * 10.0) / measured)
-        return np.concatenate([r, theta / PRIOR_SIGMA])
-
-    theta0 = np.zeros(len(PARAMS))
-    sol = least_squares(residuals, theta0, bounds=(lo, hi), diff_step=0.05, x_scale=0.2, max_nfev=30)
+    model = JointModel(table)
+    theta0 = np.zeros(model.n_theta)
+    theta0[-1] = -FD_STEP  # the grouped-GEMM share starts just inside its upper bound of 1
+    sol = least_squares(model.residuals, theta0, jac=model.jacobian,
+                        bounds=(model.lo, model.hi), x_scale=0.2, max_nfev=30)
     theta = sol.x
-    jac = sol.jac
-    r_full = sol.fun
     n = len(table)
+    r_full = model.residuals(theta)
+    jac = model.jacobian(theta)
     in_sample = np.exp(r_full[:n]) - 1.0
-    prior = np.diag(1.0 / PRIOR_SIGMA**2)
+    prior = np.diag(1.0 / model.sigma**2)
     loo = np.empty(n)
     for i in range(n):
         keep = np.arange(n) != i
         J = jac[:n][keep]
-        r = r_full[:n][keep]
-        # Gauss-Newton step for the fit without row i (prior included), from the full optimum
-        g = J.T @ r + prior @ theta
+        g = J.T @ r_full[:n][keep] + prior @ theta
         H = J.T @ J + prior
-        theta_i = np.clip(theta - np.linalg.solve(H, g), lo, hi)
-        pred_i = _predict_all(table.iloc[[i]], theta_i)[0]
-        loo[i] = pred_i / measured[i] - 1.0 if np.isfinite(pred_i) else np.nan
+        theta_i = np.clip(theta - np.linalg.solve(H, g), model.lo, model.hi)
+        pred_i = model.predict(theta_i, np.array([i]))[0]
+        loo[i] = pred_i / table["measured"].iloc[i] - 1.0 if np.isfinite(pred_i) else np.nan
     if verbose:
-        print(f"calibrate {name}: {n} rows, scales {np.round(np.exp(theta), 3)}, "
-              f"median |err| in-sample {np.nanmedian(np.abs(in_sample)):.3f}, LOO {np.nanmedian(np.abs(loo)):.3f}",
-              file=sys.stderr)
-    return FamilyFit(name=name, theta=theta, rows=list(table["id"]), in_sample=in_sample, loo=loo)
+        thetas, stacks, grouped = model.unpack(theta)
+        for gname, th in thetas.items():
+            sel = (table["generation"] == gname).to_numpy()
+            print(f"calibrate {gname}: {sel.sum()} rows, scales {np.round(np.exp(th), 3)}, median |err| "
+                  f"in-sample {np.nanmedian(np.abs(in_sample[sel])):.3f}, LOO {np.nanmedian(np.abs(loo[sel])):.3f}",
+                  file=sys.stderr)
+        print(f"calibrate stacks: {({k: round(v, 3) for k, v in stacks.items()})}, MoE grouped-GEMM share "
+              f"{grouped:.3f}; all rows median |err| "
+              f"in-sample {np.nanmedian(np.abs(in_sample)):.3f}, LOO {np.nanmedian(np.abs(loo)):.3f}", file=sys.stderr)
+    return model, theta, in_sample, loo
+
+
+def fit_energy_stack(thetas: dict[str, np.ndarray], stacks: dict[str, float], grouped: float,
+                     verbose: bool = True):
+    """(factor, rows, in-sample errors, LOO errors) of the vLLM stack on the ML.ENERGY energy rows, every
+    generation's scales held at their performance fit (the energy rows only move the stack factor)."""
+    from scipy.optimize import minimize_scalar
+
+    from cosim.validate.runner import base_table
+
+    table = base_table()
+    table = table[(table["source_class"] == "ml_energy") & table["reliability"].isin(FIT_RELIABILITY)]
+    table = table.reset_index(drop=True)
+    if table.empty:
+        return 1.0, [], np.zeros(0), np.zeros(0)
+    measured = table["measured"].to_numpy(dtype=float)
+
+    def log_err(x: float) -> np.ndarray:
+        pred = _predict(table, thetas, {**stacks, ENERGY_STACK: float(np.exp(x))}, grouped)
+        return np.log(np.where(np.isfinite(pred) & (pred > 0), pred, measured * 10.0) / measured)
+
+    def loss(x: float) -> float:
+        return float(np.sum(log_err(x) ** 2) + (x / STACK_PRIOR_SIGMA) ** 2)
+
+    lo, hi = np.log(SCALE_BOUNDS[0]), np.log(SCALE_BOUNDS[1])
+    x = float(minimize_scalar(loss, bounds=(lo, hi), method="bounded", options={"xatol": 0.01}).x)
+    r = log_err(x)
+    d = (log_err(min(x + FD_STEP, hi)) - r) / (min(x + FD_STEP, hi) - x) if x < hi else (r - log_err(x - FD_STEP)) / FD_STEP
+    prior = 1.0 / STACK_PRIOR_SIGMA**2
+    loo = np.empty(len(table))
+    for i in range(len(table)):
+        keep = np.arange(len(table)) != i
+        xi = float(np.clip(x - (d[keep] @ r[keep] + prior * x) / (d[keep] @ d[keep] + prior), lo, hi))
+        loo[i] = np.exp(r[i] + d[i] * (xi - x)) - 1.0  # first order in the factor, as the GN step
+    in_sample = np.exp(r) - 1.0
+    if verbose:
+        print(f"calibrate stack {ENERGY_STACK}: factor {np.exp(x):.3f} on {len(table)} ML.ENERGY rows, median |err| "
+              f"in-sample {np.median(np.abs(in_sample)):.3f}, LOO {np.median(np.abs(loo)):.3f}", file=sys.stderr)
+    return float(np.exp(x)), list(table["id"]), in_sample, loo
 
 
 def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
-    """Fit every generation with rows; write cosim/data/calibration.yaml; return it and the LOO table."""
-    from cosim.validate.runner import base_table
+    """Fit every generation with rows and the serving-stack factors; write cosim/data/calibration.yaml;
+    return it and the table of in-sample and leave-one-out errors."""
+    from cosim.validate.runner import base_table, query_for
 
     table = base_table()
     # performance rows only: energy rows are scored here but calibrated by cosim/energy/calibration.py
     table = table[table["reliability"].isin(FIT_RELIABILITY)
                   & ~table["metric"].isin(["energy_per_token", "system_energy_per_token"])].reset_index(drop=True)
     table["generation"] = [generation_of(s) for s in table["hardware"]]
+    table = table[table["generation"].notna()].reset_index(drop=True)
+    table["stack"] = [query_for(i).stack for i in table["id"]]
+    model, theta, in_sample, loo = fit_joint(table, verbose)
+    thetas, stacks, grouped = model.unpack(theta)
+    e_scale, e_rows, e_in, e_loo = fit_energy_stack(thetas, stacks, grouped, verbose)
     families: dict[str, dict] = {}
-    loo_rows = []
-    for name in GENERATIONS:
-        sub = table[table["generation"] == name].reset_index(drop=True)
-        if sub.empty:
-            continue
-        fit = fit_generation(name, sub, verbose)
-        cs, ms, os_, as_, ls = np.exp(fit.theta)
+    for name, th in thetas.items():
+        sel = (table["generation"] == name).to_numpy()
+        cs, ms, os_, as_, ls = np.exp(th)
         families[name] = {
             "match": list(GENERATIONS[name]),
             "compute_scale": round(float(cs), 4), "memory_scale": round(float(ms), 4),
             "overhead_scale": round(float(os_), 4), "attention_scale": round(float(as_), 4),
             "link_scale": round(float(ls), 4),
-            "rows": fit.rows,
-            "in_sample_median_abs_error": round(float(np.nanmedian(np.abs(fit.in_sample))), 4),
-            "loo_median_abs_error": round(float(np.nanmedian(np.abs(fit.loo))), 4),
+            "rows": list(table["id"][sel]),
+            "in_sample_median_abs_error": round(float(np.nanmedian(np.abs(in_sample[sel]))), 4),
+            "loo_median_abs_error": round(float(np.nanmedian(np.abs(loo[sel]))), 4),
         }
-        for rid, e_in, e_loo in zip(fit.rows, fit.in_sample, fit.loo, strict=True):
-            loo_rows.append({"id": rid, "generation": name, "in_sample_error": float(e_in), "loo_error": float(e_loo)})
-    loo = pd.DataFrame(loo_rows)
+    stack_doc = {}
+    for st, scale in stacks.items():
+        sel = (table["stack"] == st).to_numpy()
+        stack_doc[st] = {"scale": round(scale, 4), "fitted_on": "performance rows", "rows": int(sel.sum()),
+                         "in_sample_median_abs_error": round(float(np.nanmedian(np.abs(in_sample[sel]))), 4),
+                         "loo_median_abs_error": round(float(np.nanmedian(np.abs(loo[sel]))), 4)}
+    if e_rows:
+        stack_doc[ENERGY_STACK] = {
+            "scale": round(e_scale, 4), "fitted_on": "ML.ENERGY energy-per-token rows, generation scales fixed",
+            "rows": len(e_rows), "in_sample_median_abs_error": round(float(np.median(np.abs(e_in))), 4),
+            "loo_median_abs_error": round(float(np.median(np.abs(e_loo))), 4)}
+    loo_rows = [{"id": rid, "generation": g, "in_sample_error": float(a), "loo_error": float(b)}
+                for rid, g, a, b in zip(table["id"], table["generation"], in_sample, loo, strict=True)]
+    loo_rows += [{"id": rid, "generation": ENERGY_STACK, "in_sample_error": float(a), "loo_error": float(b)}
+                 for rid, a, b in zip(e_rows, e_in, e_loo, strict=True)]
     doc = {
         "schema_version": 1,
         "date": dt.date.today().isoformat(),
-        "method": ("scipy.optimize.least_squares on log(predicted/measured) per hardware generation, "
-                   f"parameters {list(PARAMS)} scaling the first-principles fractions of peak FLOP/s and memory "
-                   f"bandwidth, the per-sequence host overhead, the attention fraction of peak and the link-bandwidth fraction, Gaussian prior sigma {PRIOR_SIGMA.tolist()} in log space, "
-                   f"bounds {list(SCALE_BOUNDS)} (overhead {list(OVERHEAD_BOUNDS)}); "
-                   f"rows of reliability {list(FIT_RELIABILITY)}; leave-one-out by one Gauss-Newton refit step"),
+        "method": ("scipy.optimize.least_squares on log(predicted/measured), one joint fit over the performance rows: "
+                   f"per hardware generation the parameters {list(PARAMS)} scaling the first-principles fractions of "
+                   "peak FLOP/s and memory bandwidth, the per-sequence host overhead, the attention fraction of peak "
+                   f"and the link-bandwidth fraction (Gaussian prior sigma {PRIOR_SIGMA.tolist()} in log space), "
+                   f"plus one kernel-efficiency factor per serving stack {list(PERF_STACKS)} relative to tuned "
+                   f"engines (prior sigma {STACK_PRIOR_SIGMA}) and one MoE grouped-GEMM share of the dense GEMM "
+                   f"fraction shared by all generations (prior sigma {GROUPED_PRIOR_SIGMA}, at most 1); bounds {list(SCALE_BOUNDS)} (overhead "
+                   f"{list(OVERHEAD_BOUNDS)}); the '{ENERGY_STACK}' factor is fitted afterwards on the ML.ENERGY "
+                   f"energy rows with the generation scales fixed; rows of reliability {list(FIT_RELIABILITY)}; "
+                   "leave-one-out by one Gauss-Newton refit step"),
         "families": families,
+        "stacks": stack_doc,
+        "moe": {"grouped_gemm_scale": round(grouped, 4), "rows": int(len(model.moe_rows)),
+                "in_sample_median_abs_error": round(float(np.nanmedian(np.abs(in_sample[model.moe_rows]))), 4)
+                if len(model.moe_rows) else None,
+                "loo_median_abs_error": round(float(np.nanmedian(np.abs(loo[model.moe_rows]))), 4)
+                if len(model.moe_rows) else None},
         "loo_errors": {r["id"]: round(r["loo_error"], 4) for r in loo_rows if np.isfinite(r["loo_error"])},
     }
     CALIBRATION_PATH.write_text("# Generated by `cosim validate --calibrate`; do not edit by hand.\n"
@@ -146,4 +286,4 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     from cosim.engines.calibration import load_calibration
 
     load_calibration.cache_clear()
-    return doc, loo
+    return doc, pd.DataFrame(loo_rows)

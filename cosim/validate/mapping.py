@@ -17,6 +17,12 @@ from cosim.specs.loader import read_document
 
 MAPPING_PATH = Path(__file__).resolve().parent.parent / "data" / "reference" / "mapping.yaml"
 
+#: serving software the measurement ran on. `tuned`: MLPerf closed submissions and vendors' own tuned
+#: engines (the reference the per-generation calibration describes); `trtllm-bench`: TensorRT-LLM's
+#: PyTorch-backend benchmark tables; `vllm`: vLLM (ML.ENERGY). Each non-reference stack has one fitted
+#: kernel-efficiency factor (cosim/data/calibration.yaml `stacks`).
+Stack = Literal["tuned", "trtllm-bench", "vllm"]
+
 Kind = Literal["offline_throughput", "server_throughput", "per_user_decode", "video_seconds",
                "training_tflops_per_gpu", "training_mfu", "energy_per_token", "system_energy_per_token"]
 
@@ -59,6 +65,7 @@ class Query(BaseModel):
     steps: int | None = None
     note: str | None = None
     assumed: str | None = None
+    stack: Stack = "tuned"
 
 
 class EnergyTask(BaseModel):
@@ -165,6 +172,6 @@ def energy_queries(mapping: Mapping | None = None) -> tuple[dict[str, Query], di
         queries[row.id] = Query(
             kind="energy_per_token", hardware=rules.gpus[row.gpu], chips=row.num_gpus, workload=slug,
             precision=precision, tp=row.num_gpus,
-            input_len=inp, output_len=out, batch=row.batch, assumed=task.source,
+            input_len=inp, output_len=out, batch=row.batch, assumed=task.source, stack="vllm",
         )
     return queries, unmapped

@@ -1,7 +1,9 @@
 """Predict one reference row with the cosim engine (analytical) under given engine parameters.
 
 Offline throughput is predicted the way a continuous-batching engine runs in its steady state: the
-largest batch that fits in memory (capped by the engine's sequence limit) generates `output_len`
+largest batch that fits in memory, sized the way the row's serving stack sizes its KV cache (TensorRT-LLM:
+a fraction of the memory left after the weights; vLLM: cosim's memory model at 90% of the device), capped
+by the engine's sequence limit, generates `output_len`
 tokens after a prefill of `input_len` each, so output tokens/s = batch x output_len / (prefill + output_len x
 TPOT at the mean context), times the replicas. `cosim serve --offline` simulates the same run request by
 request; this closed form is used here because calibration evaluates it thousands of times.
@@ -18,6 +20,31 @@ from cosim.validate.mapping import Mapping, Query, lengths
 #: from the KV-cache capacity and caps it at 4096 (NVIDIA/TensorRT-LLM tensorrt_llm/bench/build/tuning.py,
 #: `raw_bs = min(kv_cache_max_requests, 4096) / pp_size`); the memory model supplies the KV limit.
 DEFAULT_MAX_SEQS = 4096
+
+#: KV-cache pool of TensorRT-LLM: a fraction of the device memory left after the weights (not of the whole
+#: device, as vLLM's gpu_memory_utilization). trtllm-bench: 0.95 (tensorrt_llm/bench/build/tuning.py,
+#: `calc_engine_setting(..., kv_cache_gpu_mem_fraction=0.95)`: cache = (total GPU memory - engine size) x
+#: 0.95, max requests = cache / (KV bytes per token x (ISL + OSL))); other TensorRT-LLM deployments (MLPerf
+#: submissions on NVIDIA GPUs): the runtime default KvCacheConfig.free_gpu_memory_fraction = 0.9.
+TRTLLM_KV_FREE_FRACTION = {"trtllm-bench": 0.95, "tuned": 0.90}
+
+
+def _trtllm_batch(q: Query, sc, per_replica: int) -> int | None:
+    """Sequences TensorRT-LLM keeps in flight (KV reserved for ISL + OSL per request, as its
+    guaranteed-no-evict scheduler does), or None when the row's stack is not TensorRT-LLM."""
+    from cosim.engines.memory import footprint
+    from cosim.specs.loader import load_hardware, load_workload
+
+    hw = load_hardware(q.hardware)
+    frac = TRTLLM_KV_FREE_FRACTION.get(q.stack)
+    if frac is None or "nvidia" not in hw.vendor.lower():
+        return None
+    wl = load_workload(q.workload)
+    one = footprint(wl, sc, 1)
+    free = hw.main_memory.capacity_bytes.value - one.weights
+    if one.kv_cache <= 0 or free <= 0:
+        return None
+    return int(frac * free // one.kv_cache)
 
 
 def _scenario(q: Query, phase: str, batch: int = 1, input_len: int = 1, output_len: int = 1,
@@ -44,6 +71,17 @@ def _offline(q: Query, mapping: Mapping, params):
     cap = q.max_seqs or DEFAULT_MAX_SEQS
     if q.num_requests:
         cap = min(cap, q.num_requests)
+    trt = _trtllm_batch(q, sc, per_replica)
+    if trt is not None:  # the stack's own KV sizing replaces cosim's memory reserve
+        if params is None:
+            from cosim.engines.efficiency import params_for
+            from cosim.specs.loader import load_hardware
+
+            params = params_for(load_hardware(q.hardware))
+        res = estimate(q.hardware, q.workload, _scenario(q, "generate", max(1, min(trt, cap)), inp, out),
+                       chips=per_replica, params=params.with_overrides(memory_reserve_fraction=0.0))
+        if res.feasible:
+            return res, replicas
     batch = max(1, min(int(probe.batch or 1), cap))
     if batch == probe.batch:
         return probe, replicas

@@ -92,9 +92,11 @@ def query_for(row_id: str):
     return energy_queries(mapping)[0][row_id]
 
 
-def predict_rows(table: pd.DataFrame, params_by_hw=None) -> np.ndarray:
-    """Predicted values for each row of `table` (NaN where cosim returns no value)."""
-    from cosim.engines.calibration import calibrated_params
+def predict_rows(table: pd.DataFrame, params_by_hw=None, stack_scales: dict[str, float] | None = None) -> np.ndarray:
+    """Predicted values for each row of `table` (NaN where cosim returns no value). Each row runs with its
+    serving stack's efficiency factor (`stack_scales`, default the stored calibration's; none when
+    `params_by_hw` is given without `stack_scales`, i.e. first principles)."""
+    from cosim.engines.calibration import apply_stack, calibrated_params, stack_scale
     from cosim.specs.loader import load_hardware
     from cosim.validate.predict import predict
 
@@ -105,6 +107,10 @@ def predict_rows(table: pd.DataFrame, params_by_hw=None) -> np.ndarray:
         q = query_for(row_id)
         hw = load_hardware(q.hardware)
         params = params_by_hw(hw) if params_by_hw else calibrated_params(hw)
+        if stack_scales is not None:
+            params = apply_stack(params, float(stack_scales.get(q.stack, 1.0)))
+        elif params_by_hw is None:
+            params = apply_stack(params, stack_scale(q.stack))
         value, reason = predict(q, mapping, params)
         if value is not None:
             out[i] = value

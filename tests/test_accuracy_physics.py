@@ -1,0 +1,139 @@
+"""Physics behind the accuracy work: attention precision under narrow weights, operand-width energy per
+FLOP, the MoE grouped-GEMM share and serving-stack factors. Expected values are hand calculations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cosim.cli.common import build_scenario
+from cosim.energy import defaults as D
+from cosim.engines import analytical as A
+from cosim.engines import reference
+from cosim.engines.calibration import apply_stack, stack_scale
+from cosim.engines.efficiency import engine_params
+from cosim.engines.hwarrays import HardwareArrays
+from cosim.graph.build import build_graph
+from cosim.graph.optable import OpKind, OpTable
+from cosim.graph.rows import attention_precision
+from cosim.specs.hardware import PRECISIONS
+from cosim.specs.loader import load_hardware, load_workload
+
+P = engine_params("nvidia-gpu")
+
+
+@pytest.mark.parametrize(("compute", "kv", "expected"), [
+    ("fp4", "fp8", "fp8"),    # NVFP4 weights with an FP8 KV cache: FP8 FMHA
+    ("int4", "bf16", "bf16"),  # W4A16 / INT4: BF16 attention
+    ("int8", "fp8", "fp8"),
+    ("fp8", "fp8", "fp8"),
+    ("bf16", "bf16", "bf16"),
+])
+def test_attention_precision_rule(compute, kv, expected):
+    assert attention_precision(compute, kv) == expected
+
+
+def test_fp4_graph_runs_gemms_in_fp4_and_attention_in_fp8():
+    sc = build_scenario(phase="prefill", batch=2, input_len=2048, precision="fp4")
+    table = build_graph(load_workload("llama-3.1-8b"), sc)
+    att = table.kind == int(OpKind.ATTENTION)
+    gemm = table.kind == int(OpKind.GEMM)
+    assert att.any() and gemm.any()
+    assert set(table.precision[att]) == {PRECISIONS.index("fp8")}
+    assert set(table.precision[gemm]) == {PRECISIONS.index("fp4")}
+
+
+def test_delivered_energy_per_flop_by_hand():
+    k = 20.0
+    # BF16: k x the BF16 datapath (0.982 pJ / 2 per FLOP) exactly
+    assert D.delivered_flop_energy_45nm_j("bf16", k) == pytest.approx(20 * 0.491e-12, rel=1e-12)
+    # FP8: datapath 0.345 / 2 + 19 x 0.491 x 8 / 16 = 0.1725 + 4.6645 pJ
+    assert D.delivered_flop_energy_45nm_j("fp8", k) == pytest.approx(4.837e-12, rel=1e-9)
+    # FP4: 0.136 / 2 + 19 x 0.491 x 4 / 16 = 0.068 + 2.33225 pJ
+    assert D.delivered_flop_energy_45nm_j("fp4", k) == pytest.approx(2.40025e-12, rel=1e-9)
+
+
+def test_gemm_at_peak_draws_about_the_same_power_in_every_tensor_precision():
+    from cosim.energy.model import EnergyParams
+
+    b200 = load_hardware("b200")
+    e = EnergyParams.from_hardware(b200)
+    power = {p: e.j_per_flop[p] * b200.peak_flops(p) for p in ("bf16", "fp8", "fp4")}
+    for p in ("fp8", "fp4"):
+        assert 0.9 <= power[p] / power["bf16"] <= 1.0  # datasheet peaks share one power envelope
+
+
+GROUPED = OpTable.from_rows([
+    {"name": "experts", "kind": int(OpKind.GROUPED_GEMM), "precision": PRECISIONS.index("bf16"), "m": 4096,
+     "k": 4096, "n": 14336, "groups": 8, "flops": 2.0 * 4096 * 4096 * 14336 * 8, "bytes_weight": 8 * 4096 * 14336 * 2},
+    {"name": "dense", "kind": int(OpKind.GEMM), "precision": PRECISIONS.index("bf16"), "m": 4096, "k": 4096,
+     "n": 14336, "flops": 2.0 * 4096 * 4096 * 14336, "bytes_weight": 4096 * 14336 * 2},
+])
+
+
+@settings(max_examples=15, deadline=None)
+@given(s=st.floats(0.2, 1.0))
+def test_grouped_gemm_time_scales_with_inverse_share_in_kernel_and_reference(s):
+    hw = load_hardware("h100-sxm")
+    hwa = HardwareArrays.from_hardware(hw)
+
+    def run(params):
+        return A.run_ops(hwa, *A.pack_ops(GROUPED, params),
+                         A.pack_params(params, footprint_bytes=0, weight_footprint_bytes=1e12), params)
+
+    base, scaled = run(P), run(P.with_overrides(grouped_gemm_scale=s))
+    assert scaled["compute_s"][0] == pytest.approx(base["compute_s"][0] / s, rel=1e-12)
+    assert scaled["compute_s"][1] == base["compute_s"][1]  # dense GEMMs untouched
+    params = P.with_overrides(grouped_gemm_scale=s)
+    opf, opi = A.pack_ops(GROUPED, params)
+    prm = A.pack_params(params, footprint_bytes=1e10, weight_footprint_bytes=1e12)
+    fast = A.run_points(hwa, opf, opi, prm, params)
+    ref = reference.evaluate(hwa, opf, opi, prm, params)
+    for key in A.OUT:
+        np.testing.assert_allclose(fast[key], ref[key], rtol=1e-9, atol=0, err_msg=key)
+
+
+def test_stack_factor_scales_fractions_and_is_one_for_tuned_engines():
+    half = apply_stack(P, 0.5)
+    assert np.allclose(half.compute_fraction, P.compute_fraction * 0.5)
+    assert np.allclose(half.attention_fraction, P.attention_fraction * 0.5)
+    assert half.memory_fraction == pytest.approx(P.memory_fraction * 0.5)
+    assert half.per_sequence_overhead_s == P.per_sequence_overhead_s  # host work is not kernel efficiency
+    assert stack_scale("tuned") == 1.0 and stack_scale(None) == 1.0
+
+
+@pytest.mark.parametrize("factor", [0.6, 0.85])
+def test_a_slower_stack_lowers_throughput_by_at_most_its_factor(factor):
+    from cosim.validate.runner import base_table, predict_rows
+
+    table = base_table(ids=["trtllm-perf-llama3.1-8b-h100-tp1-128-128"])
+    fast = predict_rows(table.copy(), None, stack_scales={"trtllm-bench": 1.0})[0]
+    slow = predict_rows(table.copy(), None, stack_scales={"trtllm-bench": factor})[0]
+    # kernels slow by the factor; per-step and per-sequence host time does not, nor the batch
+    assert factor * fast * 0.999 <= slow < fast
+
+
+def test_batch_max_with_data_parallel_attention_returns_a_batch_divisible_by_dp():
+    from cosim.engines.estimate import estimate
+
+    sc = build_scenario(phase="generate", input_len=800, output_len=512, precision="fp8", tp=1, dp=8, ep=8)
+    res = estimate("h200-sxm", "deepseek-r1", sc, chips=8, batch_max=True)
+    assert res.feasible and res.batch >= 8 and res.batch % 8 == 0
+
+
+def test_trtllm_kv_pool_is_its_fraction_of_the_memory_left_after_weights():
+    from cosim.engines.memory import footprint
+    from cosim.validate.mapping import Query
+    from cosim.validate.predict import _trtllm_batch
+
+    q = Query(kind="offline_throughput", hardware="h200-sxm", chips=1, workload="llama-3.3-70b", precision="fp8",
+              input_len=1000, output_len=1000, stack="trtllm-bench")
+    sc = build_scenario(phase="generate", input_len=1000, output_len=1000, precision="fp8")
+    one = footprint(load_workload("llama-3.3-70b"), sc, 1)
+    free = load_hardware("h200-sxm").main_memory.capacity_bytes.value - one.weights
+    # KV of one request: 80 layers x 8 KV heads x 128 x (K, V) x 1 B x 2000 tokens = 327.68 MB
+    assert one.kv_cache == pytest.approx(80 * 8 * 128 * 2 * 2000, rel=1e-6)
+    assert _trtllm_batch(q, sc, 1) == int(0.95 * free // one.kv_cache)
+    assert _trtllm_batch(q.model_copy(update={"stack": "vllm"}), sc, 1) is None
