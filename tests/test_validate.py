@@ -117,3 +117,29 @@ def test_every_energy_row_is_mapped_or_listed_with_a_reason():
     assert all(reason.strip() for reason in unmapped.values())
     # ML.ENERGY rows of catalog models on H100/B200 chat/GPQA tasks are predicted, e.g. Llama-3.1-8B
     assert any(q.workload == "llama-3.1-8b" and q.kind == "energy_per_token" for q in queries.values())
+
+
+def test_target_table_scores_each_group_by_hand():
+    import pandas as pd
+
+    from cosim.validate.targets import target_table
+
+    rows = pd.DataFrame([
+        # high-reliability throughput: |errors| 0.05, 0.08, 0.40 -> median 0.08, worst +0.40 > 30%: not met
+        {"metric": "offline_throughput", "reliability": "high", "source_class": "mlperf_inference", "error": 0.05},
+        {"metric": "offline_throughput", "reliability": "high", "source_class": "vendor_benchmark", "error": -0.08},
+        {"metric": "per_user_decode", "reliability": "high", "source_class": "vendor_benchmark", "error": 0.40},
+        {"metric": "offline_throughput", "reliability": "medium", "source_class": "vendor_benchmark", "error": 0.9},
+        # ML.ENERGY: 0.10, 0.18 -> median 0.14 <= 15%: met
+        {"metric": "energy_per_token", "reliability": "high", "source_class": "ml_energy", "error": -0.10},
+        {"metric": "energy_per_token", "reliability": "high", "source_class": "ml_energy", "error": 0.18},
+        # video: 0.3 -> not met
+        {"metric": "video_seconds", "reliability": "medium", "source_class": "video_generation", "error": -0.3},
+    ])
+    t = target_table(rows).set_index("target")
+    hi = t.loc["high-reliability throughput"]
+    assert hi["count"] == 3 and hi["cv_median_abs_error"] == pytest.approx(0.08)
+    assert hi["cv_worst_error"] == pytest.approx(0.40) and not hi["met"]
+    assert t.loc["ML.ENERGY energy per token", "cv_median_abs_error"] == pytest.approx(0.14)
+    assert t.loc["ML.ENERGY energy per token", "met"]
+    assert not t.loc["video generation time", "met"]

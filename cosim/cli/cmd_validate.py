@@ -31,7 +31,9 @@ def register(app: typer.Typer) -> None:
         """Score cosim's predictions against published measurements (MLPerf, TensorRT-LLM, video, training).
 
         JSON: {"rows": [{id, predicted, measured, error, ...}], "summary": [{group_by, group, count,
-        median_abs_error, mape, worst_error, worst_id}], "unmapped": [{id, reason}], "calibrated": bool}.
+        median_abs_error, mape, worst_error, worst_id}], "unmapped": [{id, reason}], "calibrated": bool,
+        "targets": [{target, count, cv_median_abs_error, cv_worst_error, target_median_abs_error,
+        target_worst_abs_error, met}] (calibrated runs)}.
         error = predicted / measured - 1.
         """
         import sys
@@ -63,16 +65,26 @@ def register(app: typer.Typer) -> None:
         if update_thresholds:
             write_thresholds(report.summary)
             print("updated cosim/data/validation_thresholds.yaml", file=sys.stderr)
+        targets = None
+        if report.calibrated and not reference:
+            from cosim.validate.targets import target_table
+
+            targets = target_table()
         if fmt == "json":
-            print_json({"calibrated": report.calibrated, "rows": report.rows.to_dict(orient="records"),
-                        "summary": report.summary.to_dict(orient="records"),
-                        "unmapped": report.unmapped.to_dict(orient="records")})
+            doc = {"calibrated": report.calibrated, "rows": report.rows.to_dict(orient="records"),
+                   "summary": report.summary.to_dict(orient="records"),
+                   "unmapped": report.unmapped.to_dict(orient="records")}
+            if targets is not None:
+                doc["targets"] = targets.to_dict(orient="records")
+            print_json(doc)
         elif fmt == "csv":
             print_csv(report.rows)
         else:
             print_table(report.rows[["id", "hardware", "workload", "metric", "predicted", "measured", "error"]],
                         title="predicted vs measured (error = predicted / measured - 1)")
             print_table(report.summary, title="error by group")
+            if targets is not None:
+                print_table(targets, title="targets (cross-validated, leave-one-out)")
         if check:
             problems = check_thresholds(report.summary)
             for line in problems:

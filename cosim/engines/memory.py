@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from cosim.graph.rows import STREAM_MIN_BYTES
 from cosim.specs.hardware import BYTES_PER_ELEMENT
 from cosim.specs.scenario import Scenario
 from cosim.specs.workload import DecoderLM, VideoDiT
@@ -146,7 +147,7 @@ def footprint(workload: DecoderLM | VideoDiT, scenario: Scenario, batch: int | N
     b = scenario.batch if batch is None else batch
     m = _mapping(workload, scenario.model_copy(update={"batch": b}))
     wbytes = BYTES_PER_ELEMENT[scenario.weight_precision]
-    abytes = BYTES_PER_ELEMENT[scenario.activation_precision]
+    abytes = max(BYTES_PER_ELEMENT[scenario.activation_precision], STREAM_MIN_BYTES)  # the BF16 stream
     params = params_per_chip(workload, scenario)
     d = _defaults()
     if isinstance(workload, VideoDiT):

@@ -27,7 +27,7 @@ from cosim.errors import CosimInputError
 from cosim.graph.attention import Tokens
 from cosim.graph.decoder import resident_weight_bytes, stage_rows
 from cosim.graph.optable import CommKind, OpKind, OpTable, Stage
-from cosim.graph.rows import Dtypes, comm
+from cosim.graph.rows import STREAM_MIN_BYTES, Dtypes, comm
 from cosim.graph.sharding import Mapping, ceil_div, resolve, stage_layer_ranges
 from cosim.graph.video import video_stage_rows
 from cosim.specs.hardware import BYTES_PER_ELEMENT
@@ -35,12 +35,6 @@ from cosim.specs.scenario import Scenario
 from cosim.specs.workload import DecoderLM, VideoDiT
 
 GRADIENT_MIN_BYTES = 2.0  # gradients are reduced in bf16 at least (fp32 when the weights are fp32)
-
-
-#: bytes per element of the activation stream between kernels (residual, norms, all-reduces) when the GEMMs
-#: run in a narrower format: TensorRT-LLM and vLLM quantise a GEMM's FP8/FP4 input inside the kernel that
-#: produces it and write BF16 outputs, so what is stored and reduced between ops stays BF16
-STREAM_MIN_BYTES = 2.0
 
 
 def dtypes(scenario: Scenario) -> Dtypes:

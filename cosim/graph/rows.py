@@ -36,6 +36,11 @@ ROTARY_FLOPS_PER_ELEMENT = 3.0
 MODULATION_FLOPS_PER_ELEMENT = 2.0
 
 
+#: bytes per element of the activation stream between kernels (residual, norms, all-reduces) when the GEMMs
+#: run in a narrower format: TensorRT-LLM and vLLM quantise a GEMM's FP8/FP4 input inside the kernel that
+#: produces it and write BF16 outputs, so what is stored and reduced between ops stays BF16
+STREAM_MIN_BYTES = 2.0
+
 #: precisions fused attention kernels compute in (FlashAttention-2/3, TensorRT-LLM FMHA, FlashInfer take
 #: Q/K/V in BF16/FP16 or FP8 E4M3; none computes attention in a sub-8-bit or integer format)
 ATTENTION_PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8")

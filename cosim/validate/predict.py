@@ -1,10 +1,10 @@
 """Predict one reference row with the cosim engine (analytical) under given engine parameters.
 
-Offline throughput is predicted the way a continuous-batching engine runs in its steady state: the
-largest batch that fits in memory, sized the way the row's serving stack sizes its KV cache (TensorRT-LLM:
-a fraction of the memory left after the weights; vLLM: cosim's memory model at 90% of the device), capped
-by the engine's sequence limit, generates `output_len`
-tokens after a prefill of `input_len` each, so output tokens/s = batch x output_len / (prefill + output_len x
+Offline throughput is predicted the way a continuous-batching engine runs in its steady state: as many
+sequences as the row's serving engine keeps in flight (TensorRT-LLM reserves KV for ISL + OSL per request
+in a fraction of the memory left after the weights; vLLM admits by the KV in use, on average the prompt
+plus half the output, within 90% of the device), capped by the engine's sequence limit, generate
+`output_len` tokens after a prefill of `input_len` each, so output tokens/s = batch x output_len / (prefill + output_len x
 TPOT at the mean context), times the replicas. `cosim serve --offline` simulates the same run request by
 request; this closed form is used here because calibration evaluates it thousands of times.
 """
@@ -29,24 +29,6 @@ DEFAULT_MAX_SEQS = 4096
 TRTLLM_KV_FREE_FRACTION = {"trtllm-bench": 0.95, "tuned": 0.90}
 
 
-def _trtllm_batch(q: Query, sc, per_replica: int) -> int | None:
-    """Sequences TensorRT-LLM keeps in flight (KV reserved for ISL + OSL per request, as its
-    guaranteed-no-evict scheduler does), or None when the row's stack is not TensorRT-LLM."""
-    from cosim.engines.memory import footprint
-    from cosim.specs.loader import load_hardware, load_workload
-
-    hw = load_hardware(q.hardware)
-    frac = TRTLLM_KV_FREE_FRACTION.get(q.stack)
-    if frac is None or "nvidia" not in hw.vendor.lower():
-        return None
-    wl = load_workload(q.workload)
-    one = footprint(wl, sc, 1)
-    free = hw.main_memory.capacity_bytes.value - one.weights
-    if one.kv_cache <= 0 or free <= 0:
-        return None
-    return int(frac * free // one.kv_cache)
-
-
 def _scenario(q: Query, phase: str, batch: int = 1, input_len: int = 1, output_len: int = 1,
               recompute: str = "selective"):
     return build_scenario(
@@ -56,37 +38,79 @@ def _scenario(q: Query, phase: str, batch: int = 1, input_len: int = 1, output_l
     )
 
 
-def _offline(q: Query, mapping: Mapping, params):
-    """(estimate of one replica generating at its largest batch, capped by the engine's sequence limit,
-    and the number of replicas)."""
-    from cosim.engines.estimate import estimate
+def serving_engine(q: Query) -> str:
+    """`tensorrt-llm` for NVIDIA rows run on TensorRT-LLM (tuned submissions, trtllm-bench), else `vllm`
+    (ML.ENERGY rows, and the vLLM-based MLPerf submissions on AMD GPUs)."""
+    from cosim.specs.loader import load_hardware
 
+    nvidia = "nvidia" in load_hardware(q.hardware).vendor.lower()
+    return "tensorrt-llm" if nvidia and q.stack in TRTLLM_KV_FREE_FRACTION else "vllm"
+
+
+def _trtllm_batch(q: Query, sc, per_replica: int) -> int | None:
+    """Sequences TensorRT-LLM keeps in flight (KV reserved for ISL + OSL per request, as its
+    guaranteed-no-evict scheduler does), or None when the row's engine is not TensorRT-LLM."""
+    from cosim.engines.memory import footprint
+    from cosim.specs.loader import load_hardware, load_workload
+
+    if serving_engine(q) != "tensorrt-llm":
+        return None
+    hw = load_hardware(q.hardware)
+    one = footprint(load_workload(q.workload), sc, sc.parallelism.dp)
+    free = hw.main_memory.capacity_bytes.value - one.weights
+    if one.kv_cache <= 0 or free <= 0:
+        return None
+    per_seq = one.kv_cache / sc.parallelism.dp
+    return int(TRTLLM_KV_FREE_FRACTION[q.stack] * free // per_seq)
+
+
+def _vllm_batch(q: Query, inp: int, out: int, params) -> int:
+    """Sequences vLLM keeps in flight: it admits by the KV cache in use now (preempting when it runs out),
+    so on average each sequence holds its prompt plus half its output, within `gpu_memory_utilization`
+    (cosim's memory reserve) of the device."""
+    from cosim.engines.memory import max_batch
+    from cosim.specs.loader import load_hardware, load_workload
+
+    mean = _scenario(q, "generate", q.dp, inp, max(1, out // 2))
+    cap = load_hardware(q.hardware).main_memory.capacity_bytes.value
+    return max_batch(load_workload(q.workload), mean, cap, params.memory_reserve_fraction)
+
+
+def _engine_run(q: Query, inp: int, out: int, chips: int, params, limit: int):
+    """Generate run at the concurrency the row's serving engine sustains (at most `limit` sequences);
+    the engine's admission rule, not cosim's final-context footprint check, decides what fits."""
+    from cosim.engines.efficiency import params_for
+    from cosim.engines.estimate import estimate
+    from cosim.engines.memory import footprint
+    from cosim.specs.loader import load_hardware, load_workload
+
+    hw = load_hardware(q.hardware)
+    params = params or params_for(hw)
+    sc = _scenario(q, "generate", q.dp, inp, out)
+    fits = _trtllm_batch(q, sc, chips)
+    if fits is None:
+        fits = _vllm_batch(q, inp, out, params)
+    batch = min(fits, limit) // q.dp * q.dp
+    if batch < q.dp:  # not even one sequence per replica: the estimate says why
+        return estimate(q.hardware, q.workload, sc, chips=chips, batch_max=True, params=params)
+    run = _scenario(q, "generate", batch, inp, out)
+    cap = hw.main_memory.capacity_bytes.value
+    # (below 0 when vLLM's preemption lets the in-flight set outgrow the device by the end of the run)
+    reserve = min(params.memory_reserve_fraction, 1.0 - footprint(load_workload(q.workload), run).total / cap - 1e-6)
+    return estimate(q.hardware, q.workload, run, chips=chips,
+                    params=params.with_overrides(memory_reserve_fraction=reserve))
+
+
+def _offline(q: Query, mapping: Mapping, params):
+    """(estimate of one replica generating at the concurrency its engine sustains, capped by the engine's
+    sequence limit and the number of requests, and the number of replicas)."""
     inp, out = lengths(q, mapping)
     per_replica = q.tp * q.pp * q.sp
     replicas = max(1, q.chips // per_replica)
-    sc = _scenario(q, "generate", 1, inp, out)
-    probe = estimate(q.hardware, q.workload, sc, chips=per_replica, batch_max=True, params=params)
-    if not probe.feasible:
-        return probe, replicas
-    cap = q.max_seqs or DEFAULT_MAX_SEQS
+    limit = q.max_seqs or DEFAULT_MAX_SEQS
     if q.num_requests:
-        cap = min(cap, q.num_requests)
-    trt = _trtllm_batch(q, sc, per_replica)
-    if trt is not None:  # the stack's own KV sizing replaces cosim's memory reserve
-        if params is None:
-            from cosim.engines.efficiency import params_for
-            from cosim.specs.loader import load_hardware
-
-            params = params_for(load_hardware(q.hardware))
-        res = estimate(q.hardware, q.workload, _scenario(q, "generate", max(1, min(trt, cap)), inp, out),
-                       chips=per_replica, params=params.with_overrides(memory_reserve_fraction=0.0))
-        if res.feasible:
-            return res, replicas
-    batch = max(1, min(int(probe.batch or 1), cap))
-    if batch == probe.batch:
-        return probe, replicas
-    return estimate(q.hardware, q.workload, _scenario(q, "generate", batch, inp, out), chips=per_replica,
-                    params=params), replicas
+        limit = min(limit, q.num_requests)
+    return _engine_run(q, inp, out, per_replica, params, limit), replicas
 
 
 def predict(q: Query, mapping: Mapping, params=None) -> tuple[float | None, str | None]:
@@ -101,10 +125,8 @@ def predict(q: Query, mapping: Mapping, params=None) -> tuple[float | None, str 
             return res.system_energy_j_per_token, None
         return res.throughput_tokens_per_s * replicas, None
     if q.kind == "energy_per_token":
-        sc = _scenario(q, "generate", q.batch or 1, q.input_len or 1, q.output_len or 1)
-        res = estimate(q.hardware, q.workload, sc, chips=q.tp * q.pp * q.sp, params=params)
-        if not res.feasible:  # the row ran, so take the largest batch cosim's memory model admits
-            res = estimate(q.hardware, q.workload, sc, chips=q.tp * q.pp * q.sp, params=params, batch_max=True)
+        # the row ran at max_num_seqs = batch, or fewer when the engine's KV cache holds fewer
+        res = _engine_run(q, q.input_len or 1, q.output_len or 1, q.tp * q.pp * q.sp, params, q.batch or 1)
         if not res.feasible or res.energy_j_per_token is None:
             return None, res.reason or "no energy"
         return res.energy_j_per_token, None
