@@ -33,8 +33,9 @@ GENERATIONS: dict[str, tuple[str, ...]] = {
 PARAMS = ("compute_scale", "memory_scale", "overhead_scale", "attention_scale", "link_scale")
 #: log-space sd of the prior on each factor: a 1.4x change of a GEMM or memory fraction of peak is one sd;
 #: attention is less certain (FlashAttention-2 reaches ~35% of H100 peak, FlashAttention-3 ~62%: one sd
-#: = 1.8x); the host overhead per sequence far less (one sd = 10x)
-PRIOR_SIGMA = np.array([0.35, 0.35, 2.3, 0.6, 0.35])
+#: = 1.8x); the host work per sequence per step is a few microseconds in optimised engines (one sd = 2.7x,
+#: so tens of microseconds are unlikely rather than free)
+PRIOR_SIGMA = np.array([0.35, 0.35, 1.0, 0.6, 0.35])
 #: rows used for fitting: published measurements we trust (high and medium reliability)
 FIT_RELIABILITY = ("high", "medium")
 

@@ -1,9 +1,10 @@
 """Predict one reference row with the cosim engine (analytical) under given engine parameters.
 
 Offline throughput is predicted the way a continuous-batching engine runs in its steady state: as many
-sequences as the row's serving engine keeps in flight (TensorRT-LLM reserves KV for ISL + OSL per request
-in a fraction of the memory left after the weights; vLLM admits by the KV in use, on average the prompt
-plus half the output, within 90% of the device), capped by the engine's sequence limit, generate
+sequences as the row's serving engine keeps in flight (TensorRT-LLM holds KV for ISL + OSL per request
+under trtllm-bench, for the KV in use in tuned MLPerf harnesses, in a fraction of the memory left after the
+weights; vLLM admits by the KV in use, on average the prompt
+plus half the output, within 90% of the device; otherwise the whole request's KV within 90%), capped by the engine's sequence limit, generate
 `output_len` tokens after a prefill of `input_len` each, so output tokens/s = batch x output_len / (prefill + output_len x
 TPOT at the mean context), times the replicas. `cosim serve --offline` simulates the same run request by
 request; this closed form is used here because calibration evaluates it thousands of times.
@@ -27,6 +28,11 @@ DEFAULT_MAX_SEQS = 4096
 #: 0.95, max requests = cache / (KV bytes per token x (ISL + OSL))); other TensorRT-LLM deployments (MLPerf
 #: submissions on NVIDIA GPUs): the runtime default KvCacheConfig.free_gpu_memory_fraction = 0.9.
 TRTLLM_KV_FREE_FRACTION = {"trtllm-bench": 0.95, "tuned": 0.90}
+#: whether the engine reserves each request's whole output up front (trtllm-bench's fixed-length requests
+#: under the guaranteed-no-evict scheduler) or keeps only the KV in use, on average ISL + OSL / 2 (NVIDIA's
+#: MLPerf harness: the batches its submissions state do not fit ISL + the output cap, see the
+#: mlperf-llama2-openorca profile in cosim/data/reference/mapping.yaml)
+TRTLLM_RESERVES_OUTPUT = {"trtllm-bench": True, "tuned": False}
 
 
 def _scenario(q: Query, phase: str, batch: int = 1, input_len: int = 1, output_len: int = 1,
@@ -39,23 +45,29 @@ def _scenario(q: Query, phase: str, batch: int = 1, input_len: int = 1, output_l
 
 
 def serving_engine(q: Query) -> str:
-    """`tensorrt-llm` for NVIDIA rows run on TensorRT-LLM (tuned submissions, trtllm-bench), else `vllm`
-    (ML.ENERGY rows, and the vLLM-based MLPerf submissions on AMD GPUs)."""
+    """How the row's serving engine sizes its batch: `tensorrt-llm` (NVIDIA rows on TensorRT-LLM: tuned
+    submissions, trtllm-bench), `vllm` (ML.ENERGY rows, whose max_num_seqs is known), else `reserve`
+    (cosim's memory model with the whole request's KV: e.g. AMD's vLLM-based MLPerf submissions, whose
+    max_num_seqs is not in the rows)."""
     from cosim.specs.loader import load_hardware
 
+    if q.stack == "vllm":
+        return "vllm"
     nvidia = "nvidia" in load_hardware(q.hardware).vendor.lower()
-    return "tensorrt-llm" if nvidia and q.stack in TRTLLM_KV_FREE_FRACTION else "vllm"
+    return "tensorrt-llm" if nvidia and q.stack in TRTLLM_KV_FREE_FRACTION else "reserve"
 
 
 def _trtllm_batch(q: Query, sc, per_replica: int) -> int | None:
-    """Sequences TensorRT-LLM keeps in flight (KV reserved for ISL + OSL per request, as its
-    guaranteed-no-evict scheduler does), or None when the row's engine is not TensorRT-LLM."""
+    """Sequences TensorRT-LLM keeps in flight (KV for ISL + OSL per request when the stack reserves the
+    output, else for the KV in use, ISL + OSL / 2 on average), or None when the engine is not TensorRT-LLM."""
     from cosim.engines.memory import footprint
     from cosim.specs.loader import load_hardware, load_workload
 
     if serving_engine(q) != "tensorrt-llm":
         return None
     hw = load_hardware(q.hardware)
+    if not TRTLLM_RESERVES_OUTPUT[q.stack]:
+        sc = sc.model_copy(update={"output_len": max(1, sc.output_len // 2)})
     one = footprint(load_workload(q.workload), sc, sc.parallelism.dp)
     free = hw.main_memory.capacity_bytes.value - one.weights
     if one.kv_cache <= 0 or free <= 0:
@@ -65,13 +77,14 @@ def _trtllm_batch(q: Query, sc, per_replica: int) -> int | None:
 
 
 def _vllm_batch(q: Query, inp: int, out: int, params) -> int:
-    """Sequences vLLM keeps in flight: it admits by the KV cache in use now (preempting when it runs out),
-    so on average each sequence holds its prompt plus half its output, within `gpu_memory_utilization`
-    (cosim's memory reserve) of the device."""
+    """Sequences in flight within `gpu_memory_utilization` (cosim's memory reserve) of the device: vLLM
+    admits by the KV cache in use now (preempting when it runs out), so on average each sequence holds its
+    prompt plus half its output; the `reserve` rule counts the whole request."""
     from cosim.engines.memory import max_batch
     from cosim.specs.loader import load_hardware, load_workload
 
-    mean = _scenario(q, "generate", q.dp, inp, max(1, out // 2))
+    live_out = max(1, out // 2) if serving_engine(q) == "vllm" else out
+    mean = _scenario(q, "generate", q.dp, inp, live_out)
     cap = load_hardware(q.hardware).main_memory.capacity_bytes.value
     return max_batch(load_workload(q.workload), mean, cap, params.memory_reserve_fraction)
 
