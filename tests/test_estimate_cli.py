@@ -56,3 +56,25 @@ def test_cycle_mode_is_accepted_or_says_not_available(capsys):
         assert code == 2 and "not available" in capsys.readouterr().err
     else:
         assert code == 0
+
+
+def _prefill_s(capsys, *extra):
+    args = ["estimate", "--hardware", "h100-sxm", "--workload", "llama-3.1-8b", "--phase", "prefill", "--batch", "8",
+            "--input-len", "2048", "--format", "json", *extra]
+    assert main(args) == 0
+    return json.loads(capsys.readouterr().out)["latency_s"]
+
+
+def test_stack_flag_applies_the_fitted_kernel_efficiency(capsys):
+    from cosim.engines.calibration import stack_scale
+
+    tuned = _prefill_s(capsys)
+    vllm = _prefill_s(capsys, "--stack", "vllm")
+    f = stack_scale("vllm")
+    # kernels run at f x the tuned fractions of peak; launches and host work do not scale
+    assert tuned <= vllm <= tuned / f * 1.000001
+    if f < 0.99:
+        assert vllm > tuned * (1 + (1 / f - 1) / 2)  # a compute-bound prefill slows by most of 1 / f
+    assert main(["estimate", "--hardware", "h100-sxm", "--workload", "llama-3.1-8b", "--stack", "sglang"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--stack" in err

@@ -57,6 +57,8 @@ def register(app: typer.Typer) -> None:
         slo_tpot: float | None = typer.Option(None, "--slo-tpot", help="TPOT limit in s for --mapping auto"),
         with_uncertainty: bool = typer.Option(False, "--with-uncertainty", help="add P10/P90 bands from the "
                                               "cross-validated errors of cosim validate for this kind of output"),
+        stack: str = typer.Option("tuned", "--stack", help="serving software whose calibrated kernel efficiency "
+                                  "to use: tuned (MLPerf-class engines, the default) | trtllm-bench | vllm"),
         fmt: str = typer.Option("table", "--format", help="table | json"),
     ) -> None:
         """Estimate latency, throughput, MFU/MBU, memory per chip and the bottleneck.
@@ -89,7 +91,8 @@ def register(app: typer.Typer) -> None:
             raise CosimInputError(f"--mapping must be manual or auto, got '{mapping}'")
         if mapping == "auto":
             scenario, chosen, b = _auto_mapping(hardware, workload, scenario, slo_ttft, slo_tpot)
-        result = estimate(hardware, workload, scenario, chips=chips, mode=mode, batch_max=b is None)
+        params = _stack_params(hardware, stack)
+        result = estimate(hardware, workload, scenario, chips=chips, mode=mode, batch_max=b is None, params=params)
         out = result.to_dict()
         if chosen is not None:
             out["mapping"] = chosen
@@ -120,6 +123,23 @@ def register(app: typer.Typer) -> None:
             cols = ["graph", "name", "kind", "bound", "repeat", "time_s", "share", "achieved_flops_per_s",
                     "achieved_bytes_per_s"]
             print_table(frame[cols], title="per-op breakdown (per chip per step, time x repeat)")
+
+
+def _stack_params(hardware, stack: str):
+    """Calibrated engine parameters with a serving stack's fitted kernel efficiency (None: the default)."""
+    from typing import get_args
+
+    from cosim.engines.calibration import apply_stack, stack_scale
+    from cosim.engines.efficiency import params_for
+    from cosim.errors import CosimInputError
+    from cosim.specs.loader import load_hardware
+    from cosim.validate.mapping import Stack
+
+    if stack not in get_args(Stack):
+        raise CosimInputError(f"--stack must be one of {', '.join(get_args(Stack))}, got '{stack}'")
+    if stack == "tuned":
+        return None
+    return apply_stack(params_for(load_hardware(hardware)), stack_scale(stack))
 
 
 def _auto_mapping(hardware, workload, scenario, slo_ttft, slo_tpot):
