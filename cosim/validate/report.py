@@ -97,6 +97,18 @@ def write_report(report: ValidationReport, out_dir: Path, *, cv: pd.DataFrame | 
                          f"{fam.get('overhead_scale', 1.0):.3f} | {len(fam['rows'])} | "
                          f"{100 * fam['in_sample_median_abs_error']:.1f}% | {100 * fam['loo_median_abs_error']:.1f}% |")
         lines.append("")
+        moe = calibration.get("moe") or {}
+        if moe:
+            lines += [f"MoE grouped GEMMs reach {moe['grouped_gemm_scale']:.3f} x the dense GEMM fraction "
+                      f"(fitted on {moe['rows']} MoE rows, shared by all generations).", ""]
+        stacks = calibration.get("stacks") or {}
+        if stacks:
+            lines += ["Serving stacks, kernel efficiency relative to tuned (MLPerf-class) engines:", "",
+                      "| stack | factor | fitted on | rows | in-sample median | LOO median |", "|---|---|---|---|---|---|"]
+            for name, st in stacks.items():
+                lines.append(f"| {name} | {st['scale']:.3f} | {st['fitted_on']} | {st['rows']} | "
+                             f"{100 * st['in_sample_median_abs_error']:.1f}% | {100 * st['loo_median_abs_error']:.1f}% |")
+            lines.append("")
     lines += ["## Error by group", ""]
     lines += _md_table(summary, ["group_by", "group", "count", "median_abs_error", "mape", "worst_error", "worst_id"])
     lines += ["", "## Predicted vs measured", "",
