@@ -211,5 +211,8 @@ def test_accuracy_page_renders_the_validation_or_says_not_available():
     if any("Not available yet" in i.value for i in at.info):
         return
     assert len(at.get("plotly_chart")) == 1
-    rows = at.dataframe[1].value
+    targets = at.dataframe[0].value
+    assert set(targets["target"]) == {"high-reliability throughput", "ML.ENERGY energy per token",
+                                      "video generation time"}
+    rows = at.dataframe[2].value
     assert {"predicted", "measured"} <= set(rows.columns)

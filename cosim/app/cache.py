@@ -132,6 +132,14 @@ def validation(filter_expr: str, uncalibrated: bool):
     return compute.validation(filter_expr or None, uncalibrated)
 
 
+@st.cache_data(max_entries=1, show_spinner=False)
+def targets():
+    """The accuracy targets against the stored cross-validated errors (`cosim.validate.targets`)."""
+    from cosim.validate.targets import target_table
+
+    return target_table()
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def describe(slug: str) -> dict[str, Any]:
     from cosim.api import describe_spec

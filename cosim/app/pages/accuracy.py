@@ -29,6 +29,13 @@ def render() -> None:
     if not len(rows):
         st.warning("No reference point matches this filter.")
         return
+    if not uncal:
+        table = cache.targets().copy()
+        for col in ("cv_median_abs_error", "cv_worst_error", "target_median_abs_error", "target_worst_abs_error"):
+            table[col] = (100 * table[col].astype(float)).round(1)
+        st.subheader("Targets (cross-validated, leave-one-out; percent)")
+        st.dataframe(table.rename(columns=lambda c: c.replace("_abs_error", " |err| %").replace("_error", " err %")),
+                     hide_index=True)
     st.subheader("Summary per group")
     st.dataframe(summary, hide_index=True)
     csv_download(summary, "validation_summary.csv", label="Download summary CSV", key="acc_dl_summary")
