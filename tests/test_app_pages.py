@@ -212,7 +212,7 @@ def test_accuracy_page_renders_the_validation_or_says_not_available():
         return
     assert len(at.get("plotly_chart")) == 1
     targets = at.dataframe[0].value
-    assert set(targets["target"]) == {"high-reliability throughput", "ML.ENERGY energy per token",
-                                      "video generation time"}
+    assert {"high-reliability throughput", "ML.ENERGY energy per token",
+            "video generation time"} <= set(targets["target"])
     rows = at.dataframe[2].value
     assert {"predicted", "measured"} <= set(rows.columns)

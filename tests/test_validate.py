@@ -126,8 +126,10 @@ def test_target_table_scores_each_group_by_hand():
 
     rows = pd.DataFrame([
         # high-reliability throughput: |errors| 0.05, 0.08, 0.40 -> median 0.08, worst +0.40 > 30%: not met
-        {"metric": "offline_throughput", "reliability": "high", "source_class": "mlperf_inference", "error": 0.05},
-        {"metric": "offline_throughput", "reliability": "high", "source_class": "vendor_benchmark", "error": -0.08},
+        {"metric": "offline_throughput", "reliability": "high", "source_class": "mlperf_inference", "error": 0.05,
+         "fully_specified": True},
+        {"metric": "offline_throughput", "reliability": "high", "source_class": "vendor_benchmark", "error": -0.08,
+         "fully_specified": False},
         {"metric": "per_user_decode", "reliability": "high", "source_class": "vendor_benchmark", "error": 0.40},
         {"metric": "offline_throughput", "reliability": "medium", "source_class": "vendor_benchmark", "error": 0.9},
         # ML.ENERGY: 0.10, 0.18 -> median 0.14 <= 15%: met
@@ -143,3 +145,5 @@ def test_target_table_scores_each_group_by_hand():
     assert t.loc["ML.ENERGY energy per token", "cv_median_abs_error"] == pytest.approx(0.14)
     assert t.loc["ML.ENERGY energy per token", "met"]
     assert not t.loc["video generation time", "met"]
+    info = t.loc["high-reliability throughput, fully specified queries"]
+    assert info["count"] == 1 and info["cv_median_abs_error"] == pytest.approx(0.05) and info["met"] is None

@@ -55,10 +55,23 @@ def base_table(ids: list[str] | None = None, reference: str | None = None) -> pd
             "workload": q.workload, "workload_class": _workload_class(q.kind, wl), "metric": q.kind,
             "source_class": ref.source_class, "reliability": ref.reliability, "measured": ref.value,
             "unit": ref.unit, "assumed": q.assumed or "", "source": ref.citation,
+            "fully_specified": _fully_specified(q, mapping),
         })
     if reference is None:
         records += _energy_records(ids)
     return pd.DataFrame.from_records(records)
+
+
+def _fully_specified(q, mapping) -> bool:
+    """True when the row itself gives everything its query needs: no assumed choice and no estimated
+    dataset length (a profile whose input or output length is an estimate)."""
+    if q.assumed:
+        return False
+    if q.profile:
+        prof = mapping.profiles[q.profile]
+        return not any(src.lower().startswith(("estimate", "assumed"))
+                       for src in (prof.input_source, prof.output_source))
+    return True
 
 
 def _energy_records(ids: list[str] | None) -> list[dict]:
@@ -77,7 +90,7 @@ def _energy_records(ids: list[str] | None) -> list[dict]:
             "id": row.id, "hardware": q.hardware, "vendor": load_hardware(q.hardware).vendor, "chips": q.chips,
             "workload": q.workload, "workload_class": "energy", "metric": q.kind, "source_class": row.source_class,
             "reliability": row.reliability, "measured": row.energy_j_per_output_token, "unit": "J/output token",
-            "assumed": q.assumed or "", "source": row.source,
+            "assumed": q.assumed or "", "source": row.source, "fully_specified": False,
         })
     return out
 
@@ -180,6 +193,6 @@ def run_validation(filter_expr: str | None = None, uncalibrated: bool = False,
                           if r.id not in mapping.rows and r.id not in mapping.unmapped]
     unmapped = pd.DataFrame(unmapped_rows, columns=["id", "reason"])
     cols = ["id", "hardware", "chips", "workload", "metric", "predicted", "measured", "error", "unit",
-            "vendor", "workload_class", "source_class", "reliability", "assumed", "note", "source"]
+            "vendor", "workload_class", "source_class", "reliability", "assumed", "fully_specified", "note", "source"]
     rows = table[cols]
     return ValidationReport(rows=rows, summary=summarize(rows), unmapped=unmapped, calibrated=not uncalibrated)
