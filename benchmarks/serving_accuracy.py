@@ -42,10 +42,11 @@ def _precision(text: str | None) -> str:
     return "fp4" if "fp4" in text else "fp8" if "fp8" in text else "bf16"
 
 
-def _sim(hw, wl, precision, tp, chips, requests, max_seqs, max_tokens):
+def _sim(hw, wl, precision, tp, chips, requests, max_seqs, max_tokens, stack="tuned"):
+    """One simulation with the calibrated kernel efficiency of the row's serving stack."""
     sc = build_scenario(phase="generate", precision=precision, tp=tp)
     return serve(hw, wl, sc, chips=chips, requests=requests, max_seqs=max_seqs, max_batched_tokens=max_tokens,
-                 timeline=False)
+                 timeline=False, stack=stack)
 
 
 def trtllm_rows(quick: bool):
@@ -64,7 +65,7 @@ def trtllm_rows(quick: bool):
         req = make_requests(offline=True, num_requests=n, qps=None, duration_s=None, input_len=str(w["input_len"]),
                             output_len=str(w["output_len"]))
         res = _sim(hw, WL[r["model"]], _precision(r["precision"]), tp, tp, req, **{
-            "max_seqs": TRT_LIMITS["max_seqs"], "max_tokens": TRT_LIMITS["max_batched_tokens"]})
+            "max_seqs": TRT_LIMITS["max_seqs"], "max_tokens": TRT_LIMITS["max_batched_tokens"], "stack": "trtllm-bench"})
         yield r["id"], "output tok/s", float(r["value"]), res.get("output_tokens_per_s"), res
 
 
@@ -103,7 +104,7 @@ def mlenergy_rows(quick: bool):
             out = f"lognormal:{c['avg_output_len']}:0.8"
             req = make_requests(offline=True, num_requests=n, qps=None, duration_s=None,
                                 input_len="profile:lmarena-chat-70b", output_len=out, seed=0)
-            res = _sim(hw, WL[r["model"]], "bf16", gpus, gpus, req, b, 8192)
+            res = _sim(hw, WL[r["model"]], "bf16", gpus, gpus, req, b, 8192, stack="vllm")
             name = f"mlenergy {r['model'].split('/')[-1]} {gpus}x{r['gpu']} seqs={b}"
             yield name, "median ITL s", c["median_itl_ms"] / 1000.0, res.get("tpot_p50_s"), res
             yield name, "output tok/s", float(c["output_tokens_per_s"]), res.get("output_tokens_per_s"), res

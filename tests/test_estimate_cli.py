@@ -78,3 +78,13 @@ def test_stack_flag_applies_the_fitted_kernel_efficiency(capsys):
     assert main(["estimate", "--hardware", "h100-sxm", "--workload", "llama-3.1-8b", "--stack", "sglang"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--stack" in err
+
+
+def test_missing_or_unknown_option_is_exit_two_one_line(capsys):
+    # Typer >= 0.17 raises its own (vendored click) usage errors; they must not surface as internal failures
+    assert main(["serve", "--hardware", "h100-sxm", "--workload", "llama-3.1-8b"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--input-len" in err and "internal failure" not in err
+    assert main(["estimate", "--hardware", "h100-sxm", "--workload", "llama-3.1-8b", "--bogus"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--bogus" in err

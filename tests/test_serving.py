@@ -246,3 +246,17 @@ def test_token_conservation_and_causality(n, seed, sched, replicas):
     assert run.timeline[:, TL_TOKENS].sum() == req.input_len.sum() + (req.output_len - 1).sum()
     assert np.all(run.first_token_s >= req.arrival_s) and np.all(run.finish_s >= run.first_token_s)
     assert np.all(run.timeline[:, TL_END] > run.timeline[:, TL_START])
+
+
+def test_serve_stack_slows_steps_by_at_most_its_factor():
+    from cosim.cli.common import build_scenario
+    from cosim.engines.calibration import stack_scale
+    from cosim.serving.service import make_requests, serve
+
+    req = make_requests(offline=True, num_requests=64, qps=None, duration_s=None, input_len="512", output_len="64")
+    sc = build_scenario(phase="generate", precision="fp8")
+    tuned = serve("h100-sxm", "llama-3.1-8b", sc, chips=1, requests=req, timeline=False)
+    vllm = serve("h100-sxm", "llama-3.1-8b", sc, chips=1, requests=req, timeline=False, stack="vllm")
+    f = stack_scale("vllm")
+    # every step is at most 1 / f slower (kernels), never faster; host work and the schedule do not change
+    assert tuned["output_tokens_per_s"] * f * 0.98 <= vllm["output_tokens_per_s"] <= tuned["output_tokens_per_s"] * 1.0001

@@ -127,16 +127,12 @@ def register(app: typer.Typer) -> None:
 
 def _stack_params(hardware, stack: str):
     """Calibrated engine parameters with a serving stack's fitted kernel efficiency (None: the default)."""
-    from typing import get_args
-
+    from cosim.cli.common import check_stack
     from cosim.engines.calibration import apply_stack, stack_scale
     from cosim.engines.efficiency import params_for
-    from cosim.errors import CosimInputError
     from cosim.specs.loader import load_hardware
-    from cosim.validate.mapping import Stack
 
-    if stack not in get_args(Stack):
-        raise CosimInputError(f"--stack must be one of {', '.join(get_args(Stack))}, got '{stack}'")
+    check_stack(stack)
     if stack == "tuned":
         return None
     return apply_stack(params_for(load_hardware(hardware)), stack_scale(stack))

@@ -70,6 +70,8 @@ def register(app: typer.Typer) -> None:
                                              "at the mean request lengths; the simulator then runs it)")] = "manual",
         with_uncertainty: Annotated[bool, typer.Option("--with-uncertainty", help="add P10/P90 of the throughput "
                                                        "from cosim validate's cross-validated errors")] = False,
+        stack: Annotated[str, typer.Option("--stack", help="serving software whose calibrated kernel efficiency "
+                                           "to use: tuned (default) | trtllm-bench | vllm")] = "tuned",
         fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
     ) -> None:
         """Simulate serving: replicas, router, scheduler, paged KV cache; TTFT/TPOT/E2E percentiles and goodput.
@@ -114,10 +116,14 @@ def register(app: typer.Typer) -> None:
             raise CosimInputError(f"--mapping must be manual or auto, got '{mapping}'")
         if mapping == "auto":
             scenario, chosen = _auto_mapping(hardware, workload, scenario, requests, slo_ttft, slo_tpot, chips)
+        from cosim.cli.common import check_stack
+
+        check_stack(stack)
         print(f"simulating {len(requests)} requests ({scheduler} scheduler)...", file=sys.stderr)
         result = serve(hardware, workload, scenario, chips=chips, requests=requests, scheduler=scheduler,
                        max_seqs=max_seqs, max_batched_tokens=max_batched_tokens, block_size=block_size,
-                       preemption=preemption, router=router, slo=slo, find_max=find_max_qps, seed=seed)
+                       preemption=preemption, router=router, slo=slo, find_max=find_max_qps, seed=seed,
+                       stack=stack)
         if chosen is not None:
             result["mapping"] = chosen
         if with_uncertainty:

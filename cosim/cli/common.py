@@ -92,3 +92,13 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
     except ValidationError as err:
         first = err.errors()[0]
         raise CosimInputError(first["msg"], field=".".join(str(p) for p in first["loc"])) from None
+
+
+def check_stack(stack: str) -> None:
+    """`--stack` must name a serving stack the calibration knows (CosimInputError naming the flag)."""
+    from typing import get_args
+
+    from cosim.validate.mapping import Stack
+
+    if stack not in get_args(Stack):
+        raise CosimInputError(f"--stack must be one of {', '.join(get_args(Stack))}, got '{stack}'")

@@ -17,6 +17,25 @@ import typer
 
 from cosim.errors import CosimInputError
 
+
+def _click_family(name: str) -> tuple[type, ...]:
+    """The click exception class `name`, and Typer's vendored copy of it when Typer ships one (Typer
+    >= 0.17 raises `typer._click` exceptions, which are not subclasses of click's)."""
+    classes = [getattr(click.exceptions, name)]
+    try:
+        from typer._click import exceptions as vendored
+    except ImportError:
+        vendored = None
+    if vendored is not None and hasattr(vendored, name):
+        classes.append(getattr(vendored, name))
+    return tuple(classes)
+
+
+NO_ARGS_IS_HELP = _click_family("NoArgsIsHelpError")
+USAGE_ERROR = _click_family("UsageError")
+EXIT = _click_family("Exit")
+ABORT = _click_family("Abort")
+
 app = typer.Typer(
     name="cosim",
     help="Hardware-software co-design simulator: speed, energy and cost of ML workloads on any chip.",
@@ -47,17 +66,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         _exit(2, argv)
         return 2
-    except click.exceptions.NoArgsIsHelpError:
+    except NO_ARGS_IS_HELP:
         _exit(0, argv)
         return 0
-    except click.UsageError as err:
+    except USAGE_ERROR as err:
         print(f"error: {err.format_message()}", file=sys.stderr)
         _exit(2, argv)
         return 2
-    except click.exceptions.Exit as err:
+    except EXIT as err:
         _exit(err.exit_code, argv)
         return err.exit_code
-    except click.Abort:
+    except ABORT:
         print("aborted", file=sys.stderr)
         _exit(1, argv)
         return 1

@@ -72,15 +72,22 @@ _LATENCY_CACHE: dict[tuple, tuple[float, bool]] = {}
 
 
 def _engine_latency(hw_arrays, workload, scenario, phase: str, batch: int, context: int,
-                    hardware=None) -> tuple[float, bool]:
-    """Engine latency of one step (memoised per hardware, workload, mapping and point: specs are frozen)."""
+                    hardware=None, stack_scale: float = 1.0) -> tuple[float, bool]:
+    """Engine latency of one step (memoised per hardware, workload, mapping, serving-stack factor and point:
+    specs are frozen)."""
     from cosim.engines.vectorized import evaluate_points
 
     sc = scenario.model_copy(update={"phase": phase, "batch": int(batch), "input_len": int(context),
                                      "output_len": 1})
-    key = (id(hw_arrays), workload.name, sc.model_dump_json())
+    key = (id(hw_arrays), workload.name, sc.model_dump_json(), float(stack_scale))
     if key not in _LATENCY_CACHE:
-        out = evaluate_points(hw_arrays, workload, sc, hardware=hardware)
+        params = None
+        if stack_scale != 1.0 and hardware is not None:
+            from cosim.engines.calibration import apply_stack
+            from cosim.engines.efficiency import params_for
+
+            params = apply_stack(params_for(hardware), stack_scale)
+        out = evaluate_points(hw_arrays, workload, sc, hardware=hardware, params=params)
         if len(_LATENCY_CACHE) > 100_000:
             _LATENCY_CACHE.clear()
         _LATENCY_CACHE[key] = (float(out["latency_s"][0]), bool(out["feasible"][0]))
@@ -105,7 +112,7 @@ def _with(grid: np.ndarray, anchors) -> np.ndarray:
 
 
 def engine_table(hw, workload, scenario, max_tokens: int, max_context: int, anchors=(),
-                 points_per_decade: int = 8) -> StepTimeTable:
+                 points_per_decade: int = 8, stack_scale: float = 1.0) -> StepTimeTable:
     """Sample the analytical engine into the simulator's three tables (raises ImportError if absent).
 
     `max_context` bounds the total cached tokens one decode iteration reads (max seqs x context).
@@ -113,14 +120,17 @@ def engine_table(hw, workload, scenario, max_tokens: int, max_context: int, anch
     hwa = _hw_arrays(hw)
     dp = scenario.parallelism.dp
     tok = _with(geometric_grid(max_tokens, points_per_decade, include_zero=False), anchors)
-    lin = np.array([_engine_latency(hwa, workload, scenario, "decode", int(n) * dp, 1, hw)[0] for n in tok])
+    lin = np.array([_engine_latency(hwa, workload, scenario, "decode", int(n) * dp, 1, hw, stack_scale)[0]
+                    for n in tok])
     ctx = geometric_grid(max_context, points_per_decade, include_zero=False)
-    base = _engine_latency(hwa, workload, scenario, "decode", B_REF * dp, 1, hw)[0]
-    dec = np.array([_engine_latency(hwa, workload, scenario, "decode", B_REF * dp, int(c), hw)[0] - base for c in ctx])
+    base = _engine_latency(hwa, workload, scenario, "decode", B_REF * dp, 1, hw, stack_scale)[0]
+    dec = np.array([_engine_latency(hwa, workload, scenario, "decode", B_REF * dp, int(c), hw, stack_scale)[0] - base
+                    for c in ctx])
     kv_grid = np.concatenate(([0.0], B_REF * ctx))
     dec = np.concatenate(([0.0], np.maximum(dec, 0.0)))
     plen = _with(geometric_grid(max(max_tokens, 2), points_per_decade, include_zero=False), anchors)
-    pre = np.array([_engine_latency(hwa, workload, scenario, "prefill", dp, int(t), hw)[0] for t in plen])
+    pre = np.array([_engine_latency(hwa, workload, scenario, "prefill", dp, int(t), hw, stack_scale)[0]
+                    for t in plen])
     lin_at = np.interp(plen, tok, lin)
     pairs = np.concatenate(([0.0], causal_pairs(plen, 0).astype(np.float64)))
     pre_attn = np.concatenate(([0.0], pre - lin_at))
@@ -164,7 +174,8 @@ def roofline_table(hw, workload, scenario, max_tokens: int, max_context: int) ->
 
 
 def replica_model(hw, workload, scenario, *, max_batched_tokens: int, max_context: int,
-                  memory_utilization: float, use_engine: bool = True, anchors=()) -> ReplicaModel:
+                  memory_utilization: float, use_engine: bool = True, anchors=(),
+                  stack_scale: float = 1.0) -> ReplicaModel:
     """The step-time table and KV capacity of one replica of `scenario.parallelism` (dp = 1 per replica)."""
     p = scenario.parallelism
     chips = p.tp * p.pp * p.sp
@@ -175,7 +186,7 @@ def replica_model(hw, workload, scenario, *, max_batched_tokens: int, max_contex
     if use_engine:
         try:
             table = engine_table(hw, workload, scenario, max(max_batched_tokens, 2), max(max_context, 2),
-                                 anchors=anchors)
+                                 anchors=anchors, stack_scale=stack_scale)
             source = "analytical-engine"
         except (ImportError, AttributeError):
             table = None
