@@ -180,19 +180,43 @@ def fit_joint(table: pd.DataFrame, verbose: bool = True) -> tuple[JointModel, np
     return model, theta, in_sample, loo
 
 
+def _ml_energy_predictions(sub: pd.DataFrame, thetas: dict[str, np.ndarray], stacks: dict[str, float],
+                           grouped: float) -> tuple[np.ndarray, np.ndarray]:
+    """(energy per output token, output tokens/s) predicted for each ML.ENERGY row of `sub`."""
+    from cosim.engines.calibration import apply_stack
+    from cosim.specs.loader import load_hardware
+    from cosim.validate.predict import _engine_run
+    from cosim.validate.runner import query_for
+
+    params_of = _params_fn(thetas, grouped)
+    energy = np.full(len(sub), np.nan)
+    tput = np.full(len(sub), np.nan)
+    for i, rid in enumerate(sub["id"]):
+        q = query_for(rid)
+        params = apply_stack(params_of(load_hardware(q.hardware)), float(stacks.get(q.stack, 1.0)))
+        res = _engine_run(q, q.input_len or 1, q.output_len or 1, q.tp * q.pp * q.sp, params, q.batch or 1)
+        if res.feasible:
+            energy[i] = res.energy_j_per_token if res.energy_j_per_token is not None else np.nan
+            tput[i] = res.throughput_tokens_per_s or np.nan
+    return energy, tput
+
+
 def fit_energy_stack(thetas: dict[str, np.ndarray], stacks: dict[str, float], grouped: float,
                      verbose: bool = True) -> dict[str, tuple[float, list[str], np.ndarray, np.ndarray]]:
-    """{stack: (factor, rows, in-sample errors, LOO errors)} of the vLLM stacks on the ML.ENERGY energy rows,
-    every generation's scales held at their performance fit (the energy rows only move the stack factors;
-    each factor moves only its own rows, so each is a one-dimensional fit)."""
+    """{stack: (factor, rows, in-sample errors, LOO errors)} of the vLLM stack on the ML.ENERGY rows, every
+    generation's scales held at their performance fit. Each row contributes two log residuals, its energy
+    per output token and its measured output tokens/s (the factor is a speed: the rows' published speed
+    constrains it as much as their energy); the errors reported are the energy ones, leave-one-row-out."""
     from scipy.optimize import minimize_scalar
 
+    from cosim.validate.reference import load_energy_rows
     from cosim.validate.runner import base_table, query_for
 
     table = base_table()
     table = table[(table["source_class"] == "ml_energy") & table["reliability"].isin(FIT_RELIABILITY)]
     table = table.reset_index(drop=True)
     table["stack"] = [query_for(i).stack for i in table["id"]]
+    speed = {r.id: r.output_tokens_per_s for r in load_energy_rows()}
     lo, hi = np.log(SCALE_BOUNDS[0]), np.log(SCALE_BOUNDS[1])
     prior = 1.0 / STACK_PRIOR_SIGMA**2
     out = {}
@@ -200,29 +224,37 @@ def fit_energy_stack(thetas: dict[str, np.ndarray], stacks: dict[str, float], gr
         sub = table[table["stack"] == stack].reset_index(drop=True)
         if sub.empty:
             continue
-        measured = sub["measured"].to_numpy(dtype=float)
+        e_meas = sub["measured"].to_numpy(dtype=float)
+        t_meas = np.array([float(speed.get(i) or np.nan) for i in sub["id"]])
 
-        def log_err(x: float, sub=sub, measured=measured, stack=stack) -> np.ndarray:
-            pred = _predict(sub, thetas, {**stacks, stack: float(np.exp(x))}, grouped)
-            return np.log(np.where(np.isfinite(pred) & (pred > 0), pred, measured * 10.0) / measured)
+        def log_err(x: float, sub=sub, e_meas=e_meas, t_meas=t_meas, stack=stack) -> tuple[np.ndarray, np.ndarray]:
+            e, t = _ml_energy_predictions(sub, thetas, {**stacks, stack: float(np.exp(x))}, grouped)
+            re = np.log(np.where(np.isfinite(e) & (e > 0), e, e_meas * 10.0) / e_meas)
+            rt = np.where(np.isfinite(t_meas) & np.isfinite(t) & (t > 0), np.log(np.where(t > 0, t, 1.0) / t_meas), 0.0)
+            return re, rt
 
         def loss(x: float, log_err=log_err) -> float:
-            return float(np.sum(log_err(x) ** 2) + (x / STACK_PRIOR_SIGMA) ** 2)
+            re, rt = log_err(x)
+            return float(np.sum(re**2) + np.sum(rt**2) + (x / STACK_PRIOR_SIGMA) ** 2)
 
         x = float(minimize_scalar(loss, bounds=(lo, hi), method="bounded", options={"xatol": 0.01}).x)
-        r = log_err(x)
+        re, rt = log_err(x)
         step = FD_STEP if x + FD_STEP <= hi else -FD_STEP
-        d = (log_err(x + step) - r) / step
+        re2, rt2 = log_err(x + step)
+        de, dt_ = (re2 - re) / step, (rt2 - rt) / step
         loo = np.empty(len(sub))
         for i in range(len(sub)):
             keep = np.arange(len(sub)) != i
-            xi = float(np.clip(x - (d[keep] @ r[keep] + prior * x) / (d[keep] @ d[keep] + prior), lo, hi))
-            loo[i] = np.exp(r[i] + d[i] * (xi - x)) - 1.0  # first order in the factor, as the GN step
-        in_sample = np.exp(r) - 1.0
+            g = de[keep] @ re[keep] + dt_[keep] @ rt[keep] + prior * x
+            h = de[keep] @ de[keep] + dt_[keep] @ dt_[keep] + prior
+            xi = float(np.clip(x - g / h, lo, hi))
+            loo[i] = np.exp(re[i] + de[i] * (xi - x)) - 1.0  # first order in the factor, as the GN step
+        in_sample = np.exp(re) - 1.0
         out[stack] = (float(np.exp(x)), list(sub["id"]), in_sample, loo)
         if verbose:
-            print(f"calibrate stack {stack}: factor {np.exp(x):.3f} on {len(sub)} ML.ENERGY rows, median |err| "
-                  f"in-sample {np.median(np.abs(in_sample)):.3f}, LOO {np.median(np.abs(loo)):.3f}", file=sys.stderr)
+            print(f"calibrate stack {stack}: factor {np.exp(x):.3f} on {len(sub)} ML.ENERGY rows (energy and speed), "
+                  f"energy median |err| in-sample {np.median(np.abs(in_sample)):.3f}, LOO {np.median(np.abs(loo)):.3f}; "
+                  f"speed median |err| {np.median(np.abs(np.expm1(rt[np.isfinite(t_meas)]))):.3f}", file=sys.stderr)
     return out
 
 
@@ -262,7 +294,8 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                          "loo_median_abs_error": round(float(np.nanmedian(np.abs(loo[sel]))), 4)}
     for st, (e_scale, e_rows, e_in, e_loo) in energy_fits.items():
         stack_doc[st] = {
-            "scale": round(e_scale, 4), "fitted_on": "ML.ENERGY energy-per-token rows, generation scales fixed",
+            "scale": round(e_scale, 4),
+            "fitted_on": "ML.ENERGY rows (energy per token and output tokens/s), generation scales fixed",
             "rows": len(e_rows), "in_sample_median_abs_error": round(float(np.median(np.abs(e_in))), 4),
             "loo_median_abs_error": round(float(np.median(np.abs(e_loo))), 4)}
     loo_rows = [{"id": rid, "generation": g, "in_sample_error": float(a), "loo_error": float(b)}
@@ -279,9 +312,11 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                    f"and the link-bandwidth fraction (Gaussian prior sigma {PRIOR_SIGMA.tolist()} in log space), "
                    f"plus one kernel-efficiency factor per serving stack {list(PERF_STACKS)} relative to tuned "
                    f"engines (prior sigma {STACK_PRIOR_SIGMA}) and one MoE grouped-GEMM share of the dense GEMM "
-                   f"fraction shared by all generations (prior sigma {GROUPED_PRIOR_SIGMA}, at most 1); bounds {list(SCALE_BOUNDS)} (overhead "
+                   f"fraction shared by all generations (prior sigma {GROUPED_PRIOR_SIGMA}, at most 1); "
+                   f"bounds {list(SCALE_BOUNDS)} (overhead "
                    f"{list(OVERHEAD_BOUNDS)}); the {list(ENERGY_STACKS)} factors are fitted afterwards on the ML.ENERGY "
-                   f"energy rows with the generation scales fixed; rows of reliability {list(FIT_RELIABILITY)}; "
+                   "rows' energy per token and output tokens/s with the generation scales fixed; rows of reliability "
+                   f"{list(FIT_RELIABILITY)}; "
                    "leave-one-out by one Gauss-Newton refit step"),
         "families": families,
         "stacks": stack_doc,
