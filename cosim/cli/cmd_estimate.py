@@ -97,9 +97,10 @@ def register(app: typer.Typer) -> None:
         if chosen is not None:
             out["mapping"] = chosen
         if with_uncertainty:
+            from cosim.specs.loader import load_hardware
             from cosim.validate.uncertainty import bands_for
 
-            out["uncertainty"] = bands_for(out)
+            out["uncertainty"] = bands_for(out, hardware=load_hardware(hardware).name)
         if fmt == "json":
             print_json(out)
             return
@@ -107,7 +108,8 @@ def register(app: typer.Typer) -> None:
         if chosen is not None:
             print_key_values(chosen, title="--mapping auto chose")
         if with_uncertainty:
-            rows = {f"{k} P10..P90": (f"{v['p10']:.4g} .. {v['p90']:.4g} (from {v['n']} validated rows)" if v
+            rows = {f"{k} P10..P90": (f"{v['p10']:.4g} .. {v['p90']:.4g} (from {v['n']} validated rows, {v['group']})"
+                                      if v
                                       else "no validated rows of this kind") for k, v in out["uncertainty"].items()}
             print_key_values(rows, title="uncertainty (cross-validated)")
         if mode == "cycle" and result.feasible:

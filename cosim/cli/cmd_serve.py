@@ -127,10 +127,11 @@ def register(app: typer.Typer) -> None:
         if chosen is not None:
             result["mapping"] = chosen
         if with_uncertainty:
+            from cosim.specs.loader import load_hardware
             from cosim.validate.uncertainty import band
 
-            result["uncertainty"] = {"output_tokens_per_s": band("output_tokens_per_s",
-                                                                 result.get("output_tokens_per_s"))}
+            result["uncertainty"] = {"output_tokens_per_s": band("output_tokens_per_s", result.get("output_tokens_per_s"),
+                                                                 load_hardware(hardware).name)}
         if fmt == "json":
             print_json(result)
             return

@@ -1,8 +1,10 @@
 """Error bands for any estimate from the cross-validated residuals of its group.
 
 If cosim's prediction p relates to the truth m by p = m (1 + e), the truth given p is p / (1 + e).
-Using the leave-one-out errors e of the rows in the same metric group (stored by the calibration),
-P10 and P90 of the truth are p / (1 + e_q90) and p / (1 + e_q10).
+Using the leave-one-out errors e of the rows in the same metric group (stored by the calibration) --
+narrowed to the estimate's hardware generation when that generation has at least `MIN_GENERATION_ROWS`
+of them, so a Blackwell estimate carries Blackwell's track record -- P10 and P90 of the truth are
+p / (1 + e_q90) and p / (1 + e_q10).
 """
 
 from __future__ import annotations
@@ -21,34 +23,56 @@ OUTPUT_METRIC = {
     "mfu": "training_mfu",
 }
 MIN_ROWS = 3
+MIN_GENERATION_ROWS = 5
 
 
-def loo_errors(metric: str) -> np.ndarray:
-    """Cross-validated signed errors of the rows of one metric (empty before calibration)."""
+def loo_errors(metric: str, generation: str | None = None) -> np.ndarray:
+    """Cross-validated signed errors of the rows of one metric (empty before calibration), optionally only
+    those on hardware of one generation (cosim.validate.fit.GENERATIONS)."""
+    from cosim.validate.fit import generation_of
+
     mapping = load_mapping()
     errs = load_calibration().get("loo_errors") or {}
-    return np.array([e for rid, e in errs.items() if rid in mapping.rows and mapping.rows[rid].kind == metric])
+    return np.array([e for rid, e in errs.items() if rid in mapping.rows and mapping.rows[rid].kind == metric
+                     and (generation is None or generation_of(mapping.rows[rid].hardware) == generation)])
 
 
-def band(output: str, value: float | None) -> dict[str, float | None] | None:
-    """{'p10': ..., 'p90': ..., 'n': rows} for an output value, or None without enough evidence."""
+def _errors(metric: str, generation: str | None) -> np.ndarray:
+    """The generation's errors when it has enough of them, else the metric group's."""
+    if generation is not None:
+        e = loo_errors(metric, generation)
+        if len(e) >= MIN_GENERATION_ROWS:
+            return e
+    return loo_errors(metric)
+
+
+def band(output: str, value: float | None, hardware: str | None = None) -> dict[str, float | None] | None:
+    """{'p10': ..., 'p90': ..., 'n': rows, 'group': ...} for an output value, or None without enough
+    evidence; `hardware` (a catalog slug) narrows the evidence to its generation when it has enough rows."""
+    from cosim.validate.fit import generation_of
+
     if value is None or output not in OUTPUT_METRIC:
         return None
     metric = OUTPUT_METRIC[output]
+    generation = generation_of(hardware) if hardware else None
     if output == "tpot_s":  # per-user speed rows are 1/TPOT; fall back on throughput rows when few
-        e = loo_errors(metric)
+        e = _errors(metric, generation)
         if len(e) < MIN_ROWS:
-            e = loo_errors("offline_throughput")
+            metric = "offline_throughput"
+            e = _errors(metric, generation)
         e = 1.0 / (1.0 + e) - 1.0  # an error on a rate is the inverse error on a time
     else:
-        e = loo_errors(metric)
+        e = _errors(metric, generation)
     if len(e) < MIN_ROWS:
         return None
+    group = metric if generation is None or len(loo_errors(metric, generation)) < MIN_GENERATION_ROWS \
+        else f"{metric} on {generation}"
     q10, q90 = np.quantile(e, [0.1, 0.9])
     lo, hi = value / (1.0 + q90), value / (1.0 + q10)
-    return {"p10": float(min(lo, hi)), "p90": float(max(lo, hi)), "n": int(len(e))}
+    return {"p10": float(min(lo, hi)), "p90": float(max(lo, hi)), "n": int(len(e)), "group": group}
 
 
-def bands_for(result: dict) -> dict[str, dict | None]:
-    """Bands for every output of a result dict that has a metric group."""
-    return {k: band(k, result.get(k)) for k in OUTPUT_METRIC if result.get(k) is not None}
+def bands_for(result: dict, hardware: str | None = None) -> dict[str, dict | None]:
+    """Bands for every output of a result dict that has a metric group (of `hardware`'s generation when
+    it has enough validated rows)."""
+    return {k: band(k, result.get(k), hardware) for k in OUTPUT_METRIC if result.get(k) is not None}
