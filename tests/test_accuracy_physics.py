@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kernel_check import assert_kernel_matches_reference
 
 from cosim.cli.common import build_scenario
 from cosim.energy import defaults as D
 from cosim.engines import analytical as A
-from cosim.engines import reference
 from cosim.engines.calibration import apply_stack, stack_scale
 from cosim.engines.efficiency import engine_params
 from cosim.engines.hwarrays import HardwareArrays
@@ -86,13 +86,8 @@ def test_grouped_gemm_time_scales_with_inverse_share_in_kernel_and_reference(s):
     base, scaled = run(P), run(P.with_overrides(grouped_gemm_scale=s))
     assert scaled["compute_s"][0] == pytest.approx(base["compute_s"][0] / s, rel=1e-12)
     assert scaled["compute_s"][1] == base["compute_s"][1]  # dense GEMMs untouched
-    params = P.with_overrides(grouped_gemm_scale=s)
-    opf, opi = A.pack_ops(GROUPED, params)
-    prm = A.pack_params(params, footprint_bytes=1e10, weight_footprint_bytes=1e12)
-    fast = A.run_points(hwa, opf, opi, prm, params)
-    ref = reference.evaluate(hwa, opf, opi, prm, params)
-    for key in A.OUT:
-        np.testing.assert_allclose(fast[key], ref[key], rtol=1e-9, atol=0, err_msg=key)
+    assert_kernel_matches_reference(hwa, GROUPED, P.with_overrides(grouped_gemm_scale=s), footprint_bytes=1e10,
+                                    weight_footprint_bytes=1e12)
 
 
 def test_stack_factor_scales_fractions_and_is_one_for_tuned_engines():

@@ -7,9 +7,9 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kernel_check import assert_kernel_matches_reference
 
 from cosim.engines import analytical as A
-from cosim.engines import reference
 from cosim.engines.efficiency import DATA_DIR, EngineParams, engine_params, params_for
 from cosim.engines.hwarrays import HardwareArrays
 from cosim.graph.optable import OpTable
@@ -76,12 +76,7 @@ def test_kernel_matches_reference_with_distinct_attention_fractions():
     params = P.with_overrides(attention_fraction=rng.uniform(0.2, 0.9, len(PRECISIONS)))
     hw = HardwareArrays.from_hardware(H100, 6)
     hw = hw.with_column("mem_bandwidth_bytes_per_s", hw.mem_bandwidth_bytes_per_s * rng.uniform(0.05, 5, 6))
-    opf, opi = A.pack_ops(TABLE, params)
-    prm = A.pack_params(params, footprint_bytes=1e10, weight_footprint_bytes=1e12)
-    fast = A.run_points(hw, opf, opi, prm, params)
-    ref = reference.evaluate(hw, opf, opi, prm, params)
-    for key in A.OUT:
-        np.testing.assert_allclose(fast[key], ref[key], rtol=1e-9, atol=0, err_msg=key)
+    assert_kernel_matches_reference(hw, TABLE, params, footprint_bytes=1e10, weight_footprint_bytes=1e12)
 
 
 def test_attention_fraction_per_precision_and_per_kernel_generation():

@@ -7,6 +7,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kernel_check import assert_kernel_matches_reference
 
 from cosim.engines import analytical as A
 from cosim.engines import reference
@@ -86,12 +87,7 @@ def test_kernel_matches_reference_on_a_built_graph():
 
     table = decode_graph(load_workload("llama-3.1-8b"), build_scenario(phase="decode", batch=32, tp=2), 2048)
     hw = _random_points(7, 50)
-    opf, opi = A.pack_ops(table, P)
-    prm = A.pack_params(P, footprint_bytes=3e10, weight_footprint_bytes=8e9)
-    fast = A.run_points(hw, opf, opi, prm, P)
-    ref = reference.evaluate(hw, opf, opi, prm, P)
-    for key in A.OUT:
-        np.testing.assert_allclose(fast[key], ref[key], rtol=1e-9, atol=0, err_msg=key)
+    assert_kernel_matches_reference(hw, table, P, footprint_bytes=3e10, weight_footprint_bytes=8e9)
 
 
 def _curve(flops: float) -> float:
