@@ -130,7 +130,7 @@ def test_trtllm_kv_pool_is_its_fraction_of_the_memory_left_after_weights():
     free = load_hardware("h200-sxm").main_memory.capacity_bytes.value - one.weights
     # KV of one request: 80 layers x 8 KV heads x 128 x (K, V) x 1 B x 2000 tokens = 327.68 MB
     assert one.kv_cache == pytest.approx(80 * 8 * 128 * 2 * 2000, rel=1e-6)
-    assert _trtllm_batch(q, sc, 1) == int(0.95 * free // one.kv_cache)
+    assert _trtllm_batch(q, sc) == int(0.95 * free // one.kv_cache)
     # tuned MLPerf harnesses keep only the KV in use: on average ISL + OSL / 2 = 1500 tokens, in 0.9 of free
-    assert _trtllm_batch(q.model_copy(update={"stack": "tuned"}), sc, 1) == int(0.9 * free // (80 * 8 * 128 * 2 * 1500))
-    assert _trtllm_batch(q.model_copy(update={"stack": "vllm"}), sc, 1) is None
+    assert _trtllm_batch(q.model_copy(update={"stack": "tuned"}), sc) == int(0.9 * free // (80 * 8 * 128 * 2 * 1500))
+    assert _trtllm_batch(q.model_copy(update={"stack": "vllm"}), sc) is None

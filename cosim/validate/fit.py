@@ -185,7 +185,7 @@ def _ml_energy_predictions(sub: pd.DataFrame, thetas: dict[str, np.ndarray], sta
     """(energy per output token, output tokens/s) predicted for each ML.ENERGY row of `sub`."""
     from cosim.engines.calibration import apply_stack
     from cosim.specs.loader import load_hardware
-    from cosim.validate.predict import _engine_run
+    from cosim.validate.predict import engine_run
     from cosim.validate.runner import query_for
 
     params_of = _params_fn(thetas, grouped)
@@ -194,7 +194,7 @@ def _ml_energy_predictions(sub: pd.DataFrame, thetas: dict[str, np.ndarray], sta
     for i, rid in enumerate(sub["id"]):
         q = query_for(rid)
         params = apply_stack(params_of(load_hardware(q.hardware)), float(stacks.get(q.stack, 1.0)))
-        res = _engine_run(q, q.input_len or 1, q.output_len or 1, q.tp * q.pp * q.sp, params, q.batch or 1)
+        res = engine_run(q, q.input_len or 1, q.output_len or 1, q.tp * q.pp * q.sp, params, q.batch or 1)
         if res.feasible:
             energy[i] = res.energy_j_per_token if res.energy_j_per_token is not None else np.nan
             tput[i] = res.throughput_tokens_per_s or np.nan

@@ -2,11 +2,11 @@
 
 Offline throughput is predicted the way a continuous-batching engine runs in its steady state: as many
 sequences as the row's serving engine keeps in flight (TensorRT-LLM holds KV for ISL + OSL per request
-under trtllm-bench, for the KV in use in tuned MLPerf harnesses, in a fraction of the memory left after the
-weights; vLLM admits by the KV in use, on average the prompt
-plus half the output, within 90% of the device; otherwise the whole request's KV within 90%), capped by the engine's sequence limit, generate
-`output_len` tokens after a prefill of `input_len` each, so output tokens/s = batch x output_len / (prefill + output_len x
-TPOT at the mean context), times the replicas. `cosim serve --offline` simulates the same run request by
+under trtllm-bench and for the KV in use in tuned MLPerf harnesses, in a fraction of the memory left after
+the weights; vLLM admits by the KV in use, on average the prompt plus half the output, within 90% of the
+device; otherwise the whole request's KV within 90%), capped by the engine's sequence limit, generate
+`output_len` tokens after a prefill of `input_len` each, so output tokens/s = batch x output_len /
+(prefill + output_len x TPOT at the mean context), times the replicas. `cosim serve --offline` simulates the same run request by
 request; this closed form is used here because calibration evaluates it thousands of times.
 """
 
@@ -57,7 +57,7 @@ def serving_engine(q: Query) -> str:
     return "tensorrt-llm" if nvidia and q.stack in TRTLLM_KV_FREE_FRACTION else "reserve"
 
 
-def _trtllm_batch(q: Query, sc, per_replica: int) -> int | None:
+def _trtllm_batch(q: Query, sc) -> int | None:
     """Sequences TensorRT-LLM keeps in flight (KV for ISL + OSL per request when the stack reserves the
     output, else for the KV in use, ISL + OSL / 2 on average), or None when the engine is not TensorRT-LLM."""
     from cosim.engines.memory import footprint
@@ -76,7 +76,7 @@ def _trtllm_batch(q: Query, sc, per_replica: int) -> int | None:
     return int(TRTLLM_KV_FREE_FRACTION[q.stack] * free // per_seq)
 
 
-def _vllm_batch(q: Query, inp: int, out: int, params) -> int:
+def _kv_admitted_batch(q: Query, inp: int, out: int, params) -> int:
     """Sequences in flight within `gpu_memory_utilization` (cosim's memory reserve) of the device: vLLM
     admits by the KV cache in use now (preempting when it runs out), so on average each sequence holds its
     prompt plus half its output; the `reserve` rule counts the whole request."""
@@ -89,7 +89,7 @@ def _vllm_batch(q: Query, inp: int, out: int, params) -> int:
     return max_batch(load_workload(q.workload), mean, cap, params.memory_reserve_fraction)
 
 
-def _engine_run(q: Query, inp: int, out: int, chips: int, params, limit: int):
+def engine_run(q: Query, inp: int, out: int, chips: int, params, limit: int):
     """Generate run at the concurrency the row's serving engine sustains (at most `limit` sequences);
     the engine's admission rule, not cosim's final-context footprint check, decides what fits."""
     from cosim.engines.efficiency import params_for
@@ -100,9 +100,9 @@ def _engine_run(q: Query, inp: int, out: int, chips: int, params, limit: int):
     hw = load_hardware(q.hardware)
     params = params or params_for(hw)
     sc = _scenario(q, "generate", q.dp, inp, out)
-    fits = _trtllm_batch(q, sc, chips)
+    fits = _trtllm_batch(q, sc)
     if fits is None:
-        fits = _vllm_batch(q, inp, out, params)
+        fits = _kv_admitted_batch(q, inp, out, params)
     batch = min(fits, limit) // q.dp * q.dp
     if batch < q.dp:  # not even one sequence per replica: the estimate says why
         return estimate(q.hardware, q.workload, sc, chips=chips, batch_max=True, params=params)
@@ -123,7 +123,7 @@ def _offline(q: Query, mapping: Mapping, params):
     limit = q.max_seqs or DEFAULT_MAX_SEQS
     if q.num_requests:
         limit = min(limit, q.num_requests)
-    return _engine_run(q, inp, out, per_replica, params, limit), replicas
+    return engine_run(q, inp, out, per_replica, params, limit), replicas
 
 
 def predict(q: Query, mapping: Mapping, params=None) -> tuple[float | None, str | None]:
@@ -139,7 +139,7 @@ def predict(q: Query, mapping: Mapping, params=None) -> tuple[float | None, str 
         return res.throughput_tokens_per_s * replicas, None
     if q.kind == "energy_per_token":
         # the row ran at max_num_seqs = batch, or fewer when the engine's KV cache holds fewer
-        res = _engine_run(q, q.input_len or 1, q.output_len or 1, q.tp * q.pp * q.sp, params, q.batch or 1)
+        res = engine_run(q, q.input_len or 1, q.output_len or 1, q.tp * q.pp * q.sp, params, q.batch or 1)
         if not res.feasible or res.energy_j_per_token is None:
             return None, res.reason or "no energy"
         return res.energy_j_per_token, None
