@@ -9,7 +9,7 @@ Rows come from the shared reference data (read-only):
 Each row is simulated offline (all requests queued at t = 0) with the analytical engine's step table.
 Scheduler limits the rows do not state are assumptions, printed with the results.
 
-Run: .venv/bin/python benchmarks/serving_accuracy.py [--quick]
+Run: .venv/bin/python benchmarks/serving_accuracy.py [--quick] [--stacks tuned|fitted]
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ WL = {"Llama-3.3-70B-Instruct": "llama-3.3-70b", "Llama-3.1-8B-Instruct": "llama
       "meta-llama/Llama-3.1-70B-Instruct": "llama-3.1-70b", "meta-llama/Llama-3.1-8B-Instruct": "llama-3.1-8b",
       "meta-llama/Llama-3.3-70B-Instruct": "llama-3.3-70b"}
 TRT_LIMITS = {"max_seqs": 2048, "max_batched_tokens": 8192}  # assumption: trtllm-bench tunes these per row
+#: serving-stack factors used in the simulator (`--stacks fitted` applies the calibrated trtllm-bench and vllm
+#: factors; the default, tuned, keeps the simulator independent of factors fitted on the closed-form rows)
+STACKS = {"trtllm": "tuned", "mlenergy": "tuned"}
 
 
 def _hw(text: str) -> str | None:
@@ -65,7 +68,8 @@ def trtllm_rows(quick: bool):
         req = make_requests(offline=True, num_requests=n, qps=None, duration_s=None, input_len=str(w["input_len"]),
                             output_len=str(w["output_len"]))
         res = _sim(hw, WL[r["model"]], _precision(r["precision"]), tp, tp, req, **{
-            "max_seqs": TRT_LIMITS["max_seqs"], "max_tokens": TRT_LIMITS["max_batched_tokens"], "stack": "trtllm-bench"})
+            "max_seqs": TRT_LIMITS["max_seqs"], "max_tokens": TRT_LIMITS["max_batched_tokens"],
+            "stack": STACKS["trtllm"]})
         yield r["id"], "output tok/s", float(r["value"]), res.get("output_tokens_per_s"), res
 
 
@@ -104,7 +108,7 @@ def mlenergy_rows(quick: bool):
             out = f"lognormal:{c['avg_output_len']}:0.8"
             req = make_requests(offline=True, num_requests=n, qps=None, duration_s=None,
                                 input_len="profile:lmarena-chat-70b", output_len=out, seed=0)
-            res = _sim(hw, WL[r["model"]], "bf16", gpus, gpus, req, b, 8192, stack="vllm")
+            res = _sim(hw, WL[r["model"]], "bf16", gpus, gpus, req, b, 8192, stack=STACKS["mlenergy"])
             name = f"mlenergy {r['model'].split('/')[-1]} {gpus}x{r['gpu']} seqs={b}"
             yield name, "median ITL s", c["median_itl_ms"] / 1000.0, res.get("tpot_p50_s"), res
             yield name, "output tok/s", float(c["output_tokens_per_s"]), res.get("output_tokens_per_s"), res
@@ -113,7 +117,12 @@ def mlenergy_rows(quick: bool):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer requests per row")
+    ap.add_argument("--stacks", choices=("tuned", "fitted"), default="tuned",
+                    help="tuned: every row with the tuned-engine calibration; fitted: TensorRT-LLM rows with the "
+                         "trtllm-bench factor and ML.ENERGY rows with the vllm factor")
     args = ap.parse_args()
+    if args.stacks == "fitted":
+        STACKS.update(trtllm="trtllm-bench", mlenergy="vllm")
     print("| row | metric | measured | simulated | error |")
     print("| --- | --- | ---: | ---: | ---: |")
     errs: dict[str, list[float]] = {"trtllm": [], "mlperf": [], "mlenergy": []}

@@ -57,8 +57,9 @@ def register(app: typer.Typer) -> None:
         slo_tpot: float | None = typer.Option(None, "--slo-tpot", help="TPOT limit in s for --mapping auto"),
         with_uncertainty: bool = typer.Option(False, "--with-uncertainty", help="add P10/P90 bands from the "
                                               "cross-validated errors of cosim validate for this kind of output"),
-        stack: str = typer.Option("tuned", "--stack", help="serving software whose calibrated kernel efficiency "
-                                  "to use: tuned (MLPerf-class engines, the default) | trtllm-bench | vllm"),
+        stack: str = typer.Option("tuned", "--stack", help="serving software whose kernel efficiency, as fitted "
+                                  "on cosim validate's rows, to use: tuned (MLPerf-class engines, the default) | "
+                                  "trtllm-bench | vllm (see reports/validation.md)"),
         fmt: str = typer.Option("table", "--format", help="table | json"),
     ) -> None:
         """Estimate latency, throughput, MFU/MBU, memory per chip and the bottleneck.

@@ -70,8 +70,9 @@ def register(app: typer.Typer) -> None:
                                              "at the mean request lengths; the simulator then runs it)")] = "manual",
         with_uncertainty: Annotated[bool, typer.Option("--with-uncertainty", help="add P10/P90 of the throughput "
                                                        "from cosim validate's cross-validated errors")] = False,
-        stack: Annotated[str, typer.Option("--stack", help="serving software whose calibrated kernel efficiency "
-                                           "to use: tuned (default) | trtllm-bench | vllm")] = "tuned",
+        stack: Annotated[str, typer.Option("--stack", help="serving software whose kernel efficiency, as fitted "
+                                           "on cosim validate's rows, to use: tuned (default) | trtllm-bench | vllm "
+                                           "(see reports/validation.md)")] = "tuned",
         fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
     ) -> None:
         """Simulate serving: replicas, router, scheduler, paged KV cache; TTFT/TPOT/E2E percentiles and goodput.
