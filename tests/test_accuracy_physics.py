@@ -134,3 +134,21 @@ def test_trtllm_kv_pool_is_its_fraction_of_the_memory_left_after_weights():
     # tuned MLPerf harnesses keep only the KV in use: on average ISL + OSL / 2 = 1500 tokens, in 0.9 of free
     assert _trtllm_batch(q.model_copy(update={"stack": "tuned"}), sc) == int(0.9 * free // (80 * 8 * 128 * 2 * 1500))
     assert _trtllm_batch(q.model_copy(update={"stack": "vllm"}), sc) is None
+
+
+def test_server_throughput_falls_as_the_latency_limits_tighten():
+    from cosim.validate.mapping import Query, load_mapping
+    from cosim.validate.predict import predict
+
+    m = load_mapping()
+    q = Query(kind="server_throughput", hardware="h100-sxm", chips=8, workload="llama-2-70b", precision="fp8",
+              tp=2, input_len=400, output_len=300, slo_ttft_s=2.0, slo_tpot_s=0.2)
+    loose, why = predict(q, m)
+    tight, _ = predict(q.model_copy(update={"slo_ttft_s": 0.45, "slo_tpot_s": 0.04}), m)
+    assert why is None and loose > 0
+    assert tight is None or tight <= loose
+    # 4 replicas of TP2: the max-QPS search cannot exceed the offline capacity of the same run by much
+    offline, _ = predict(q.model_copy(update={"kind": "offline_throughput", "slo_ttft_s": None, "slo_tpot_s": None}), m)
+    assert loose <= 1.3 * offline
+    none, reason = predict(q.model_copy(update={"slo_ttft_s": None, "slo_tpot_s": None}), m)
+    assert none is None and "slo" in reason

@@ -72,28 +72,26 @@ _LATENCY_CACHE: dict[tuple, tuple[float, bool]] = {}
 
 
 def _engine_latency(hw_arrays, workload, scenario, phase: str, batch: int, context: int,
-                    hardware=None, stack_scale: float = 1.0) -> tuple[float, bool]:
-    """Engine latency of one step (memoised per hardware, workload, mapping, serving-stack factor and point:
-    specs are frozen)."""
+                    hardware=None, params=None) -> tuple[float, bool]:
+    """Engine latency of one step (memoised per hardware, workload, mapping, engine parameters and point:
+    specs and parameters are frozen; `params` None means the calibrated default of `hardware`)."""
     from cosim.engines.vectorized import evaluate_points
 
     sc = scenario.model_copy(update={"phase": phase, "batch": int(batch), "input_len": int(context),
                                      "output_len": 1})
-    key = (id(hw_arrays), workload.name, sc.model_dump_json(), float(stack_scale))
+    key = (id(hw_arrays), workload.name, sc.model_dump_json(), None if params is None else id(params))
     if key not in _LATENCY_CACHE:
-        params = None
-        if stack_scale != 1.0 and hardware is not None:
-            from cosim.engines.calibration import apply_stack
-            from cosim.engines.efficiency import params_for
-
-            params = apply_stack(params_for(hardware), stack_scale)
         out = evaluate_points(hw_arrays, workload, sc, hardware=hardware, params=params)
         if len(_LATENCY_CACHE) > 100_000:
             _LATENCY_CACHE.clear()
+            _PARAMS_ALIVE.clear()
+        if params is not None:
+            _PARAMS_ALIVE[id(params)] = params  # an id in a key must not be reused while the key lives
         _LATENCY_CACHE[key] = (float(out["latency_s"][0]), bool(out["feasible"][0]))
     return _LATENCY_CACHE[key]
 
 
+_PARAMS_ALIVE: dict[int, object] = {}
 _HWA_CACHE: dict[str, object] = {}
 
 
@@ -112,7 +110,7 @@ def _with(grid: np.ndarray, anchors) -> np.ndarray:
 
 
 def engine_table(hw, workload, scenario, max_tokens: int, max_context: int, anchors=(),
-                 points_per_decade: int = 8, stack_scale: float = 1.0) -> StepTimeTable:
+                 points_per_decade: int = 8, params=None) -> StepTimeTable:
     """Sample the analytical engine into the simulator's three tables (raises ImportError if absent).
 
     `max_context` bounds the total cached tokens one decode iteration reads (max seqs x context).
@@ -120,16 +118,16 @@ def engine_table(hw, workload, scenario, max_tokens: int, max_context: int, anch
     hwa = _hw_arrays(hw)
     dp = scenario.parallelism.dp
     tok = _with(geometric_grid(max_tokens, points_per_decade, include_zero=False), anchors)
-    lin = np.array([_engine_latency(hwa, workload, scenario, "decode", int(n) * dp, 1, hw, stack_scale)[0]
+    lin = np.array([_engine_latency(hwa, workload, scenario, "decode", int(n) * dp, 1, hw, params)[0]
                     for n in tok])
     ctx = geometric_grid(max_context, points_per_decade, include_zero=False)
-    base = _engine_latency(hwa, workload, scenario, "decode", B_REF * dp, 1, hw, stack_scale)[0]
-    dec = np.array([_engine_latency(hwa, workload, scenario, "decode", B_REF * dp, int(c), hw, stack_scale)[0] - base
+    base = _engine_latency(hwa, workload, scenario, "decode", B_REF * dp, 1, hw, params)[0]
+    dec = np.array([_engine_latency(hwa, workload, scenario, "decode", B_REF * dp, int(c), hw, params)[0] - base
                     for c in ctx])
     kv_grid = np.concatenate(([0.0], B_REF * ctx))
     dec = np.concatenate(([0.0], np.maximum(dec, 0.0)))
     plen = _with(geometric_grid(max(max_tokens, 2), points_per_decade, include_zero=False), anchors)
-    pre = np.array([_engine_latency(hwa, workload, scenario, "prefill", dp, int(t), hw, stack_scale)[0]
+    pre = np.array([_engine_latency(hwa, workload, scenario, "prefill", dp, int(t), hw, params)[0]
                     for t in plen])
     lin_at = np.interp(plen, tok, lin)
     pairs = np.concatenate(([0.0], causal_pairs(plen, 0).astype(np.float64)))
@@ -175,7 +173,7 @@ def roofline_table(hw, workload, scenario, max_tokens: int, max_context: int) ->
 
 def replica_model(hw, workload, scenario, *, max_batched_tokens: int, max_context: int,
                   memory_utilization: float, use_engine: bool = True, anchors=(),
-                  stack_scale: float = 1.0) -> ReplicaModel:
+                  params=None) -> ReplicaModel:
     """The step-time table and KV capacity of one replica of `scenario.parallelism` (dp = 1 per replica)."""
     p = scenario.parallelism
     chips = p.tp * p.pp * p.sp
@@ -186,7 +184,7 @@ def replica_model(hw, workload, scenario, *, max_batched_tokens: int, max_contex
     if use_engine:
         try:
             table = engine_table(hw, workload, scenario, max(max_batched_tokens, 2), max(max_context, 2),
-                                 anchors=anchors, stack_scale=stack_scale)
+                                 anchors=anchors, params=params)
             source = "analytical-engine"
         except (ImportError, AttributeError):
             table = None

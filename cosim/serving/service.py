@@ -123,10 +123,10 @@ def serve(hardware, workload, scenario, *, chips: int | None, requests: RequestS
           scheduler: str = "continuous", max_seqs: int | None = None, max_batched_tokens: int | None = None,
           block_size: int | None = None, preemption: str = "recompute", router: str = "least_work",
           slo: Slo | None = None, find_max: bool = False, seed: int = 0, use_engine: bool = True,
-          make_probe_requests=None, timeline: bool = True, stack: str = "tuned") -> dict[str, Any]:
+          make_probe_requests=None, timeline: bool = True, stack: str = "tuned", params=None) -> dict[str, Any]:
     """Simulate serving `requests` on `chips` chips of `hardware` running `workload` mapped by `scenario`;
-    `stack` picks the fitted kernel efficiency of a serving stack (cosim/data/calibration.yaml `stacks`)."""
-    from cosim.engines.calibration import stack_scale
+    `stack` picks the fitted kernel efficiency of a serving stack (cosim/data/calibration.yaml `stacks`),
+    applied to `params` (default: the calibrated engine parameters of `hardware`)."""
     from cosim.serving.adapter import replica_model
     from cosim.specs.loader import load_hardware, load_workload
     from cosim.specs.scenario import Parallelism
@@ -157,7 +157,7 @@ def serve(hardware, workload, scenario, *, chips: int | None, requests: RequestS
         anchors = uniq if len(uniq) <= 4 else [float(np.mean(requests.input_len))]
         rm = replica_model(hw, wl, rep_sc, max_batched_tokens=max_batched_tokens,
                            max_context=max_context * max_seqs, memory_utilization=d["memory_utilization"],
-                           use_engine=use_engine, anchors=anchors, stack_scale=stack_scale(stack))
+                           use_engine=use_engine, anchors=anchors, params=_stack_params(hw, params, stack))
     except CosimInputError as err:
         return empty_result(str(err), replicas)
     if not rm.feasible:
@@ -214,6 +214,18 @@ def serve(hardware, workload, scenario, *, chips: int | None, requests: RequestS
     if timeline:
         res["batch_timeline"] = _downsample_timeline(run)
     return res
+
+
+def _stack_params(hw, params, stack: str):
+    """Engine parameters of the run: `params` (or the calibrated default) with the stack's factor; None when
+    both are defaults, so the step tables share the default cache."""
+    from cosim.engines.calibration import apply_stack, stack_scale
+    from cosim.engines.efficiency import params_for
+
+    scale = stack_scale(stack)
+    if params is None and scale == 1.0:
+        return None
+    return apply_stack(params if params is not None else params_for(hw), scale)
 
 
 def _domain(hw) -> int:

@@ -66,6 +66,8 @@ class Query(BaseModel):
     note: str | None = None
     assumed: str | None = None
     stack: Stack = "tuned"
+    slo_ttft_s: float | None = Field(default=None, gt=0)
+    slo_tpot_s: float | None = Field(default=None, gt=0)
 
 
 class EnergyTask(BaseModel):

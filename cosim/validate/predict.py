@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from cosim.cli.common import build_scenario
 from cosim.validate.mapping import Mapping, Query, lengths
 
@@ -126,6 +128,31 @@ def _offline(q: Query, mapping: Mapping, params):
     return engine_run(q, inp, out, per_replica, params, limit), replicas
 
 
+#: requests in the template of an MLPerf Server/Interactive run (its lengths; arrivals are Poisson at each
+#: probed QPS, as loadgen issues them)
+SERVER_REQUESTS = 1500
+
+
+def _server_throughput(q: Query, mapping: Mapping, params) -> tuple[float | None, str | None]:
+    """Output tokens/s at the highest Poisson QPS whose p99 TTFT and TPOT meet the row's limits, from the
+    serving simulator (continuous batching, paged KV cache) over all replicas."""
+    from cosim.serving.metrics import Slo
+    from cosim.serving.service import make_requests, serve
+
+    if q.slo_ttft_s is None and q.slo_tpot_s is None:
+        return None, "a server row needs slo_ttft_s or slo_tpot_s in the mapping"
+    inp, out = lengths(q, mapping)
+    req = make_requests(offline=True, num_requests=SERVER_REQUESTS, qps=None, duration_s=None,
+                        input_len=str(inp), output_len=str(out))
+    sc = _scenario(q, "generate", 1, inp, out)
+    res = serve(q.hardware, q.workload, sc, chips=q.chips, requests=req, find_max=True, timeline=False,
+                slo=Slo(ttft_s=q.slo_ttft_s, tpot_s=q.slo_tpot_s),
+                stack=q.stack if params is None else "tuned", params=params)  # given params carry their stack
+    if not res.get("feasible") or not res.get("max_qps_at_slo"):
+        return None, res.get("reason") or "no QPS meets the latency limits"
+    return float(res["max_qps_at_slo"]) * float(np.mean(req.output_len)), None
+
+
 def predict(q: Query, mapping: Mapping, params=None) -> tuple[float | None, str | None]:
     """(predicted value in the row's unit, or None, and the reason when None)."""
     from cosim.engines.estimate import estimate
@@ -143,6 +170,8 @@ def predict(q: Query, mapping: Mapping, params=None) -> tuple[float | None, str 
         if not res.feasible or res.energy_j_per_token is None:
             return None, res.reason or "no energy"
         return res.energy_j_per_token, None
+    if q.kind == "server_throughput":
+        return _server_throughput(q, mapping, params)
     if q.kind == "per_user_decode":
         inp, out = lengths(q, mapping)
         sc = _scenario(q, "decode", 1, inp + out // 2, 1)

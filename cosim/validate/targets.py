@@ -22,7 +22,8 @@ class Target:
     worst_abs_error: float | None
 
     def select(self, t: pd.DataFrame) -> pd.Series:
-        high = (t["metric"].isin(["offline_throughput", "per_user_decode"]) & (t["reliability"] == "high")
+        high = (t["metric"].isin(["offline_throughput", "server_throughput", "per_user_decode"])
+                & (t["reliability"] == "high")
                 & t["source_class"].isin(HIGH_RELIABILITY_SOURCES))
         if self.name == "high-reliability throughput":
             return high
