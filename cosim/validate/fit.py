@@ -90,6 +90,7 @@ class JointModel:
 
     def __init__(self, table: pd.DataFrame):
         self.table = table
+        self._last: tuple[np.ndarray, np.ndarray] | None = None  # (theta, log errors) of the last evaluation
         self.gens = [g for g in GENERATIONS if (table["generation"] == g).any()]
         self.stacks = [s for s in PERF_STACKS if (table["stack"] == s).any()]
         k = len(PARAMS)
@@ -131,7 +132,7 @@ class JointModel:
 
     def jacobian(self, theta: np.ndarray) -> np.ndarray:
         """Forward differences, re-predicting only the rows each parameter moves."""
-        if getattr(self, "_last", None) is None or not np.array_equal(self._last[0], theta):
+        if self._last is None or not np.array_equal(self._last[0], theta):
             self.residuals(theta)
         base = self._last[1]
         n = len(self.table)
