@@ -162,3 +162,26 @@ def test_target_table_scores_each_group_by_hand():
     assert not t.loc["video generation time", "met"]
     info = t.loc["high-reliability throughput, fully specified queries"]
     assert info["count"] == 1 and info["cv_median_abs_error"] == pytest.approx(0.05) and info["met"] is None
+
+
+def test_joint_fit_jacobian_moves_only_each_parameters_rows():
+    from cosim.validate.fit import PARAMS, JointModel, generation_of
+    from cosim.validate.runner import base_table, query_for
+
+    ids = ["trtllm-perf-llama3.1-8b-h100-tp1-128-128", "mlperf-v4.1-h100x8-llama2-offline"]
+    table = base_table(ids=ids)
+    table["generation"] = [generation_of(h) for h in table["hardware"]]
+    table["stack"] = [query_for(i).stack for i in table["id"]]
+    model = JointModel(table)
+    assert model.gens == ["nvidia-hopper"] and model.stacks == ["trtllm-bench"]
+    assert model.n_theta == len(PARAMS) + 1 + 1  # 5 Hopper scales, one stack factor, the MoE share
+    theta = np.zeros(model.n_theta)
+    theta[-1] = -0.05
+    jac = model.jacobian(theta)
+    n = len(table)
+    assert jac.shape == (n + model.n_theta, model.n_theta)
+    stack_col = len(PARAMS)
+    trt = int(np.flatnonzero(table["stack"].to_numpy() == "trtllm-bench")[0])
+    assert jac[1 - trt, stack_col] == 0.0 and jac[trt, stack_col] > 0  # a faster stack raises predictions
+    assert np.all(jac[:n, -1] == 0.0)  # no MoE row: the grouped-GEMM share moves nothing
+    assert np.allclose(np.diag(jac[n:]), 1.0 / model.sigma)  # the prior rows
