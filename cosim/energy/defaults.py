@@ -51,11 +51,6 @@ def fma_energy_45nm_j(precision: str) -> float:
     return float(table[precision]["value"]) * PJ
 
 
-def flop_energy_45nm_j_array() -> np.ndarray:
-    """Datapath energy per FLOP at 45 nm for each of `PRECISIONS`, in J/FLOP (FMA energy / 2)."""
-    return np.array([fma_energy_45nm_j(p) / 2.0 for p in PRECISIONS], dtype=np.float64)
-
-
 def operand_bits(precision: str) -> float:
     """Storage bits of one operand in `precision` (energy_defaults.yaml `operand_bits`)."""
     return float(load_defaults()["operand_bits"][precision])
