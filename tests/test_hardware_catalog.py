@@ -81,10 +81,12 @@ SPOT_CHECKS = [
     ("h100-sxm", "bf16", 989.4 * T), ("h100-sxm", "hbm_bw", 3.35e12), ("h100-sxm", "tdp", 700.0),
     # NVIDIA A100 datasheet, 80GB SXM: 2,039 GB/s; BF16 312 TFLOPS dense; 400 W.
     ("a100-sxm-80gb", "hbm_bw", 2.039e12), ("a100-sxm-80gb", "bf16", 312 * T), ("a100-sxm-80gb", "mem", 80 * G),
-    # NVIDIA H200 datasheet: 141 GB HBM3e at 4.8 TB/s.
-    ("h200-sxm", "mem", 141 * G), ("h200-sxm", "hbm_bw", 4.8e12),
-    # NVIDIA HGX B200 table: FP4 18 PF with sparsity -> 9 PF dense; 180 GB.
-    ("b200", "fp4", 9e15), ("b200", "mem", 180 * G),
+    # NVIDIA H200 datasheet: 4.8 TB/s; nvidia-smi memory.total 143771 MiB (the datasheet's "141 GB").
+    ("h200-sxm", "mem", 143771 * 2**20), ("h200-sxm", "hbm_bw", 4.8e12),
+    # nvidia-smi memory.total of H100 80GB HBM3: 81559 MiB (80 GiB less the driver's reserve).
+    ("h100-sxm", "mem", 81559 * 2**20),
+    # NVIDIA HGX B200 table: FP4 18 PF with sparsity -> 9 PF dense; nvidia-smi: 183359 MiB (the table's "180 GB").
+    ("b200", "fp4", 9e15), ("b200", "mem", 183359 * 2**20),
     # NVIDIA GB200 NVL72 table: 72-GPU NVLink domain, 1.8 TB/s bidirectional per GPU.
     ("gb200-nvl72", "domain", 72), ("gb200-nvl72", "link_bw", 900 * G),
     # AMD MI300X: 192 GB HBM3 at 5.3 TB/s, 1307.4 TFLOPS BF16 dense (ROCm MI300 peak table).
