@@ -37,10 +37,12 @@ def _yaml(family: str) -> dict:
     return yaml.safe_load((DATA_DIR / "efficiency" / f"{family}.yaml").read_text())
 
 
-def _curve(flops: float) -> float:
+def _curve(flops: float, peak: float = 989.4e12) -> float:
+    """The family's size curve, read (as the yaml states) at the FLOPs 800 TFLOP/s does in the op's time at `peak`."""
     fam = _yaml("nvidia-gpu")
     xs = np.log10([float(x) for x in fam["size_curve"]["flops"]])
-    return float(np.interp(np.log10(flops), xs, fam["size_curve"]["multiplier"]))
+    assert fam["size_curve"]["reference_flops_per_s"] == "800 TFLOPS"
+    return float(np.interp(np.log10(flops * 800e12 / peak), xs, fam["size_curve"]["multiplier"]))
 
 
 def _ops(params: EngineParams) -> dict:

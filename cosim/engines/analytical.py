@@ -54,9 +54,9 @@ I_KIND, I_PREC, I_FUSED, I_COMMK, I_STAGE = range(len(OPI))
 PRM = ("launch_overhead_s", "step_overhead_s", "comm_overlap_fraction", "dp_overlap_fraction",
        "memory_fraction", "onchip_activation_fraction", "onchip_weight_fraction", "memory_reserve_fraction",
        "min_tile_m", "min_tile_n", "split_k", "footprint_bytes", "weight_footprint_bytes", "fwd_mult",
-       "comm_mult", "extra_memory_bytes", "link_fraction", "grouped_gemm_scale")
+       "comm_mult", "extra_memory_bytes", "link_fraction", "grouped_gemm_scale", "curve_reference_flops_per_s")
 (P_LAUNCH, P_STEP, P_OVL, P_DPOVL, P_MEMF, P_ACTF, P_WF, P_RESERVE, P_MINM, P_MINN, P_SPLITK, P_FOOT,
- P_WFOOT, P_FWD, P_COMMM, P_EXTRA, P_LINKF, P_GROUPED) = range(len(PRM))
+ P_WFOOT, P_FWD, P_COMMM, P_EXTRA, P_LINKF, P_GROUPED, P_CURVEREF) = range(len(PRM))
 
 # per-point outputs
 OUT = ("step_time_s", "compute_s", "memory_s", "network_s", "overhead_s", "bottleneck", "bytes_main_memory",
@@ -142,6 +142,17 @@ def _size_mult(flops, eff):
 
 
 @njit(cache=True, inline="always")
+def _size_key(padded_flops, peak, prm):
+    """Where the size curve is read: the padded FLOPs, or, when the family keys its curve by time
+    (`curve_reference_flops_per_s` > 0), the FLOPs the reference rate does in the op's time at `peak`,
+    so a fixed kernel overhead costs the same share on a 4x faster datapath as on the reference one."""
+    ref = prm[P_CURVEREF]
+    if ref > 0.0 and peak > 0.0:
+        return padded_flops * ref / peak
+    return padded_flops
+
+
+@njit(cache=True, inline="always")
 def _quant_eff(i, j, tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arrays, opf, opi, prm):
     """Tile/wave quantisation of a GEMM or attention op on point i (1 for other kinds)."""
     kind = opi[I_KIND, j]
@@ -164,13 +175,15 @@ def _quant_eff(i, j, tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arra
 
 
 @njit(cache=True)
-def quant_kernel(tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arrays, opf, opi, prm, eff):
-    """Quantisation efficiency and size multiplier of every op on point 0 (all points share the tiles)."""
+def quant_kernel(tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arrays, peak, opf, opi, prm, eff):
+    """Quantisation efficiency and size multiplier of every op on point 0 (all points share the tiles
+    and peaks)."""
     q = np.empty(opf.shape[1])
     size = np.empty(opf.shape[1])
     for j in range(opf.shape[1]):
         q[j] = _quant_eff(0, j, tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arrays, opf, opi, prm)
-        size[j] = _size_mult(opf[F_FLOPS, j] / q[j], eff) if opf[F_FLOPS, j] > 0.0 else 1.0
+        key = _size_key(opf[F_FLOPS, j] / q[j], peak[0, opi[I_PREC, j]], prm)
+        size[j] = _size_mult(key, eff) if opf[F_FLOPS, j] > 0.0 else 1.0
     return q, size
 
 
@@ -197,7 +210,7 @@ def _op_cost(i, j, peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_co
             size = opf[F_SIZE, j]
             if q < 0.0:
                 q = _quant_eff(i, j, tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arrays, opf, opi, prm)
-                size = _size_mult(flops / q, cfrac)
+                size = _size_mult(_size_key(flops / q, peak[i, prec], prm), cfrac)
             frac = cfrac[E_ATT + prec] if kind == KIND_ATTN else cfrac[prec]
             if kind == KIND_GROUPED:
                 frac *= prm[P_GROUPED]
@@ -396,6 +409,7 @@ def pack_params(params, *, footprint_bytes: float, weight_footprint_bytes: float
         "footprint_bytes": footprint_bytes, "weight_footprint_bytes": weight_footprint_bytes,
         "fwd_mult": fwd_mult, "comm_mult": comm_mult, "extra_memory_bytes": extra_memory_bytes,
         "link_fraction": params.link_fraction, "grouped_gemm_scale": params.grouped_gemm_scale,
+        "curve_reference_flops_per_s": params.curve_reference_flops_per_s or 0.0,
     }
     return np.array([float(values[k]) for k in PRM], dtype=np.float64)
 
@@ -439,13 +453,16 @@ def eff_vector(params) -> np.ndarray:
 
 def precompute_quantisation(args: tuple, opf: np.ndarray, opi: np.ndarray, prm: np.ndarray,
                             eff: np.ndarray) -> np.ndarray:
-    """When every point shares the tile/unit/array columns, fill `quant_eff` and `size_mult` once
-    (the size curve is read at the padded FLOPs, flops / quantisation efficiency); else leave -1."""
+    """When every point shares the tile/unit/array and peak columns, fill `quant_eff` and `size_mult` once
+    (the size curve is read at the padded FLOPs, flops / quantisation efficiency, or at their time at
+    peak, see `_size_key`); else leave -1 for the kernel to compute per point."""
     tiles = [args[k] for k in _TILE_ARGS]
-    if len(tiles[0]) == 0 or opf.shape[1] == 0 or any(np.ptp(t) != 0 for t in tiles):
+    peak = args[0]
+    if (len(tiles[0]) == 0 or opf.shape[1] == 0 or any(np.ptp(t) != 0 for t in tiles)
+            or np.any(np.ptp(peak, axis=0) != 0)):
         return opf
     opf = opf.copy()
-    opf[F_QEFF], opf[F_SIZE] = quant_kernel(*tiles, opf, opi, prm, eff)
+    opf[F_QEFF], opf[F_SIZE] = quant_kernel(*tiles, peak, opf, opi, prm, eff)
     return opf
 
 

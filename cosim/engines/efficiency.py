@@ -21,6 +21,7 @@ import yaml
 
 from cosim.errors import CosimInputError
 from cosim.specs.hardware import PRECISIONS, Hardware
+from cosim.specs.units import parse_quantity
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 FAMILIES = ("nvidia-gpu", "amd-gpu", "tpu", "asic-default")
@@ -54,6 +55,10 @@ class EngineParams:
     # MoE grouped GEMMs (routing, token permutation, per-expert tile scheduling) reach this share of the
     # dense GEMM fraction; 1 in first principles, fitted across generations by cosim validate --calibrate
     grouped_gemm_scale: float = 1.0
+    # when set, the size curve is keyed by time: an op is read at the FLOPs this rate does in the time the
+    # op takes at its own precision's peak (a kernel's fixed prologue/epilogue is time, not work); None:
+    # keyed by FLOPs
+    curve_reference_flops_per_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.attention_fraction is None:  # a family without attention data: attention runs like GEMMs
@@ -134,6 +139,8 @@ def engine_params(family: str) -> EngineParams:
         memory_fraction=float(_value(fam["memory_fraction"])),
         curve_log10_flops=np.log10(flops),
         curve_multiplier=mult,
+        curve_reference_flops_per_s=(parse_quantity(curve["reference_flops_per_s"], "flops_per_s")
+                                     if curve.get("reference_flops_per_s") is not None else None),
         min_tile_m=float(_value(fam["min_tile_m"])),
         min_tile_n=float(_value(fam["min_tile_n"])),
         split_k=bool(fam.get("split_k", True)),

@@ -79,8 +79,11 @@ def op_cost(hw: dict, op: dict, prm: dict, params) -> dict:
                                       hw["tile_k"], hw["compute_units"], hw["systolic_rows"],
                                       hw["systolic_cols"], hw["_systolic_arrays"], prm["min_tile_m"],
                                       prm["min_tile_n"], prm["split_k"] > 0)
-            # the size curve is read at the padded work
-            size = float(np.interp(math.log10(op["flops"] / eff), params.curve_log10_flops, params.curve_multiplier))
+            # the size curve is read at the padded work, or at its time at peak in reference-rate FLOPs
+            key = op["flops"] / eff
+            if params.curve_reference_flops_per_s and hw["peak"][op["precision"]] > 0:
+                key *= params.curve_reference_flops_per_s / hw["peak"][op["precision"]]
+            size = float(np.interp(math.log10(key), params.curve_log10_flops, params.curve_multiplier))
             fractions = params.attention_fraction if op["kind"] == A.KIND_ATTN else params.compute_fraction
             frac = fractions[op["precision"]] * (params.grouped_gemm_scale if op["kind"] == A.KIND_GROUPED else 1.0)
             rate = hw["peak"][op["precision"]] * frac * size * eff
