@@ -185,3 +185,20 @@ def test_joint_fit_jacobian_moves_only_each_parameters_rows():
     assert jac[1 - trt, stack_col] == 0.0 and jac[trt, stack_col] > 0  # a faster stack raises predictions
     assert np.all(jac[:n, -1] == 0.0)  # no MoE row: the grouped-GEMM share moves nothing
     assert np.allclose(np.diag(jac[n:]), 1.0 / model.sigma)  # the prior rows
+
+
+def test_ml_energy_speed_is_scored_only_where_max_num_seqs_set_the_batch():
+    # Llama-3.1-405B on 8 B200 at max_num_seqs 4096: 4096 sequences of ~370 + 185 tokens need
+    # 4096 x 555 x 516 KB (126 layers x 8 KV heads x 128 x 2 x 2 B) = 1.17 TB of KV, more than the ~0.57 TB
+    # left within 90% of 8 x 192 GB after 810 GB of weights, so the KV cache sets the batch and the row's
+    # speed is not scored;
+    # at max_num_seqs 8 the batch is the row's and its speed is.
+    from cosim.validate.fit import _ml_energy_predictions
+    from cosim.validate.runner import base_table
+
+    ids = ["mlenergy-meta-llama-llama-3.1-405b-instruct-lm-arena-chat-b200x8-maxbatch",
+           "mlenergy-meta-llama-llama-3.1-405b-instruct-lm-arena-chat-b200x8-batch8"]
+    sub = base_table(ids=ids).set_index("id").loc[ids].reset_index()
+    energy, speed = _ml_energy_predictions(sub, {}, {}, 1.0)
+    assert np.all(np.isfinite(energy)) and np.all(energy > 0)
+    assert np.isnan(speed[0]) and np.isfinite(speed[1]) and speed[1] > 0

@@ -186,7 +186,9 @@ def fit_joint(table: pd.DataFrame, verbose: bool = True) -> tuple[JointModel, np
 
 def _ml_energy_predictions(sub: pd.DataFrame, thetas: dict[str, np.ndarray], stacks: dict[str, float],
                            grouped: float) -> tuple[np.ndarray, np.ndarray]:
-    """(energy per output token, output tokens/s) predicted for each ML.ENERGY row of `sub`."""
+    """(energy per output token, output tokens/s) predicted for each ML.ENERGY row of `sub`; the speed is
+    NaN where the engine's KV cache, not the row's max_num_seqs, set the batch (that speed also carries
+    the assumed prompt lengths, so it says little about the kernels)."""
     from cosim.engines.calibration import apply_stack
     from cosim.specs.loader import load_hardware
     from cosim.validate.predict import engine_run
@@ -201,7 +203,8 @@ def _ml_energy_predictions(sub: pd.DataFrame, thetas: dict[str, np.ndarray], sta
         res = engine_run(q, q.input_len or 1, q.output_len or 1, q.tp * q.pp * q.sp, params, q.batch or 1)
         if res.feasible:
             energy[i] = res.energy_j_per_token if res.energy_j_per_token is not None else np.nan
-            tput[i] = res.throughput_tokens_per_s or np.nan
+            if res.batch == (q.batch or 1):
+                tput[i] = res.throughput_tokens_per_s or np.nan
     return energy, tput
 
 
