@@ -210,6 +210,7 @@ def _op_cost(i, j, peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_co
             size = opf[F_SIZE, j]
             if q < 0.0:
                 q = _quant_eff(i, j, tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arrays, opf, opi, prm)
+            if size < 0.0:
                 size = _size_mult(_size_key(flops / q, peak[i, prec], prm), cfrac)
             frac = cfrac[E_ATT + prec] if kind == KIND_ATTN else cfrac[prec]
             if kind == KIND_GROUPED:
@@ -453,16 +454,18 @@ def eff_vector(params) -> np.ndarray:
 
 def precompute_quantisation(args: tuple, opf: np.ndarray, opi: np.ndarray, prm: np.ndarray,
                             eff: np.ndarray) -> np.ndarray:
-    """When every point shares the tile/unit/array and peak columns, fill `quant_eff` and `size_mult` once
-    (the size curve is read at the padded FLOPs, flops / quantisation efficiency, or at their time at
-    peak, see `_size_key`); else leave -1 for the kernel to compute per point."""
+    """When every point shares the tile/unit/array columns, fill `quant_eff` once, and `size_mult` too
+    when they also share the peaks (the size curve is read at the padded FLOPs, flops / quantisation
+    efficiency, or at their time at peak, see `_size_key`); what is left at -1 the kernel computes per
+    point."""
     tiles = [args[k] for k in _TILE_ARGS]
     peak = args[0]
-    if (len(tiles[0]) == 0 or opf.shape[1] == 0 or any(np.ptp(t) != 0 for t in tiles)
-            or np.any(np.ptp(peak, axis=0) != 0)):
+    if len(tiles[0]) == 0 or opf.shape[1] == 0 or any(np.ptp(t) != 0 for t in tiles):
         return opf
     opf = opf.copy()
     opf[F_QEFF], opf[F_SIZE] = quant_kernel(*tiles, peak, opf, opi, prm, eff)
+    if np.any(np.ptp(peak, axis=0) != 0) and prm[P_CURVEREF] > 0.0:
+        opf[F_SIZE] = -1.0  # the size key depends on each point's peak
     return opf
 
 
