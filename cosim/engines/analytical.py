@@ -176,8 +176,8 @@ def _quant_eff(i, j, tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arra
 
 @njit(cache=True)
 def quant_kernel(tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arrays, peak, opf, opi, prm, eff):
-    """Quantisation efficiency and size multiplier of every op on point 0 (all points share the tiles
-    and peaks)."""
+    """Quantisation efficiency and size multiplier of every op on point 0 (the caller keeps the multiplier
+    only when every point shares point 0's peaks)."""
     q = np.empty(opf.shape[1])
     size = np.empty(opf.shape[1])
     for j in range(opf.shape[1]):

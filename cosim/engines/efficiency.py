@@ -184,12 +184,3 @@ def params_for(hw: Hardware, calibrated: bool = True, **overrides) -> EnginePara
     if att is not None and "attention_fraction" not in overrides:
         overrides = {**overrides, "attention_fraction": att}
     return p.with_overrides(**overrides) if overrides else p
-
-
-def size_multiplier(flops: np.ndarray, params: EngineParams) -> np.ndarray:
-    """Size-curve multiplier per op (log-linear interpolation, clamped at the table ends); 1 for 0 FLOPs."""
-    flops = np.asarray(flops, dtype=np.float64)
-    out = np.ones_like(flops)
-    pos = flops > 0
-    out[pos] = np.interp(np.log10(flops[pos]), params.curve_log10_flops, params.curve_multiplier)
-    return out
