@@ -152,3 +152,58 @@ def test_server_throughput_falls_as_the_latency_limits_tighten():
     assert loose <= 1.3 * offline
     none, reason = predict(q.model_copy(update={"slo_ttft_s": None, "slo_tpot_s": None}), m)
     assert none is None and "slo" in reason
+
+
+def test_tuned_harness_holds_the_length_biased_kv_of_spread_outputs():
+    """With output CV c, a running sequence holds ISL + OSL (1 + c²) / 2 tokens on average (inspection
+    paradox: a request is in flight for as many steps as it generates)."""
+    from cosim.engines.memory import footprint
+    from cosim.validate.mapping import Query
+    from cosim.validate.predict import _trtllm_batch
+
+    q = Query(kind="offline_throughput", hardware="h200-sxm", chips=1, workload="llama-3.3-70b", precision="fp8",
+              input_len=1000, output_len=1000, stack="tuned")
+    sc = build_scenario(phase="generate", input_len=1000, output_len=1000, precision="fp8", output_len_cv=1.0)
+    assert sc.decode_span == 2000  # 1000 x (1 + 1²)
+
+    weights = footprint(load_workload("llama-3.3-70b"), sc, 1).weights
+    free = load_hardware("h200-sxm").main_memory.capacity_bytes.value - weights
+    # 1000 + 2000 / 2 = 2000 tokens per running sequence (not 1500), 160 KiB each, in 0.9 of the free memory
+    assert _trtllm_batch(q, sc) == int(0.9 * free // (80 * 8 * 128 * 2 * 2000))
+
+
+def test_spread_outputs_lengthen_the_decode_contexts_but_not_the_token_count():
+    from cosim.engines.estimate import estimate
+
+    fixed = build_scenario(phase="generate", batch=64, input_len=2000, output_len=500, precision="fp8")
+    spread = build_scenario(phase="generate", batch=64, input_len=2000, output_len=500, precision="fp8",
+                            output_len_cv=1.0)
+    a = estimate("h100-sxm", "llama-3.1-8b", fixed, chips=1)
+    b = estimate("h100-sxm", "llama-3.1-8b", spread, chips=1)
+    assert a.ttft_s == pytest.approx(b.ttft_s, rel=1e-9)  # the same prompts
+    # decode contexts now average 2000 + 1000 / 2 instead of 2000 + 500 / 2: more KV read per step
+    assert b.tpot_s > a.tpot_s
+    decode_a = a.breakdown[a.breakdown.graph.str.startswith("decode@")].graph.unique()
+    decode_b = b.breakdown[b.breakdown.graph.str.startswith("decode@")].graph.unique()
+    assert max(int(g.split("@")[1]) for g in decode_a) <= 2499
+    assert max(int(g.split("@")[1]) for g in decode_b) > 2500
+
+
+@pytest.mark.parametrize(("dist", "expected"), [
+    (("fixed", 300.0, 0.0, 0.0), 0.0),
+    (("uniform", 100.0, 300.0, 0.0), 200.0 / np.sqrt(12.0) / 200.0),
+    (("lognormal", 300.0, 0.8, 0.0), np.sqrt(np.expm1(0.64))),
+])
+def test_length_spread_closed_forms(dist, expected):
+    from cosim.serving.requests import LengthDist
+
+    assert LengthDist(*dist).cv == pytest.approx(expected, rel=1e-9)
+
+
+def test_capped_lognormal_spread_matches_a_large_sample():
+    from cosim.serving.requests import LengthDist
+
+    d = LengthDist("lognormal", 294.45, 0.8, 1024.0)
+    x = d.sample(2_000_000, np.random.default_rng(3)).astype(float)
+    assert d.cv == pytest.approx(x.std() / x.mean(), rel=0.01)
+    assert d.cv < np.sqrt(np.expm1(0.64))  # the cap trims the tail

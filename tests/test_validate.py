@@ -202,3 +202,16 @@ def test_ml_energy_speed_is_scored_only_where_max_num_seqs_set_the_batch():
     energy, speed = _ml_energy_predictions(sub, {}, {}, 1.0)
     assert np.all(np.isfinite(energy)) and np.all(energy > 0)
     assert np.isnan(speed[0]) and np.isfinite(speed[1]) and speed[1] > 0
+
+
+def test_unknown_output_dataset_of_a_profile_is_an_error_naming_it(tmp_path):
+    import yaml
+
+    from cosim.validate.mapping import MAPPING_PATH, load_mapping
+
+    data = yaml.safe_load(MAPPING_PATH.read_text())
+    data["profiles"]["mlperf-llama2-openorca"]["output_dataset"] = "no-such-dataset"
+    p = tmp_path / "mapping.yaml"
+    p.write_text(yaml.safe_dump(data))
+    with pytest.raises(CosimInputError, match="mlperf-llama2-openorca.*no-such-dataset"):
+        load_mapping(str(p))

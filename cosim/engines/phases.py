@@ -9,7 +9,8 @@ Every function works on N design points at once (arrays in, arrays out). Convent
 - decode: one step at context `input_len`; TPOT = latency; throughput = output tokens per second.
 - generate: TTFT = prefill; TPOT = mean decode step over the growing context input_len ...
   input_len + output_len - 1, integrated by Gauss-Legendre quadrature (the step time is piecewise
-  linear in the context, `generate_context_samples` nodes); latency = TTFT + (output_len - 1) x TPOT;
+  linear in the context, `generate_context_samples` nodes); with spread output lengths
+  (`output_len_cv`) the contexts reach input_len + `decode_span`, as a length-biased running batch does; latency = TTFT + (output_len - 1) x TPOT;
   throughput = batch x output_len / latency (static batching, as a batch of requests).
 - train: `scenario.batch` is the GLOBAL batch in sequences (all DP replicas together); each DP replica
   runs batch / dp sequences of `input_len` tokens per step, as ceil(local / microbatch) micro-batches
@@ -167,7 +168,7 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
         pre = run("prefill", build.prefill_graph(workload, scenario))
         ttft = pp * pre["step_time_s"]
         nodes = int(load_engine_defaults()["generate_context_samples"]["value"])
-        ctxs, wts = gauss_legendre_contexts(scenario.input_len, scenario.output_len, nodes)
+        ctxs, wts = gauss_legendre_contexts(scenario.input_len, scenario.decode_span, nodes)
         steps = scenario.output_len - 1
         agg = {k: np.zeros(len(hw)) for k in ("step_time_s", "compute_s", "memory_s", "network_s", "overhead_s",
                                                "bytes_main_memory", "bytes_onchip", "comm_bytes_scale_up",

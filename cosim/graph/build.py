@@ -109,8 +109,9 @@ def video_graph(workload: VideoDiT, scenario: Scenario) -> OpTable:
 
 
 def generate_context(scenario: Scenario) -> int:
-    """The representative decode context of `generate`: input_len + output_len // 2."""
-    return scenario.input_len + scenario.output_len // 2
+    """The representative decode context of `generate`: input_len + decode_span // 2 (output_len // 2
+    when every request generates the same number of tokens)."""
+    return scenario.input_len + scenario.decode_span // 2
 
 
 def _prefixed(table: OpTable, prefix: str) -> OpTable:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,35 @@ class LengthDist:
         if self.kind == "uniform":
             return 0.5 * (self.a + self.b)
         return float(self.a)
+
+    @property
+    def cv(self) -> float:
+        """Coefficient of variation (std / mean) of the lengths, in closed form (rounding ignored); a
+        capped lognormal is min(X, cap), whose moments are E[min(X, c)^k] = e^(k mu + k² sigma² / 2)
+        Phi(z - k sigma) + c^k (1 - Phi(z)), z = (ln c - mu) / sigma."""
+        if self.kind == "fixed":
+            return 0.0
+        if self.kind == "uniform":
+            return (self.b - self.a) / math.sqrt(12.0) / max(self.mean, 1e-12)
+        if self.kind != "lognormal":
+            raise CosimInputError(f"length distribution '{self.kind}' has no closed-form spread")
+        sigma = self.b
+        if self.cap <= 0:
+            return math.sqrt(math.expm1(sigma * sigma))
+        mu = math.log(self.a) - 0.5 * sigma * sigma
+        z = (math.log(self.cap) - mu) / sigma
+
+        def phi(x: float) -> float:
+            return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+        m1 = math.exp(mu + 0.5 * sigma ** 2) * phi(z - sigma) + self.cap * (1.0 - phi(z))
+        m2 = math.exp(2.0 * mu + 2.0 * sigma ** 2) * phi(z - 2.0 * sigma) + self.cap ** 2 * (1.0 - phi(z))
+        return math.sqrt(max(m2 / (m1 * m1) - 1.0, 0.0))
+
+
+def profile_length(name: str, side: str) -> LengthDist:
+    """The `side` ('input' or 'output') length distribution of dataset profile `name`."""
+    return _profile_dist(name, side)
 
 
 @dataclass(frozen=True)

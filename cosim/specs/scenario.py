@@ -50,6 +50,9 @@ class Scenario(BaseModel):
     batch: int = Field(default=1, gt=0)
     input_len: int = Field(default=1024, gt=0, description="prompt tokens (context for decode)")
     output_len: int = Field(default=128, gt=0, description="generated tokens (generate)")
+    output_len_cv: float = Field(
+        default=0.0, ge=0.0,
+        description="coefficient of variation of the output lengths of a continuous batch's requests (generate)")
     # video
     frames: int | None = Field(default=None, gt=0)
     height: int | None = Field(default=None, gt=0)
@@ -73,6 +76,16 @@ class Scenario(BaseModel):
         if self.phase == "train" and self.parallelism.sp > 1 and self.parallelism.sp_kind not in ("ulysses", "ring"):
             raise ValueError("unknown sp_kind")
         return self
+
+    @property
+    def decode_span(self) -> int:
+        """Tokens over which a generate run's decode contexts spread past input_len: output_len x (1 + CV²).
+
+        A running batch is length-biased when output lengths vary (a request stays in flight for as many
+        steps as it generates), so an output token's mean context is input_len + E[L²] / (2 E[L]), not
+        input_len + E[L] / 2; with fixed lengths (CV 0) the span is output_len.
+        """
+        return max(1, round(self.output_len * (1.0 + self.output_len_cv ** 2)))
 
     @property
     def compute_precision(self) -> str:

@@ -34,6 +34,9 @@ class Profile(BaseModel):
     output_len: float = Field(gt=0)
     input_source: str
     output_source: str
+    #: dataset profile (cosim/data/dataset_profiles.yaml) whose output-length distribution gives the
+    #: spread of the outputs; None: every request generates output_len tokens
+    output_dataset: str | None = None
 
 
 class Query(BaseModel):
@@ -122,6 +125,13 @@ def load_mapping(path: str | None = None) -> Mapping:
         row = loc[1] if len(loc) > 1 and loc[0] == "rows" else None
         msg = f"row '{row}': {first['msg']}" if row else first["msg"]
         raise CosimInputError(msg, file=str(p), field=".".join(loc[2:] if row else loc)) from None
+    from cosim.serving.requests import load_profiles
+
+    datasets = load_profiles()["profiles"]
+    for name, prof in mapping.profiles.items():
+        if prof.output_dataset is not None and prof.output_dataset not in datasets:
+            raise CosimInputError(f"profile '{name}': unknown output_dataset '{prof.output_dataset}'; known: "
+                                  f"{', '.join(sorted(datasets))}", file=str(p), field="output_dataset")
     for row_id, q in mapping.rows.items():
         if q.profile and q.profile not in mapping.profiles:
             raise CosimInputError(f"row '{row_id}': unknown profile '{q.profile}'", file=str(p), field="profile")
@@ -137,6 +147,16 @@ def lengths(query: Query, mapping: Mapping) -> tuple[int, int]:
         prof = mapping.profiles[query.profile]
         return round(prof.input_len), round(prof.output_len)
     return int(query.input_len or 1), int(query.output_len or 1)
+
+
+def output_cv(query: Query, mapping: Mapping) -> float:
+    """Coefficient of variation of a query's output lengths (0 unless its profile names a dataset)."""
+    from cosim.serving.requests import profile_length
+
+    prof = mapping.profiles.get(query.profile) if query.profile else None
+    if prof is None or prof.output_dataset is None:
+        return 0.0
+    return profile_length(prof.output_dataset, "output").cv
 
 
 def energy_queries(mapping: Mapping | None = None) -> tuple[dict[str, Query], dict[str, str]]:

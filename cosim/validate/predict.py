@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from cosim.cli.common import build_scenario
-from cosim.validate.mapping import Mapping, Query, lengths
+from cosim.validate.mapping import Mapping, Query, lengths, output_cv
 
 #: Sequence cap of the serving engine when the row does not state one: trtllm-bench sizes the batch
 #: from the KV-cache capacity and caps it at 4096 (NVIDIA/TensorRT-LLM tensorrt_llm/bench/build/tuning.py,
@@ -38,9 +38,10 @@ TRTLLM_RESERVES_OUTPUT = {"trtllm-bench": True, "tuned": False}
 
 
 def _scenario(q: Query, phase: str, batch: int = 1, input_len: int = 1, output_len: int = 1,
-              recompute: str = "selective"):
+              recompute: str = "selective", output_len_cv: float = 0.0):
     return build_scenario(
-        phase=phase, batch=batch, input_len=input_len, output_len=output_len, frames=q.frames,
+        phase=phase, batch=batch, input_len=input_len, output_len=output_len, output_len_cv=output_len_cv,
+        frames=q.frames,
         height=q.height, width=q.width, steps=q.steps, precision=q.precision, tp=q.tp, pp=q.pp, ep=q.ep,
         dp=q.dp, sp=q.sp, zero=q.zero, microbatch=q.microbatch, recompute=recompute,
     )
@@ -68,8 +69,8 @@ def _trtllm_batch(q: Query, sc) -> int | None:
     if serving_engine(q) != "tensorrt-llm":
         return None
     hw = load_hardware(q.hardware)
-    if not TRTLLM_RESERVES_OUTPUT[q.stack]:
-        sc = sc.model_copy(update={"output_len": max(1, sc.output_len // 2)})
+    if not TRTLLM_RESERVES_OUTPUT[q.stack]:  # the KV in use: input + decode_span / 2 (length-biased)
+        sc = sc.model_copy(update={"output_len": max(1, sc.decode_span // 2), "output_len_cv": 0.0})
     one = footprint(load_workload(q.workload), sc, sc.parallelism.dp)
     free = hw.main_memory.capacity_bytes.value - one.weights
     if one.kv_cache <= 0 or free <= 0:
@@ -78,22 +79,25 @@ def _trtllm_batch(q: Query, sc) -> int | None:
     return int(TRTLLM_KV_FREE_FRACTION[q.stack] * free // per_seq)
 
 
-def _kv_admitted_batch(q: Query, inp: int, out: int, params) -> int:
+def _kv_admitted_batch(q: Query, inp: int, out: int, params, cv: float = 0.0) -> int:
     """Sequences in flight within `gpu_memory_utilization` (cosim's memory reserve) of the device: vLLM
     admits by the KV cache in use now (preempting when it runs out), so on average each sequence holds its
-    prompt plus half its output; the `reserve` rule counts the whole request."""
+    prompt plus half its decode span (half its output when lengths are fixed); the `reserve` rule counts
+    the whole request (the whole span: the running requests are the long ones)."""
     from cosim.engines.memory import max_batch
     from cosim.specs.loader import load_hardware, load_workload
 
-    live_out = max(1, out // 2) if serving_engine(q) == "vllm" else out
+    span = _scenario(q, "generate", 1, inp, out, output_len_cv=cv).decode_span
+    live_out = max(1, span // 2) if serving_engine(q) == "vllm" else span
     mean = _scenario(q, "generate", q.dp, inp, live_out)
     cap = load_hardware(q.hardware).main_memory.capacity_bytes.value
     return max_batch(load_workload(q.workload), mean, cap, params.memory_reserve_fraction)
 
 
-def engine_run(q: Query, inp: int, out: int, chips: int, params, limit: int):
+def engine_run(q: Query, inp: int, out: int, chips: int, params, limit: int, cv: float = 0.0):
     """Generate run at the concurrency the row's serving engine sustains (at most `limit` sequences);
-    the engine's admission rule, not cosim's final-context footprint check, decides what fits."""
+    the engine's admission rule, not cosim's final-context footprint check, decides what fits. `cv` is
+    the spread of the output lengths (0: every request generates `out` tokens)."""
     from cosim.engines.efficiency import params_for
     from cosim.engines.estimate import estimate
     from cosim.engines.memory import footprint
@@ -101,14 +105,14 @@ def engine_run(q: Query, inp: int, out: int, chips: int, params, limit: int):
 
     hw = load_hardware(q.hardware)
     params = params or params_for(hw)
-    sc = _scenario(q, "generate", q.dp, inp, out)
+    sc = _scenario(q, "generate", q.dp, inp, out, output_len_cv=cv)
     fits = _trtllm_batch(q, sc)
     if fits is None:
-        fits = _kv_admitted_batch(q, inp, out, params)
+        fits = _kv_admitted_batch(q, inp, out, params, cv)
     batch = min(fits, limit) // q.dp * q.dp
     if batch < q.dp:  # not even one sequence per replica: the estimate says why
         return estimate(q.hardware, q.workload, sc, chips=chips, batch_max=True, params=params)
-    run = _scenario(q, "generate", batch, inp, out)
+    run = _scenario(q, "generate", batch, inp, out, output_len_cv=cv)
     cap = hw.main_memory.capacity_bytes.value
     # (below 0 when vLLM's preemption lets the in-flight set outgrow the device by the end of the run)
     reserve = min(params.memory_reserve_fraction, 1.0 - footprint(load_workload(q.workload), run).total / cap - 1e-6)
@@ -125,28 +129,33 @@ def _offline(q: Query, mapping: Mapping, params):
     limit = q.max_seqs or DEFAULT_MAX_SEQS
     if q.num_requests:
         limit = min(limit, q.num_requests)
-    return engine_run(q, inp, out, per_replica, params, limit), replicas
+    return engine_run(q, inp, out, per_replica, params, limit, output_cv(q, mapping)), replicas
 
 
 #: requests in the template of an MLPerf Server/Interactive run (its lengths; arrivals are Poisson at each
-#: probed QPS, as loadgen issues them)
-SERVER_REQUESTS = 1500
+#: probed QPS, as loadgen issues them): enough that a probe lasts several times the residence of the
+#: longest requests (up to 1,024 output tokens), so the queue test sees a steady state, not the ramp-up
+SERVER_REQUESTS = 6000
 
 
 def _server_throughput(q: Query, mapping: Mapping, params) -> tuple[float | None, str | None]:
     """Output tokens/s at the highest Poisson QPS whose p99 TTFT and TPOT meet the row's limits, from the
-    serving simulator (continuous batching, paged KV cache) over all replicas."""
+    serving simulator (continuous batching, paged KV cache) over all replicas. Output lengths are drawn from
+    the profile's dataset distribution when it names one; the sequence cap is the engine's (as offline), so
+    the latency limits, not a vLLM online default, bound the concurrency."""
     from cosim.serving.metrics import Slo
     from cosim.serving.service import make_requests, serve
 
     if q.slo_ttft_s is None and q.slo_tpot_s is None:
         return None, "a server row needs slo_ttft_s or slo_tpot_s in the mapping"
     inp, out = lengths(q, mapping)
+    prof = mapping.profiles.get(q.profile) if q.profile else None
+    out_spec = f"profile:{prof.output_dataset}" if prof is not None and prof.output_dataset else str(out)
     req = make_requests(offline=True, num_requests=SERVER_REQUESTS, qps=None, duration_s=None,
-                        input_len=str(inp), output_len=str(out))
+                        input_len=str(inp), output_len=out_spec)
     sc = _scenario(q, "generate", 1, inp, out)
     res = serve(q.hardware, q.workload, sc, chips=q.chips, requests=req, find_max=True, timeline=False,
-                slo=Slo(ttft_s=q.slo_ttft_s, tpot_s=q.slo_tpot_s),
+                max_seqs=DEFAULT_MAX_SEQS, slo=Slo(ttft_s=q.slo_ttft_s, tpot_s=q.slo_tpot_s),
                 stack=q.stack if params is None else "tuned", params=params)  # given params carry their stack
     if not res.get("feasible") or not res.get("max_qps_at_slo"):
         return None, res.get("reason") or "no QPS meets the latency limits"
