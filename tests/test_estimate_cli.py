@@ -88,3 +88,17 @@ def test_missing_or_unknown_option_is_exit_two_one_line(capsys):
     assert main(["estimate", "--hardware", "h100-sxm", "--workload", "llama-3.1-8b", "--bogus"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--bogus" in err
+
+
+def test_output_len_cv_slows_decode_only_and_rejects_negatives(capsys):
+    args = BASE + ["--phase", "generate", "--batch", "64", "--input-len", "2000", "--output-len", "500",
+                   "--precision", "fp8", "--format", "json"]
+    assert main(args) == 0
+    fixed = json.loads(capsys.readouterr().out)
+    assert main(args + ["--output-len-cv", "1"]) == 0
+    spread = json.loads(capsys.readouterr().out)
+    assert spread["ttft_s"] == fixed["ttft_s"]  # the same prompts
+    assert spread["tpot_s"] > fixed["tpot_s"]  # contexts reach 2000 + 1000, not 2000 + 500
+    assert main(args + ["--output-len-cv", "-0.5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--output-len-cv" in err[0]

@@ -37,6 +37,9 @@ def register(app: typer.Typer) -> None:
         batch: BatchOpt = "1",
         input_len: InputLenOpt = 1024,
         output_len: OutputLenOpt = 128,
+        output_len_cv: float = typer.Option(0.0, "--output-len-cv", help="generate: coefficient of variation "
+                                            "of the requests' output lengths; a running batch is length-biased, "
+                                            "so decode contexts reach input_len + output_len x (1 + CV²)"),
         frames: FramesOpt = None,
         height: HeightOpt = None,
         width: WidthOpt = None,
@@ -81,8 +84,10 @@ def register(app: typer.Typer) -> None:
         if recompute not in RECOMPUTE_CHOICES:
             raise CosimInputError(f"--recompute must be one of {', '.join(RECOMPUTE_CHOICES)}, got '{recompute}'")
         b = parse_batch(batch)
+        if not output_len_cv >= 0.0:
+            raise CosimInputError(f"--output-len-cv must be >= 0, got {output_len_cv}")
         scenario = build_scenario(phase=phase, batch=b or dp, input_len=input_len, output_len=output_len,
-                                  frames=frames, height=height, width=width, steps=steps, precision=precision,
+                                  output_len_cv=output_len_cv, frames=frames, height=height, width=width, steps=steps, precision=precision,
                                   tp=tp, pp=pp, ep=ep, dp=dp, sp=sp, zero=zero, microbatch=microbatch,
                                   recompute="selective" if recompute == "auto" else recompute)
         if recompute == "auto" and phase == "train" and b is not None:
