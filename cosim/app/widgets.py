@@ -21,6 +21,11 @@ from cosim.errors import CosimInputError
 UPLOAD_TYPES = ["yaml", "yml", "json"]
 
 
+def index_of(options: list[str], value: Any) -> int:
+    """Position of `value` in a selectbox's options, or 0 when the state holds something not offered."""
+    return options.index(value) if value in options else 0
+
+
 def spec_picker(kind: str, *, key: str, options: list[str], state_key: str | None, label: str,
                 allow_upload: bool = True) -> str | SpecText | None:
     """A catalog selectbox, or an uploaded YAML / config.json validated on the spot.
@@ -35,8 +40,7 @@ def spec_picker(kind: str, *, key: str, options: list[str], state_key: str | Non
                           label_visibility="collapsed")
     if source == "Catalog":
         current = state.get(state_key) if state_key else None
-        index = options.index(current) if current in options else 0
-        slug = st.selectbox(label, options, index=index, key=f"{key}_slug")
+        slug = st.selectbox(label, options, index=index_of(options, current), key=f"{key}_slug")
         if state_key and slug != state.get(state_key):
             session.update(**{state_key: slug})
         return slug
@@ -67,7 +71,7 @@ def scenario_form(key: str, *, phases: tuple[str, ...] = PHASES, show_mapping: b
     state = session.get()
     with st.form(key=f"{key}_form", border=True):
         c1, c2, c3, c4 = st.columns(4)
-        phase = c1.selectbox("Phase", phases, index=phases.index(state["phase"]) if state["phase"] in phases else 0,
+        phase = c1.selectbox("Phase", phases, index=index_of(phases, state["phase"]),
                              key=f"{key}_phase")
         batch = c2.number_input("Batch", min_value=1, max_value=CAPS["batch"], value=int(state["batch"]), step=1,
                                 key=f"{key}_batch", help=f"at most {CAPS['batch']:,}")

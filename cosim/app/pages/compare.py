@@ -7,7 +7,7 @@ import streamlit as st
 from cosim.app import cache, session
 from cosim.app.compute import COMPARE_MAX, NotAvailable
 from cosim.app.state import scenario_kwargs
-from cosim.app.widgets import csv_download, scenario_form, show_failure
+from cosim.app.widgets import csv_download, index_of, scenario_form, show_failure
 from cosim.errors import CosimInputError
 
 METRICS = ("throughput_tokens_per_s", "latency_s", "energy_j_per_token", "usd_per_million_tokens")
@@ -28,7 +28,7 @@ def render() -> None:
         session.update(cmp_by=by)
     if by == "chips":
         wl = st.selectbox("Workload", cat["lm_slugs"], key="cmp_wl_one",
-                          index=cat["lm_slugs"].index(state["wl"]) if state["wl"] in cat["lm_slugs"] else 0)
+                          index=index_of(cat["lm_slugs"], state["wl"]))
         hws = st.multiselect("Chips", cat["hardware_slugs"], key="cmp_hw_multi", max_selections=COMPARE_MAX,
                              default=[h for h in state["cmp_hw"] if h in cat["hardware_slugs"]])
         session.update(wl=wl, cmp_hw=tuple(hws))
@@ -36,7 +36,7 @@ def render() -> None:
         label_col = "hardware"
     else:
         hw = st.selectbox("Chip", cat["hardware_slugs"], key="cmp_hw_one",
-                          index=cat["hardware_slugs"].index(state["hw"]) if state["hw"] in cat["hardware_slugs"] else 0)
+                          index=index_of(cat["hardware_slugs"], state["hw"]))
         wls = st.multiselect("Workloads", cat["lm_slugs"], key="cmp_wl_multi", max_selections=COMPARE_MAX,
                              default=[w for w in state["cmp_wl"] if w in cat["lm_slugs"]])
         session.update(hw=hw, cmp_wl=tuple(wls))

@@ -10,7 +10,7 @@ import streamlit as st
 from cosim.app import cache, session
 from cosim.app.compute import FINANCE_KEY_INPUTS, MONTE_CARLO_MAX, SERVING_MAX_REQUESTS, NotAvailable
 from cosim.app.state import scenario_kwargs
-from cosim.app.widgets import csv_download, fmt, money, show_failure
+from cosim.app.widgets import csv_download, fmt, index_of, money, show_failure
 from cosim.errors import CosimInputError
 
 LABELS = {"cloud_price_usd_per_hour": "Cloud $/chip-hour", "accelerator_price_usd": "Chip purchase price $",
@@ -32,9 +32,9 @@ def render() -> None:
     state = session.get()
     c1, c2 = st.columns(2)
     hw = c1.selectbox("Hardware", cat["hardware_slugs"], key="fin_hw",
-                      index=cat["hardware_slugs"].index(state["hw"]) if state["hw"] in cat["hardware_slugs"] else 0)
+                      index=index_of(cat["hardware_slugs"], state["hw"]))
     wl = c2.selectbox("Workload", cat["lm_slugs"], key="fin_wl",
-                      index=cat["lm_slugs"].index(state["wl"]) if state["wl"] in cat["lm_slugs"] else 0)
+                      index=index_of(cat["lm_slugs"], state["wl"]))
     session.update(hw=hw, wl=wl)
     state = session.get()
     st.caption(f"Scenario: {state['phase']}, batch {state['batch']}, {state['input_len']} in / "

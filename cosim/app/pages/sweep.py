@@ -7,7 +7,7 @@ import streamlit as st
 from cosim.app import cache, compute, session
 from cosim.app.compute import SWEEP_MAX_POINTS, SWEEP_OBJECTIVES, NotAvailable
 from cosim.app.state import scenario_kwargs
-from cosim.app.widgets import csv_download, scenario_form, show_failure
+from cosim.app.widgets import csv_download, index_of, scenario_form, show_failure
 from cosim.errors import CosimInputError
 
 RESULT_KEY = "sweep_result"
@@ -39,9 +39,9 @@ def render() -> None:
     state = session.get()
     c1, c2 = st.columns(2)
     hw = c1.selectbox("Base hardware", cat["hardware_slugs"], key="sw_hw",
-                      index=cat["hardware_slugs"].index(state["hw"]) if state["hw"] in cat["hardware_slugs"] else 0)
+                      index=index_of(cat["hardware_slugs"], state["hw"]))
     wl = c2.selectbox("Workload", cat["lm_slugs"], key="sw_wl",
-                      index=cat["lm_slugs"].index(state["wl"]) if state["wl"] in cat["lm_slugs"] else 0)
+                      index=index_of(cat["lm_slugs"], state["wl"]))
     session.update(hw=hw, wl=wl)
     scenario_form("swsc", submit_label="Use scenario")
     state = session.get()

@@ -7,7 +7,7 @@ import streamlit as st
 from cosim.app import cache, session
 from cosim.app.compute import VIDEO_MAX_POINTS, NotAvailable, parse_int_list, parse_resolutions
 from cosim.app.state import PRECISIONS
-from cosim.app.widgets import csv_download, show_failure
+from cosim.app.widgets import csv_download, index_of, show_failure
 from cosim.errors import CosimInputError
 
 
@@ -25,7 +25,7 @@ def render() -> None:
         return
     with st.form("vid_form"):
         c1, c2 = st.columns(2)
-        wl = c1.selectbox("Video workload", vids, index=vids.index(state["vwl"]) if state["vwl"] in vids else 0,
+        wl = c1.selectbox("Video workload", vids, index=index_of(vids, state["vwl"]),
                           key="vid_wl")
         hws = c2.multiselect("Chips", cat["hardware_slugs"], default=["h100-sxm"], max_selections=4, key="vid_hw")
         c3, c4, c5, c6 = st.columns(4)
