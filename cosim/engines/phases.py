@@ -9,8 +9,9 @@ Every function works on N design points at once (arrays in, arrays out). Convent
 - decode: one step at context `input_len`; TPOT = latency; throughput = output tokens per second.
 - generate: TTFT = prefill; TPOT = mean decode step over the growing context input_len ...
   input_len + output_len - 1, integrated by Gauss-Legendre quadrature (the step time is piecewise
-  linear in the context, `generate_context_samples` nodes); with spread output lengths
-  (`output_len_cv`) the contexts reach input_len + `decode_span`, as a length-biased running batch does; latency = TTFT + (output_len - 1) x TPOT;
+  linear in the context, `generate_context_samples` nodes); with spread output lengths (`output_len_cv`)
+  the contexts reach input_len + `decode_span`, as a length-biased running batch does;
+  latency = TTFT + (output_len - 1) x TPOT;
   throughput = batch x output_len / latency (static batching, as a batch of requests).
 - train: `scenario.batch` is the GLOBAL batch in sequences (all DP replicas together); each DP replica
   runs batch / dp sequences of `input_len` tokens per step, as ceil(local / microbatch) micro-batches

@@ -85,11 +85,6 @@ class LengthDist:
         return math.sqrt(max(m2 / (m1 * m1) - 1.0, 0.0))
 
 
-def profile_length(name: str, side: str) -> LengthDist:
-    """The `side` ('input' or 'output') length distribution of dataset profile `name`."""
-    return _profile_dist(name, side)
-
-
 @dataclass(frozen=True)
 class Trace:
     """A request trace: arrival times (s, sorted), input and output lengths."""
@@ -108,7 +103,8 @@ def load_profiles(path: str = str(PROFILES_PATH)) -> dict:
     return data
 
 
-def _profile_dist(name: str, side: str) -> LengthDist:
+def profile_length(name: str, side: str) -> LengthDist:
+    """The `side` ('input' or 'output') length distribution of dataset profile `name`."""
     profiles = load_profiles()["profiles"]
     if name not in profiles:
         raise CosimInputError(f"unknown length profile '{name}'; known: {', '.join(sorted(profiles))}")
@@ -167,7 +163,7 @@ def parse_length_spec(text: str, side: str = "input", flag: str = "--input-len")
         cap = _positive_int(parts[3], flag, "lognormal max") if len(parts) == 4 else 0
         return LengthDist("lognormal", mean, sigma, float(cap), label=text)
     if kind == "profile" and len(parts) == 2:
-        return _profile_dist(parts[1], "input" if side == "input" else "output")
+        return profile_length(parts[1], "input" if side == "input" else "output")
     if kind == "trace" and len(parts) >= 2:
         return text.split(":", 1)[1]
     raise CosimInputError(

@@ -149,14 +149,18 @@ def lengths(query: Query, mapping: Mapping) -> tuple[int, int]:
     return int(query.input_len or 1), int(query.output_len or 1)
 
 
+def output_dataset(query: Query, mapping: Mapping) -> str | None:
+    """The dataset profile whose output lengths a query's requests follow, or None (fixed lengths)."""
+    prof = mapping.profiles.get(query.profile) if query.profile else None
+    return prof.output_dataset if prof is not None else None
+
+
 def output_cv(query: Query, mapping: Mapping) -> float:
     """Coefficient of variation of a query's output lengths (0 unless its profile names a dataset)."""
     from cosim.serving.requests import profile_length
 
-    prof = mapping.profiles.get(query.profile) if query.profile else None
-    if prof is None or prof.output_dataset is None:
-        return 0.0
-    return profile_length(prof.output_dataset, "output").cv
+    dataset = output_dataset(query, mapping)
+    return 0.0 if dataset is None else profile_length(dataset, "output").cv
 
 
 def energy_queries(mapping: Mapping | None = None) -> tuple[dict[str, Query], dict[str, str]]:

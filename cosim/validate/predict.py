@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from cosim.cli.common import build_scenario
-from cosim.validate.mapping import Mapping, Query, lengths, output_cv
+from cosim.validate.mapping import Mapping, Query, lengths, output_cv, output_dataset
 
 #: Sequence cap of the serving engine when the row does not state one: trtllm-bench sizes the batch
 #: from the KV-cache capacity and caps it at 4096 (NVIDIA/TensorRT-LLM tensorrt_llm/bench/build/tuning.py,
@@ -41,8 +41,7 @@ def _scenario(q: Query, phase: str, batch: int = 1, input_len: int = 1, output_l
               recompute: str = "selective", output_len_cv: float = 0.0):
     return build_scenario(
         phase=phase, batch=batch, input_len=input_len, output_len=output_len, output_len_cv=output_len_cv,
-        frames=q.frames,
-        height=q.height, width=q.width, steps=q.steps, precision=q.precision, tp=q.tp, pp=q.pp, ep=q.ep,
+        frames=q.frames, height=q.height, width=q.width, steps=q.steps, precision=q.precision, tp=q.tp, pp=q.pp, ep=q.ep,
         dp=q.dp, sp=q.sp, zero=q.zero, microbatch=q.microbatch, recompute=recompute,
     )
 
@@ -79,15 +78,15 @@ def _trtllm_batch(q: Query, sc) -> int | None:
     return int(TRTLLM_KV_FREE_FRACTION[q.stack] * free // per_seq)
 
 
-def _kv_admitted_batch(q: Query, inp: int, out: int, params, cv: float = 0.0) -> int:
+def _kv_admitted_batch(q: Query, inp: int, span: int, params) -> int:
     """Sequences in flight within `gpu_memory_utilization` (cosim's memory reserve) of the device: vLLM
     admits by the KV cache in use now (preempting when it runs out), so on average each sequence holds its
     prompt plus half its decode span (half its output when lengths are fixed); the `reserve` rule counts
-    the whole request (the whole span: the running requests are the long ones)."""
+    the whole request (the whole span: the running requests are the long ones). `span` is the scenario's
+    decode_span."""
     from cosim.engines.memory import max_batch
     from cosim.specs.loader import load_hardware, load_workload
 
-    span = _scenario(q, "generate", 1, inp, out, output_len_cv=cv).decode_span
     live_out = max(1, span // 2) if serving_engine(q) == "vllm" else span
     mean = _scenario(q, "generate", q.dp, inp, live_out)
     cap = load_hardware(q.hardware).main_memory.capacity_bytes.value
@@ -108,7 +107,7 @@ def engine_run(q: Query, inp: int, out: int, chips: int, params, limit: int, cv:
     sc = _scenario(q, "generate", q.dp, inp, out, output_len_cv=cv)
     fits = _trtllm_batch(q, sc)
     if fits is None:
-        fits = _kv_admitted_batch(q, inp, out, params, cv)
+        fits = _kv_admitted_batch(q, inp, sc.decode_span, params)
     batch = min(fits, limit) // q.dp * q.dp
     if batch < q.dp:  # not even one sequence per replica: the estimate says why
         return estimate(q.hardware, q.workload, sc, chips=chips, batch_max=True, params=params)
@@ -149,8 +148,8 @@ def _server_throughput(q: Query, mapping: Mapping, params) -> tuple[float | None
     if q.slo_ttft_s is None and q.slo_tpot_s is None:
         return None, "a server row needs slo_ttft_s or slo_tpot_s in the mapping"
     inp, out = lengths(q, mapping)
-    prof = mapping.profiles.get(q.profile) if q.profile else None
-    out_spec = f"profile:{prof.output_dataset}" if prof is not None and prof.output_dataset else str(out)
+    dataset = output_dataset(q, mapping)
+    out_spec = str(out) if dataset is None else f"profile:{dataset}"
     req = make_requests(offline=True, num_requests=SERVER_REQUESTS, qps=None, duration_s=None,
                         input_len=str(inp), output_len=out_spec)
     sc = _scenario(q, "generate", 1, inp, out)
