@@ -215,3 +215,13 @@ def test_unknown_output_dataset_of_a_profile_is_an_error_naming_it(tmp_path):
     p.write_text(yaml.safe_dump(data))
     with pytest.raises(CosimInputError, match="mlperf-llama2-openorca.*no-such-dataset"):
         load_mapping(str(p))
+
+
+def test_uncalibrated_report_goes_to_its_own_folder(tmp_path, capsys):
+    """A first-principles run must not overwrite the calibrated report that reports/ keeps."""
+    assert main(["validate", "--uncalibrated", "--format", "json", "--report-dir", str(tmp_path)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["calibrated"] is False
+    assert not (tmp_path / "validation.md").exists()
+    text = (tmp_path / "uncalibrated" / "validation.md").read_text()
+    assert "uncalibrated, first-principles defaults" in text

@@ -19,7 +19,8 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option("table", "--format", help="table | json | csv"),
         calibrate: bool = typer.Option(False, "--calibrate", help="refit the calibration (minutes), write "
                                        "cosim/data/calibration.yaml, then validate"),
-        report_dir: Path = typer.Option(Path("reports"), "--report-dir", help="where validation.md and the plot go"),
+        report_dir: Path = typer.Option(Path("reports"), "--report-dir", help="where validation.md and the plot go "
+                                        "(an --uncalibrated run writes to its uncalibrated/ subfolder)"),
         no_report: bool = typer.Option(False, "--no-report", help="do not write the report files"),
         check: bool = typer.Option(False, "--check-thresholds", help="exit 1 if any group's median error worsened "
                                    "beyond cosim/data/validation_thresholds.yaml"),
@@ -60,7 +61,9 @@ def register(app: typer.Typer) -> None:
 
             if cv is None:
                 cv = _stored_cv()
-            path = write_report(report, report_dir, cv=cv, calibration=None if uncalibrated else calibration)
+            # the first-principles report never replaces the calibrated one that reports/ keeps
+            out_dir = report_dir / "uncalibrated" if uncalibrated else report_dir
+            path = write_report(report, out_dir, cv=cv, calibration=None if uncalibrated else calibration)
             print(f"wrote {path}", file=sys.stderr)
         if update_thresholds:
             write_thresholds(report.summary)
