@@ -121,6 +121,11 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
     assert len(predicted) >= 50
     for r in predicted:
         assert r["error"] == pytest.approx(r["predicted"] / r["measured"] - 1, rel=1e-9)
+    ratios = data["hardware_ratios"]
+    assert len(ratios) >= 10  # the TensorRT-LLM tables alone pair B200, H200 and H100 on four queries
+    for r in ratios:
+        assert r["measured_ratio"] >= 1.0 and r["faster"] != r["slower"]
+        assert r["error"] == pytest.approx(r["predicted_ratio"] / r["measured_ratio"] - 1, rel=1e-9)
 
 
 def test_every_energy_row_is_mapped_or_listed_with_a_reason():
@@ -225,3 +230,4 @@ def test_uncalibrated_report_goes_to_its_own_folder(tmp_path, capsys):
     assert not (tmp_path / "validation.md").exists()
     text = (tmp_path / "uncalibrated" / "validation.md").read_text()
     assert "uncalibrated, first-principles defaults" in text
+    assert "## Hardware ratios" in text

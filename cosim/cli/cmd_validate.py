@@ -34,7 +34,8 @@ def register(app: typer.Typer) -> None:
         JSON: {"rows": [{id, predicted, measured, error, ...}], "summary": [{group_by, group, count,
         median_abs_error, mape, worst_error, worst_id}], "unmapped": [{id, reason}], "calibrated": bool,
         "targets": [{target, count, cv_median_abs_error, cv_worst_error, target_median_abs_error,
-        target_worst_abs_error, met}] (calibrated runs)}.
+        target_worst_abs_error, met}] (calibrated runs), "hardware_ratios": [{query, faster, slower, rows,
+        measured_ratio, predicted_ratio, error}] (the same query on two chips, per chip)}.
         error = predicted / measured - 1.
         """
         import sys
@@ -74,11 +75,14 @@ def register(app: typer.Typer) -> None:
 
             targets = target_table()
         if fmt == "json":
+            from cosim.validate.ratios import hardware_ratios
+
             doc = {"calibrated": report.calibrated, "rows": report.rows.to_dict(orient="records"),
                    "summary": report.summary.to_dict(orient="records"),
                    "unmapped": report.unmapped.to_dict(orient="records")}
             if targets is not None:
                 doc["targets"] = targets.to_dict(orient="records")
+            doc["hardware_ratios"] = hardware_ratios(report.rows).to_dict(orient="records")
             print_json(doc)
         elif fmt == "csv":
             print_csv(report.rows)

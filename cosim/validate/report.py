@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cosim.validate.ratios import hardware_ratios
 from cosim.validate.runner import ValidationReport
 from cosim.validate.targets import target_table
 
@@ -113,6 +114,16 @@ def write_report(report: ValidationReport, out_dir: Path, *, cv: pd.DataFrame | 
                 lines.append(f"| {name} | {st['scale']:.3f} | {st['fitted_on']} | {st['rows']} | "
                              f"{100 * st['in_sample_median_abs_error']:.1f}% | {100 * st['loo_median_abs_error']:.1f}% |")
             lines.append("")
+    ratios = hardware_ratios(rows)
+    if len(ratios):
+        lines += ["## Hardware ratios", "",
+                  "The same query from the same source on two chips, per chip (faster chip over slower, as measured).",
+                  "Whatever the two rows share (a dataset-length estimate, a serving stack, the calibration of a",
+                  "generation both chips belong to) cancels in the ratio, so its error shows how cosim scales between",
+                  f"chips. {len(ratios)} pairs, median |error| {100 * ratios['error'].abs().median():.1f}%.", ""]
+        lines += _md_table(ratios.rename(columns={"measured_ratio": "measured", "predicted_ratio": "predicted"}),
+                           ["query", "faster", "slower", "rows", "measured", "predicted", "error"])
+        lines.append("")
     lines += ["## Error by group", ""]
     lines += _md_table(summary, ["group_by", "group", "count", "median_abs_error", "mape", "worst_error", "worst_id"])
     lines += ["", "## Predicted vs measured", "",
