@@ -46,7 +46,7 @@ def hardware_ratios(rows: pd.DataFrame, keys: dict[str, str | None] | None = Non
           & (t["measured"].astype(float) > 0)]
     if t.empty:
         return pd.DataFrame(columns=COLUMNS)
-    t["query"] = [(keys or {}).get(i) if keys is not None else query_key(i) for i in t["id"]]
+    t["query"] = [keys.get(i) if keys is not None else query_key(i) for i in t["id"]]
     t = t[t["query"].notna()]
     t["query"] = t["query"] + " / " + t["source_class"].astype(str)
     t["log_meas"] = np.log(t["measured"].astype(float) / t["chips"].astype(float))
