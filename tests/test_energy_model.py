@@ -155,3 +155,22 @@ def test_energy_for_estimate_per_token_is_total_over_tokens():
     assert out["system_energy_j_per_token"] == pytest.approx(0.062 * 1.2)
     assert out["avg_power_w"] == pytest.approx(310.0)
     assert math.isclose(out["tdp_derate"], 1.0)
+
+
+def test_training_energy_charges_forward_backward_and_recompute_flops():
+    """A training step runs the forward graph 3 times (forward, backward = 2 x forward) with selective
+    recompute and 4 times with full recompute; the energy model must be charged all of it."""
+    from cosim.api import estimate
+    from cosim.cli.common import build_scenario
+    from cosim.graph import train_graph
+    from cosim.graph.optable import OpKind
+    from cosim.specs.loader import load_workload
+
+    for recompute, mult in (("selective", 3.0), ("full", 4.0)):
+        sc = build_scenario(phase="train", batch=8, input_len=1024, precision="bf16", dp=8, zero=3,
+                            recompute=recompute)
+        r = estimate("h100-sxm", "llama-3.1-8b", sc, chips=8)
+        assert r.feasible, r.reason
+        g = train_graph(load_workload("llama-3.1-8b"), sc)
+        forward = float((g.flops * g.repeat)[g.kind != int(OpKind.COMM)].sum())
+        assert sum(r.flops_by_precision.values()) == pytest.approx(mult * forward, rel=1e-9)

@@ -219,3 +219,29 @@ def test_cli_table_and_csv(capsys):
     assert main(["graph", "--workload", "llama-3.1-8b", "--phase", "train", "--format", "csv"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("name,") and "dp_grad_allreduce" in out
+
+
+def test_mixed_step_flops_closed_form():
+    """A chunked-prefill step: 64 sequences decode at context 2000 while 64 x 1024 / 256 = 256 prompt tokens
+    ride along. Layer GEMMs run over 320 tokens, the LM head over the 64 decoding ones, decode attention over
+    2001 keys for each of the 64, and 1 / 256 of the batch's causal prompt attention 4 L H d b s (s + 1) / 2."""
+    from cosim.graph.build import mixed_step_graph
+
+    model = load(LLAMA_8B)
+    L, h, V, H, d = 32, 4096, 128256, 32, 128
+    b, s, out, ctx = 64, 1024, 256, 2000
+    head = V * h
+    layers = params_total(model) - 2 * head - (2 * L + 1) * h
+    sc = Scenario(phase="generate", batch=b, input_len=s, output_len=out, chunked_prefill=True)
+    assert sc.prompt_tokens_per_step == 256
+    t = mixed_step_graph(model, sc, ctx)
+    decode_attention = 4 * L * H * d * (ctx + 1) * b
+    prompt_attention = 4 * L * H * d * b * s * (s + 1) / 2 / out
+    expected = 2 * layers * (b + 256) + 2 * head * b + decode_attention + prompt_attention
+    assert matmul_flops(t) == pytest.approx(expected, rel=1e-12)
+    # weights are read once per step, as in a decode step, plus the embedding rows the 256 prompt tokens look up;
+    # the KV written is the decoding tokens' plus the chunk's
+    decode_weights = decode_graph(model, sc, ctx).total("bytes_weight")
+    assert t.total("bytes_weight") == pytest.approx(decode_weights + 256 * h * BF16, rel=1e-12)
+    per_token = kv_cache_bytes_per_token(model, BF16)
+    assert t.total("bytes_kv_write") == pytest.approx((b + 256) * per_token, rel=1e-9)

@@ -40,6 +40,9 @@ def register(app: typer.Typer) -> None:
         output_len_cv: float = typer.Option(0.0, "--output-len-cv", help="generate: coefficient of variation "
                                             "of the requests' output lengths; a running batch is length-biased, "
                                             "so decode contexts reach input_len + output_len x (1 + CV²)"),
+        chunked_prefill: bool = typer.Option(False, "--chunked-prefill", help="generate: prompt chunks ride on "
+                                             "the decode steps (continuous batching with chunked prefill, as "
+                                             "TensorRT-LLM and vLLM schedule) instead of one prefill of the batch"),
         frames: FramesOpt = None,
         height: HeightOpt = None,
         width: WidthOpt = None,
@@ -87,7 +90,7 @@ def register(app: typer.Typer) -> None:
         if not output_len_cv >= 0.0:
             raise CosimInputError(f"--output-len-cv must be >= 0, got {output_len_cv}")
         scenario = build_scenario(phase=phase, batch=b or dp, input_len=input_len, output_len=output_len,
-                                  output_len_cv=output_len_cv, frames=frames, height=height, width=width,
+                                  output_len_cv=output_len_cv, chunked_prefill=chunked_prefill, frames=frames, height=height, width=width,
                                   steps=steps, precision=precision, tp=tp, pp=pp, ep=ep, dp=dp, sp=sp, zero=zero,
                                   microbatch=microbatch,
                                   recompute="selective" if recompute == "auto" else recompute)

@@ -59,7 +59,7 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
                    frames: int | None = None, height: int | None = None, width: int | None = None,
                    steps: int | None = None, precision: str = "bf16", tp: int = 1, pp: int = 1,
                    ep: int = 1, dp: int = 1, sp: int = 1, zero: int = 0, microbatch: int | None = None,
-                   recompute: str = "selective", output_len_cv: float = 0.0):
+                   recompute: str = "selective", output_len_cv: float = 0.0, chunked_prefill: bool = False):
     """A validated Scenario from CLI values; bad values raise CosimInputError naming the flag."""
     from pydantic import ValidationError
 
@@ -85,7 +85,7 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
     try:
         return Scenario(
             phase=phase, batch=batch, input_len=input_len, output_len=output_len, output_len_cv=output_len_cv,
-            frames=frames, height=height, width=width, steps=steps, weight_precision=precision, activation_precision=precision,
+            chunked_prefill=chunked_prefill, frames=frames, height=height, width=width, steps=steps, weight_precision=precision, activation_precision=precision,
             kv_precision=kv, recompute=recompute,
             parallelism=Parallelism(tp=tp, pp=pp, ep=ep, dp=dp, sp=sp, zero=zero, microbatch=microbatch),
         )

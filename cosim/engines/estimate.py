@@ -181,14 +181,18 @@ def estimate(hardware, workload, scenario, *, chips: int | None = None, mode: st
         breakdown["share"] = (breakdown["time_s"] / denom).fillna(0.0)
         breakdown = breakdown[["graph", "name", "kind", "stage", "repeat", "time_s", "share", "bound",
                                "achieved_flops_per_s", "achieved_bytes_per_s", "flops", "bytes"]]
-    # FLOPs per chip per step by precision (of the main graph; generate: prefill + decode at mid context)
+    phase = scenario.phase
+    # FLOPs per chip per step by precision, of the main graph; a training step runs it forward, backward and
+    # (recompute) forward again, so its FLOPs are the run's in the forward graph's precision mix. (generate:
+    # the prefill graph's only, see "Known defects" in cosim/validate/notes.md)
     flops_by_prec: dict[str, float] = {}
     for table, _ in opf_all[:1]:
         mask = table.kind != int(OpKind.COMM)
+        graph_flops = float(np.sum(table.flops[mask] * table.repeat[mask]))
+        scale = float(cols["flops"][0]) / graph_flops if phase == "train" and graph_flops > 0 else 1.0
         for p in np.unique(table.precision[mask]):
             sel = mask & (table.precision == p)
-            flops_by_prec[PRECISIONS[int(p)]] = float(np.sum(table.flops[sel] * table.repeat[sel]))
-    phase = scenario.phase
+            flops_by_prec[PRECISIONS[int(p)]] = scale * float(np.sum(table.flops[sel] * table.repeat[sel]))
     result = EstimateResult(
         feasible=feasible, reason=reason, batch=int(scenario.batch),
         latency_s=_num(cols["latency_s"][0]), ttft_s=_num(cols["ttft_s"][0]), tpot_s=_num(cols["tpot_s"][0]),

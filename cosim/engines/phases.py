@@ -176,20 +176,29 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
                                                "comm_bytes_scale_out", "flops")}
         feas = pre["feasible"].copy()
         reason = pre["reason"].copy()
+        chunked = scenario.chunked_prefill
+        if chunked:  # every step decodes and carries prompt chunks: output_len steps, no separate prefill
+            steps = scenario.output_len
         if steps > 0:
+            step_graph = build.mixed_step_graph if chunked else build.decode_graph
             for c, wt in zip(ctxs, wts, strict=True):
-                table = build.decode_graph(workload, scenario, int(round(c)))
-                d = run(f"decode@{int(round(c))}", table)
+                table = step_graph(workload, scenario, int(round(c)))
+                d = run(f"{'step' if chunked else 'decode'}@{int(round(c))}", table)
                 for k in agg:
                     agg[k] += wt * d[k]
                 feas = np.minimum(feas, d["feasible"])
                 reason = np.maximum(reason, d["reason"])
         tpot = pp * agg["step_time_s"]
-        lat = ttft + steps * tpot
-        parts = {k: pre[k] + steps * agg[k] for k in agg}
+        if chunked:  # a request's prompt rides on the step it arrives in; it then decodes output_len - 1 more
+            ttft = tpot
+            lat = steps * tpot
+            parts = {k: steps * agg[k] for k in agg}
+        else:
+            lat = ttft + steps * tpot
+            parts = {k: pre[k] + steps * agg[k] for k in agg}
         parts["feasible"], parts["reason"] = feas, reason
         out_tokens = scenario.batch * scenario.output_len
-        busy = pre["step_time_s"] + steps * agg["step_time_s"]
+        busy = (0.0 if chunked else pre["step_time_s"]) + steps * agg["step_time_s"]
         return _finish(hw, scenario, parts, latency=lat, step_time=busy, flops=parts["flops"],
                        hbm=parts["bytes_main_memory"], tokens_per_step=out_tokens,
                        throughput=out_tokens * replicas / lat, ttft=ttft,

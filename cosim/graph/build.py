@@ -95,6 +95,25 @@ def decode_graph(workload: DecoderLM, scenario: Scenario, context: int) -> OpTab
     return _busiest(_decoder_stages(workload, scenario, "decode", context))
 
 
+def mixed_step_graph(workload: DecoderLM, scenario: Scenario, context: int) -> OpTable:
+    """One step of continuous batching with chunked prefill: `batch` sequences decode one token each at
+    `context` while `scenario.prompt_tokens_per_step` prompt tokens ride along.
+
+    Every per-token op (GEMMs, norms, collectives, MoE dispatch) runs once over the merged tokens, so the
+    weights are read once and the GEMMs see M = decode + prompt tokens; attention stays per request: the
+    decode attention of the running sequences plus 1 / output_len of the whole batch's prompt attention
+    (the share of a prompt a step carries); logits only for the decoding sequences.
+    """
+    chunk = int(round(scenario.prompt_tokens_per_step))
+    merged = decode_graph(workload, scenario.model_copy(update={"batch": scenario.batch + chunk}), context)
+    decode = decode_graph(workload, scenario, context)
+    prompt = prefill_graph(workload, scenario)
+    per_request = (decode.kind == OpKind.ATTENTION) | (decode.stage == Stage.LM_HEAD)
+    per_token = (merged.kind != OpKind.ATTENTION) & (merged.stage != Stage.LM_HEAD)
+    return OpTable.concat([merged.select(per_token), decode.select(per_request),
+                           prompt.select(prompt.kind == OpKind.ATTENTION).with_repeat(1.0 / scenario.output_len)])
+
+
 def train_graph(workload: DecoderLM, scenario: Scenario) -> OpTable:
     """Forward over batch x input_len tokens (logits everywhere) + the DP gradient all-reduce (OPTIMIZER)."""
     return _busiest(_decoder_stages(workload, scenario, "train"))

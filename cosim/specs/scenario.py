@@ -53,6 +53,10 @@ class Scenario(BaseModel):
     output_len_cv: float = Field(
         default=0.0, ge=0.0,
         description="coefficient of variation of the output lengths of a continuous batch's requests (generate)")
+    chunked_prefill: bool = Field(
+        default=False,
+        description="generate: prompt chunks ride on the decode steps (continuous batching with chunked prefill) "
+                    "instead of one prefill of the whole batch before decoding")
     # video
     frames: int | None = Field(default=None, gt=0)
     height: int | None = Field(default=None, gt=0)
@@ -86,6 +90,15 @@ class Scenario(BaseModel):
         input_len + E[L] / 2; with fixed lengths (CV 0) the span is output_len.
         """
         return max(1, round(self.output_len * (1.0 + self.output_len_cv ** 2)))
+
+    @property
+    def prompt_tokens_per_step(self) -> float:
+        """Prompt tokens a chunked-prefill step carries in steady state: batch x input_len / output_len.
+
+        By Little's law `batch` running requests that each stay output_len steps (the mean, whatever the
+        spread) finish, and are replaced, at batch / output_len per step; each replacement brings its prompt.
+        """
+        return self.batch * self.input_len / self.output_len
 
     @property
     def compute_precision(self) -> str:

@@ -61,6 +61,8 @@ class Query(BaseModel):
     profile: str | None = None
     num_requests: int | None = Field(default=None, gt=0)
     max_seqs: int | None = Field(default=None, gt=0)
+    max_num_tokens: int | None = Field(default=None, gt=0, description="the engine's token budget per step "
+                                       "(decode tokens plus prompt chunks), where the submission states it")
     batch: int | None = Field(default=None, gt=0)
     frames: int | None = None
     height: int | None = None

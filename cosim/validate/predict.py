@@ -4,9 +4,10 @@ Offline throughput is predicted the way a continuous-batching engine runs in its
 sequences as the row's serving engine keeps in flight (TensorRT-LLM holds KV for ISL + OSL per request
 under trtllm-bench and for the KV in use in tuned MLPerf harnesses, in a fraction of the memory left after
 the weights; vLLM admits by the KV in use, on average the prompt plus half the output, within 90% of the
-device; otherwise the whole request's KV within 90%), capped by the engine's sequence limit, generate
-`output_len` tokens after a prefill of `input_len` each, so output tokens/s = batch x output_len /
-(prefill + output_len x TPOT at the mean context), times the replicas. `cosim serve --offline` simulates the same run request by
+device; otherwise the whole request's KV within 90%), capped by the engine's sequence limit (and, where the
+row states one, by TensorRT-LLM's per-step token budget), generate `output_len` tokens each, so output
+tokens/s = batch x output_len / run time, times the replicas. TensorRT-LLM runs the prompts as chunks inside
+the decode steps (`output_len` mixed steps); other engines prefill the batch, then decode. `cosim serve --offline` simulates the same run request by
 request; this closed form is used here because calibration evaluates it thousands of times.
 """
 
@@ -35,12 +36,16 @@ TRTLLM_KV_FREE_FRACTION = {"trtllm-bench": 0.95, "tuned": 0.90}
 #: MLPerf harness: the batches its submissions state do not fit ISL + the output cap, see the
 #: mlperf-llama2-openorca profile in cosim/data/reference/mapping.yaml)
 TRTLLM_RESERVES_OUTPUT = {"trtllm-bench": True, "tuned": False}
+#: engines whose steps carry prompt chunks beside the decode tokens (in-flight batching with context chunks
+#: packed into the step, up to `max_num_tokens`: TensorRT-LLM's scheduler and the MLPerf harness built on it)
+CHUNKED_PREFILL_ENGINES = ("tensorrt-llm",)
 
 
 def _scenario(q: Query, phase: str, batch: int = 1, input_len: int = 1, output_len: int = 1,
               recompute: str = "selective", output_len_cv: float = 0.0):
     return build_scenario(
         phase=phase, batch=batch, input_len=input_len, output_len=output_len, output_len_cv=output_len_cv,
+        chunked_prefill=phase == "generate" and serving_engine(q) in CHUNKED_PREFILL_ENGINES,
         frames=q.frames, height=q.height, width=q.width, steps=q.steps, precision=q.precision, tp=q.tp, pp=q.pp, ep=q.ep,
         dp=q.dp, sp=q.sp, zero=q.zero, microbatch=q.microbatch, recompute=recompute,
     )
@@ -108,6 +113,8 @@ def engine_run(q: Query, inp: int, out: int, chips: int, params, limit: int, cv:
     fits = _trtllm_batch(q, sc)
     if fits is None:
         fits = _kv_admitted_batch(q, inp, sc.decode_span, params)
+    if q.max_num_tokens and sc.chunked_prefill:  # a step carries batch (1 + ISL / OSL) tokens within the budget
+        limit = min(limit, max(1, q.max_num_tokens * out // (inp + out)))
     batch = min(fits, limit) // q.dp * q.dp
     if batch < q.dp:  # not even one sequence per replica: the estimate says why
         return estimate(q.hardware, q.workload, sc, chips=chips, batch_max=True, params=params)
