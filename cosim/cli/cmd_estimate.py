@@ -90,8 +90,8 @@ def register(app: typer.Typer) -> None:
         if not output_len_cv >= 0.0:
             raise CosimInputError(f"--output-len-cv must be >= 0, got {output_len_cv}")
         scenario = build_scenario(phase=phase, batch=b or dp, input_len=input_len, output_len=output_len,
-                                  output_len_cv=output_len_cv, chunked_prefill=chunked_prefill, frames=frames, height=height, width=width,
-                                  steps=steps, precision=precision, tp=tp, pp=pp, ep=ep, dp=dp, sp=sp, zero=zero,
+                                  output_len_cv=output_len_cv, chunked_prefill=chunked_prefill, frames=frames,
+                                  height=height, width=width, steps=steps, precision=precision, tp=tp, pp=pp, ep=ep, dp=dp, sp=sp, zero=zero,
                                   microbatch=microbatch,
                                   recompute="selective" if recompute == "auto" else recompute)
         if recompute == "auto" and phase == "train" and b is not None:

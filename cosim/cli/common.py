@@ -85,7 +85,8 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
     try:
         return Scenario(
             phase=phase, batch=batch, input_len=input_len, output_len=output_len, output_len_cv=output_len_cv,
-            chunked_prefill=chunked_prefill, frames=frames, height=height, width=width, steps=steps, weight_precision=precision, activation_precision=precision,
+            chunked_prefill=chunked_prefill, frames=frames, height=height, width=width, steps=steps,
+            weight_precision=precision, activation_precision=precision,
             kv_precision=kv, recompute=recompute,
             parallelism=Parallelism(tp=tp, pp=pp, ep=ep, dp=dp, sp=sp, zero=zero, microbatch=microbatch),
         )
