@@ -91,8 +91,8 @@ def register(app: typer.Typer) -> None:
             raise CosimInputError(f"--output-len-cv must be >= 0, got {output_len_cv}")
         scenario = build_scenario(phase=phase, batch=b or dp, input_len=input_len, output_len=output_len,
                                   output_len_cv=output_len_cv, chunked_prefill=chunked_prefill, frames=frames,
-                                  height=height, width=width, steps=steps, precision=precision, tp=tp, pp=pp, ep=ep, dp=dp, sp=sp, zero=zero,
-                                  microbatch=microbatch,
+                                  height=height, width=width, steps=steps, precision=precision, tp=tp, pp=pp,
+                                  ep=ep, dp=dp, sp=sp, zero=zero, microbatch=microbatch,
                                   recompute="selective" if recompute == "auto" else recompute)
         if recompute == "auto" and phase == "train" and b is not None:
             scenario = _auto_recompute(hardware, workload, scenario)
@@ -101,16 +101,21 @@ def register(app: typer.Typer) -> None:
             raise CosimInputError(f"--mapping must be manual or auto, got '{mapping}'")
         if mapping == "auto":
             scenario, chosen, b = _auto_mapping(hardware, workload, scenario, slo_ttft, slo_tpot)
-        params = _stack_params(hardware, stack)
+        from cosim.cli.common import check_stack
+        from cosim.engines.calibration import stack_params
+        from cosim.specs.loader import load_hardware
+
+        check_stack(stack)
+        hw = load_hardware(hardware)
+        params = stack_params(hw, stack)
         result = estimate(hardware, workload, scenario, chips=chips, mode=mode, batch_max=b is None, params=params)
         out = result.to_dict()
         if chosen is not None:
             out["mapping"] = chosen
         if with_uncertainty:
-            from cosim.specs.loader import load_hardware
             from cosim.validate.uncertainty import bands_for
 
-            out["uncertainty"] = bands_for(out, hardware=load_hardware(hardware).name)
+            out["uncertainty"] = bands_for(out, hardware=hw.name)
         if fmt == "json":
             print_json(out)
             return
@@ -135,19 +140,6 @@ def register(app: typer.Typer) -> None:
             cols = ["graph", "name", "kind", "bound", "repeat", "time_s", "share", "achieved_flops_per_s",
                     "achieved_bytes_per_s"]
             print_table(frame[cols], title="per-op breakdown (per chip per step, time x repeat)")
-
-
-def _stack_params(hardware, stack: str):
-    """Calibrated engine parameters with a serving stack's fitted kernel efficiency (None: the default)."""
-    from cosim.cli.common import check_stack
-    from cosim.engines.calibration import apply_stack, stack_scale
-    from cosim.engines.efficiency import params_for
-    from cosim.specs.loader import load_hardware
-
-    check_stack(stack)
-    if stack == "tuned":
-        return None
-    return apply_stack(params_for(load_hardware(hardware)), stack_scale(stack))
 
 
 def _auto_mapping(hardware, workload, scenario, slo_ttft, slo_tpot):

@@ -70,6 +70,17 @@ def stack_scale(stack: str | None) -> float:
     return float(entry.get("scale", 1.0))
 
 
+def stack_params(hw, stack: str | None, params=None):
+    """Engine parameters of a run on `stack`: `params` (or the calibrated default) with the stack's fitted
+    factor; None when both are defaults, so callers keep sharing the default caches."""
+    from cosim.engines.efficiency import params_for
+
+    scale = stack_scale(stack)
+    if params is None and scale == 1.0:
+        return None
+    return apply_stack(params if params is not None else params_for(hw), scale)
+
+
 def calibration_family(slug: str) -> tuple[str | None, dict | None]:
     """(generation name, fitted scales) whose `match` patterns cover the hardware slug, or (None, None)."""
     import fnmatch

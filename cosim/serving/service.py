@@ -152,12 +152,14 @@ def serve(hardware, workload, scenario, *, chips: int | None, requests: RequestS
     rep_sc = scenario.model_copy(update={"parallelism": Parallelism(tp=p.tp, pp=p.pp, ep=p.ep, dp=1, sp=p.sp,
                                                                     sp_kind=p.sp_kind)})
     max_context = int((requests.input_len + requests.output_len).max())
+    from cosim.engines.calibration import stack_params
+
     try:
         uniq = np.unique(requests.input_len)
         anchors = uniq if len(uniq) <= 4 else [float(np.mean(requests.input_len))]
         rm = replica_model(hw, wl, rep_sc, max_batched_tokens=max_batched_tokens,
                            max_context=max_context * max_seqs, memory_utilization=d["memory_utilization"],
-                           use_engine=use_engine, anchors=anchors, params=_stack_params(hw, params, stack))
+                           use_engine=use_engine, anchors=anchors, params=stack_params(hw, stack, params))
     except CosimInputError as err:
         return empty_result(str(err), replicas)
     if not rm.feasible:
@@ -214,18 +216,6 @@ def serve(hardware, workload, scenario, *, chips: int | None, requests: RequestS
     if timeline:
         res["batch_timeline"] = _downsample_timeline(run)
     return res
-
-
-def _stack_params(hw, params, stack: str):
-    """Engine parameters of the run: `params` (or the calibrated default) with the stack's factor; None when
-    both are defaults, so the step tables share the default cache."""
-    from cosim.engines.calibration import apply_stack, stack_scale
-    from cosim.engines.efficiency import params_for
-
-    scale = stack_scale(stack)
-    if params is None and scale == 1.0:
-        return None
-    return apply_stack(params if params is not None else params_for(hw), scale)
 
 
 def _domain(hw) -> int:

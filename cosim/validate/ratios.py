@@ -25,7 +25,7 @@ def query_key(row_id: str) -> str | None:
 
     try:
         q = query_for(row_id)
-    except Exception:  # a row the mapping cannot build has no query to compare
+    except KeyError:  # a row id the mapping does not know has no query to compare
         return None
     lengths = q.profile or f"{q.input_len}/{q.output_len}"
     slo = f" SLO {q.slo_ttft_s:g} s/{q.slo_tpot_s:g} s" if q.slo_ttft_s or q.slo_tpot_s else ""
