@@ -25,9 +25,37 @@ def test_every_reference_row_is_mapped_or_listed_with_a_reason():
 
 def test_reference_rows_carry_sources_and_positive_values():
     rows = load_measurements()
-    assert len(rows) == 111
+    shared = [r for r in rows if r.origin == "shared"]
+    added = [r for r in rows if r.origin == "added"]
+    assert len(shared) == 111  # the shared research data, copied whole
+    assert len(added) == 81  # the other dense-model cells of the same TensorRT-LLM tables
     for r in rows:
         assert r.value > 0 and (r.source.get("url") or r.source.get("locator") or r.source.get("title"))
+    by_id = {r.id: r for r in rows}
+    # read off perf-overview.md (Llama 3.1 8B table, row 2048/128, column H100 TP1): 3,450 tokens/s
+    cell = by_id["trtllm-perf-llama3.1-8b-h100-tp1-2048-128"]
+    assert cell.value == 3450 and cell.workload["input_len"] == 2048 and cell.workload["output_len"] == 128
+    assert "2048/128" in cell.source["locator"] and "H100 TP1" in cell.source["locator"]
+
+
+def test_added_rows_may_not_repeat_a_shared_id(tmp_path, monkeypatch):
+    import shutil
+
+    import cosim.validate.reference as reference
+
+    for name in ("measurements.yaml", "measurements_added.yaml"):
+        shutil.copy(reference.DATA_DIR / name, tmp_path / name)
+    shared_first = (tmp_path / "measurements.yaml").read_text().split("- id: ", 2)[1].split("\n", 1)[0]
+    added = tmp_path / "measurements_added.yaml"
+    added.write_text(added.read_text().replace("- id: trtllm-perf-llama3.3-70b-b200-tp1-128-128",
+                                               f"- id: {shared_first}", 1))
+    monkeypatch.setattr(reference, "DATA_DIR", tmp_path)
+    reference.load_measurements.cache_clear()
+    try:
+        with pytest.raises(CosimInputError, match=f"'{shared_first}': duplicate id"):
+            reference.load_measurements()
+    finally:
+        reference.load_measurements.cache_clear()
 
 
 def test_energy_rows_loaded_with_ids():
@@ -149,7 +177,7 @@ def test_target_table_scores_each_group_by_hand():
         {"metric": "offline_throughput", "reliability": "high", "source_class": "mlperf_inference", "error": 0.05,
          "fully_specified": True},
         {"metric": "offline_throughput", "reliability": "high", "source_class": "vendor_benchmark", "error": -0.08,
-         "fully_specified": False},
+         "fully_specified": False, "origin": "added"},
         {"metric": "per_user_decode", "reliability": "high", "source_class": "vendor_benchmark", "error": 0.40},
         {"metric": "offline_throughput", "reliability": "medium", "source_class": "vendor_benchmark", "error": 0.9},
         # ML.ENERGY: 0.10, 0.18 -> median 0.14 <= 15%: met
@@ -167,6 +195,9 @@ def test_target_table_scores_each_group_by_hand():
     assert not t.loc["video generation time", "met"]
     info = t.loc["high-reliability throughput, fully specified queries"]
     assert info["count"] == 1 and info["cv_median_abs_error"] == pytest.approx(0.05) and info["met"] is None
+    # without the developer-added row (-0.08): |errors| 0.05, 0.40 -> median 0.225
+    shared = t.loc["high-reliability throughput, shared reference rows only"]
+    assert shared["count"] == 2 and shared["cv_median_abs_error"] == pytest.approx(0.225)
 
 
 def test_joint_fit_jacobian_moves_only_each_parameters_rows():

@@ -1,9 +1,11 @@
 """Reference measurements shipped with cosim (`cosim/data/reference/`), validated on load.
 
-Two files: `measurements.yaml` (MLPerf, TensorRT-LLM tables, video timings, training MFU, vendor
-claims; copied from the project's shared research data with every row's source) and
-`energy_measurements.yaml` (ML.ENERGY v3 GPU energy rows and MLPerf Power system rows). A malformed
-row raises `CosimInputError` naming the row id and the field.
+Three files: `measurements.yaml` (MLPerf, TensorRT-LLM tables, video timings, training MFU, vendor
+claims; copied from the project's shared research data with every row's source),
+`measurements_added.yaml` (rows the cosim developers read from public sources beyond the shared data:
+the remaining cells of the same TensorRT-LLM tables) and `energy_measurements.yaml` (ML.ENERGY v3 GPU
+energy rows and MLPerf Power system rows). A malformed row raises `CosimInputError` naming the row id and
+the field.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class MeasurementRow(BaseModel):
     unit: str
     reliability: Literal["high", "medium", "low"]
     precision: str | None = None
+    origin: Literal["shared", "added"] = "shared"  # the shared research data, or added by cosim's developers
     workload: dict[str, Any] = Field(default_factory=dict)
     notes: str | None = None
 
@@ -65,15 +68,29 @@ def _validate_rows(rows: list[Any], file: str, model=MeasurementRow) -> list:
     return out
 
 
-@functools.lru_cache(maxsize=4)
-def load_measurements(path: str | None = None) -> tuple[MeasurementRow, ...]:
-    """The performance reference rows (validated)."""
-    p = Path(path) if path else DATA_DIR / "measurements.yaml"
+def _records(p: Path) -> list:
     doc = read_document(p)
     rows = doc.get("records")
     if not isinstance(rows, list):
         raise CosimInputError("expected a 'records' list", file=str(p), field="records")
-    return tuple(_validate_rows(rows, str(p)))
+    return rows
+
+
+@functools.lru_cache(maxsize=4)
+def load_measurements(path: str | None = None) -> tuple[MeasurementRow, ...]:
+    """The performance reference rows (validated): `path` alone, or the shipped shared and added files."""
+    if path:
+        return tuple(_validate_rows(_records(Path(path)), path))
+    shared = _validate_rows(_records(DATA_DIR / "measurements.yaml"), str(DATA_DIR / "measurements.yaml"))
+    added_path = DATA_DIR / "measurements_added.yaml"
+    added = [row.model_copy(update={"origin": "added"})
+             for row in _validate_rows(_records(added_path), str(added_path))]
+    known = {row.id for row in shared}
+    for row in added:
+        if row.id in known:
+            raise CosimInputError(f"row '{row.id}': duplicate id (also in measurements.yaml)", file=str(added_path),
+                                  field="id")
+    return tuple(shared + added)
 
 
 class EnergyRow(BaseModel):

@@ -54,7 +54,7 @@ def base_table(ids: list[str] | None = None, reference: str | None = None) -> pd
             "id": row_id, "hardware": q.hardware, "vendor": hw.vendor, "chips": q.chips,
             "workload": q.workload, "workload_class": _workload_class(q.kind, wl), "metric": q.kind,
             "source_class": ref.source_class, "reliability": ref.reliability, "measured": ref.value,
-            "unit": ref.unit, "assumed": q.assumed or "", "source": ref.citation,
+            "unit": ref.unit, "assumed": q.assumed or "", "source": ref.citation, "origin": ref.origin,
             "fully_specified": _fully_specified(q, mapping),
         })
     if reference is None:
@@ -90,7 +90,7 @@ def _energy_records(ids: list[str] | None) -> list[dict]:
             "id": row.id, "hardware": q.hardware, "vendor": load_hardware(q.hardware).vendor, "chips": q.chips,
             "workload": q.workload, "workload_class": "energy", "metric": q.kind, "source_class": row.source_class,
             "reliability": row.reliability, "measured": row.energy_j_per_output_token, "unit": "J/output token",
-            "assumed": q.assumed or "", "source": row.source, "fully_specified": False,
+            "assumed": q.assumed or "", "source": row.source, "fully_specified": False, "origin": "shared",
         })
     return out
 
