@@ -223,6 +223,34 @@ def test_joint_fit_jacobian_moves_only_each_parameters_rows():
     assert np.allclose(np.diag(jac[n:]), 1.0 / model.sigma)  # the prior rows
 
 
+def test_stack_factor_per_generation_moves_only_that_generations_rows():
+    from cosim.engines.calibration import scale_for
+    from cosim.validate.fit import PARAMS, JointModel, fit_stack_key, generation_of
+    from cosim.validate.runner import base_table, query_for
+
+    # lookup rule: the generation's own factor, else the stack's, else 1 for the tuned reference
+    scales = {"trtllm-bench": 0.9, "trtllm-bench@nvidia-blackwell": 0.7}
+    assert scale_for(scales, "trtllm-bench", "nvidia-blackwell") == 0.7
+    assert scale_for(scales, "trtllm-bench", "nvidia-hopper") == 0.9
+    assert scale_for(scales, "tuned", "nvidia-blackwell") == 1.0 and scale_for(scales, "vllm", None) == 1.0
+    assert fit_stack_key("trtllm-bench", "nvidia-blackwell") == "trtllm-bench@nvidia-blackwell"
+    assert fit_stack_key("trtllm-bench", "nvidia-hopper") == "trtllm-bench"
+    assert fit_stack_key("vllm", "nvidia-blackwell") == "vllm"
+
+    ids = ["trtllm-perf-llama3.1-8b-h100-tp1-128-128", "trtllm-perf-llama3.3-70b-b200-tp1-128-2048"]
+    table = base_table(ids=ids)
+    table["generation"] = [generation_of(h) for h in table["hardware"]]
+    table["stack"] = [fit_stack_key(query_for(i).stack, g) for i, g in zip(table["id"], table["generation"], strict=True)]
+    model = JointModel(table)
+    assert model.stacks == ["trtllm-bench", "trtllm-bench@nvidia-blackwell"]
+    assert model.n_theta == 2 * len(PARAMS) + 2 + 1
+    jac = model.jacobian(np.zeros(model.n_theta))
+    hopper = int(np.flatnonzero(table["generation"].to_numpy() == "nvidia-hopper")[0])
+    col_h, col_b = 2 * len(PARAMS), 2 * len(PARAMS) + 1
+    assert jac[hopper, col_h] > 0 and jac[hopper, col_b] == 0.0
+    assert jac[1 - hopper, col_b] > 0 and jac[1 - hopper, col_h] == 0.0
+
+
 def test_ml_energy_speed_is_scored_only_where_max_num_seqs_set_the_batch():
     # Llama-3.1-405B on 8 B200 at max_num_seqs 4096: 4096 sequences of ~370 + 185 tokens need
     # 4096 x 555 x 516 KB (126 layers x 8 KV heads x 128 x 2 x 2 B) = 1.17 TB of KV, more than the ~0.57 TB

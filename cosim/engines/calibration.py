@@ -61,13 +61,40 @@ def apply_stack(params, scale: float):
         memory_fraction=float(min(params.memory_fraction * scale, 1.0)))
 
 
-def stack_scale(stack: str | None) -> float:
-    """The fitted kernel-efficiency factor of a serving stack relative to the tuned reference (1 when
-    the stack is the reference, unknown, or not fitted yet)."""
+#: separates a serving stack from the hardware generation in the key of a per-generation stack factor
+GENERATION_SEP = "@"
+
+
+def stack_key(stack: str, generation: str | None) -> str:
+    """Key of the stack factor fitted for one hardware generation (e.g. `trtllm-bench@nvidia-blackwell`)."""
+    return f"{stack}{GENERATION_SEP}{generation}"
+
+
+def scale_for(scales: dict[str, float], stack: str | None, generation: str | None) -> float:
+    """A stack's factor from a {key: factor} map: the one fitted for the hardware generation when there
+    is one, else the stack's own, else 1 (the tuned reference)."""
     if not stack or stack == "tuned":
         return 1.0
-    entry = (load_calibration().get("stacks") or {}).get(stack) or {}
-    return float(entry.get("scale", 1.0))
+    return float(scales.get(stack_key(stack, generation), scales.get(stack, 1.0)))
+
+
+def stored_stack_scales() -> dict[str, float]:
+    """{key: factor} of the stored calibration: each stack's factor and its per-generation ones."""
+    out: dict[str, float] = {}
+    for stack, entry in (load_calibration().get("stacks") or {}).items():
+        entry = entry or {}
+        out[stack] = float(entry.get("scale", 1.0))
+        for generation, sub in (entry.get("by_generation") or {}).items():
+            out[stack_key(stack, generation)] = float((sub or {}).get("scale", 1.0))
+    return out
+
+
+def stack_scale(stack: str | None, hardware: str | None = None) -> float:
+    """The fitted kernel-efficiency factor of a serving stack relative to the tuned reference, for the
+    hardware's generation where the stack has a factor of its own there (1 when the stack is the
+    reference, unknown, or not fitted yet)."""
+    generation = calibration_family(hardware)[0] if hardware else None
+    return scale_for(stored_stack_scales(), stack, generation)
 
 
 def stack_params(hw, stack: str | None, params=None):
@@ -75,7 +102,7 @@ def stack_params(hw, stack: str | None, params=None):
     factor; None when both are defaults, so callers keep sharing the default caches."""
     from cosim.engines.efficiency import params_for
 
-    scale = stack_scale(stack)
+    scale = stack_scale(stack, hw.name)
     if params is None and scale == 1.0:
         return None
     return apply_stack(params if params is not None else params_for(hw), scale)

@@ -52,6 +52,24 @@ def generation_of(slug: str) -> str | None:
 
 #: serving stacks with a fitted kernel-efficiency factor on the performance rows ("tuned" is the reference)
 PERF_STACKS = ("trtllm-bench",)
+#: generations whose rows give a stack a factor of its own: TensorRT-LLM's tables cover Hopper (60 cells) and
+#: Blackwell (40 cells) with the same models and lengths, and a single factor left every Blackwell cell
+#: 10-30% fast while the Hopper ones were centred (the PyTorch backend's Blackwell kernels were newer than
+#: the tuned MLPerf engines'); other generations of a stack share its base factor
+STACK_GENERATIONS: dict[str, tuple[str, ...]] = {"trtllm-bench": ("nvidia-blackwell",)}
+
+
+def fit_stack_key(stack: str, generation: str | None) -> str:
+    """The factor a row's stack is fitted under: per generation where STACK_GENERATIONS says so."""
+    from cosim.engines.calibration import stack_key
+
+    return stack_key(stack, generation) if generation in STACK_GENERATIONS.get(stack, ()) else stack
+
+
+def perf_stack_keys() -> list[str]:
+    from cosim.engines.calibration import stack_key
+
+    return [k for st in PERF_STACKS for k in (st, *(stack_key(st, g) for g in STACK_GENERATIONS.get(st, ())))]
 #: the stacks fitted afterwards on the ML.ENERGY energy rows, with every generation's scales held fixed.
 #: (A separate factor for vLLM serving block-scaled FP8 checkpoints was tried: it cannot close their gap,
 #: because a slower kernel adds only static energy in cosim's model, and it worsened the median.)
@@ -92,7 +110,7 @@ class JointModel:
         self.table = table
         self._last: tuple[np.ndarray, np.ndarray] | None = None  # (theta, log errors) of the last evaluation
         self.gens = [g for g in GENERATIONS if (table["generation"] == g).any()]
-        self.stacks = [s for s in PERF_STACKS if (table["stack"] == s).any()]
+        self.stacks = [s for s in perf_stack_keys() if (table["stack"] == s).any()]
         k = len(PARAMS)
         self.moe_rows = np.flatnonzero(table["workload_class"].to_numpy() == "moe")
         self.n_theta = k * len(self.gens) + len(self.stacks) + 1
@@ -189,7 +207,7 @@ def _ml_energy_predictions(sub: pd.DataFrame, thetas: dict[str, np.ndarray], sta
     """(energy per output token, output tokens/s) predicted for each ML.ENERGY row of `sub`; the speed is
     NaN where the engine's KV cache, not the row's max_num_seqs, set the batch (that speed also carries
     the assumed prompt lengths, so it says little about the kernels)."""
-    from cosim.engines.calibration import apply_stack
+    from cosim.engines.calibration import apply_stack, scale_for
     from cosim.specs.loader import load_hardware
     from cosim.validate.predict import engine_run
     from cosim.validate.runner import query_for
@@ -199,7 +217,7 @@ def _ml_energy_predictions(sub: pd.DataFrame, thetas: dict[str, np.ndarray], sta
     tput = np.full(len(sub), np.nan)
     for i, rid in enumerate(sub["id"]):
         q = query_for(rid)
-        params = apply_stack(params_of(load_hardware(q.hardware)), float(stacks.get(q.stack, 1.0)))
+        params = apply_stack(params_of(load_hardware(q.hardware)), scale_for(stacks, q.stack, generation_of(q.hardware)))
         res = engine_run(q, q.input_len or 1, q.output_len or 1, q.tp * q.pp * q.sp, params, q.batch or 1)
         if res.feasible:
             energy[i] = res.energy_j_per_token if res.energy_j_per_token is not None else np.nan
@@ -276,7 +294,8 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                   & ~table["metric"].isin(["energy_per_token", "system_energy_per_token"])].reset_index(drop=True)
     table["generation"] = [generation_of(s) for s in table["hardware"]]
     table = table[table["generation"].notna()].reset_index(drop=True)
-    table["stack"] = [query_for(i).stack for i in table["id"]]
+    table["stack"] = [fit_stack_key(query_for(i).stack, g)
+                      for i, g in zip(table["id"], table["generation"], strict=True)]
     held_out = table[table["metric"].isin(HELD_OUT_METRICS)].reset_index(drop=True)
     table = table[~table["metric"].isin(HELD_OUT_METRICS)].reset_index(drop=True)
     model, theta, in_sample, loo = fit_joint(table, verbose)
@@ -299,12 +318,19 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
             "in_sample_median_abs_error": round(float(np.nanmedian(np.abs(in_sample[sel]))), 4),
             "loo_median_abs_error": round(float(np.nanmedian(np.abs(loo[sel]))), 4),
         }
-    stack_doc = {}
-    for st, scale in stacks.items():
-        sel = (table["stack"] == st).to_numpy()
-        stack_doc[st] = {"scale": round(scale, 4), "fitted_on": "performance rows", "rows": int(sel.sum()),
-                         "in_sample_median_abs_error": round(float(np.nanmedian(np.abs(in_sample[sel]))), 4),
-                         "loo_median_abs_error": round(float(np.nanmedian(np.abs(loo[sel]))), 4)}
+    from cosim.engines.calibration import GENERATION_SEP
+
+    stack_doc: dict[str, dict] = {}
+    for key, scale in sorted(stacks.items(), key=lambda kv: GENERATION_SEP in kv[0]):
+        sel = (table["stack"] == key).to_numpy()
+        entry = {"scale": round(scale, 4), "fitted_on": "performance rows", "rows": int(sel.sum()),
+                 "in_sample_median_abs_error": round(float(np.nanmedian(np.abs(in_sample[sel]))), 4),
+                 "loo_median_abs_error": round(float(np.nanmedian(np.abs(loo[sel]))), 4)}
+        stack, _, generation = key.partition(GENERATION_SEP)
+        if generation:
+            stack_doc.setdefault(stack, {"scale": 1.0}).setdefault("by_generation", {})[generation] = entry
+        else:
+            stack_doc[stack] = entry
     for st, (e_scale, e_rows, e_in, e_loo) in energy_fits.items():
         stack_doc[st] = {
             "scale": round(e_scale, 4),
@@ -327,7 +353,8 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                    "peak FLOP/s and memory bandwidth, the per-sequence host overhead, the attention fraction of peak "
                    f"and the link-bandwidth fraction (Gaussian prior sigma {PRIOR_SIGMA.tolist()} in log space), "
                    f"plus one kernel-efficiency factor per serving stack {list(PERF_STACKS)} relative to tuned "
-                   f"engines (prior sigma {STACK_PRIOR_SIGMA}) and one MoE grouped-GEMM share of the dense GEMM "
+                   f"engines (per generation where the rows cover several: {STACK_GENERATIONS}; prior sigma "
+                   f"{STACK_PRIOR_SIGMA}) and one MoE grouped-GEMM share of the dense GEMM "
                    f"fraction shared by all generations (prior sigma {GROUPED_PRIOR_SIGMA}, at most 1); "
                    f"bounds {list(SCALE_BOUNDS)} (overhead "
                    f"{list(OVERHEAD_BOUNDS)}); the {list(ENERGY_STACKS)} factors are fitted afterwards on the ML.ENERGY "

@@ -113,8 +113,12 @@ def write_report(report: ValidationReport, out_dir: Path, *, cv: pd.DataFrame | 
             lines += ["Serving stacks, kernel efficiency relative to tuned (MLPerf-class) engines:", "",
                       "| stack | factor | fitted on | rows | in-sample median | LOO median |", "|---|---|---|---|---|---|"]
             for name, st in stacks.items():
-                lines.append(f"| {name} | {st['scale']:.3f} | {st['fitted_on']} | {st['rows']} | "
-                             f"{100 * st['in_sample_median_abs_error']:.1f}% | {100 * st['loo_median_abs_error']:.1f}% |")
+                subs = [(f"{name} on {gen}", sub) for gen, sub in (st.get("by_generation") or {}).items()]
+                label = f"{name} (other generations)" if subs else name
+                for lab, entry in [(label, st), *subs]:
+                    lines.append(f"| {lab} | {entry['scale']:.3f} | {entry['fitted_on']} | {entry['rows']} | "
+                                 f"{100 * entry['in_sample_median_abs_error']:.1f}% | "
+                                 f"{100 * entry['loo_median_abs_error']:.1f}% |")
             lines.append("")
     ratios = hardware_ratios(rows)
     if len(ratios):

@@ -109,7 +109,7 @@ def predict_rows(table: pd.DataFrame, params_by_hw=None, stack_scales: dict[str,
     """Predicted values for each row of `table` (NaN where cosim returns no value). Each row runs with its
     serving stack's efficiency factor (`stack_scales`, default the stored calibration's; none when
     `params_by_hw` is given without `stack_scales`, i.e. first principles)."""
-    from cosim.engines.calibration import apply_stack, calibrated_params, stack_scale
+    from cosim.engines.calibration import apply_stack, calibrated_params, scale_for, stack_scale
     from cosim.specs.loader import load_hardware
     from cosim.validate.predict import predict
 
@@ -121,9 +121,11 @@ def predict_rows(table: pd.DataFrame, params_by_hw=None, stack_scales: dict[str,
         hw = load_hardware(q.hardware)
         params = params_by_hw(hw) if params_by_hw else calibrated_params(hw)
         if stack_scales is not None:
-            params = apply_stack(params, float(stack_scales.get(q.stack, 1.0)))
+            from cosim.validate.fit import generation_of
+
+            params = apply_stack(params, scale_for(stack_scales, q.stack, generation_of(q.hardware)))
         elif params_by_hw is None:
-            params = apply_stack(params, stack_scale(q.stack))
+            params = apply_stack(params, stack_scale(q.stack, q.hardware))
         value, reason = predict(q, mapping, params)
         if value is not None:
             out[i] = value
