@@ -149,6 +149,11 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
     assert len(predicted) >= 50
     for r in predicted:
         assert r["error"] == pytest.approx(r["predicted"] / r["measured"] - 1, rel=1e-9)
+    # every row says where it came from; the developer-added table cells are all predicted
+    assert {r["origin"] for r in data["rows"]} == {"shared", "added"}
+    assert sum(r["origin"] == "added" for r in predicted) == 81
+    origin_groups = {s["group"]: s["count"] for s in data["summary"] if s["group_by"] == "origin"}
+    assert origin_groups["added"] == 81 and origin_groups["shared"] == len(predicted) - 81
     ratios = data["hardware_ratios"]
     assert len(ratios) >= 10  # the TensorRT-LLM tables alone pair B200, H200 and H100 on four queries
     for r in ratios:

@@ -11,7 +11,7 @@ from cosim.errors import CosimInputError
 from cosim.validate.mapping import load_mapping
 from cosim.validate.reference import load_measurements
 
-GROUP_COLUMNS = ("vendor", "hardware", "workload_class", "metric", "source_class", "reliability")
+GROUP_COLUMNS = ("vendor", "hardware", "workload_class", "metric", "source_class", "reliability", "origin")
 
 
 @dataclass
@@ -157,7 +157,7 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
     """Per group: count, median |error|, MAPE and the worst row, over rows with a prediction."""
     ok = rows[rows["predicted"].notna()]
     records = []
-    for col in GROUP_COLUMNS:
+    for col in (c for c in GROUP_COLUMNS if c in ok.columns):
         for key, g in ok.groupby(col):
             err = g["error"].to_numpy()
             worst = int(np.argmax(np.abs(err)))
@@ -195,6 +195,7 @@ def run_validation(filter_expr: str | None = None, uncalibrated: bool = False,
                           if r.id not in mapping.rows and r.id not in mapping.unmapped]
     unmapped = pd.DataFrame(unmapped_rows, columns=["id", "reason"])
     cols = ["id", "hardware", "chips", "workload", "metric", "predicted", "measured", "error", "unit",
-            "vendor", "workload_class", "source_class", "reliability", "assumed", "fully_specified", "note", "source"]
+            "vendor", "workload_class", "source_class", "reliability", "assumed", "fully_specified", "origin", "note",
+            "source"]
     rows = table[cols]
     return ValidationReport(rows=rows, summary=summarize(rows), unmapped=unmapped, calibrated=not uncalibrated)
