@@ -174,3 +174,26 @@ def test_training_energy_charges_forward_backward_and_recompute_flops():
         g = train_graph(load_workload("llama-3.1-8b"), sc)
         forward = float((g.flops * g.repeat)[g.kind != int(OpKind.COMM)].sum())
         assert sum(r.flops_by_precision.values()) == pytest.approx(mult * forward, rel=1e-9)
+
+
+def test_generate_energy_charges_prefill_and_every_decode_step():
+    """A generate run's FLOPs handed to the energy model are the prefill's plus every decode step's, by
+    closed form for Llama-3.1-8B (hidden 4096, 32 layers, 32 query / 8 KV heads of 128, FFN 14336, vocab
+    128256): 2 P per token through the layers over ISL + OSL - 1 tokens, causal prefill attention
+    4 L H d ISL^2 / 2, decode attention 4 L H d per context token over contexts ISL .. ISL + OSL - 2, and
+    the LM head on the last prompt position and each decoded one."""
+    from cosim.api import estimate
+    from cosim.cli.common import build_scenario
+
+    b, isl, osl = 64, 1024, 512
+    r = estimate("h100-sxm", "llama-3.1-8b",
+                 build_scenario(phase="generate", batch=b, input_len=isl, output_len=osl, precision="bf16"), chips=1)
+    assert r.feasible, r.reason
+    h, layers, heads, d, kv, ffn, vocab = 4096, 32, 32, 128, 8, 14336, 128256
+    per_token = 2 * layers * (h * (heads * d + 2 * kv * d) + heads * d * h + 3 * h * ffn)
+    expected = (per_token * b * (isl + osl - 1)
+                + 4 * b * layers * heads * d * isl * isl / 2
+                + 4 * b * layers * heads * d * (osl - 1) * (isl + (osl - 2) / 2)
+                + 2 * vocab * h * b * osl)
+    # norms, residual adds, SiLU and rotary add ~0.1% on top of the closed form
+    assert sum(r.flops_by_precision.values()) == pytest.approx(expected, rel=0.003)

@@ -102,12 +102,12 @@ def register(app: typer.Typer) -> None:
         if mapping == "auto":
             scenario, chosen, b = _auto_mapping(hardware, workload, scenario, slo_ttft, slo_tpot)
         from cosim.cli.common import check_stack
-        from cosim.engines.calibration import stack_params
-        from cosim.specs.loader import load_hardware
+        from cosim.engines.calibration import is_moe, stack_params
+        from cosim.specs.loader import load_hardware, load_workload
 
         check_stack(stack)
         hw = load_hardware(hardware)
-        params = stack_params(hw, stack)
+        params = stack_params(hw, stack, moe=is_moe(load_workload(workload)))
         result = estimate(hardware, workload, scenario, chips=chips, mode=mode, batch_max=b is None, params=params)
         out = result.to_dict()
         if chosen is not None:

@@ -61,48 +61,61 @@ def apply_stack(params, scale: float):
         memory_fraction=float(min(params.memory_fraction * scale, 1.0)))
 
 
-#: separates a serving stack from the hardware generation in the key of a per-generation stack factor
+#: separates a serving stack from the qualifier of a factor fitted for part of its rows: a hardware
+#: generation (`trtllm-bench@nvidia-blackwell`) or the MoE models (`vllm@moe`)
 GENERATION_SEP = "@"
+#: qualifier of a stack factor fitted on MoE models only (their expert kernels differ from the dense path)
+MOE = "moe"
 
 
-def stack_key(stack: str, generation: str | None) -> str:
-    """Key of the stack factor fitted for one hardware generation (e.g. `trtllm-bench@nvidia-blackwell`)."""
-    return f"{stack}{GENERATION_SEP}{generation}"
+def stack_key(stack: str, qualifier: str | None) -> str:
+    """Key of a stack factor fitted for one hardware generation or for MoE models (`stack@qualifier`)."""
+    return f"{stack}{GENERATION_SEP}{qualifier}"
 
 
-def scale_for(scales: dict[str, float], stack: str | None, generation: str | None) -> float:
-    """A stack's factor from a {key: factor} map: the one fitted for the hardware generation when there
-    is one, else the stack's own, else 1 (the tuned reference)."""
+def scale_for(scales: dict[str, float], stack: str | None, generation: str | None, moe: bool = False) -> float:
+    """A stack's factor from a {key: factor} map: its MoE factor for an MoE model, else the one fitted for
+    the hardware generation, else the stack's own, else 1 (the tuned reference)."""
     if not stack or stack == "tuned":
         return 1.0
-    return float(scales.get(stack_key(stack, generation), scales.get(stack, 1.0)))
+    for key in ([stack_key(stack, MOE)] if moe else []) + [stack_key(stack, generation), stack]:
+        if key in scales:
+            return float(scales[key])
+    return 1.0
 
 
 def stored_stack_scales() -> dict[str, float]:
-    """{key: factor} of the stored calibration: each stack's factor and its per-generation ones."""
+    """{key: factor} of the stored calibration: each stack's factor, its per-generation and MoE ones."""
     out: dict[str, float] = {}
     for stack, entry in (load_calibration().get("stacks") or {}).items():
         entry = entry or {}
         out[stack] = float(entry.get("scale", 1.0))
-        for generation, sub in (entry.get("by_generation") or {}).items():
-            out[stack_key(stack, generation)] = float((sub or {}).get("scale", 1.0))
+        for group in ("by_generation", "by_workload"):
+            for qualifier, sub in (entry.get(group) or {}).items():
+                out[stack_key(stack, qualifier)] = float((sub or {}).get("scale", 1.0))
     return out
 
 
-def stack_scale(stack: str | None, hardware: str | None = None) -> float:
+def stack_scale(stack: str | None, hardware: str | None = None, moe: bool = False) -> float:
     """The fitted kernel-efficiency factor of a serving stack relative to the tuned reference, for the
-    hardware's generation where the stack has a factor of its own there (1 when the stack is the
-    reference, unknown, or not fitted yet)."""
+    hardware's generation and the model kind (dense or MoE) where the stack has a factor of its own there
+    (1 when the stack is the reference, unknown, or not fitted yet)."""
     generation = calibration_family(hardware)[0] if hardware else None
-    return scale_for(stored_stack_scales(), stack, generation)
+    return scale_for(stored_stack_scales(), stack, generation, moe)
 
 
-def stack_params(hw, stack: str | None, params=None):
+def is_moe(workload) -> bool:
+    """Whether a workload spec routes tokens to experts (selects a stack's MoE factor)."""
+    return getattr(workload, "moe", None) is not None
+
+
+def stack_params(hw, stack: str | None, params=None, moe: bool = False):
     """Engine parameters of a run on `stack`: `params` (or the calibrated default) with the stack's fitted
-    factor; None when both are defaults, so callers keep sharing the default caches."""
+    factor (its MoE one when `moe`); None when both are defaults, so callers keep sharing the default
+    caches."""
     from cosim.engines.efficiency import params_for
 
-    scale = stack_scale(stack, hw.name)
+    scale = stack_scale(stack, hw.name, moe)
     if params is None and scale == 1.0:
         return None
     return apply_stack(params if params is not None else params_for(hw), scale)

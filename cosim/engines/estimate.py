@@ -182,14 +182,13 @@ def estimate(hardware, workload, scenario, *, chips: int | None = None, mode: st
         breakdown = breakdown[["graph", "name", "kind", "stage", "repeat", "time_s", "share", "bound",
                                "achieved_flops_per_s", "achieved_bytes_per_s", "flops", "bytes"]]
     phase = scenario.phase
-    # FLOPs per chip per step by precision, of the main graph; a training step runs it forward, backward and
-    # (recompute) forward again, so its FLOPs are the run's in the forward graph's precision mix. (generate:
-    # the prefill graph's only, see "Known defects" in cosim/validate/notes.md)
+    # FLOPs per chip by precision: the run's (a generate run's prefill and every decode step; a training
+    # step's forward, backward and recompute) in the main graph's precision mix
     flops_by_prec: dict[str, float] = {}
     for table, _ in opf_all[:1]:
         mask = table.kind != int(OpKind.COMM)
         graph_flops = float(np.sum(table.flops[mask] * table.repeat[mask]))
-        scale = float(cols["flops"][0]) / graph_flops if phase == "train" and graph_flops > 0 else 1.0
+        scale = float(cols["flops"][0]) / graph_flops if graph_flops > 0 else 1.0
         for p in np.unique(table.precision[mask]):
             sel = mask & (table.precision == p)
             flops_by_prec[PRECISIONS[int(p)]] = scale * float(np.sum(table.flops[sel] * table.repeat[sel]))

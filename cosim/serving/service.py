@@ -152,14 +152,14 @@ def serve(hardware, workload, scenario, *, chips: int | None, requests: RequestS
     rep_sc = scenario.model_copy(update={"parallelism": Parallelism(tp=p.tp, pp=p.pp, ep=p.ep, dp=1, sp=p.sp,
                                                                     sp_kind=p.sp_kind)})
     max_context = int((requests.input_len + requests.output_len).max())
-    from cosim.engines.calibration import stack_params
+    from cosim.engines.calibration import is_moe, stack_params
 
     try:
         uniq = np.unique(requests.input_len)
         anchors = uniq if len(uniq) <= 4 else [float(np.mean(requests.input_len))]
         rm = replica_model(hw, wl, rep_sc, max_batched_tokens=max_batched_tokens,
                            max_context=max_context * max_seqs, memory_utilization=d["memory_utilization"],
-                           use_engine=use_engine, anchors=anchors, params=stack_params(hw, stack, params))
+                           use_engine=use_engine, anchors=anchors, params=stack_params(hw, stack, params, moe=is_moe(wl)))
     except CosimInputError as err:
         return empty_result(str(err), replicas)
     if not rm.feasible:

@@ -66,6 +66,23 @@ def fit_stack_key(stack: str, generation: str | None) -> str:
     return stack_key(stack, generation) if generation in STACK_GENERATIONS.get(stack, ()) else stack
 
 
+def energy_stack_key(query) -> str:
+    """The factor an energy row's stack is fitted under: its MoE one for MoE models where ENERGY_STACK_MOE
+    says so."""
+    from cosim.engines.calibration import MOE, is_moe, stack_key
+    from cosim.specs.loader import load_workload
+
+    if query.stack in ENERGY_STACK_MOE and is_moe(load_workload(query.workload)):
+        return stack_key(query.stack, MOE)
+    return query.stack
+
+
+def energy_stack_keys() -> list[str]:
+    from cosim.engines.calibration import MOE, stack_key
+
+    return [k for st in ENERGY_STACKS for k in (st, *([stack_key(st, MOE)] if st in ENERGY_STACK_MOE else []))]
+
+
 def perf_stack_keys() -> list[str]:
     from cosim.engines.calibration import stack_key
 
@@ -74,6 +91,10 @@ def perf_stack_keys() -> list[str]:
 #: (A separate factor for vLLM serving block-scaled FP8 checkpoints was tried: it cannot close their gap,
 #: because a slower kernel adds only static energy in cosim's model, and it worsened the median.)
 ENERGY_STACKS = ("vllm",)
+#: energy stacks fitted with a second factor for MoE models: vLLM's MoE layers run its own fused-MoE kernels
+#: (Triton; block-scaled FP8 where the checkpoint is), its dense layers cuBLAS/CUTLASS GEMMs, and one
+#: factor for both left the dense max-batch rows too slow (see notes.md, Known defects)
+ENERGY_STACK_MOE = ("vllm",)
 #: log-space sd of the prior on a stack factor (one sd = 1.4x)
 STACK_PRIOR_SIGMA = 0.35
 #: log-space sd of the prior on the MoE grouped-GEMM share of the dense GEMM fraction (bounded above by 1)
@@ -207,8 +228,8 @@ def _ml_energy_predictions(sub: pd.DataFrame, thetas: dict[str, np.ndarray], sta
     """(energy per output token, output tokens/s) predicted for each ML.ENERGY row of `sub`; the speed is
     NaN where the engine's KV cache, not the row's max_num_seqs, set the batch (that speed also carries
     the assumed prompt lengths, so it says little about the kernels)."""
-    from cosim.engines.calibration import apply_stack, scale_for
-    from cosim.specs.loader import load_hardware
+    from cosim.engines.calibration import apply_stack, is_moe, scale_for
+    from cosim.specs.loader import load_hardware, load_workload
     from cosim.validate.predict import engine_run
     from cosim.validate.runner import query_for
 
@@ -217,7 +238,8 @@ def _ml_energy_predictions(sub: pd.DataFrame, thetas: dict[str, np.ndarray], sta
     tput = np.full(len(sub), np.nan)
     for i, rid in enumerate(sub["id"]):
         q = query_for(rid)
-        params = apply_stack(params_of(load_hardware(q.hardware)), scale_for(stacks, q.stack, generation_of(q.hardware)))
+        scale = scale_for(stacks, q.stack, generation_of(q.hardware), is_moe(load_workload(q.workload)))
+        params = apply_stack(params_of(load_hardware(q.hardware)), scale)
         res = engine_run(q, q.input_len or 1, q.output_len or 1, q.tp * q.pp * q.sp, params, q.batch or 1)
         if res.feasible:
             energy[i] = res.energy_j_per_token if res.energy_j_per_token is not None else np.nan
@@ -240,12 +262,12 @@ def fit_energy_stack(thetas: dict[str, np.ndarray], stacks: dict[str, float], gr
     table = base_table()
     table = table[(table["source_class"] == "ml_energy") & table["reliability"].isin(FIT_RELIABILITY)]
     table = table.reset_index(drop=True)
-    table["stack"] = [query_for(i).stack for i in table["id"]]
+    table["stack"] = [energy_stack_key(query_for(i)) for i in table["id"]]
     speed = {r.id: r.output_tokens_per_s for r in load_energy_rows()}
     lo, hi = np.log(SCALE_BOUNDS[0]), np.log(SCALE_BOUNDS[1])
     prior = 1.0 / STACK_PRIOR_SIGMA**2
     out = {}
-    for stack in ENERGY_STACKS:
+    for stack in energy_stack_keys():
         sub = table[table["stack"] == stack].reset_index(drop=True)
         if sub.empty:
             continue
@@ -331,12 +353,17 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
             stack_doc.setdefault(stack, {"scale": 1.0}).setdefault("by_generation", {})[generation] = entry
         else:
             stack_doc[stack] = entry
-    for st, (e_scale, e_rows, e_in, e_loo) in energy_fits.items():
-        stack_doc[st] = {
+    for key, (e_scale, e_rows, e_in, e_loo) in sorted(energy_fits.items(), key=lambda kv: GENERATION_SEP in kv[0]):
+        entry = {
             "scale": round(e_scale, 4),
             "fitted_on": "ML.ENERGY rows (energy per token and output tokens/s), generation scales fixed",
             "rows": len(e_rows), "in_sample_median_abs_error": round(float(np.median(np.abs(e_in))), 4),
             "loo_median_abs_error": round(float(np.median(np.abs(e_loo))), 4)}
+        stack, _, qualifier = key.partition(GENERATION_SEP)
+        if qualifier:
+            stack_doc.setdefault(stack, {"scale": 1.0}).setdefault("by_workload", {})[qualifier] = entry
+        else:
+            stack_doc[stack] = entry
     loo_rows = [{"id": rid, "generation": g, "in_sample_error": float(a), "loo_error": float(b)}
                 for rid, g, a, b in zip(table["id"], table["generation"], in_sample, loo, strict=True)]
     # rows never fitted: their error is out-of-sample as it stands
@@ -357,7 +384,8 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                    f"{STACK_PRIOR_SIGMA}) and one MoE grouped-GEMM share of the dense GEMM "
                    f"fraction shared by all generations (prior sigma {GROUPED_PRIOR_SIGMA}, at most 1); "
                    f"bounds {list(SCALE_BOUNDS)} (overhead "
-                   f"{list(OVERHEAD_BOUNDS)}); the {list(ENERGY_STACKS)} factors are fitted afterwards on the ML.ENERGY "
+                   f"{list(OVERHEAD_BOUNDS)}); the {list(ENERGY_STACKS)} factors (a second one for MoE models: "
+                   f"{list(ENERGY_STACK_MOE)}) are fitted afterwards on the ML.ENERGY "
                    "rows' energy per token and output tokens/s with the generation scales fixed; rows of reliability "
                    f"{list(FIT_RELIABILITY)}; "
                    "leave-one-out by one Gauss-Newton refit step"),

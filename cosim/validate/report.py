@@ -114,7 +114,8 @@ def write_report(report: ValidationReport, out_dir: Path, *, cv: pd.DataFrame | 
                       "| stack | factor | fitted on | rows | in-sample median | LOO median |", "|---|---|---|---|---|---|"]
             for name, st in stacks.items():
                 subs = [(f"{name} on {gen}", sub) for gen, sub in (st.get("by_generation") or {}).items()]
-                label = f"{name} (other generations)" if subs else name
+                subs += [(f"{name}, {kind} models", sub) for kind, sub in (st.get("by_workload") or {}).items()]
+                label = f"{name} (the other rows)" if subs else name
                 for lab, entry in [(label, st), *subs]:
                     lines.append(f"| {lab} | {entry['scale']:.3f} | {entry['fitted_on']} | {entry['rows']} | "
                                  f"{100 * entry['in_sample_median_abs_error']:.1f}% | "

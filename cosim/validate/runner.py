@@ -109,8 +109,8 @@ def predict_rows(table: pd.DataFrame, params_by_hw=None, stack_scales: dict[str,
     """Predicted values for each row of `table` (NaN where cosim returns no value). Each row runs with its
     serving stack's efficiency factor (`stack_scales`, default the stored calibration's; none when
     `params_by_hw` is given without `stack_scales`, i.e. first principles)."""
-    from cosim.engines.calibration import apply_stack, calibrated_params, scale_for, stack_scale
-    from cosim.specs.loader import load_hardware
+    from cosim.engines.calibration import apply_stack, calibrated_params, is_moe, scale_for, stack_scale
+    from cosim.specs.loader import load_hardware, load_workload
     from cosim.validate.predict import predict
 
     mapping = load_mapping()
@@ -120,12 +120,13 @@ def predict_rows(table: pd.DataFrame, params_by_hw=None, stack_scales: dict[str,
         q = query_for(row_id)
         hw = load_hardware(q.hardware)
         params = params_by_hw(hw) if params_by_hw else calibrated_params(hw)
+        moe = is_moe(load_workload(q.workload))
         if stack_scales is not None:
             from cosim.validate.fit import generation_of
 
-            params = apply_stack(params, scale_for(stack_scales, q.stack, generation_of(q.hardware)))
+            params = apply_stack(params, scale_for(stack_scales, q.stack, generation_of(q.hardware), moe))
         elif params_by_hw is None:
-            params = apply_stack(params, stack_scale(q.stack, q.hardware))
+            params = apply_stack(params, stack_scale(q.stack, q.hardware, moe))
         value, reason = predict(q, mapping, params)
         if value is not None:
             out[i] = value
