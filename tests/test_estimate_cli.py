@@ -80,6 +80,23 @@ def test_stack_flag_applies_the_fitted_kernel_efficiency(capsys):
     assert "\n" not in err and "--stack" in err
 
 
+def test_stack_flag_takes_the_stacks_moe_factor_for_an_moe_model(capsys):
+    """vLLM has a second fitted factor for MoE models (its fused-MoE kernels): `--stack vllm` on Qwen3-30B-A3B
+    slows a compute-bound prefill by most of 1 / f_moe, more than the dense factor alone would."""
+    from cosim.engines.calibration import stack_scale
+
+    f_dense, f_moe = stack_scale("vllm", "h100-sxm"), stack_scale("vllm", "h100-sxm", moe=True)
+    args = ["estimate", "--hardware", "h100-sxm", "--workload", "qwen3-30b-a3b", "--phase", "prefill", "--batch",
+            "16", "--input-len", "4096", "--format", "json"]
+    assert main(args) == 0
+    tuned = json.loads(capsys.readouterr().out)["latency_s"]
+    assert main([*args, "--stack", "vllm"]) == 0
+    vllm = json.loads(capsys.readouterr().out)["latency_s"]
+    assert tuned <= vllm <= tuned / f_moe * 1.000001
+    if f_moe < f_dense < 1.0:
+        assert vllm > tuned / f_dense * 1.01  # beyond what the dense factor could cause
+
+
 def test_missing_or_unknown_option_is_exit_two_one_line(capsys):
     # Typer >= 0.17 raises its own (vendored click) usage errors; they must not surface as internal failures
     assert main(["serve", "--hardware", "h100-sxm", "--workload", "llama-3.1-8b"]) == 2
