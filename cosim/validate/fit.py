@@ -87,13 +87,15 @@ def perf_stack_keys() -> list[str]:
     from cosim.engines.calibration import stack_key
 
     return [k for st in PERF_STACKS for k in (st, *(stack_key(st, g) for g in STACK_GENERATIONS.get(st, ())))]
+
+
 #: the stacks fitted afterwards on the ML.ENERGY energy rows, with every generation's scales held fixed.
 #: (A separate factor for vLLM serving block-scaled FP8 checkpoints was tried: it cannot close their gap,
 #: because a slower kernel adds only static energy in cosim's model, and it worsened the median.)
 ENERGY_STACKS = ("vllm",)
 #: energy stacks fitted with a second factor for MoE models: vLLM's MoE layers run its own fused-MoE kernels
 #: (Triton; block-scaled FP8 where the checkpoint is), its dense layers cuBLAS/CUTLASS GEMMs, and one
-#: factor for both left the dense max-batch rows too slow (see notes.md, Known defects)
+#: factor for both left the dense max-batch rows too slow (notes.md: the energy of a generate run)
 ENERGY_STACK_MOE = ("vllm",)
 #: log-space sd of the prior on a stack factor (one sd = 1.4x)
 STACK_PRIOR_SIGMA = 0.35

@@ -115,8 +115,11 @@ def write_report(report: ValidationReport, out_dir: Path, *, cv: pd.DataFrame | 
             for name, st in stacks.items():
                 subs = [(f"{name} on {gen}", sub) for gen, sub in (st.get("by_generation") or {}).items()]
                 subs += [(f"{name}, {kind} models", sub) for kind, sub in (st.get("by_workload") or {}).items()]
-                label = f"{name} (the other rows)" if subs else name
+                label = (f"{name} (dense models)" if st.get("by_workload") else
+                         f"{name} (other generations)" if subs else name)
                 for lab, entry in [(label, st), *subs]:
+                    if "fitted_on" not in entry:  # a stack fitted only per generation or per model kind
+                        continue
                     lines.append(f"| {lab} | {entry['scale']:.3f} | {entry['fitted_on']} | {entry['rows']} | "
                                  f"{100 * entry['in_sample_median_abs_error']:.1f}% | "
                                  f"{100 * entry['loo_median_abs_error']:.1f}% |")
