@@ -111,6 +111,7 @@ def predict_rows(table: pd.DataFrame, params_by_hw=None, stack_scales: dict[str,
     `params_by_hw` is given without `stack_scales`, i.e. first principles)."""
     from cosim.engines.calibration import apply_stack, calibrated_params, is_moe, scale_for, stack_scale
     from cosim.specs.loader import load_hardware, load_workload
+    from cosim.validate.fit import generation_of
     from cosim.validate.predict import predict
 
     mapping = load_mapping()
@@ -122,8 +123,6 @@ def predict_rows(table: pd.DataFrame, params_by_hw=None, stack_scales: dict[str,
         params = params_by_hw(hw) if params_by_hw else calibrated_params(hw)
         moe = is_moe(load_workload(q.workload))
         if stack_scales is not None:
-            from cosim.validate.fit import generation_of
-
             params = apply_stack(params, scale_for(stack_scales, q.stack, generation_of(q.hardware), moe))
         elif params_by_hw is None:
             params = apply_stack(params, stack_scale(q.stack, q.hardware, moe))
