@@ -119,3 +119,27 @@ def test_output_len_cv_slows_decode_only_and_rejects_negatives(capsys):
     assert main(args + ["--output-len-cv", "-0.5"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--output-len-cv" in err[0]
+
+
+def test_kv_precision_flag_sets_the_cache_bytes(capsys):
+    """--kv-precision bf16 stores 2 bytes per KV element instead of fp8's 1: the footprint grows by
+    batch x context x (layers x KV heads x head_dim x 2 for K and V) bytes, here 32 x 8 x 128 x 2 = 65,536
+    elements per token for Llama-3.1-8B, at batch 8 and a 2,048-token context."""
+    args = BASE + ["--phase", "decode", "--batch", "8", "--input-len", "2048", "--precision", "fp8",
+                   "--format", "json"]
+    assert main(args) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert main(args + ["--kv-precision", "fp8"]) == 0
+    explicit_fp8 = json.loads(capsys.readouterr().out)
+    assert main(args + ["--kv-precision", "bf16"]) == 0
+    bf16 = json.loads(capsys.readouterr().out)
+    assert explicit_fp8["memory_bytes_per_chip"] == default["memory_bytes_per_chip"]
+    grown = bf16["memory_bytes_per_chip"] - default["memory_bytes_per_chip"]
+    assert abs(grown - 8 * 2048 * 65536) / (8 * 2048 * 65536) < 0.01
+    assert bf16["tpot_s"] > default["tpot_s"]  # twice the KV bytes to stream each step
+
+
+def test_kv_precision_rejects_a_non_kv_dtype(capsys):
+    assert main(BASE + ["--kv-precision", "fp4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--kv-precision" in err and "\n" not in err

@@ -311,3 +311,25 @@ def test_uncalibrated_report_goes_to_its_own_folder(tmp_path, capsys):
     text = (tmp_path / "uncalibrated" / "validation.md").read_text()
     assert "uncalibrated, first-principles defaults" in text
     assert "## Hardware ratios" in text
+
+
+def test_mlenergy_queries_follow_the_vllm_server_settings():
+    """ML.ENERGY's vLLM configs leave kv-cache-dtype unset ('auto' keeps the model dtype, bf16, under FP8
+    weights) and run the MoE models expert-parallel; dense and bf16 rows keep the defaults."""
+    from cosim.engines.memory import footprint
+    from cosim.specs.loader import load_workload
+    from cosim.validate.predict import _scenario
+    from cosim.validate.runner import query_for
+
+    fp8_moe = query_for("mlenergy-qwen-qwen3-235b-a22b-instruct-2507-fp8-lm-arena-chat-h100x8-batch8")
+    assert (fp8_moe.precision, fp8_moe.kv_precision, fp8_moe.tp, fp8_moe.ep) == ("fp8", "bf16", 8, 8)
+    bf16_moe = query_for("mlenergy-qwen-qwen3-30b-a3b-instruct-2507-lm-arena-chat-h100x2-batch8")
+    assert (bf16_moe.kv_precision, bf16_moe.tp, bf16_moe.ep) == (None, 2, 2)
+    dense = query_for("mlenergy-meta-llama-llama-3.1-8b-instruct-lm-arena-chat-h100x1-batch8")
+    assert (dense.kv_precision, dense.ep) == (None, 1)
+    sc = _scenario(fp8_moe, "generate", 1, 1000, 1000)
+    assert sc.kv_precision == "bf16" and sc.weight_precision == "fp8"
+    # Qwen3-235B-A22B: 94 layers x 4 KV heads x 128 x 2 (K, V) x 2 bytes per token; 4 KV heads over TP8
+    # leave one (replicated) head per GPU: 94 x 1 x 128 x 2 x 2 bytes x 2,000 tokens per chip
+    kv = footprint(load_workload("qwen3-235b-a22b"), sc).kv_cache
+    assert abs(kv - 94 * 128 * 2 * 2 * 2000) / kv < 0.01

@@ -12,6 +12,7 @@ from cosim.cli.common import (
     HardwareOpt,
     HeightOpt,
     InputLenOpt,
+    KvPrecisionOpt,
     MicrobatchOpt,
     OutputLenOpt,
     PhaseOpt,
@@ -48,6 +49,7 @@ def register(app: typer.Typer) -> None:
         width: WidthOpt = None,
         steps: StepsOpt = None,
         precision: PrecisionOpt = "bf16",
+        kv_precision: KvPrecisionOpt = None,
         tp: TpOpt = 1,
         pp: PpOpt = 1,
         ep: EpOpt = 1,
@@ -93,7 +95,8 @@ def register(app: typer.Typer) -> None:
                                   output_len_cv=output_len_cv, chunked_prefill=chunked_prefill, frames=frames,
                                   height=height, width=width, steps=steps, precision=precision, tp=tp, pp=pp,
                                   ep=ep, dp=dp, sp=sp, zero=zero, microbatch=microbatch,
-                                  recompute="selective" if recompute == "auto" else recompute)
+                                  recompute="selective" if recompute == "auto" else recompute,
+                                  kv_precision=kv_precision)
         if recompute == "auto" and phase == "train" and b is not None:
             scenario = _auto_recompute(hardware, workload, scenario)
         chosen = None

@@ -9,7 +9,16 @@ from typing import Annotated
 
 import typer
 
-from cosim.cli.common import DpOpt, EpOpt, HardwareOpt, PpOpt, PrecisionOpt, TpOpt, WorkloadOpt
+from cosim.cli.common import (
+    DpOpt,
+    EpOpt,
+    HardwareOpt,
+    KvPrecisionOpt,
+    PpOpt,
+    PrecisionOpt,
+    TpOpt,
+    WorkloadOpt,
+)
 
 LEN_HELP = ("tokens per request: N, fixed:N, uniform:LO:HI, lognormal:MEAN:SIGMA[:MAX] (MEAN in tokens, SIGMA of "
             "log length), profile:NAME (see cosim/data/dataset_profiles.yaml, e.g. profile:openorca) or "
@@ -42,6 +51,7 @@ def register(app: typer.Typer) -> None:
         chips: Annotated[int | None, typer.Option("--chips", help="chips in the fleet; more than one replica "
                                                   "(tp x pp) needs means several replicas")] = None,
         precision: PrecisionOpt = "bf16",
+        kv_precision: KvPrecisionOpt = None,
         tp: TpOpt = 1,
         pp: PpOpt = 1,
         ep: EpOpt = 1,
@@ -108,7 +118,7 @@ def register(app: typer.Typer) -> None:
             raise CosimInputError("--offline needs --num-requests R")
         kind, cv = parse_arrival_spec(arrival)
         scenario = build_scenario(phase="generate", batch=1, input_len=1, output_len=1, precision=precision,
-                                  tp=tp, pp=pp, ep=ep, dp=dp)
+                                  tp=tp, pp=pp, ep=ep, dp=dp, kv_precision=kv_precision)
         requests = make_requests(offline=offline, num_requests=num_requests, qps=qps, duration_s=duration,
                                  input_len=input_len, output_len=output_len, seed=seed, arrival=kind, cv=cv)
         slo = Slo(ttft_s=slo_ttft, tpot_s=slo_tpot)

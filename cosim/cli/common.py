@@ -21,7 +21,7 @@ FramesOpt = Annotated[int | None, typer.Option("--frames", help="video frames")]
 HeightOpt = Annotated[int | None, typer.Option("--height", help="video height in pixels")]
 WidthOpt = Annotated[int | None, typer.Option("--width", help="video width in pixels")]
 StepsOpt = Annotated[int | None, typer.Option("--steps", help="denoising steps")]
-PrecisionOpt = Annotated[str, typer.Option("--precision", help="bf16 | fp16 | fp8 | fp4 | int8 (weights, activations, KV)")]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="bf16 | fp16 | fp8 | fp4 | int8 (weights and activations; the KV cache per --kv-precision)")]
 TpOpt = Annotated[int, typer.Option("--tp", help="tensor-parallel degree")]
 PpOpt = Annotated[int, typer.Option("--pp", help="pipeline-parallel degree")]
 EpOpt = Annotated[int, typer.Option("--ep", help="expert-parallel degree")]
@@ -37,9 +37,21 @@ RecomputeOpt = Annotated[str, typer.Option(
     "--recompute", help="train: activation recompute none | selective | full | auto (auto: selective when "
                         "it fits in memory, else full)")]
 RECOMPUTE_CHOICES = ("none", "selective", "full", "auto")
+KvPrecisionOpt = Annotated[str | None, typer.Option(
+    "--kv-precision", help="KV-cache precision: fp8 | bf16 | fp16 | fp32 (default: fp8 when --precision is "
+    "8-bit or narrower, else --precision; checkpoints that keep the KV cache in bf16 need bf16 here)")]
 
 PHASES = ("prefill", "decode", "generate", "train", "video")
 PRECISION_CHOICES = ("fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4", "int8", "int4")
+#: precisions a KV cache can be stored in
+KV_PRECISION_CHOICES = ("fp32", "bf16", "fp16", "fp8")
+
+
+def default_kv_precision(precision: str) -> str:
+    """KV-cache precision when none is given: fp8 under 8-bit-or-narrower weights, else the weights'."""
+    if precision in ("bf16", "fp16", "fp8", "fp32"):
+        return precision
+    return "fp8" if precision in ("fp4", "fp6", "int4", "int8") else "bf16"
 
 
 def parse_batch(batch: str) -> int | None:
@@ -59,8 +71,12 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
                    frames: int | None = None, height: int | None = None, width: int | None = None,
                    steps: int | None = None, precision: str = "bf16", tp: int = 1, pp: int = 1,
                    ep: int = 1, dp: int = 1, sp: int = 1, zero: int = 0, microbatch: int | None = None,
-                   recompute: str = "selective", output_len_cv: float = 0.0, chunked_prefill: bool = False):
-    """A validated Scenario from CLI values; bad values raise CosimInputError naming the flag."""
+                   recompute: str = "selective", output_len_cv: float = 0.0, chunked_prefill: bool = False,
+                   kv_precision: str | None = None):
+    """A validated Scenario from CLI values; bad values raise CosimInputError naming the flag.
+
+    `kv_precision` None: the KV cache is stored in fp8 when the weights are 8-bit or narrower (the common
+    default of quantized checkpoints), else in the weight precision."""
     from pydantic import ValidationError
 
     from cosim.specs.scenario import Parallelism, Scenario
@@ -81,7 +97,9 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
                         ("--microbatch", microbatch)):
         if value is not None and value <= 0:
             raise CosimInputError(f"{flag} must be a positive integer, got {value}")
-    kv = precision if precision in ("bf16", "fp16", "fp8", "fp32") else "fp8" if precision in ("fp4", "fp6", "int4", "int8") else "bf16"
+    if kv_precision is not None and kv_precision not in KV_PRECISION_CHOICES:
+        raise CosimInputError(f"--kv-precision must be one of {', '.join(KV_PRECISION_CHOICES)}, got '{kv_precision}'")
+    kv = kv_precision or default_kv_precision(precision)
     try:
         return Scenario(
             phase=phase, batch=batch, input_len=input_len, output_len=output_len, output_len_cv=output_len_cv,

@@ -49,6 +49,8 @@ class Query(BaseModel):
     chips: int = Field(gt=0)
     workload: str
     precision: str = "bf16"
+    kv_precision: str | None = Field(default=None, description="KV-cache precision where the checkpoint "
+                                     "keeps it apart from the weights (None: cosim's default for `precision`)")
     tp: int = Field(default=1, gt=0)
     pp: int = Field(default=1, gt=0)
     ep: int = Field(default=1, gt=0)
@@ -90,6 +92,18 @@ class CheckpointPrecision(BaseModel):
     source: str
 
 
+class ServerSettings(BaseModel):
+    """How the ML.ENERGY runs' vLLM server was configured, where it changes the query (with the source)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: KV-cache precision of FP8 checkpoints (vLLM's kv_cache_dtype "auto" keeps the model dtype)
+    fp8_kv_precision: str
+    #: MoE layers run expert-parallel over the row's GPUs (attention stays tensor-parallel)
+    moe_expert_parallel: bool
+    source: str
+
+
 class EnergyMapping(BaseModel):
     """Rules that turn ML.ENERGY rows into queries, and MLPerf Power rows into their submission's query."""
 
@@ -98,6 +112,7 @@ class EnergyMapping(BaseModel):
     models: dict[str, str]
     gpus: dict[str, str]
     precisions: dict[str, CheckpointPrecision] = Field(default_factory=dict)
+    server: ServerSettings | None = None
     tasks: dict[str, EnergyTask]
     unmapped_tasks: dict[str, str]
     mlperf_power: dict[str, str]
@@ -167,6 +182,8 @@ def output_cv(query: Query, mapping: Mapping) -> float:
 
 def energy_queries(mapping: Mapping | None = None) -> tuple[dict[str, Query], dict[str, str]]:
     """(queries, unmapped reasons) for every energy row: ML.ENERGY by rule, MLPerf Power by submission."""
+    from cosim.engines.calibration import is_moe
+    from cosim.specs.loader import load_workload
     from cosim.validate.reference import load_energy_rows
 
     mapping = mapping or load_mapping()
@@ -197,9 +214,14 @@ def energy_queries(mapping: Mapping | None = None) -> tuple[dict[str, Query], di
         precision = "fp8" if row.model.upper().endswith("FP8") else "bf16"
         if row.model in rules.precisions:
             precision = rules.precisions[row.model].precision
+        kv, ep = None, 1
+        if rules.server is not None:
+            kv = rules.server.fp8_kv_precision if precision == "fp8" else None
+            if rules.server.moe_expert_parallel and is_moe(load_workload(slug)):
+                ep = row.num_gpus
         queries[row.id] = Query(
             kind="energy_per_token", hardware=rules.gpus[row.gpu], chips=row.num_gpus, workload=slug,
-            precision=precision, tp=row.num_gpus,
+            precision=precision, kv_precision=kv, tp=row.num_gpus, ep=ep,
             input_len=inp, output_len=out, batch=row.batch, assumed=task.source, stack="vllm",
         )
     return queries, unmapped

@@ -49,6 +49,7 @@ def _scenario(q: Query, phase: str, batch: int = 1, input_len: int = 1, output_l
         chunked_prefill=phase == "generate" and serving_engine(q) in CHUNKED_PREFILL_ENGINES,
         frames=q.frames, height=q.height, width=q.width, steps=q.steps, precision=q.precision, tp=q.tp, pp=q.pp, ep=q.ep,
         dp=q.dp, sp=q.sp, zero=q.zero, microbatch=q.microbatch, recompute=recompute,
+        kv_precision=q.kv_precision,
     )
 
 
