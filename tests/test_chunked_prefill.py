@@ -60,3 +60,20 @@ def test_estimate_cli_chunked_prefill_flag(capsys):
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out)["ttft_s"] > d["ttft_s"]  # one prefill of all 16 prompts first
 
+
+
+def test_chunked_steps_split_the_prompt_chunk_over_data_parallel_ranks():
+    """With attention data parallelism every rank carries its share of the prompt chunk: 8 sequences at
+    ISL 100 / OSL 7 carry 8 x 100 / 7 = 114.3 prompt tokens a step, rounded up to 116 so the 4 ranks each
+    take 29, and each rank's per-token GEMMs see (8 + 116) / 4 = 31 rows (the step no longer fails on a
+    chunk the ranks cannot split)."""
+    from cosim.graph.build import mixed_step_graph
+    from cosim.graph.optable import OpKind
+    from cosim.specs.loader import load_workload
+
+    sc = build_scenario(phase="generate", batch=8, input_len=100, output_len=7, dp=4, chunked_prefill=True)
+    table = mixed_step_graph(load_workload("llama-3.1-8b"), sc, 104)
+    gemm_rows = {int(m) for m, k in zip(table.m, table.kind, strict=True) if k == OpKind.GEMM}
+    assert 31 in gemm_rows
+    r = estimate("h100-sxm", "llama-3.1-8b", sc, chips=4)
+    assert r.feasible and r.throughput_tokens_per_s == pytest.approx(8 / r.tpot_s, rel=1e-9)

@@ -333,3 +333,16 @@ def test_mlenergy_queries_follow_the_vllm_server_settings():
     # leave one (replicated) head per GPU: 94 x 1 x 128 x 2 x 2 bytes x 2,000 tokens per chip
     kv = footprint(load_workload("qwen3-235b-a22b"), sc).kv_cache
     assert abs(kv - 94 * 128 * 2 * 2 * 2000) / kv < 0.01
+
+
+def test_offline_replica_spans_its_attention_dp_ranks():
+    """With attention data parallelism (dp ranks sharing the experts, ep over dp) one model replica is
+    tp x dp chips: 8 chips at tp 1, dp 2, ep 2 are 4 replicas of 2 chips, each running twice the sequence
+    cap of one rank."""
+    from cosim.validate.mapping import Query
+    from cosim.validate.predict import _offline
+
+    q = Query(kind="offline_throughput", hardware="h100-sxm", chips=8, workload="qwen3-30b-a3b", precision="fp8",
+              tp=1, dp=2, ep=2, input_len=256, output_len=256, num_requests=64, max_seqs=16)
+    res, replicas = _offline(q, load_mapping(), None)
+    assert replicas == 4 and res.feasible and res.batch == 32

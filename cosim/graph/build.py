@@ -104,7 +104,8 @@ def mixed_step_graph(workload: DecoderLM, scenario: Scenario, context: int) -> O
     decode attention of the running sequences plus 1 / output_len of the whole batch's prompt attention
     (the share of a prompt a step carries); logits only for the decoding sequences.
     """
-    chunk = int(round(scenario.prompt_tokens_per_step))
+    dp = scenario.parallelism.dp  # each data-parallel rank carries its share of the chunk
+    chunk = -(-int(round(scenario.prompt_tokens_per_step)) // dp) * dp
     merged = decode_graph(workload, scenario.model_copy(update={"batch": scenario.batch + chunk}), context)
     decode = decode_graph(workload, scenario, context)
     prompt = prefill_graph(workload, scenario)

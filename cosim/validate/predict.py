@@ -132,9 +132,9 @@ def _offline(q: Query, mapping: Mapping, params):
     """(estimate of one replica generating at the concurrency its engine sustains, capped by the engine's
     sequence limit and the number of requests, and the number of replicas)."""
     inp, out = lengths(q, mapping)
-    per_replica = q.tp * q.pp * q.sp
+    per_replica = q.tp * q.pp * q.sp * q.dp  # attention-DP ranks share one set of experts (ep over dp)
     replicas = max(1, q.chips // per_replica)
-    limit = q.max_seqs or DEFAULT_MAX_SEQS
+    limit = (q.max_seqs or DEFAULT_MAX_SEQS) * q.dp  # the engine's sequence cap holds per DP rank
     if q.num_requests:
         limit = min(limit, q.num_requests)
     return engine_run(q, inp, out, per_replica, params, limit, output_cv(q, mapping)), replicas
@@ -183,7 +183,7 @@ def predict(q: Query, mapping: Mapping, params=None) -> tuple[float | None, str 
         return res.throughput_tokens_per_s * replicas, None
     if q.kind == "energy_per_token":
         # the row ran at max_num_seqs = batch, or fewer when the engine's KV cache holds fewer
-        res = engine_run(q, q.input_len or 1, q.output_len or 1, q.tp * q.pp * q.sp, params, q.batch or 1)
+        res = engine_run(q, q.input_len or 1, q.output_len or 1, q.tp * q.pp * q.sp * q.dp, params, q.batch or 1)
         if not res.feasible or res.energy_j_per_token is None:
             return None, res.reason or "no energy"
         return res.energy_j_per_token, None
