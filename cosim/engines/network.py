@@ -10,8 +10,12 @@ Bandwidths are per chip per direction (bytes/s); alpha is the per-message latenc
 Closed forms (p chips, bandwidth B, latency a):
   ring all-reduce   2(p-1)/p * S/B + 2(p-1) a
   tree all-reduce   2 S/B + 2 log2(p) a          (double binary tree: full bandwidth, log latency)
-  in-switch (NVLS)  S/(B x 275/370) + 2 a        (send once, switch reduces and multicasts; measured
-                                                 NVLS algbw 275 GB/s vs 370 GB/s effective NVLink on H100)
+  direct all-reduce 2(p-1)/p * S/B + 2 a         (switch or full mesh: reduce-scatter then all-gather with
+                                                 every peer at once, one synchronisation per phase: the
+                                                 one-/two-shot kernels inference engines run)
+  in-switch (NVLS)  S/(B x 275/370) + 2 a + t0   (send once, switch reduces and multicasts; measured
+                                                 NVLS algbw 275 GB/s vs 370 GB/s effective NVLink on H100;
+                                                 t0 = NVLS_STARTUP_S, its pipeline start-up)
   all-gather / reduce-scatter   (p-1)/p * S/B + (p-1) a
   all-to-all (switch)           (p-1)/p * S/B + (p-1) a
   point-to-point                S/B + a
@@ -32,6 +36,12 @@ import math
 from numba import njit
 
 ALL_REDUCE, ALL_GATHER, REDUCE_SCATTER, ALL_TO_ALL, P2P = 1, 2, 3, 4, 5
+#: Start-up of an NVLink SHARP (NVLS) all-reduce beyond its bandwidth term and two synchronisations:
+#: 8x H100, bf16 (ai-dynamo/aiconfigurator campaign_checkpoints/h100_sxm/custom_allreduce_perf.txt, vLLM
+#: 0.20.0 under CUDA graphs, NCCL beyond its custom kernel's size): 67 MB in 322 us, 134 MB in 575 us,
+#: 268 MB in 1,089 us, i.e. 55, 47 and 38 us more than S / 275 GB/s + 6 us; taken as 50 us. Below ~40 MB
+#: the direct (two-shot) all-reduce is faster, as those measurements show (8.4 MB in 50.7 us).
+NVLS_STARTUP_S = 50e-6
 TOPO_SWITCH, TOPO_TORUS, TOPO_MESH, TOPO_RING, TOPO_FULL, TOPO_P2P = 0, 1, 2, 3, 4, 5
 INF = math.inf
 
@@ -55,6 +65,17 @@ def tree_all_reduce(nbytes: float, p: float, bw: float, alpha: float) -> float:
 
 
 @njit(cache=True)
+def direct_all_reduce(nbytes: float, p: float, bw: float, alpha: float) -> float:
+    """Reduce-scatter then all-gather through a full-bandwidth switch, each chip exchanging its shards with
+    all peers at once: the ring's bandwidth term with one synchronisation per phase."""
+    if p <= 1.0:
+        return 0.0
+    if bw <= 0.0:
+        return INF
+    return 2.0 * (p - 1.0) / p * nbytes / bw + 2.0 * alpha
+
+
+@njit(cache=True)
 def in_switch_all_reduce(nbytes: float, p: float, bw: float, alpha: float) -> float:
     if p <= 1.0:
         return 0.0
@@ -63,7 +84,7 @@ def in_switch_all_reduce(nbytes: float, p: float, bw: float, alpha: float) -> fl
     # NVLink SHARP on 8x H100 reaches algbw ~275 GB/s where ring collectives see an effective 370 GB/s
     # per direction (NCCL maintainer, NVIDIA/nccl-tests issue #212, 2024-05-06): the switch reduction
     # moves S at 275/370 of the effective link rate `bw`
-    return nbytes / (bw * (275.0 / 370.0)) + 2.0 * alpha
+    return nbytes / (bw * (275.0 / 370.0)) + 2.0 * alpha + NVLS_STARTUP_S
 
 
 @njit(cache=True)
@@ -82,7 +103,7 @@ def _switch(kind: int, nbytes: float, p: float, bw: float, alpha: float, in_swit
     if p <= 1.0:
         return 0.0, 0.0
     if kind == ALL_REDUCE:
-        t = min(ring_all_reduce(nbytes, p, bw, alpha), tree_all_reduce(nbytes, p, bw, alpha))
+        t = min(direct_all_reduce(nbytes, p, bw, alpha), tree_all_reduce(nbytes, p, bw, alpha))
         sent = 2.0 * (p - 1.0) / p * nbytes
         if in_switch > 0.0:
             t2 = in_switch_all_reduce(nbytes, p, bw, alpha)
