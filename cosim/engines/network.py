@@ -16,8 +16,9 @@ Closed forms (p chips, bandwidth B, latency a):
   in-switch (NVLS)  S/(B x 275/370) + 2 a + t0   (send once, switch reduces and multicasts; measured
                                                  NVLS algbw 275 GB/s vs 370 GB/s effective NVLink on H100;
                                                  t0 = NVLS_STARTUP_S, its pipeline start-up)
-  all-gather / reduce-scatter   (p-1)/p * S/B + (p-1) a
-  all-to-all (switch)           (p-1)/p * S/B + (p-1) a
+  all-gather / reduce-scatter   (p-1)/p * S/B + a on a switch (every peer at once, one synchronisation);
+                                (p-1)/p * S/B + (p-1) a as a ring (torus dimensions)
+  all-to-all (switch)           (p-1)/p * S/B + a
   point-to-point                S/B + a
 NCCL-like selection: all-reduce takes the fastest available algorithm. On a torus the collective runs
 dimension by dimension (bidirectional rings, one dimension's links at a time; dims with size > 1 share
@@ -39,7 +40,8 @@ ALL_REDUCE, ALL_GATHER, REDUCE_SCATTER, ALL_TO_ALL, P2P = 1, 2, 3, 4, 5
 #: Start-up of an NVLink SHARP (NVLS) all-reduce beyond its bandwidth term and two synchronisations:
 #: 8x H100, bf16 (ai-dynamo/aiconfigurator campaign_checkpoints/h100_sxm/custom_allreduce_perf.txt, vLLM
 #: 0.20.0 under CUDA graphs, NCCL beyond its custom kernel's size): 67 MB in 322 us, 134 MB in 575 us,
-#: 268 MB in 1,089 us, i.e. 55, 47 and 38 us more than S / 275 GB/s + 6 us; taken as 50 us. Below ~40 MB
+#: 268 MB in 1,089 us, i.e. 53, 45 and 36 us more than S / 275 GB/s and two 4 us synchronisations (the
+#: H100 spec's latency); taken as 50 us. Below ~40 MB
 #: the direct (two-shot) all-reduce is faster, as those measurements show (8.4 MB in 50.7 us).
 NVLS_STARTUP_S = 50e-6
 TOPO_SWITCH, TOPO_TORUS, TOPO_MESH, TOPO_RING, TOPO_FULL, TOPO_P2P = 0, 1, 2, 3, 4, 5
@@ -113,7 +115,10 @@ def _switch(kind: int, nbytes: float, p: float, bw: float, alpha: float, in_swit
         return t, sent
     if kind == P2P:
         return (nbytes / bw + alpha if bw > 0.0 else INF), nbytes
-    return ring_gather(nbytes, p, bw, alpha), (p - 1.0) / p * nbytes
+    if bw <= 0.0:
+        return INF, 0.0
+    # all-gather, reduce-scatter, all-to-all: every chip exchanges its shards with all peers at once
+    return (p - 1.0) / p * nbytes / bw + alpha, (p - 1.0) / p * nbytes
 
 
 @njit(cache=True)
