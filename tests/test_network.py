@@ -87,7 +87,7 @@ def test_2d_torus_dimension_ordered_all_reduce():
 def test_hierarchical_all_reduce_spills_to_scale_out():
     s, p, d = 1e9, 16, 8
     t, up, out = coll(N.ALL_REDUCE, s, p)
-    inner = 7 / 8 * s / B + 7 * A
+    inner = 7 / 8 * s / B + A  # reduce-scatter inside the node's switch: every peer at once
     outer = 2 * (1 / 2) * (s / d) / BO + 2 * AO  # ring over 2 nodes on the S/d shard
     assert t == pytest.approx(2 * inner + outer, rel=1e-12)
     assert out == pytest.approx(s / d)

@@ -210,15 +210,17 @@ def collective(kind: int, nbytes: float, p: float,
     outer = float(math.ceil(p / d))
     if kind == P2P:
         return nbytes / out_bw + out_alpha, 0.0, nbytes
+    ring_like = topo in (TOPO_TORUS, TOPO_MESH, TOPO_RING)
     if kind == ALL_TO_ALL:
-        t_in = (d - 1.0) / p * nbytes / up_bw + (d - 1.0) * up_alpha if d > 1.0 else 0.0
+        syncs = d - 1.0 if ring_like else 1.0  # a switch reaches every peer at once
+        t_in = (d - 1.0) / p * nbytes / up_bw + syncs * up_alpha if d > 1.0 else 0.0
         t_out = (p - d) / p * nbytes / out_bw + (outer - 1.0) * out_alpha
         return max(t_in, t_out), (d - 1.0) / p * nbytes, (p - d) / p * nbytes
     if d > 1.0:
-        if topo in (TOPO_TORUS, TOPO_MESH, TOPO_RING):
+        if ring_like:
             t_in, s_in = _torus(REDUCE_SCATTER, nbytes, d, up_bw, up_alpha, tx, ty, tz, topo == TOPO_MESH)
         else:
-            t_in, s_in = ring_gather(nbytes, d, up_bw, up_alpha), (d - 1.0) / d * nbytes
+            t_in, s_in = _switch(REDUCE_SCATTER, nbytes, d, up_bw, up_alpha, 0.0)
     else:
         t_in, s_in = 0.0, 0.0
     shard = nbytes / d
