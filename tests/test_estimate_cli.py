@@ -143,3 +143,15 @@ def test_kv_precision_rejects_a_non_kv_dtype(capsys):
     assert main(BASE + ["--kv-precision", "fp4"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--kv-precision" in err and "\n" not in err
+
+
+def test_default_kv_precision_is_one_rule_for_every_weight_precision():
+    """CLI, sweeps and optimizer share one default: the weights' precision where a cache can hold it,
+    fp8 under 8-bit-or-narrower formats, bf16 for tf32."""
+    from cosim.cli.common import PRECISION_CHOICES
+    from cosim.specs.scenario import KV_PRECISION_CHOICES, default_kv_precision
+
+    expected = {"fp32": "fp32", "tf32": "bf16", "bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "fp6": "fp8",
+                "fp4": "fp8", "int8": "fp8", "int4": "fp8"}
+    assert {p: default_kv_precision(p) for p in PRECISION_CHOICES} == expected
+    assert set(expected.values()) <= set(KV_PRECISION_CHOICES)

@@ -43,15 +43,6 @@ KvPrecisionOpt = Annotated[str | None, typer.Option(
 
 PHASES = ("prefill", "decode", "generate", "train", "video")
 PRECISION_CHOICES = ("fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4", "int8", "int4")
-#: precisions a KV cache can be stored in
-KV_PRECISION_CHOICES = ("fp32", "bf16", "fp16", "fp8")
-
-
-def default_kv_precision(precision: str) -> str:
-    """KV-cache precision when none is given: fp8 under 8-bit-or-narrower weights, else the weights'."""
-    if precision in ("bf16", "fp16", "fp8", "fp32"):
-        return precision
-    return "fp8" if precision in ("fp4", "fp6", "int4", "int8") else "bf16"
 
 
 def parse_batch(batch: str) -> int | None:
@@ -79,7 +70,7 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
     default of quantized checkpoints), else in the weight precision."""
     from pydantic import ValidationError
 
-    from cosim.specs.scenario import Parallelism, Scenario
+    from cosim.specs.scenario import KV_PRECISION_CHOICES, Parallelism, Scenario, default_kv_precision
 
     if phase not in PHASES:
         raise CosimInputError(f"--phase must be one of {', '.join(PHASES)}, got '{phase}'")

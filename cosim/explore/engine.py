@@ -22,6 +22,7 @@ from cosim.explore.results import chunk_stats, constraint_mask, objective_score
 from cosim.explore.sampling import chunk_points
 from cosim.explore.spec import SweepSpec, check_paths, resolve_hardware, resolve_workloads
 from cosim.specs.hardware import PRECISIONS
+from cosim.specs.scenario import default_kv_precision
 
 Evaluator = Callable[..., dict[str, np.ndarray]]
 DEFAULT_EVALUATOR = "cosim.engines.vectorized:evaluate_points"
@@ -221,8 +222,7 @@ def _apply(scenario, combo: dict[str, Any]):
         update["batch"] = combo["batch"]
     if "precision" in combo:
         p = combo["precision"]
-        kv = p if p in ("bf16", "fp16", "fp8", "fp32") else ("fp8" if p in ("fp4", "fp6", "int4", "int8") else "bf16")
-        update.update(weight_precision=p, activation_precision=p, kv_precision=kv)
+        update.update(weight_precision=p, activation_precision=p, kv_precision=default_kv_precision(p))
     return scenario.model_copy(update=update)
 
 

@@ -159,12 +159,11 @@ class ScenarioSpec(_Strict):
 
     def to_scenario(self, **override):
         """A validated `cosim.specs.scenario.Scenario` (override e.g. tp/batch/precision)."""
-        from cosim.specs.scenario import Parallelism, Scenario
+        from cosim.specs.scenario import Parallelism, Scenario, default_kv_precision
 
         d = {**self.model_dump(), **override}
         prec = d["precision"]
-        kv = prec if prec in ("bf16", "fp16", "fp8", "fp32") else ("fp8" if prec in ("fp4", "fp6", "int4", "int8")
-                                                                  else "bf16")
+        kv = default_kv_precision(prec)
         return Scenario(
             phase=d["phase"], batch=d["batch"], input_len=d["input_len"], output_len=d["output_len"],
             frames=d["frames"], height=d["height"], width=d["width"], steps=d["steps"],

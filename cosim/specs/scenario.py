@@ -9,6 +9,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from cosim.specs.hardware import Precision
 
 Phase = Literal["prefill", "decode", "generate", "train", "video"]
+#: precisions a KV cache can be stored in
+KV_PRECISION_CHOICES = ("fp32", "bf16", "fp16", "fp8")
+
+
+def default_kv_precision(precision: str) -> str:
+    """KV-cache precision when none is given: fp8 under 8-bit-or-narrower weights (the common default of
+    quantized checkpoints), else the weights' precision (bf16 for formats a cache cannot hold)."""
+    if precision in KV_PRECISION_CHOICES:
+        return precision
+    return "fp8" if precision in ("fp4", "fp6", "int4", "int8") else "bf16"
 
 
 class Parallelism(BaseModel):
