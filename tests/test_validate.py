@@ -346,3 +346,30 @@ def test_offline_replica_spans_its_attention_dp_ranks():
               tp=1, dp=2, ep=2, input_len=256, output_len=256, num_requests=64, max_seqs=16)
     res, replicas = _offline(q, load_mapping(), None)
     assert replicas == 4 and res.feasible and res.batch == 32
+
+
+def test_a_stated_batch_holds_per_pipeline_micro_batch():
+    """TensorRT-LLM keeps pp micro-batches of up to max_batch_size in flight (maxNumSequences = pp x
+    maxBatchSize); trtllm-bench's default cap is already the total."""
+    from cosim.validate.mapping import Query
+    from cosim.validate.predict import DEFAULT_MAX_SEQS, engine_sequence_cap
+
+    base = dict(kind="offline_throughput", hardware="b200", chips=8, workload="llama-3.1-405b", precision="fp4",
+                input_len=1000, output_len=1000)
+    assert engine_sequence_cap(Query(**base, tp=2, pp=2, max_seqs=128)) == 256
+    assert engine_sequence_cap(Query(**base, tp=4, max_seqs=128)) == 128
+    assert engine_sequence_cap(Query(**base, tp=2, pp=2)) == DEFAULT_MAX_SEQS
+
+
+def test_a_stated_kv_cache_fraction_sizes_the_tensorrt_llm_pool():
+    """The KV pool is the stated fraction of the memory left after the weights: 0.95 holds 0.95 / 0.90 the
+    sequences of the tuned default (to within one sequence of rounding)."""
+    from cosim.validate.mapping import Query
+    from cosim.validate.predict import _scenario, _trtllm_batch
+
+    q = dict(kind="offline_throughput", hardware="h200-sxm", chips=1, workload="llama-2-70b", precision="fp8",
+             tp=1, input_len=400, output_len=300)
+    sc = _scenario(Query(**q), "generate", 1, 400, 300)
+    default = _trtllm_batch(Query(**q), sc)
+    stated = _trtllm_batch(Query(**q, kv_cache_fraction=0.95), sc)
+    assert default > 100 and abs(stated - default * 0.95 / 0.90) <= 1.0

@@ -3,8 +3,13 @@
 Every function works on N design points at once (arrays in, arrays out). Conventions:
 - `scenario.batch` is the global batch of one mapping (split over its DP replicas); `replicas` more
   copies of the whole mapping (from `--chips`) multiply the throughput.
-- The op graph describes one chip of one pipeline stage; a request passes all `pp` stages in turn,
-  so latency = pp x stage step (no micro-batch interleaving in inference, stated as a simplification).
+- The op graph describes one chip of one pipeline stage; a request passes all `pp` stages in turn.
+  A prefill batch goes through the stages as one batch: TTFT = pp x stage step. Decode and generate
+  steps are micro-batched as serving engines run them: the running batch is split into `pp`
+  micro-batches that occupy the stages in turn (TensorRT-LLM keeps pp micro-batches in flight,
+  `numBatches = pp`, `maxNumSequences = numBatches x maxBatchSize`; vLLM runs pp virtual engines), so a
+  sequence advances once every pp stage steps of one micro-batch: TPOT = pp x stage step(batch / pp),
+  and every stage is busy for the whole iteration (its counters are pp micro-batch steps).
 - prefill: TTFT = latency; throughput = processed (prompt) tokens per second.
 - decode: one step at context `input_len`; TPOT = latency; throughput = output tokens per second.
 - generate: TTFT = prefill; TPOT = mean decode step over the growing context input_len ...
@@ -100,6 +105,32 @@ def gauss_legendre_contexts(input_len: int, output_len: int, nodes: int) -> tupl
     return 0.5 * (hi - lo) * x + 0.5 * (hi + lo), w / 2.0
 
 
+def pipeline_micro_batch(scenario: Scenario) -> Scenario:
+    """The scenario of one pipeline micro-batch: the running batch split over `pp` micro-batches (rounded
+    up to whole sequences per data-parallel rank); the scenario itself when pp = 1."""
+    par = scenario.parallelism
+    if par.pp <= 1:
+        return scenario
+    per_rank = -(-scenario.batch // par.dp)
+    return scenario.model_copy(update={"batch": -(-per_rank // par.pp) * par.dp})
+
+
+_COUNTERS = ("step_time_s", "compute_s", "memory_s", "network_s", "overhead_s", "bytes_main_memory",
+             "bytes_onchip", "comm_bytes_scale_up", "comm_bytes_scale_out", "flops")
+
+
+def _interleaved(stage_step: dict[str, np.ndarray], pp: int) -> dict[str, np.ndarray]:
+    """One iteration of a micro-batched pipeline from one micro-batch's stage step: every stage runs `pp`
+    micro-batch steps, so time and per-chip counters scale by pp (identity when pp = 1)."""
+    if pp <= 1:
+        return stage_step
+    out = dict(stage_step)
+    for k in _COUNTERS:
+        if k in out:
+            out[k] = stage_step[k] * pp
+    return out
+
+
 def _peak(hw, scenario: Scenario) -> np.ndarray:
     return hw.peak_flops_per_s[:, PRECISIONS.index(scenario.compute_precision)]
 
@@ -145,10 +176,12 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
         keep[key] = table
         return kernel_run(hw, table, step_params, foot=foot, wfoot=wfoot, override=override, **kw)
 
+    # decode steps run one pipeline micro-batch per stage step (the whole batch when pp = 1)
+    micro = pipeline_micro_batch(scenario)
     # serving engines pay host work per running sequence per iteration (prefill and decode steps)
     step_params = params
     if phase in ("prefill", "decode", "generate") and params.per_sequence_overhead_s > 0:
-        seqs = scenario.batch / scenario.parallelism.dp
+        seqs = (scenario.batch if phase == "prefill" else micro.batch) / scenario.parallelism.dp
         step_params = params.with_overrides(
             step_overhead_s=params.step_overhead_s + params.per_sequence_overhead_s * seqs)
 
@@ -157,9 +190,9 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
             r = run("prefill", build.prefill_graph(workload, scenario))
             tokens = scenario.batch * scenario.input_len
         else:
-            r = run("decode", build.decode_graph(workload, scenario, scenario.input_len))
+            r = _interleaved(run("decode", build.decode_graph(workload, micro, scenario.input_len)), pp)
             tokens = scenario.batch
-        lat = pp * r["step_time_s"]
+        lat = pp * r["step_time_s"] if phase == "prefill" else r["step_time_s"]
         return _finish(hw, scenario, r, latency=lat, step_time=r["step_time_s"], flops=r["flops"],
                        hbm=r["bytes_main_memory"], tokens_per_step=tokens,
                        throughput=tokens * replicas / lat,
@@ -171,9 +204,7 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
         nodes = int(load_engine_defaults()["generate_context_samples"]["value"])
         ctxs, wts = gauss_legendre_contexts(scenario.input_len, scenario.decode_span, nodes)
         steps = scenario.output_len - 1
-        agg = {k: np.zeros(len(hw)) for k in ("step_time_s", "compute_s", "memory_s", "network_s", "overhead_s",
-                                               "bytes_main_memory", "bytes_onchip", "comm_bytes_scale_up",
-                                               "comm_bytes_scale_out", "flops")}
+        agg = {k: np.zeros(len(hw)) for k in _COUNTERS}
         feas = pre["feasible"].copy()
         reason = pre["reason"].copy()
         chunked = scenario.chunked_prefill
@@ -182,13 +213,14 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
         if steps > 0:
             step_graph = build.mixed_step_graph if chunked else build.decode_graph
             for c, wt in zip(ctxs, wts, strict=True):
-                table = step_graph(workload, scenario, int(round(c)))
+                table = step_graph(workload, micro, int(round(c)))
                 d = run(f"{'step' if chunked else 'decode'}@{int(round(c))}", table)
                 for k in agg:
                     agg[k] += wt * d[k]
                 feas = np.minimum(feas, d["feasible"])
                 reason = np.maximum(reason, d["reason"])
-        tpot = pp * agg["step_time_s"]
+        agg = _interleaved(agg, pp)
+        tpot = agg["step_time_s"]
         if chunked:  # a request's prompt rides on the step it arrives in; it then decodes output_len - 1 more
             ttft = tpot
             lat = steps * tpot

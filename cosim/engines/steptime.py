@@ -7,7 +7,8 @@
   `c` tokens already in the cache (chunked prefill): the table of a `b`-token prompt with its attention
   rows extended by `c` keys (FLOPs scaled from `b (b + 1) / 2` to `b (b + 1) / 2 + b c` query-key pairs
   and the cached K/V read added).
-Values are per pipeline stage x pp (the latency of one iteration through the replica). Memory
+Values are the latency of one iteration through the replica: pp stage steps, a decode step of `b`
+sequences running as pp micro-batches of b / pp (cosim.engines.phases, `pipeline_micro_batch`). Memory
 feasibility is not checked here: the simulator limits admissions by KV capacity itself. The simulator
 interpolates (bi)linearly between grid points.
 """
@@ -40,7 +41,7 @@ def step_time_table(hardware, workload, scenario, batch_tokens: np.ndarray, cont
     from cosim.engines.efficiency import params_for
     from cosim.engines.hwarrays import HardwareArrays
     from cosim.engines.memory import footprint
-    from cosim.engines.phases import graphs, kernel_run
+    from cosim.engines.phases import graphs, kernel_run, pipeline_micro_batch
     from cosim.specs.loader import load_hardware, load_workload
 
     if kind not in ("prefill", "decode"):
@@ -60,12 +61,12 @@ def step_time_table(hardware, workload, scenario, batch_tokens: np.ndarray, cont
     for a, b in enumerate(bt):
         for c_idx, c in enumerate(cs):
             if kind == "decode":
-                sc = scenario.model_copy(update={"batch": int(b) * dp, "phase": "decode"})
+                sc = pipeline_micro_batch(scenario.model_copy(update={"batch": int(b) * dp, "phase": "decode"}))
                 table = build.decode_graph(wl, sc, int(c))
             else:
                 sc = scenario.model_copy(update={"batch": dp, "phase": "prefill", "input_len": int(b)})
                 table = _with_context(build.prefill_graph(wl, sc), float(c), int(b))
-            seqs = int(b) if kind == "decode" else 1  # host work per running sequence per iteration
+            seqs = sc.batch // dp if kind == "decode" else 1  # host work per running sequence per iteration
             p = params.with_overrides(
                 step_overhead_s=params.step_overhead_s + params.per_sequence_overhead_s * seqs)
             r = kernel_run(hwa, table, p, foot=0.0, wfoot=wfoot)

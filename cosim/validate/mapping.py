@@ -62,9 +62,12 @@ class Query(BaseModel):
     output_len: int | None = Field(default=None, gt=0)
     profile: str | None = None
     num_requests: int | None = Field(default=None, gt=0)
-    max_seqs: int | None = Field(default=None, gt=0)
+    max_seqs: int | None = Field(default=None, gt=0, description="the engine's batch size where the submission "
+                                 "states it (TensorRT-LLM: per pipeline micro-batch and per attention-DP rank)")
     max_num_tokens: int | None = Field(default=None, gt=0, description="the engine's token budget per step "
                                        "(decode tokens plus prompt chunks), where the submission states it")
+    kv_cache_fraction: float | None = Field(default=None, gt=0, le=1, description="TensorRT-LLM's "
+                                            "kvcache_free_gpu_mem_frac, where the submission states it")
     batch: int | None = Field(default=None, gt=0)
     frames: int | None = None
     height: int | None = None

@@ -4,8 +4,10 @@ Offline throughput is predicted the way a continuous-batching engine runs in its
 sequences as the row's serving engine keeps in flight (TensorRT-LLM holds KV for ISL + OSL per request
 under trtllm-bench and for the KV in use in tuned MLPerf harnesses, in a fraction of the memory left after
 the weights; vLLM admits by the KV in use, on average the prompt plus half the output, within 90% of the
-device; otherwise the whole request's KV within 90%), capped by the engine's sequence limit (and, where the
-row states one, by TensorRT-LLM's per-step token budget), generate `output_len` tokens each, so output
+device; otherwise the whole request's KV within 90%; the row's `kv_cache_fraction` where the submission
+states it), capped by the engine's sequence limit (and, where the row states one, by TensorRT-LLM's
+per-step token budget; both hold per pipeline micro-batch and per attention-DP rank), generate `output_len`
+tokens each, so output
 tokens/s = batch x output_len / run time, times the replicas. TensorRT-LLM runs the prompts as chunks inside
 the decode steps (`output_len` mixed steps); other engines prefill the batch, then decode. `cosim serve
 --offline` simulates the same run request by request; this closed form is used here because calibration
@@ -82,7 +84,8 @@ def _trtllm_batch(q: Query, sc) -> int | None:
     if one.kv_cache <= 0 or free <= 0:
         return None
     per_seq = one.kv_cache / sc.parallelism.dp
-    return int(TRTLLM_KV_FREE_FRACTION[q.stack] * free // per_seq)
+    fraction = q.kv_cache_fraction or TRTLLM_KV_FREE_FRACTION[q.stack]
+    return int(fraction * free // per_seq)
 
 
 def _kv_admitted_batch(q: Query, inp: int, span: int, params) -> int:
@@ -116,7 +119,8 @@ def engine_run(q: Query, inp: int, out: int, chips: int, params, limit: int, cv:
     if fits is None:
         fits = _kv_admitted_batch(q, inp, sc.decode_span, params)
     if q.max_num_tokens and sc.chunked_prefill:  # a step carries batch (1 + ISL / OSL) tokens within the budget
-        limit = min(limit, max(1, q.max_num_tokens * out // (inp + out)))
+        # (per pipeline micro-batch and per attention-DP rank: pp x dp budgets are in flight)
+        limit = min(limit, max(1, q.max_num_tokens * out // (inp + out)) * q.pp * q.dp)
     batch = min(fits, limit) // q.dp * q.dp
     if batch < q.dp:  # not even one sequence per replica: the estimate says why
         return estimate(q.hardware, q.workload, sc, chips=chips, batch_max=True, params=params)
@@ -128,13 +132,21 @@ def engine_run(q: Query, inp: int, out: int, chips: int, params, limit: int, cv:
                     params=params.with_overrides(memory_reserve_fraction=reserve))
 
 
+def engine_sequence_cap(q: Query) -> int:
+    """Sequences one engine (one DP rank) keeps in flight at most: a stated batch size holds per pipeline
+    micro-batch, and TensorRT-LLM keeps pp of them in flight (`numBatches = pp`, `maxNumSequences =
+    numBatches x maxBatchSize`, NVIDIA/TensorRT-LLM batch_manager TrtGptModel); trtllm-bench's own cap
+    (DEFAULT_MAX_SEQS) is already the total, split over the micro-batches (`raw_bs = min(..., 4096) / pp_size`)."""
+    return q.max_seqs * q.pp if q.max_seqs else DEFAULT_MAX_SEQS
+
+
 def _offline(q: Query, mapping: Mapping, params):
     """(estimate of one replica generating at the concurrency its engine sustains, capped by the engine's
     sequence limit and the number of requests, and the number of replicas)."""
     inp, out = lengths(q, mapping)
     per_replica = q.tp * q.pp * q.sp * q.dp  # attention-DP ranks share one set of experts (ep over dp)
     replicas = max(1, q.chips // per_replica)
-    limit = (q.max_seqs or DEFAULT_MAX_SEQS) * q.dp  # the engine's sequence cap holds per DP rank
+    limit = engine_sequence_cap(q) * q.dp  # the engine's sequence cap holds per DP rank
     if q.num_requests:
         limit = min(limit, q.num_requests)
     return engine_run(q, inp, out, per_replica, params, limit, output_cv(q, mapping)), replicas
@@ -163,7 +175,8 @@ def _server_throughput(q: Query, mapping: Mapping, params) -> tuple[float | None
                         input_len=str(inp), output_len=out_spec)
     sc = _scenario(q, "generate", 1, inp, out)
     res = serve(q.hardware, q.workload, sc, chips=q.chips, requests=req, find_max=True, timeline=False,
-                max_seqs=DEFAULT_MAX_SEQS, slo=Slo(ttft_s=q.slo_ttft_s, tpot_s=q.slo_tpot_s),
+                max_seqs=engine_sequence_cap(q), max_batched_tokens=q.max_num_tokens and q.max_num_tokens * q.pp,
+                slo=Slo(ttft_s=q.slo_ttft_s, tpot_s=q.slo_tpot_s),
                 stack=q.stack if params is None else "tuned", params=params)  # given params carry their stack
     if not res.get("feasible") or not res.get("max_qps_at_slo"):
         return None, res.get("reason") or "no QPS meets the latency limits"
