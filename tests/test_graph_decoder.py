@@ -98,14 +98,15 @@ def test_train_has_head_everywhere_and_one_gradient_allreduce():
     assert opt.comm_bytes[0] == pytest.approx(params_total(model) * BF16, rel=1e-9)
 
 
-REPLICATED = ("attn_norm", "mlp_norm", "final_norm", "embed_tokens", "moe.router", "mla.q_down", "mla.q_norm",
-              "mla.kv_down", "mla.kv_norm")
+REPLICATED = ("attn_norm", "mlp_norm", "final_norm", "embed_tokens", "moe.router", "moe.combine", "mla.q_down",
+              "mla.q_norm", "mla.kv_down", "mla.kv_norm")
 
 
 @pytest.mark.parametrize(("spec", "tp"), [(LLAMA_70B, 8), (LLAMA_8B, 4), (DEEPSEEK_V3, 8)])
 @pytest.mark.parametrize("phase", ["prefill", "decode"])
 def test_tp_conserves_flops(spec, tp, phase):
-    """FLOPs x tp = unsharded FLOPs + (tp - 1) x the ops every chip repeats (norms, router, MLA downs)."""
+    """FLOPs x tp = unsharded FLOPs + (tp - 1) x the ops every chip repeats (norms, router, MoE combine, MLA
+    downs)."""
     model = load(spec)
     one = build_graph(model, scen(phase, batch=4, input_len=256))
     sharded = build_graph(model, scen(phase, batch=4, input_len=256, tp=tp))

@@ -115,3 +115,18 @@ def test_cli_ep_larger_than_experts_exits_2(tmp_path, capsys):
                  "--batch", "16"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "parallelism.ep" in err and "exceeds the number of experts (8)" in err
+
+
+def test_token_shuffle_moves_k_rows_per_token_each_way():
+    """Mixtral BF16 prefill of T tokens: the permute reads and writes T x k x h elements, the combine
+    reads T x k x h and writes T x h (hand count: 32 layers, k = 2, h = 4096, 2 bytes each)."""
+    model = load(MIXTRAL_8X7B)
+    T, L, k, h = 512, 32, 2, 4096
+    t = prefill_graph(model, scen("prefill", batch=1, input_len=T))
+    permute = named(t, "moe.permute", "bytes_act_in") + named(t, "moe.permute", "bytes_act_out")
+    combine = named(t, "moe.combine", "bytes_act_in") + named(t, "moe.combine", "bytes_act_out")
+    assert permute == pytest.approx(L * T * k * h * (BF16 + BF16), rel=1e-12)
+    assert combine == pytest.approx(L * (T * k * h + T * h) * BF16, rel=1e-12)
+    # no weights, and the combine's FLOPs are a scale and an add per element
+    assert named(t, "moe.permute", "bytes_weight") == 0.0
+    assert named(t, "moe.combine", "flops") == pytest.approx(L * T * k * h * 2.0, rel=1e-12)

@@ -28,7 +28,7 @@ def test_reference_rows_carry_sources_and_positive_values():
     shared = [r for r in rows if r.origin == "shared"]
     added = [r for r in rows if r.origin == "added"]
     assert len(shared) == 111  # the shared research data, copied whole
-    assert len(added) == 81  # the other dense-model cells of the same TensorRT-LLM tables
+    assert len(added) == 101  # the other dense-model cells of the same TensorRT-LLM tables + Qwen3-30B-A3B's 20
     for r in rows:
         assert r.value > 0 and (r.source.get("url") or r.source.get("locator") or r.source.get("title"))
     by_id = {r.id: r for r in rows}
@@ -36,6 +36,10 @@ def test_reference_rows_carry_sources_and_positive_values():
     cell = by_id["trtllm-perf-llama3.1-8b-h100-tp1-2048-128"]
     assert cell.value == 3450 and cell.workload["input_len"] == 2048 and cell.workload["output_len"] == 128
     assert "2048/128" in cell.source["locator"] and "H100 TP1" in cell.source["locator"]
+    # read off the same document's Qwen3-30B-A3B table, row 1000/2000, column B200 TP1: 22,051 tokens/s
+    moe = by_id["trtllm-perf-qwen3-30b-a3b-b200-tp1-1000-2000"]
+    assert moe.value == 22051 and moe.reliability == "high" and "B200 TP1 (FP4)" in moe.source["locator"]
+    assert by_id["trtllm-perf-qwen3-30b-a3b-gb200-tp1-128-128"].reliability == "medium"
 
 
 def test_added_rows_may_not_repeat_a_shared_id(tmp_path, monkeypatch):
@@ -151,9 +155,9 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
         assert r["error"] == pytest.approx(r["predicted"] / r["measured"] - 1, rel=1e-9)
     # every row says where it came from; the developer-added table cells are all predicted
     assert {r["origin"] for r in data["rows"]} == {"shared", "added"}
-    assert sum(r["origin"] == "added" for r in predicted) == 81
+    assert sum(r["origin"] == "added" for r in predicted) == 101
     origin_groups = {s["group"]: s["count"] for s in data["summary"] if s["group_by"] == "origin"}
-    assert origin_groups["added"] == 81 and origin_groups["shared"] == len(predicted) - 81
+    assert origin_groups["added"] == 101 and origin_groups["shared"] == len(predicted) - 101
     ratios = data["hardware_ratios"]
     assert len(ratios) >= 10  # the TensorRT-LLM tables alone pair B200, H200 and H100 on four queries
     for r in ratios:
@@ -373,3 +377,18 @@ def test_a_stated_kv_cache_fraction_sizes_the_tensorrt_llm_pool():
     default = _trtllm_batch(Query(**q), sc)
     stated = _trtllm_batch(Query(**q, kv_cache_fraction=0.95), sc)
     assert default > 100 and abs(stated - default * 0.95 / 0.90) <= 1.0
+
+
+def test_held_out_table_cells_are_never_fitted():
+    """The Qwen3-30B-A3B table cells are scored out of sample: the stored calibration lists every one of them
+    as held out, no generation's fitted rows contain them, and each has a stored error to be scored by."""
+    from cosim.engines.calibration import CALIBRATION_PATH
+    from cosim.validate.fit import HELD_OUT_PREFIXES
+
+    cal = yaml.safe_load(CALIBRATION_PATH.read_text())
+    qwen = [r.id for r in load_measurements() if r.id.startswith(HELD_OUT_PREFIXES)]
+    assert len(qwen) == 20
+    assert set(qwen) <= set(cal["held_out"]["rows"])
+    fitted = {rid for fam in cal["families"].values() for rid in fam.get("rows", [])}
+    assert not fitted & set(qwen)
+    assert all(np.isfinite(cal["loo_errors"][rid]) for rid in qwen)

@@ -21,6 +21,16 @@ them at the GEMM input's width (at least FP8: DeepEP dispatches FP8 for FP8/FP4 
 activation stream's (BF16).
 The SwiGLU/GELU activation is fused into the gate/up GEMM's epilogue (a `fused` row with its FLOPs).
 The router's top-k selection is not counted (well under 0.01% of the FLOPs).
+
+Token shuffling. Grouped GEMMs need each expert's tokens contiguous, so a MoE layer also moves every
+(token, expert) assignment through memory twice outside the GEMMs: a permute that gathers each assigned
+token's row into expert order at the GEMM input's width, and a combine that reads the k expert outputs
+of each token back (BF16), weights and sums them into one row (NVIDIA/TensorRT-LLM
+cpp/tensorrt_llm/kernels/cutlass_kernels/moe_gemm/moe_kernels.cu: expandInputRowsKernel and
+finalizeMoeRoutingKernel; vLLM's fused_moe sums the k outputs in moe_sum). These are memory-bound
+passes of k x hidden elements per token: negligible next to Mixtral's wide experts (k = 2), but for
+fine-grained MoE (k = 8 of 128-256 narrow experts) they move about as many bytes as the expert GEMMs
+do FLOPs at an FP4/FP8 ridge point.
 """
 
 from __future__ import annotations
@@ -52,6 +62,21 @@ def activation_flops_per_element(mlp: Mlp) -> float:
     """Activation (+ gate multiply when gated) FLOPs per intermediate element."""
     flops = ACT_FLOPS_PER_ELEMENT[GATED_ACTIVATION[mlp.kind]]
     return flops + (GATE_MULTIPLY_FLOPS if mlp.gated else 0.0)
+
+
+#: FLOPs per element of the combine: scale by the routing weight, add into the token's row
+COMBINE_FLOPS_PER_ELEMENT = 2.0
+
+
+def token_shuffle_rows(dt: Dtypes, assignments: float, k: int, hidden: int, repeat: float) -> list[dict]:
+    """The permute into expert order (reads each assignment's token row, writes it at the GEMM input's width)
+    and the combine (reads the k BF16 expert outputs of each token, writes one row)."""
+    elements = assignments * hidden
+    permute = elementwise("moe.permute", Stage.DECODER, dt, elements, 0.0, repeat=repeat)
+    permute["bytes_act_out"] = elements * dt.dispatch
+    combine = elementwise("moe.combine", Stage.DECODER, dt, elements, COMBINE_FLOPS_PER_ELEMENT,
+                          outputs=1.0 / k, repeat=repeat)
+    return [permute, combine]
 
 
 def mlp_rows(prefix: str, stage: Stage, dt: Dtypes, mlp: Mlp, tokens: float, hidden: int, width: float,
@@ -91,13 +116,16 @@ def moe_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tokens: float, imbalance:
         send = tokens / m.tp * k * h * (m.ep - 1) / m.ep  # elements that leave the chip
         rows.append(comm("moe.ep_dispatch", Stage.DECODER, dt, CommKind.ALL_TO_ALL, send * dt.dispatch, m.ep,
                          repeat=repeat))
+    permute, combine = token_shuffle_rows(dt, assignments, k, h, repeat)
     rows += [
+        permute,
         gemm("moe.experts.gate_up_proj" if mlp.gated else "moe.experts.up_proj", Stage.DECODER, dt, per_expert,
              h, up, groups=touched, bias=mlp.bias, kind=OpKind.GROUPED_GEMM, repeat=repeat),
         elementwise("moe.experts.act", Stage.DECODER, dt, assignments * width,
                     activation_flops_per_element(mlp), fused=True, repeat=repeat),
         gemm("moe.experts.down_proj", Stage.DECODER, dt, per_expert, width, h, groups=touched, bias=mlp.bias,
              kind=OpKind.GROUPED_GEMM, repeat=repeat),
+        combine,
     ]
     if m.ep > 1:
         rows.append(comm("moe.ep_combine", Stage.DECODER, dt, CommKind.ALL_TO_ALL, send * dt.a, m.ep, repeat=repeat))
