@@ -132,6 +132,31 @@ def test_band_uses_the_hardware_generation_when_it_has_enough_rows(monkeypatch):
     assert uncertainty.band("throughput_tokens_per_s", 1000.0, "groq-lpu")["group"] == "offline_throughput"
 
 
+def test_band_uses_the_model_class_before_the_generation(monkeypatch):
+    """A MoE estimate carries the record of MoE rows (on its generation when they are enough), a dense one
+    that of dense rows; a class with too few rows falls back on the generation."""
+    from cosim.validate import uncertainty
+
+    moe_bw = np.array([0.1, 0.2, 0.25, 0.3, 0.9])  # MoE rows on Blackwell: cosim fast
+    dense = np.array([-0.05, -0.02, 0.0, 0.02, 0.05])
+
+    def fake(metric, generation=None, moe=None):
+        if moe is True:
+            return moe_bw if generation in (None, "nvidia-blackwell") else moe_bw[:2]
+        return dense
+
+    monkeypatch.setattr(uncertainty, "loo_errors", fake)
+    b = uncertainty.band("throughput_tokens_per_s", 1000.0, "b200", moe=True)
+    q10, q90 = np.quantile(moe_bw, [0.1, 0.9])
+    assert b["p10"] == pytest.approx(1000 / (1 + q90)) and b["p90"] == pytest.approx(1000 / (1 + q10))
+    assert b["group"] == "offline_throughput, MoE models, on nvidia-blackwell" and b["p90"] < 1000
+    # too few MoE rows on Hopper: the class over all generations
+    assert uncertainty.band("throughput_tokens_per_s", 1000.0, "h100-sxm", moe=True)["group"] == \
+        "offline_throughput, MoE models"
+    assert uncertainty.band("throughput_tokens_per_s", 1000.0, "h100-sxm", moe=False)["group"] == \
+        "offline_throughput, dense models, on nvidia-hopper"
+
+
 def test_malformed_reference_row_exits_2_naming_row_and_field(tmp_path, capsys):
     doc = yaml.safe_load((DATA_DIR / "measurements.yaml").read_text())
     doc["records"] = doc["records"][:3]

@@ -118,7 +118,7 @@ def register(app: typer.Typer) -> None:
         if with_uncertainty:
             from cosim.validate.uncertainty import bands_for
 
-            out["uncertainty"] = bands_for(out, hardware=hw.name)
+            out["uncertainty"] = bands_for(out, hardware=hw.name, moe=is_moe(load_workload(workload)))
         if fmt == "json":
             print_json(out)
             return

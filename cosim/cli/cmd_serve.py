@@ -138,11 +138,13 @@ def register(app: typer.Typer) -> None:
         if chosen is not None:
             result["mapping"] = chosen
         if with_uncertainty:
-            from cosim.specs.loader import load_hardware
+            from cosim.engines.calibration import is_moe
+            from cosim.specs.loader import load_hardware, load_workload
             from cosim.validate.uncertainty import band
 
             result["uncertainty"] = {"output_tokens_per_s": band("output_tokens_per_s", result.get("output_tokens_per_s"),
-                                                                 load_hardware(hardware).name)}
+                                                                 load_hardware(hardware).name,
+                                                                 is_moe(load_workload(workload)))}
         if fmt == "json":
             print_json(result)
             return

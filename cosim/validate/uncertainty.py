@@ -2,9 +2,10 @@
 
 If cosim's prediction p relates to the truth m by p = m (1 + e), the truth given p is p / (1 + e).
 Using the leave-one-out errors e of the rows in the same metric group (stored by the calibration) --
-narrowed to the estimate's hardware generation when that generation has at least `MIN_GENERATION_ROWS`
-of them, so a Blackwell estimate carries Blackwell's track record -- P10 and P90 of the truth are
-p / (1 + e_q90) and p / (1 + e_q10).
+narrowed to the estimate's model class (MoE or dense) and hardware generation when those rows number at
+least `MIN_GENERATION_ROWS`, so a MoE estimate on Blackwell carries the track record of MoE rows on
+Blackwell, which is not that of dense ones -- P10 and P90 of the truth are p / (1 + e_q90) and
+p / (1 + e_q10).
 """
 
 from __future__ import annotations
@@ -26,29 +27,52 @@ MIN_ROWS = 3
 MIN_GENERATION_ROWS = 5
 
 
-def loo_errors(metric: str, generation: str | None = None) -> np.ndarray:
+def _workload_is_moe(workload: str, cache: dict[str, bool]) -> bool:
+    from cosim.engines.calibration import is_moe
+    from cosim.specs.loader import load_workload
+
+    if workload not in cache:
+        cache[workload] = is_moe(load_workload(workload))
+    return cache[workload]
+
+
+def loo_errors(metric: str, generation: str | None = None, moe: bool | None = None) -> np.ndarray:
     """Cross-validated signed errors of the rows of one metric (empty before calibration), optionally only
-    those on hardware of one generation (cosim.validate.fit.GENERATIONS)."""
+    those on hardware of one generation (cosim.validate.fit.GENERATIONS) and only those of MoE (or dense)
+    models."""
     from cosim.validate.fit import generation_of
 
     mapping = load_mapping()
     errs = load_calibration().get("loo_errors") or {}
+    classes: dict[str, bool] = {}
     return np.array([e for rid, e in errs.items() if rid in mapping.rows and mapping.rows[rid].kind == metric
-                     and (generation is None or generation_of(mapping.rows[rid].hardware) == generation)])
+                     and (generation is None or generation_of(mapping.rows[rid].hardware) == generation)
+                     and (moe is None or _workload_is_moe(mapping.rows[rid].workload, classes) == moe)])
 
 
-def _errors(metric: str, generation: str | None) -> np.ndarray:
-    """The generation's errors when it has enough of them, else the metric group's."""
+def _errors(metric: str, generation: str | None, moe: bool | None = None) -> tuple[np.ndarray, str]:
+    """The narrowest group with enough rows (the model class on the generation, the model class, the
+    generation, else the whole metric), with its label."""
+    kind = None if moe is None else ("MoE" if moe else "dense")
+    candidates = []
+    if moe is not None and generation is not None:
+        candidates.append((generation, moe, f"{metric}, {kind} models, on {generation}"))
+    if moe is not None:
+        candidates.append((None, moe, f"{metric}, {kind} models"))
     if generation is not None:
-        e = loo_errors(metric, generation)
+        candidates.append((generation, None, f"{metric} on {generation}"))
+    for gen, cls, label in candidates:
+        e = loo_errors(metric, gen) if cls is None else loo_errors(metric, gen, cls)
         if len(e) >= MIN_GENERATION_ROWS:
-            return e
-    return loo_errors(metric)
+            return e, label
+    return loo_errors(metric), metric
 
 
-def band(output: str, value: float | None, hardware: str | None = None) -> dict[str, float | None] | None:
+def band(output: str, value: float | None, hardware: str | None = None,
+         moe: bool | None = None) -> dict[str, float | None] | None:
     """{'p10': ..., 'p90': ..., 'n': rows, 'group': ...} for an output value, or None without enough
-    evidence; `hardware` (a catalog slug) narrows the evidence to its generation when it has enough rows."""
+    evidence; `hardware` (a catalog slug) and `moe` (the model's class) narrow the evidence to its
+    generation and class when those have enough rows."""
     from cosim.validate.fit import generation_of
 
     if value is None or output not in OUTPUT_METRIC:
@@ -56,23 +80,21 @@ def band(output: str, value: float | None, hardware: str | None = None) -> dict[
     metric = OUTPUT_METRIC[output]
     generation = generation_of(hardware) if hardware else None
     if output == "tpot_s":  # per-user speed rows are 1/TPOT; fall back on throughput rows when few
-        e = _errors(metric, generation)
+        e, group = _errors(metric, generation, moe)
         if len(e) < MIN_ROWS:
             metric = "offline_throughput"
-            e = _errors(metric, generation)
+            e, group = _errors(metric, generation, moe)
         e = 1.0 / (1.0 + e) - 1.0  # an error on a rate is the inverse error on a time
     else:
-        e = _errors(metric, generation)
+        e, group = _errors(metric, generation, moe)
     if len(e) < MIN_ROWS:
         return None
-    group = metric if generation is None or len(loo_errors(metric, generation)) < MIN_GENERATION_ROWS \
-        else f"{metric} on {generation}"
     q10, q90 = np.quantile(e, [0.1, 0.9])
     lo, hi = value / (1.0 + q90), value / (1.0 + q10)
     return {"p10": float(min(lo, hi)), "p90": float(max(lo, hi)), "n": int(len(e)), "group": group}
 
 
-def bands_for(result: dict, hardware: str | None = None) -> dict[str, dict | None]:
-    """Bands for every output of a result dict that has a metric group (of `hardware`'s generation when
-    it has enough validated rows)."""
-    return {k: band(k, result.get(k), hardware) for k in OUTPUT_METRIC if result.get(k) is not None}
+def bands_for(result: dict, hardware: str | None = None, moe: bool | None = None) -> dict[str, dict | None]:
+    """Bands for every output of a result dict that has a metric group (of `hardware`'s generation and the
+    model's class when those have enough validated rows)."""
+    return {k: band(k, result.get(k), hardware, moe) for k in OUTPUT_METRIC if result.get(k) is not None}
