@@ -28,7 +28,7 @@ def test_reference_rows_carry_sources_and_positive_values():
     shared = [r for r in rows if r.origin == "shared"]
     added = [r for r in rows if r.origin == "added"]
     assert len(shared) == 111  # the shared research data, copied whole
-    assert len(added) == 101  # the other dense-model cells of the same TensorRT-LLM tables + Qwen3-30B-A3B's 20
+    assert len(added) == 163  # the other dense cells of the TensorRT-LLM v1.0 tables, Qwen3-30B-A3B's 20, 62 later cells
     for r in rows:
         assert r.value > 0 and (r.source.get("url") or r.source.get("locator") or r.source.get("title"))
     by_id = {r.id: r for r in rows}
@@ -40,6 +40,9 @@ def test_reference_rows_carry_sources_and_positive_values():
     moe = by_id["trtllm-perf-qwen3-30b-a3b-b200-tp1-1000-2000"]
     assert moe.value == 22051 and moe.reliability == "high" and "B200 TP1 (FP4)" in moe.source["locator"]
     assert by_id["trtllm-perf-qwen3-30b-a3b-gb200-tp1-128-128"].reliability == "medium"
+    # the later document reports per GPU: Llama 3.3 70B, 1000/1000, H200 TP2 (FP8): 2,587 tokens/s per GPU
+    later = by_id["trtllm-perf2-llama3.3-70b-h200-tp2-1000-1000"]
+    assert later.per_accelerator_value == 2587 and later.value == 2 * 2587 and later.hardware["num_accelerators"] == 2
 
 
 def test_added_rows_may_not_repeat_a_shared_id(tmp_path, monkeypatch):
@@ -180,9 +183,9 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
         assert r["error"] == pytest.approx(r["predicted"] / r["measured"] - 1, rel=1e-9)
     # every row says where it came from; the developer-added table cells are all predicted
     assert {r["origin"] for r in data["rows"]} == {"shared", "added"}
-    assert sum(r["origin"] == "added" for r in predicted) == 101
+    assert sum(r["origin"] == "added" for r in predicted) == 163
     origin_groups = {s["group"]: s["count"] for s in data["summary"] if s["group_by"] == "origin"}
-    assert origin_groups["added"] == 101 and origin_groups["shared"] == len(predicted) - 101
+    assert origin_groups["added"] == 163 and origin_groups["shared"] == len(predicted) - 163
     ratios = data["hardware_ratios"]
     assert len(ratios) >= 10  # the TensorRT-LLM tables alone pair B200, H200 and H100 on four queries
     for r in ratios:
@@ -405,14 +408,14 @@ def test_a_stated_kv_cache_fraction_sizes_the_tensorrt_llm_pool():
 
 
 def test_held_out_table_cells_are_never_fitted():
-    """The Qwen3-30B-A3B table cells are scored out of sample: the stored calibration lists every one of them
-    as held out, no generation's fitted rows contain them, and each has a stored error to be scored by."""
+    """The MoE cells of the TensorRT-LLM tables are scored out of sample: the stored calibration lists every one
+    of them as held out, no generation's fitted rows contain them, and each has a stored error to be scored by."""
     from cosim.engines.calibration import CALIBRATION_PATH
     from cosim.validate.fit import HELD_OUT_PREFIXES
 
     cal = yaml.safe_load(CALIBRATION_PATH.read_text())
     qwen = [r.id for r in load_measurements() if r.id.startswith(HELD_OUT_PREFIXES)]
-    assert len(qwen) == 20
+    assert len(qwen) == 20 + 12 + 19 + 14  # Qwen3-30B-A3B (v1.0, later), Qwen3-235B-A22B, DeepSeek-R1
     assert set(qwen) <= set(cal["held_out"]["rows"])
     fitted = {rid for fam in cal["families"].values() for rid in fam.get("rows", [])}
     assert not fitted & set(qwen)
