@@ -113,7 +113,7 @@ def test_band_is_the_loo_quantiles_inverted(monkeypatch):
     from cosim.validate import uncertainty
 
     errs = np.array([-0.2, -0.1, 0.0, 0.1, 0.3])
-    monkeypatch.setattr(uncertainty, "loo_errors", lambda metric, generation=None: errs)
+    monkeypatch.setattr(uncertainty, "loo_errors", lambda metric, generation=None, moe=None: errs)
     b = uncertainty.band("throughput_tokens_per_s", 1000.0)
     q10, q90 = np.quantile(errs, [0.1, 0.9])
     assert b["p10"] == pytest.approx(1000 / (1 + q90)) and b["p90"] == pytest.approx(1000 / (1 + q10))
@@ -126,7 +126,7 @@ def test_band_uses_the_hardware_generation_when_it_has_enough_rows(monkeypatch):
     wide = np.array([-0.5, -0.3, 0.0, 0.4, 0.8])  # Blackwell's record
     narrow = np.array([-0.05, -0.02, 0.0, 0.02, 0.05])  # everyone's
     monkeypatch.setattr(uncertainty, "loo_errors",
-                        lambda metric, generation=None: wide if generation == "nvidia-blackwell" else narrow)
+                        lambda metric, generation=None, moe=None: wide if generation == "nvidia-blackwell" else narrow)
     b = uncertainty.band("throughput_tokens_per_s", 1000.0, "b200")
     q10, q90 = np.quantile(wide, [0.1, 0.9])
     assert b["p10"] == pytest.approx(1000 / (1 + q90)) and b["p90"] == pytest.approx(1000 / (1 + q10))

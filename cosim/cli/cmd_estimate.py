@@ -110,7 +110,8 @@ def register(app: typer.Typer) -> None:
 
         check_stack(stack)
         hw = load_hardware(hardware)
-        params = stack_params(hw, stack, moe=is_moe(load_workload(workload)))
+        moe = is_moe(load_workload(workload))
+        params = stack_params(hw, stack, moe=moe)
         result = estimate(hardware, workload, scenario, chips=chips, mode=mode, batch_max=b is None, params=params)
         out = result.to_dict()
         if chosen is not None:
@@ -118,7 +119,7 @@ def register(app: typer.Typer) -> None:
         if with_uncertainty:
             from cosim.validate.uncertainty import bands_for
 
-            out["uncertainty"] = bands_for(out, hardware=hw.name, moe=is_moe(load_workload(workload)))
+            out["uncertainty"] = bands_for(out, hardware=hw.name, moe=moe)
         if fmt == "json":
             print_json(out)
             return

@@ -62,7 +62,7 @@ def _errors(metric: str, generation: str | None, moe: bool | None = None) -> tup
     if generation is not None:
         candidates.append((generation, None, f"{metric} on {generation}"))
     for gen, cls, label in candidates:
-        e = loo_errors(metric, gen) if cls is None else loo_errors(metric, gen, cls)
+        e = loo_errors(metric, gen, cls)
         if len(e) >= MIN_GENERATION_ROWS:
             return e, label
     return loo_errors(metric), metric
