@@ -7,11 +7,10 @@ the weights; vLLM admits by the KV in use, on average the prompt plus half the o
 device; otherwise the whole request's KV within 90%; the row's `kv_cache_fraction` where the submission
 states it), capped by the engine's sequence limit (and, where the row states one, by TensorRT-LLM's
 per-step token budget; both hold per pipeline micro-batch and per attention-DP rank), generate `output_len`
-tokens each, so output
-tokens/s = batch x output_len / run time, times the replicas. TensorRT-LLM runs the prompts as chunks inside
-the decode steps (`output_len` mixed steps); other engines prefill the batch, then decode. `cosim serve
---offline` simulates the same run request by request; this closed form is used here because calibration
-evaluates it thousands of times.
+tokens each, so output tokens/s = batch x output_len / run time, times the replicas. TensorRT-LLM runs
+the prompts as chunks inside the decode steps (`output_len` mixed steps); other engines prefill the batch,
+then decode. `cosim serve --offline` simulates the same run request by request; this closed form is used
+here because calibration evaluates it thousands of times.
 """
 
 from __future__ import annotations

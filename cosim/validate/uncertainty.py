@@ -10,6 +10,8 @@ p / (1 + e_q10).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from cosim.engines.calibration import load_calibration
@@ -27,13 +29,12 @@ MIN_ROWS = 3
 MIN_GENERATION_ROWS = 5
 
 
-def _workload_is_moe(workload: str, cache: dict[str, bool]) -> bool:
+@functools.cache
+def _workload_is_moe(workload: str) -> bool:
     from cosim.engines.calibration import is_moe
     from cosim.specs.loader import load_workload
 
-    if workload not in cache:
-        cache[workload] = is_moe(load_workload(workload))
-    return cache[workload]
+    return is_moe(load_workload(workload))
 
 
 def loo_errors(metric: str, generation: str | None = None, moe: bool | None = None) -> np.ndarray:
@@ -44,10 +45,9 @@ def loo_errors(metric: str, generation: str | None = None, moe: bool | None = No
 
     mapping = load_mapping()
     errs = load_calibration().get("loo_errors") or {}
-    classes: dict[str, bool] = {}
     return np.array([e for rid, e in errs.items() if rid in mapping.rows and mapping.rows[rid].kind == metric
                      and (generation is None or generation_of(mapping.rows[rid].hardware) == generation)
-                     and (moe is None or _workload_is_moe(mapping.rows[rid].workload, classes) == moe)])
+                     and (moe is None or _workload_is_moe(mapping.rows[rid].workload) == moe)])
 
 
 def _errors(metric: str, generation: str | None, moe: bool | None = None) -> tuple[np.ndarray, str]:
