@@ -260,3 +260,20 @@ def test_serve_stack_slows_steps_by_at_most_its_factor():
     f = stack_scale("vllm")
     # every step is at most 1 / f slower (kernels), never faster; host work and the schedule do not change
     assert tuned["output_tokens_per_s"] * f * 0.98 <= vllm["output_tokens_per_s"] <= tuned["output_tokens_per_s"] * 1.0001
+
+
+@pytest.mark.parametrize("sched", ["continuous", "chunked"])
+def test_prompt_steps_wait_for_the_host_floor(sched):
+    """An engine that launches prompt iterations without CUDA graphs: the lone request's prefill iteration
+    (A + B L + D L (L + 1) / 2 = 0.085 s on the GPU) takes the 0.5 s floor; its decode steps do not."""
+    from dataclasses import replace
+
+    L, OUT = 300, 40
+    floored = replace(TABLE, prompt_step_floor_s=0.5)
+    lat = latency_arrays(simulate(one(L, OUT), floored, ServingConfig(kv_capacity_tokens=100_000, scheduler=sched)))
+    assert A + B * L + D * L * (L + 1) / 2 < 0.5
+    assert lat["ttft"][0] == pytest.approx(0.5, rel=1e-12)
+    assert lat["tpot"][0] == pytest.approx(A + B + C * (L + OUT / 2), rel=1e-12)
+    assert floored.step_time(L, 0.0, L * (L + 1) / 2) == 0.5 and floored.step_time(1, L) < 0.5
+    with pytest.raises(CosimInputError, match="prompt_step_floor_s"):
+        replace(TABLE, prompt_step_floor_s=-1.0)

@@ -109,6 +109,10 @@ def register(app: typer.Typer) -> None:
         from cosim.specs.loader import load_hardware, load_workload
 
         check_stack(stack)
+        from cosim.engines.eager import EAGER_PROMPT_STACKS
+
+        if stack in EAGER_PROMPT_STACKS:  # its prompt steps run without CUDA graphs (cosim.engines.eager)
+            scenario = scenario.model_copy(update={"eager_prompt_steps": True})
         hw = load_hardware(hardware)
         moe = is_moe(load_workload(workload))
         params = stack_params(hw, stack, moe=moe)

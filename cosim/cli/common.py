@@ -63,7 +63,8 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
                    steps: int | None = None, precision: str = "bf16", tp: int = 1, pp: int = 1,
                    ep: int = 1, dp: int = 1, sp: int = 1, zero: int = 0, microbatch: int | None = None,
                    recompute: str = "selective", output_len_cv: float = 0.0, chunked_prefill: bool = False,
-                   kv_precision: str | None = None):
+                   kv_precision: str | None = None, eager_prompt_steps: bool = False,
+                   dp_prompt_balance: bool = False):
     """A validated Scenario from CLI values; bad values raise CosimInputError naming the flag.
 
     `kv_precision` None: the KV cache is stored in fp8 when the weights are 8-bit or narrower (the common
@@ -94,7 +95,8 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
     try:
         return Scenario(
             phase=phase, batch=batch, input_len=input_len, output_len=output_len, output_len_cv=output_len_cv,
-            chunked_prefill=chunked_prefill, frames=frames, height=height, width=width, steps=steps,
+            chunked_prefill=chunked_prefill, eager_prompt_steps=eager_prompt_steps,
+            dp_prompt_balance=dp_prompt_balance, frames=frames, height=height, width=width, steps=steps,
             weight_precision=precision, activation_precision=precision,
             kv_precision=kv, recompute=recompute,
             parallelism=Parallelism(tp=tp, pp=pp, ep=ep, dp=dp, sp=sp, zero=zero, microbatch=microbatch),

@@ -38,6 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from cosim.engines import analytical as A
+from cosim.engines.eager import eager_extra_s
 from cosim.engines.efficiency import EngineParams, load_engine_defaults
 from cosim.engines.memory import footprint, microbatching, params_per_chip
 from cosim.specs.hardware import PRECISIONS
@@ -220,6 +221,10 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
                 feas = np.minimum(feas, d["feasible"])
                 reason = np.maximum(reason, d["reason"])
         agg = _interleaved(agg, pp)
+        if chunked and steps > 0:  # prompt steps launched op by op wait for the host (cosim.engines.eager)
+            extra = eager_extra_s(workload, scenario, agg["step_time_s"])
+            agg["step_time_s"] = agg["step_time_s"] + extra
+            agg["overhead_s"] = agg["overhead_s"] + extra
         tpot = agg["step_time_s"]
         if chunked:  # a request's prompt rides on the step it arrives in; it then decodes output_len - 1 more
             ttft = tpot

@@ -134,7 +134,11 @@ def engine_table(hw, workload, scenario, max_tokens: int, max_context: int, anch
     pre_attn = np.concatenate(([0.0], pre - lin_at))
     pairs, idx = np.unique(pairs, return_index=True)
     kv_grid, kidx = np.unique(kv_grid, return_index=True)
-    return StepTimeTable(tok, lin, kv_grid, dec[kidx], pairs, pre_attn[idx], source="analytical-engine")
+    from cosim.engines.eager import eager_host_s
+
+    floor = eager_host_s(workload, scenario) if scenario.eager_prompt_steps else 0.0
+    return StepTimeTable(tok, lin, kv_grid, dec[kidx], pairs, pre_attn[idx], source="analytical-engine",
+                         prompt_step_floor_s=floor)
 
 
 def roofline_table(hw, workload, scenario, max_tokens: int, max_context: int) -> StepTimeTable:

@@ -149,8 +149,13 @@ def serve(hardware, workload, scenario, *, chips: int | None, requests: RequestS
     replicas = chips // per_replica
     if replicas < 1:
         return empty_result(f"--chips {chips} is fewer than one replica needs (tp x pp x sp = {per_replica})", 0)
+    from cosim.engines.eager import EAGER_PROMPT_STACKS
+
     rep_sc = scenario.model_copy(update={"parallelism": Parallelism(tp=p.tp, pp=p.pp, ep=p.ep, dp=1, sp=p.sp,
-                                                                    sp_kind=p.sp_kind)})
+                                                                    sp_kind=p.sp_kind),
+                                         # its prompt steps run without CUDA graphs (cosim.engines.eager)
+                                         "eager_prompt_steps": scenario.eager_prompt_steps
+                                         or stack in EAGER_PROMPT_STACKS})
     max_context = int((requests.input_len + requests.output_len).max())
     from cosim.engines.calibration import is_moe, stack_params
 

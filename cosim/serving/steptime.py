@@ -74,6 +74,9 @@ class StepTimeTable:
     pairs_grid: np.ndarray
     prefill_attn_s: np.ndarray
     source: str = "unspecified"
+    # least duration of an iteration that carries prompt tokens: the host time of an engine that launches
+    # such iterations without CUDA graphs (cosim.engines.eager); 0: none
+    prompt_step_floor_s: float = 0.0
 
     def __post_init__(self) -> None:
         for grid, vals, name in ((self.tokens_grid, self.linear_s, "linear"),
@@ -87,6 +90,8 @@ class StepTimeTable:
                 raise CosimInputError(f"step-time table '{name}' values must be finite")
         if np.any(self.linear_s <= 0):
             raise CosimInputError("step-time table 'linear' values must be > 0")
+        if not (np.isfinite(self.prompt_step_floor_s) and self.prompt_step_floor_s >= 0):
+            raise CosimInputError("step-time table 'prompt_step_floor_s' must be a finite number >= 0")
 
     def arrays(self) -> tuple[np.ndarray, ...]:
         """The six contiguous float64 arrays, in the order the kernel takes them."""
@@ -96,10 +101,12 @@ class StepTimeTable:
 
     # Plain-Python evaluation (tests, reports); the kernel uses `interp_extrap` on the same arrays.
     def step_time(self, tokens: float, kv_tokens: float = 0.0, pairs: float = 0.0) -> float:
-        """Seconds of one iteration with `tokens` tokens, `kv_tokens` decode context, `pairs` prefill pairs."""
-        return float(combine(interp_extrap(self.tokens_grid, self.linear_s, float(tokens)),
-                             interp_extrap(self.kv_grid, self.decode_attn_s, float(kv_tokens)),
-                             interp_extrap(self.pairs_grid, self.prefill_attn_s, float(pairs))))
+        """Seconds of one iteration with `tokens` tokens, `kv_tokens` decode context, `pairs` prefill pairs
+        (at least `prompt_step_floor_s` when it carries prompt tokens, i.e. pairs > 0)."""
+        t = float(combine(interp_extrap(self.tokens_grid, self.linear_s, float(tokens)),
+                          interp_extrap(self.kv_grid, self.decode_attn_s, float(kv_tokens)),
+                          interp_extrap(self.pairs_grid, self.prefill_attn_s, float(pairs))))
+        return max(t, self.prompt_step_floor_s) if pairs > 0 else t
 
     def prefill_time(self, prompt: int, cached: int = 0) -> float:
         """One iteration that prefills `prompt` tokens after `cached` cached tokens (no decodes)."""

@@ -67,6 +67,15 @@ class Scenario(BaseModel):
         default=False,
         description="generate: prompt chunks ride on the decode steps (continuous batching with chunked prefill) "
                     "instead of one prefill of the whole batch before decoding")
+    eager_prompt_steps: bool = Field(
+        default=False,
+        description="generate with chunked prefill: steps that carry a prompt run without CUDA graphs (TensorRT-LLM's "
+                    "PyTorch backend captures generation-only batches), so their MoE layers take at least the host "
+                    "time to launch them (cosim.engines.eager)")
+    dp_prompt_balance: bool = Field(
+        default=False,
+        description="attention-DP ranks take their prompts in the same steps (TensorRT-LLM attention_dp_config "
+                    "enable_balance), so fewer steps carry one")
     # video
     frames: int | None = Field(default=None, gt=0)
     height: int | None = Field(default=None, gt=0)

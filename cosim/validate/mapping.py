@@ -68,6 +68,8 @@ class Query(BaseModel):
                                        "(decode tokens plus prompt chunks), where the submission states it")
     kv_cache_fraction: float | None = Field(default=None, gt=0, le=1, description="TensorRT-LLM's "
                                             "kvcache_free_gpu_mem_frac, where the submission states it")
+    dp_balance: bool = Field(default=False, description="the attention-DP ranks synchronise their prompts "
+                             "(TensorRT-LLM attention_dp_config enable_balance), where the run's config sets it")
     batch: int | None = Field(default=None, gt=0)
     frames: int | None = None
     height: int | None = None

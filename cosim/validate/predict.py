@@ -6,9 +6,12 @@ under trtllm-bench and for the KV in use in tuned MLPerf harnesses, in a fractio
 the weights; vLLM admits by the KV in use, on average the prompt plus half the output, within 90% of the
 device; otherwise the whole request's KV within 90%; the row's `kv_cache_fraction` where the submission
 states it), capped by the engine's sequence limit (and, where the row states one, by TensorRT-LLM's
-per-step token budget; both hold per pipeline micro-batch and per attention-DP rank), generate `output_len`
-tokens each, so output tokens/s = batch x output_len / run time, times the replicas. TensorRT-LLM runs
-the prompts as chunks inside the decode steps (`output_len` mixed steps); other engines prefill the batch,
+per-step token budget; both hold per pipeline micro-batch and per attention-DP rank; a trtllm-bench row
+that states neither runs at the max batch size and token budget trtllm-bench derives itself, see
+cosim.validate.trtllm_bench), generate `output_len` tokens each, so output tokens/s = batch x output_len /
+run time, times the replicas. TensorRT-LLM runs the prompts as chunks inside the decode steps
+(`output_len` mixed steps; under trtllm-bench, whose PyTorch backend launches them without CUDA graphs, a
+prompt step's MoE layers wait for the host, see cosim.engines.eager); other engines prefill the batch,
 then decode. `cosim serve --offline` simulates the same run request by request; this closed form is used
 here because calibration evaluates it thousands of times.
 """
@@ -20,6 +23,7 @@ import math
 import numpy as np
 
 from cosim.cli.common import build_scenario
+from cosim.engines.eager import EAGER_PROMPT_STACKS
 from cosim.validate.mapping import Mapping, Query, lengths, output_cv, output_dataset
 
 #: Sequence cap of the serving engine when the row does not state one: trtllm-bench sizes the batch
@@ -48,6 +52,7 @@ def _scenario(q: Query, phase: str, batch: int = 1, input_len: int = 1, output_l
     return build_scenario(
         phase=phase, batch=batch, input_len=input_len, output_len=output_len, output_len_cv=output_len_cv,
         chunked_prefill=phase == "generate" and serving_engine(q) in CHUNKED_PREFILL_ENGINES,
+        eager_prompt_steps=q.stack in EAGER_PROMPT_STACKS, dp_prompt_balance=q.dp_balance,
         frames=q.frames, height=q.height, width=q.width, steps=q.steps, precision=q.precision, tp=q.tp, pp=q.pp, ep=q.ep,
         dp=q.dp, sp=q.sp, zero=q.zero, microbatch=q.microbatch, recompute=recompute,
         kv_precision=q.kv_precision,
@@ -139,13 +144,37 @@ def engine_sequence_cap(q: Query) -> int:
     return q.max_seqs * q.pp if q.max_seqs else DEFAULT_MAX_SEQS
 
 
+def trtllm_bench_cap(q: Query, mapping: Mapping) -> int | None:
+    """Sequences one rank of a trtllm-bench run keeps in flight under the max batch size and token budget
+    trtllm-bench chooses itself (cosim.validate.trtllm_bench), or None when the row states its limits, runs
+    another stack or has varying lengths. Its `--tp` counts the attention-DP ranks too."""
+    from cosim.engines.memory import BYTES_PER_ELEMENT
+    from cosim.specs.loader import load_hardware, load_workload
+    from cosim.specs.scenario import default_kv_precision
+    from cosim.validate import trtllm_bench
+    from cosim.workloads.params import params_total
+
+    if q.stack != "trtllm-bench" or q.max_seqs or q.max_num_tokens or output_dataset(q, mapping) is not None:
+        return None
+    model = load_workload(q.workload)
+    inp, out = lengths(q, mapping)
+    kv_bytes = BYTES_PER_ELEMENT[q.kv_precision or default_kv_precision(q.precision)]
+    settings = trtllm_bench.engine_settings(model, params_total(model), q.precision, kv_bytes, q.tp * q.dp, q.pp,
+                                            inp, out, load_hardware(q.hardware).main_memory.capacity_bytes.value)
+    if settings is None:
+        return None
+    max_bs, budget = settings
+    return min(max_bs, trtllm_bench.whole_prompt_batch(budget, inp, out)) * q.pp
+
+
 def _offline(q: Query, mapping: Mapping, params):
     """(estimate of one replica generating at the concurrency its engine sustains, capped by the engine's
     sequence limit and the number of requests, and the number of replicas)."""
     inp, out = lengths(q, mapping)
     per_replica = q.tp * q.pp * q.sp * q.dp  # attention-DP ranks share one set of experts (ep over dp)
     replicas = max(1, q.chips // per_replica)
-    limit = engine_sequence_cap(q) * q.dp  # the engine's sequence cap holds per DP rank
+    cap = trtllm_bench_cap(q, mapping) or engine_sequence_cap(q)
+    limit = cap * q.dp  # the engine's sequence cap holds per DP rank
     if q.num_requests:
         limit = min(limit, q.num_requests)
     return engine_run(q, inp, out, per_replica, params, limit, output_cv(q, mapping)), replicas
