@@ -1,4 +1,4 @@
-"""Catalog extension: Qwen3-8B, Qwen3-32B, Qwen3-30B-A3B and Cosmos-Predict1-7B-Text2World.
+"""Catalog extension: Qwen3-8B, Qwen3-32B, Qwen3-30B-A3B, gpt-oss-120b/20b and Cosmos-Predict1-7B-Text2World.
 
 Parameter counts are checked against the published model-card figures and against hand counts written
 out from the published configs; the Hugging Face fixtures in tests/data/hf must import to the same
@@ -90,7 +90,7 @@ def test_qwen3_kv_cache_bytes():
     assert kv_cache_bytes_per_token(load_workload("qwen3-30b-a3b")) == 2 * 48 * 4 * 128 * 2
 
 
-@pytest.mark.parametrize("slug", ["qwen3-8b", "qwen3-32b", "qwen3-30b-a3b"])
+@pytest.mark.parametrize("slug", ["qwen3-8b", "qwen3-32b", "qwen3-30b-a3b", "gpt-oss-120b"])
 def test_hf_fixture_matches_catalog(slug):
     fixture = HF / f"{slug}.json"
     imported = workload_from_hf_config(json.loads(fixture.read_text()), file=str(fixture))
@@ -224,3 +224,27 @@ def test_graph_cosmos_video_runs(capsys):
     # the DiT's weight GEMMs alone: 2 FLOP x weights x tokens x 2 (CFG) x 35 steps is a lower bound
     dit_matmul = 2 * 28 * (4 * 4096**2 + 2 * 4096**2 + 2 * 4 * 4096**2) * 56_320 * 2 * 35
     assert totals["flops"] > dit_matmul + pixels * model.vae.decoder_flops_per_pixel
+
+
+@pytest.mark.parametrize(("slug", "layers", "experts", "total", "active"),
+                         [("gpt-oss-120b", 36, 128, 116.83e9, 5.13e9), ("gpt-oss-20b", 24, 32, 20.91e9, 3.61e9)])
+def test_gpt_oss_counts_by_hand_and_against_the_model_card(slug, layers, experts, total, active):
+    """config.json: hidden 2880, 64 q / 8 kv heads of 64, biases on q, k, v, o; SwiGLU experts 2880 wide,
+    top-4, router with bias; vocab 201088, untied. Model card Table 1 (arXiv 2508.10925): 116.83B / 5.13B
+    and 20.91B / 3.61B, the active count without the input embedding. The experts' own biases (40M / 7M)
+    are not counted, so the totals sit 0.03-0.04% low."""
+    h, q, kv = 2880, 64 * 64, 8 * 64
+    attention = 2 * h * q + 2 * h * kv + (q + 2 * kv + h)  # q, o; k, v; biases
+    expert = 3 * h * 2880
+    router = h * experts + experts
+    norms = 2 * h
+    per_layer_fixed = attention + router + norms
+    vocab = 201088 * h
+    by_hand = layers * (per_layer_fixed + experts * expert) + 2 * vocab + h
+    by_hand_active = layers * (per_layer_fixed + 4 * expert) + vocab + h
+    model = load_workload(slug)
+    assert params_total(model) == pytest.approx(by_hand, rel=1e-6)
+    assert params_total(model) == pytest.approx(total, rel=1e-3)
+    assert params_active(model, include_input_embedding=False) == pytest.approx(by_hand_active, rel=1e-6)
+    assert params_active(model, include_input_embedding=False) == pytest.approx(active, rel=1e-3)
+    assert model.attention.sliding_window == 128 and model.attention.sliding_window_layers == layers // 2

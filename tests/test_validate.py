@@ -28,7 +28,8 @@ def test_reference_rows_carry_sources_and_positive_values():
     shared = [r for r in rows if r.origin == "shared"]
     added = [r for r in rows if r.origin == "added"]
     assert len(shared) == 111  # the shared research data, copied whole
-    assert len(added) == 163  # the other dense cells of the TensorRT-LLM v1.0 tables, Qwen3-30B-A3B's 20, 62 later cells
+    # the other dense cells of the TensorRT-LLM v1.0 tables, Qwen3-30B-A3B's 20, 62 + 44 (gpt-oss) later cells
+    assert len(added) == 207
     for r in rows:
         assert r.value > 0 and (r.source.get("url") or r.source.get("locator") or r.source.get("title"))
     by_id = {r.id: r for r in rows}
@@ -183,9 +184,9 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
         assert r["error"] == pytest.approx(r["predicted"] / r["measured"] - 1, rel=1e-9)
     # every row says where it came from; the developer-added table cells are all predicted
     assert {r["origin"] for r in data["rows"]} == {"shared", "added"}
-    assert sum(r["origin"] == "added" for r in predicted) == 163
+    assert sum(r["origin"] == "added" for r in predicted) == 207
     origin_groups = {s["group"]: s["count"] for s in data["summary"] if s["group_by"] == "origin"}
-    assert origin_groups["added"] == 163 and origin_groups["shared"] == len(predicted) - 163
+    assert origin_groups["added"] == 207 and origin_groups["shared"] == len(predicted) - 207
     ratios = data["hardware_ratios"]
     assert len(ratios) >= 10  # the TensorRT-LLM tables alone pair B200, H200 and H100 on four queries
     for r in ratios:
@@ -415,8 +416,23 @@ def test_held_out_table_cells_are_never_fitted():
 
     cal = yaml.safe_load(CALIBRATION_PATH.read_text())
     qwen = [r.id for r in load_measurements() if r.id.startswith(HELD_OUT_PREFIXES)]
-    assert len(qwen) == 20 + 12 + 19 + 14  # Qwen3-30B-A3B (v1.0, later), Qwen3-235B-A22B, DeepSeek-R1
+    assert len(qwen) == 20 + 12 + 19 + 14 + 44  # Qwen3-30B-A3B (v1.0, later), Qwen3-235B-A22B, DeepSeek-R1, gpt-oss
     assert set(qwen) <= set(cal["held_out"]["rows"])
     fitted = {rid for fam in cal["families"].values() for rid in fam.get("rows", [])}
     assert not fitted & set(qwen)
     assert all(np.isfinite(cal["loo_errors"][rid]) for rid in qwen)
+
+
+def test_gpt_oss_cells_map_to_the_kernels_trtllm_runs():
+    """gpt-oss keeps MXFP4 experts beside BF16 attention; TensorRT-LLM runs the experts W4A8 (MXFP4 x MXFP8)
+    on Blackwell and W4A16 on Hopper. The B200 DEP2 cell: 2 ranks, FP4 expert weights with FP8 activations,
+    BF16 elsewhere, an FP8 cache; per GPU 25,943 tokens/s as published, so 51,886 for the instance."""
+    from cosim.validate.runner import query_for
+
+    by_id = {r.id: r for r in load_measurements()}
+    q = query_for("trtllm-perf2-gpt-oss-120b-b200-dep2-1000-1000")
+    assert (q.workload, q.chips, q.tp, q.dp, q.ep) == ("gpt-oss-120b", 2, 1, 2, 2)
+    assert (q.precision, q.activation_precision, q.dense_precision, q.kv_precision) == ("fp4", "fp8", "bf16", "fp8")
+    assert by_id["trtllm-perf2-gpt-oss-120b-b200-dep2-1000-1000"].value == 25943 * 2
+    h = query_for("trtllm-perf2-gpt-oss-20b-h200-tp1-1024-1024")
+    assert (h.precision, h.activation_precision, h.dense_precision, h.kv_precision) == ("fp4", "bf16", "bf16", "bf16")

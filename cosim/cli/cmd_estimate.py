@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from cosim.cli.common import (
+    ActivationPrecisionOpt,
     BatchOpt,
+    DensePrecisionOpt,
     DpOpt,
     EpOpt,
     FramesOpt,
@@ -50,6 +52,8 @@ def register(app: typer.Typer) -> None:
         steps: StepsOpt = None,
         precision: PrecisionOpt = "bf16",
         kv_precision: KvPrecisionOpt = None,
+        activation_precision: ActivationPrecisionOpt = None,
+        dense_precision: DensePrecisionOpt = None,
         tp: TpOpt = 1,
         pp: PpOpt = 1,
         ep: EpOpt = 1,
@@ -96,7 +100,8 @@ def register(app: typer.Typer) -> None:
                                   height=height, width=width, steps=steps, precision=precision, tp=tp, pp=pp,
                                   ep=ep, dp=dp, sp=sp, zero=zero, microbatch=microbatch,
                                   recompute="selective" if recompute == "auto" else recompute,
-                                  kv_precision=kv_precision)
+                                  kv_precision=kv_precision, activation_precision=activation_precision,
+                                  dense_precision=dense_precision)
         if recompute == "auto" and phase == "train" and b is not None:
             scenario = _auto_recompute(hardware, workload, scenario)
         chosen = None

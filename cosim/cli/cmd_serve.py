@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 
 from cosim.cli.common import (
+    ActivationPrecisionOpt,
+    DensePrecisionOpt,
     DpOpt,
     EpOpt,
     HardwareOpt,
@@ -52,6 +54,8 @@ def register(app: typer.Typer) -> None:
                                                   "(tp x pp) needs means several replicas")] = None,
         precision: PrecisionOpt = "bf16",
         kv_precision: KvPrecisionOpt = None,
+        activation_precision: ActivationPrecisionOpt = None,
+        dense_precision: DensePrecisionOpt = None,
         tp: TpOpt = 1,
         pp: PpOpt = 1,
         ep: EpOpt = 1,
@@ -118,7 +122,8 @@ def register(app: typer.Typer) -> None:
             raise CosimInputError("--offline needs --num-requests R")
         kind, cv = parse_arrival_spec(arrival)
         scenario = build_scenario(phase="generate", batch=1, input_len=1, output_len=1, precision=precision,
-                                  tp=tp, pp=pp, ep=ep, dp=dp, kv_precision=kv_precision)
+                                  tp=tp, pp=pp, ep=ep, dp=dp, kv_precision=kv_precision,
+                                  activation_precision=activation_precision, dense_precision=dense_precision)
         requests = make_requests(offline=offline, num_requests=num_requests, qps=qps, duration_s=duration,
                                  input_len=input_len, output_len=output_len, seed=seed, arrival=kind, cv=cv)
         slo = Slo(ttft_s=slo_ttft, tpot_s=slo_tpot)

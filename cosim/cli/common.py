@@ -41,6 +41,13 @@ KvPrecisionOpt = Annotated[str | None, typer.Option(
     "--kv-precision", help="KV-cache precision: fp8 | bf16 | fp16 | fp32 (default: fp8 when --precision is "
     "8-bit or narrower, else --precision; checkpoints that keep the KV cache in bf16 need bf16 here)")]
 
+ActivationPrecisionOpt = Annotated[str | None, typer.Option(
+    "--activation-precision", help="precision the routed experts' GEMMs compute in when it differs from their "
+    "weights' (--precision): fp8 for W4A8 (MXFP4 x MXFP8 on Blackwell), bf16 for W4A16 (default: --precision)")]
+DensePrecisionOpt = Annotated[str | None, typer.Option(
+    "--dense-precision", help="precision of every GEMM outside the routed experts (attention, dense MLPs, router, "
+    "LM head) when the checkpoint quantises only the experts, e.g. bf16 for gpt-oss (default: as the experts)")]
+
 PHASES = ("prefill", "decode", "generate", "train", "video")
 PRECISION_CHOICES = ("fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4", "int8", "int4")
 
@@ -64,7 +71,8 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
                    ep: int = 1, dp: int = 1, sp: int = 1, zero: int = 0, microbatch: int | None = None,
                    recompute: str = "selective", output_len_cv: float = 0.0, chunked_prefill: bool = False,
                    kv_precision: str | None = None, eager_prompt_steps: bool = False,
-                   dp_prompt_balance: bool = False):
+                   dp_prompt_balance: bool = False, activation_precision: str | None = None,
+                   dense_precision: str | None = None):
     """A validated Scenario from CLI values; bad values raise CosimInputError naming the flag.
 
     `kv_precision` None: the KV cache is stored in fp8 when the weights are 8-bit or narrower (the common
@@ -91,13 +99,17 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
             raise CosimInputError(f"{flag} must be a positive integer, got {value}")
     if kv_precision is not None and kv_precision not in KV_PRECISION_CHOICES:
         raise CosimInputError(f"--kv-precision must be one of {', '.join(KV_PRECISION_CHOICES)}, got '{kv_precision}'")
+    for flag, value in (("--activation-precision", activation_precision), ("--dense-precision", dense_precision)):
+        if value is not None and value not in PRECISION_CHOICES:
+            raise CosimInputError(f"{flag} must be one of {', '.join(PRECISION_CHOICES)}, got '{value}'")
     kv = kv_precision or default_kv_precision(precision)
     try:
         return Scenario(
             phase=phase, batch=batch, input_len=input_len, output_len=output_len, output_len_cv=output_len_cv,
             chunked_prefill=chunked_prefill, eager_prompt_steps=eager_prompt_steps,
             dp_prompt_balance=dp_prompt_balance, frames=frames, height=height, width=width, steps=steps,
-            weight_precision=precision, activation_precision=precision,
+            weight_precision=precision, activation_precision=activation_precision or precision,
+            dense_precision=dense_precision,
             kv_precision=kv, recompute=recompute,
             parallelism=Parallelism(tp=tp, pp=pp, ep=ep, dp=dp, sp=sp, zero=zero, microbatch=microbatch),
         )

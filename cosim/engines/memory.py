@@ -92,6 +92,21 @@ def params_per_chip(workload: DecoderLM | VideoDiT, scenario: Scenario) -> float
     return rest / (m.tp * m.pp) + experts / (m.pp * m.ep * m.expert_tp)
 
 
+def inference_weight_bytes(workload: DecoderLM | VideoDiT, scenario: Scenario) -> float:
+    """Weight bytes one chip holds for inference: the routed experts at the weight precision, everything
+    else at `scenario.dense_precision` when the checkpoint sets it apart (all of a dense model's weights)."""
+    params = params_per_chip(workload, scenario)
+    wbytes = BYTES_PER_ELEMENT[scenario.weight_precision]
+    if isinstance(workload, VideoDiT) or scenario.dense_precision is None:
+        return params * wbytes
+    dense = BYTES_PER_ELEMENT[scenario.dense_precision]
+    if workload.moe is None:
+        return params * dense
+    m = _mapping(workload, scenario)
+    experts = expert_params(workload) / (m.pp * m.ep * m.expert_tp)
+    return experts * wbytes + (params - experts) * dense
+
+
 def kv_bytes_per_chip(model: DecoderLM, scenario: Scenario, batch: int, context: float) -> float:
     """KV-cache bytes one chip holds for `batch` sequences (global, split over DP) of `context` tokens."""
     from cosim.workloads.params import kv_cache_elements_per_token
@@ -196,7 +211,7 @@ def footprint(workload: DecoderLM | VideoDiT, scenario: Scenario, batch: int | N
         context = scenario.input_len + scenario.output_len
     act = in_flight * (4 * h + 3 * width / m.tp) * abytes + seqs * workload.vocab_size / m.tp * 4.0
     kv = kv_bytes_per_chip(workload, scenario, b, context)
-    return Footprint(params * wbytes, kv, act, 0.0)
+    return Footprint(inference_weight_bytes(workload, scenario), kv, act, 0.0)
 
 
 def usable_bytes(capacity_bytes: float, reserve_fraction: float) -> float:

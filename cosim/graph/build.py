@@ -45,6 +45,9 @@ def dtypes(scenario: Scenario) -> Dtypes:
     dt = Dtypes(BYTES_PER_ELEMENT[scenario.weight_precision], max(act, STREAM_MIN_BYTES),
                 BYTES_PER_ELEMENT[scenario.kv_precision], scenario.compute_precision, scenario.kv_precision)
     dt.dispatch = min(max(act, 1.0), dt.a)
+    if scenario.dense_precision is not None:
+        dense = BYTES_PER_ELEMENT[scenario.dense_precision]
+        dt.dense = Dtypes(dense, max(dense, STREAM_MIN_BYTES), dt.kv, scenario.dense_precision, scenario.kv_precision)
     return dt
 
 

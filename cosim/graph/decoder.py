@@ -66,6 +66,8 @@ def stage_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tk: Tokens, start: int,
     h, T, L = model.hidden_size, tk.tokens, model.num_layers
     n = end - start
     att = model.attention
+    # the routed experts may run in another precision than everything else (Scenario.dense_precision)
+    experts_dt, dt = dt, dt.outside_experts
     windowed = sum(is_windowed(i, L, att.sliding_window_layers) for i in range(start, end))
     n_moe = sum(is_moe_layer(model, i) for i in range(start, end))
     window_counts = [(0, n - windowed), (att.sliding_window or 0, windowed)]
@@ -81,7 +83,7 @@ def stage_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tk: Tokens, start: int,
     if n - n_moe:
         rows += mlp_rows("mlp", Stage.DECODER, dt, model.mlp, T, h, model.mlp.intermediate_size / m.tp, n - n_moe)
     if n_moe:
-        rows += moe_rows(model, dt, m, T, imbalance, n_moe, touch_all=touch_all_experts)
+        rows += moe_rows(model, experts_dt, m, T, imbalance, n_moe, touch_all=touch_all_experts)
     if m.tp > 1:
         rows.append(comm("mlp.tp_allreduce", Stage.DECODER, dt, CommKind.ALL_REDUCE, T * h * dt.a, m.tp, repeat=n))
     if end == L:
@@ -104,5 +106,5 @@ def resident_weight_bytes(model: DecoderLM, dt: Dtypes, m: Mapping, start: int, 
     rows = stage_rows(model, dt, m, tk, start, end, touch_all_experts=True)
     total = sum(r.get("bytes_weight", 0.0) * r.get("repeat", 1.0) for r in rows if r["name"] != "embed_tokens")
     if start == 0 and not (model.tie_word_embeddings and end == model.num_layers):
-        total += model.vocab_size * model.hidden_size / m.tp * dt.w
+        total += model.vocab_size * model.hidden_size / m.tp * dt.outside_experts.w
     return float(total)

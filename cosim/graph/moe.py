@@ -100,10 +100,11 @@ def moe_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tokens: float, imbalance:
     """
     moe, h, mlp = model.moe, model.hidden_size, model.mlp
     E, k = moe.num_experts, moe.experts_per_token
-    rows = [gemm("moe.router", Stage.DECODER, dt, tokens, h, E, bias=moe.router_bias, repeat=repeat)]
+    rest = dt.outside_experts  # router and shared experts run with the non-expert GEMMs
+    rows = [gemm("moe.router", Stage.DECODER, rest, tokens, h, E, bias=moe.router_bias, repeat=repeat)]
     if moe.num_shared_experts:
         width = moe.num_shared_experts * (moe.shared_expert_intermediate_size or moe.expert_intermediate_size)
-        rows += mlp_rows("moe.shared", Stage.DECODER, dt, mlp, tokens, h, width / m.tp, repeat)
+        rows += mlp_rows("moe.shared", Stage.DECODER, rest, mlp, tokens, h, width / m.tp, repeat)
 
     pooled = tokens * m.ep_token_pool
     e_chip = E / m.ep

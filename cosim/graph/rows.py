@@ -66,6 +66,13 @@ class Dtypes:
         self.dispatch = act_bytes  # MoE token dispatch width (cosim.graph.build.dtypes narrows it)
         self.code = PRECISION_CODE[precision]
         self.attention_code = PRECISION_CODE[attention_precision(precision, kv_precision or precision)]
+        # the GEMMs outside the routed experts, where they run in another precision (Scenario.dense_precision)
+        self.dense: Dtypes | None = None
+
+    @property
+    def outside_experts(self) -> Dtypes:
+        """The dtypes of the GEMMs outside the routed experts (these, unless the scenario sets them apart)."""
+        return self.dense or self
 
 
 def gemm(name: str, stage: Stage, dt: Dtypes, m: float, k: float, n: float, *, groups: float = 1.0,

@@ -52,11 +52,11 @@ def _bytes(precision: str) -> float:
 
 def kv_capacity(hw, workload, scenario, max_batched_tokens: int, memory_utilization: float) -> tuple[int, float, str | None]:
     """(tokens of KV per replica, KV bytes per token per chip, reason when the weights do not fit)."""
-    from cosim.engines.memory import footprint, kv_bytes_per_chip, params_per_chip
+    from cosim.engines.memory import footprint, inference_weight_bytes, kv_bytes_per_chip
 
     sc = scenario.model_copy(update={"phase": "decode", "batch": scenario.parallelism.dp, "input_len": 1})
     per_token = kv_bytes_per_chip(workload, sc, scenario.parallelism.dp, 1.0)
-    weights = params_per_chip(workload, scenario) * _bytes(scenario.weight_precision)
+    weights = inference_weight_bytes(workload, scenario)
     pre = scenario.model_copy(update={"phase": "prefill", "batch": scenario.parallelism.dp,
                                       "input_len": int(max_batched_tokens)})
     act = footprint(workload, pre).activations

@@ -25,6 +25,7 @@ SUPPORTED: dict[str, str] = {
     "qwen3_moe": "Qwen3MoeForCausalLM",
     "deepseek_v2": "DeepseekV2ForCausalLM",
     "deepseek_v3": "DeepseekV3ForCausalLM",
+    "gpt_oss": "GptOssForCausalLM",
 }
 _BY_CLASS = {cls: mt for mt, cls in SUPPORTED.items()}
 _GELU_ACTS = {"gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_python"}
@@ -68,12 +69,17 @@ def _mlp_kind(data: dict[str, Any]) -> str:
 
 def _sliding(data: dict[str, Any], arch: str, layers: int) -> tuple[int | None, int]:
     """(window, layers that use it). Mistral/Mixtral window every layer; Qwen only with use_sliding_window,
-    on layers at or above max_window_layers."""
+    on layers at or above max_window_layers; gpt-oss the layers `layer_types` marks sliding_attention."""
     window = data.get("sliding_window")
     if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
         return None, 0
     if arch in ("mistral", "mixtral"):
         return window, layers
+    if arch == "gpt_oss":
+        types = data.get("layer_types")
+        # the config's own default alternates sliding and full attention, starting with a sliding layer
+        n = sum(1 for t in types if t == "sliding_attention") if isinstance(types, list) else (layers + 1) // 2
+        return (window, n) if n else (None, 0)
     if arch.startswith("qwen"):
         if not data.get("use_sliding_window", False):
             return None, 0
@@ -84,6 +90,13 @@ def _sliding(data: dict[str, Any], arch: str, layers: int) -> tuple[int | None, 
 
 
 def _moe(data: dict[str, Any], arch: str, layers: int, file: str | None) -> dict[str, Any] | None:
+    if arch == "gpt_oss":
+        return {
+            "num_experts": _int(data, "num_local_experts", file),
+            "experts_per_token": _int(data, "num_experts_per_tok", file),
+            "expert_intermediate_size": _int(data, "intermediate_size", file),
+            "router_bias": True,
+        }
     if arch == "mixtral":
         return {
             "num_experts": _int(data, "num_local_experts", file),
@@ -154,7 +167,7 @@ def _attention(data: dict[str, Any], arch: str, hidden: int, layers: int, file: 
     return {
         "kind": "mha" if kv == heads else ("mqa" if kv == 1 else "gqa"),
         "num_heads": heads, "num_kv_heads": kv, "head_dim": head_dim,
-        # Qwen2 always has q/k/v biases; Llama's attention_bias puts biases on q, k, v and o
+        # Qwen2 always has q/k/v biases; Llama's (and gpt-oss's) attention_bias puts biases on q, k, v and o
         "qkv_bias": arch == "qwen2" or bias,
         "out_bias": bias and arch != "qwen2",
         "qk_norm": arch in ("qwen3", "qwen3_moe"),

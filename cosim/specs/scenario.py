@@ -86,6 +86,11 @@ class Scenario(BaseModel):
     weight_precision: Precision = "bf16"
     activation_precision: Precision = "bf16"
     kv_precision: Precision = "bf16"
+    dense_precision: Precision | None = Field(
+        default=None,
+        description="weights and activations of every GEMM outside the routed experts (attention, dense MLPs, "
+                    "shared experts, router, LM head) when a checkpoint quantises only the experts (gpt-oss's "
+                    "MXFP4 experts beside BF16 attention); None: the weight/activation precisions above")
     # mapping
     parallelism: Parallelism = Parallelism()
     # MoE

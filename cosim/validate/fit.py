@@ -41,12 +41,13 @@ FIT_RELIABILITY = ("high", "medium")
 #: metrics scored but never fitted (each prediction runs the serving simulator's max-QPS search, too slow for
 #: the fit's Jacobian); their errors are out-of-sample and stored beside the leave-one-out ones
 HELD_OUT_METRICS = ("server_throughput",)
-#: rows held out of the fit by id prefix: the MoE cells of TensorRT-LLM's tables (Qwen3-30B-A3B on one GPU,
+#: rows held out of the fit by id prefix: the MoE cells of TensorRT-LLM's tables (Qwen3-30B-A3B and gpt-oss on one GPU,
 #: Qwen3-235B-A22B and DeepSeek-R1 attention-data-parallel with expert parallelism) are model families the
 #: fitted rows barely cover; fitted, they bend shared scales to their own misses (Blackwell's memory fraction
 #: and host overhead, the stack factor, the MoE share) and move the dense cells, the Server rows and the
 #: ML.ENERGY rows (cosim/validate/notes.md); held out, they measure cosim on families it was not fitted to
-HELD_OUT_PREFIXES = ("trtllm-perf-qwen3-", "trtllm-perf2-qwen3-", "trtllm-perf2-deepseek-r1-")
+HELD_OUT_PREFIXES = ("trtllm-perf-qwen3-", "trtllm-perf2-qwen3-", "trtllm-perf2-deepseek-r1-",
+                     "trtllm-perf2-gpt-oss-")
 
 
 def generation_of(slug: str) -> str | None:

@@ -68,6 +68,10 @@ class Query(BaseModel):
                                        "(decode tokens plus prompt chunks), where the submission states it")
     kv_cache_fraction: float | None = Field(default=None, gt=0, le=1, description="TensorRT-LLM's "
                                             "kvcache_free_gpu_mem_frac, where the submission states it")
+    activation_precision: str | None = Field(default=None, description="the experts' activation precision where "
+                                             "it differs from their weights' (W4A8, W4A16 MoE kernels)")
+    dense_precision: str | None = Field(default=None, description="precision of the GEMMs outside the routed "
+                                        "experts where the checkpoint quantises only the experts")
     dp_balance: bool = Field(default=False, description="the attention-DP ranks synchronise their prompts "
                              "(TensorRT-LLM attention_dp_config enable_balance), where the run's config sets it")
     batch: int | None = Field(default=None, gt=0)

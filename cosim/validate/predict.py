@@ -55,7 +55,7 @@ def _scenario(q: Query, phase: str, batch: int = 1, input_len: int = 1, output_l
         eager_prompt_steps=q.stack in EAGER_PROMPT_STACKS, dp_prompt_balance=q.dp_balance,
         frames=q.frames, height=q.height, width=q.width, steps=q.steps, precision=q.precision, tp=q.tp, pp=q.pp, ep=q.ep,
         dp=q.dp, sp=q.sp, zero=q.zero, microbatch=q.microbatch, recompute=recompute,
-        kv_precision=q.kv_precision,
+        kv_precision=q.kv_precision, activation_precision=q.activation_precision, dense_precision=q.dense_precision,
     )
 
 
@@ -151,16 +151,22 @@ def trtllm_bench_cap(q: Query, mapping: Mapping) -> int | None:
     from cosim.engines.memory import BYTES_PER_ELEMENT
     from cosim.specs.loader import load_hardware, load_workload
     from cosim.specs.scenario import default_kv_precision
+    from cosim.specs.workload import DecoderLM
     from cosim.validate import trtllm_bench
     from cosim.workloads.params import params_total
 
     if q.stack != "trtllm-bench" or q.max_seqs or q.max_num_tokens or output_dataset(q, mapping) is not None:
         return None
     model = load_workload(q.workload)
+    if not isinstance(model, DecoderLM):
+        return None
     inp, out = lengths(q, mapping)
     kv_bytes = BYTES_PER_ELEMENT[q.kv_precision or default_kv_precision(q.precision)]
+    # the heuristic knows one quantisation of the whole model (FP8, NVFP4, none), not mixed-precision experts
+    tuned = q.activation_precision in (None, q.precision) and q.dense_precision in (None, q.precision)
     settings = trtllm_bench.engine_settings(model, params_total(model), q.precision, kv_bytes, q.tp * q.dp, q.pp,
-                                            inp, out, load_hardware(q.hardware).main_memory.capacity_bytes.value)
+                                            inp, out, load_hardware(q.hardware).main_memory.capacity_bytes.value,
+                                            tuned=tuned)
     if settings is None:
         return None
     max_bs, budget = settings

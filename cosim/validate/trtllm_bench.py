@@ -13,6 +13,10 @@
 - requests = pool / (KV bytes per token x (ISL + OSL)); raw batch = min(requests, 4096) / pp, rounded up
   (to 32 below 256, 128 below 1024, else 256; at least 64); raw tokens = min(raw batch x (1 + ISL / OSL),
   32768), rounded up (to 256 below 4096, at least 2048; 512 below 8192; else 1024);
+- a quantisation the heuristic is not tuned for (anything but unquantised, FP8, block-scaled FP8 and
+  NVFP4: e.g. gpt-oss's MXFP4 experts, run W4A8 or W4A16) gets TensorRT-LLM's BuildConfig defaults
+  instead, a batch of 2048 and 8192 tokens (tensorrt_llm/bench/build/build.py, `TUNED_QUANTS`;
+  tensorrt_llm/builder.py, `BuildConfig`);
 - chunked prefill is off by default, so the token budget is raised to at least ISL + max batch
   (tensorrt_llm/bench/benchmark/utils/general.py, `get_settings`).
 
@@ -42,6 +46,8 @@ BYTES_PER_ELEM = {"fp8": 1.0, "fp4": 0.5}
 #: and norms are not), which understates the element count by a few percent.
 FP4_ELEMENTS_PER_PARAM = 0.5 + 1.0 / 16.0
 GIB = 1024.0**3
+#: TensorRT-LLM's BuildConfig defaults, used for quantisations outside the heuristic's TUNED_QUANTS
+DEFAULT_MAX_BATCH, DEFAULT_MAX_TOKENS = 2048, 8192
 
 
 #: finetune_setting's rounding: (below this, round up to a multiple of this) steps, and the least value
@@ -74,8 +80,12 @@ def kv_estimate_bytes_per_token(model: DecoderLM, tp: int, kv_bytes: float) -> f
 
 
 def engine_settings(model: DecoderLM, params_total: float, precision: str, kv_bytes: float, tp: int,
-                    pp: int, input_len: int, output_len: int, device_bytes: float) -> tuple[int, int] | None:
-    """(max_batch_size, max_num_tokens) trtllm-bench runs with, or None when its estimate leaves no KV room."""
+                    pp: int, input_len: int, output_len: int, device_bytes: float,
+                    tuned: bool = True) -> tuple[int, int] | None:
+    """(max_batch_size, max_num_tokens) trtllm-bench runs with, or None when its estimate leaves no KV room;
+    `tuned` False: a quantisation outside the heuristic's (BuildConfig's defaults)."""
+    if not tuned:
+        return DEFAULT_MAX_BATCH, max(DEFAULT_MAX_TOKENS, input_len + DEFAULT_MAX_BATCH)
     elements = params_total * (FP4_ELEMENTS_PER_PARAM if precision == "fp4" else 1.0)
     engine = elements * BYTES_PER_ELEM.get(precision, 2.0)
     pool = KV_FREE_FRACTION * (tp * pp * device_bytes - engine)
