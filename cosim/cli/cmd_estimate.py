@@ -71,7 +71,9 @@ def register(app: typer.Typer) -> None:
                                               "cross-validated errors of cosim validate for this kind of output"),
         stack: str = typer.Option("tuned", "--stack", help="serving software whose kernel efficiency, as fitted "
                                   "on cosim validate's rows, to use: tuned (MLPerf-class engines, the default) | "
-                                  "trtllm-bench | vllm (see reports/validation.md)"),
+                                  "trtllm-bench (also: its prompt-carrying steps run without CUDA graphs, so with "
+                                  "--chunked-prefill an MoE model's steps wait for the host) | vllm "
+                                  "(see reports/validation.md)"),
         fmt: str = typer.Option("table", "--format", help="table | json"),
     ) -> None:
         """Estimate latency, throughput, MFU/MBU, memory per chip and the bottleneck.

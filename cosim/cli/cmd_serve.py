@@ -85,8 +85,9 @@ def register(app: typer.Typer) -> None:
         with_uncertainty: Annotated[bool, typer.Option("--with-uncertainty", help="add P10/P90 of the throughput "
                                                        "from cosim validate's cross-validated errors")] = False,
         stack: Annotated[str, typer.Option("--stack", help="serving software whose kernel efficiency, as fitted "
-                                           "on cosim validate's rows, to use: tuned (default) | trtllm-bench | vllm "
-                                           "(see reports/validation.md)")] = "tuned",
+                                           "on cosim validate's rows, to use: tuned (default) | trtllm-bench (also: "
+                                           "its prompt iterations run without CUDA graphs, so an MoE model's wait for "
+                                           "the host) | vllm (see reports/validation.md)")] = "tuned",
         fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
     ) -> None:
         """Simulate serving: replicas, router, scheduler, paged KV cache; TTFT/TPOT/E2E percentiles and goodput.
