@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from cosim.specs.scenario import Scenario
 
 #: serving stacks that launch prompt-carrying steps without CUDA graphs (trtllm-bench runs TensorRT-LLM's
@@ -49,8 +51,6 @@ def eager_extra_s(workload, scenario: Scenario, step_s):
     """Seconds one average step gains from host-bound prompt steps: fraction x max(0, host - GPU step).
 
     `step_s` may be an array (one GPU step time per design point)."""
-    import numpy as np
-
     if not (scenario.phase == "generate" and scenario.chunked_prefill and scenario.eager_prompt_steps):
         return np.zeros_like(np.asarray(step_s, dtype=np.float64))
     host = eager_host_s(workload, scenario)

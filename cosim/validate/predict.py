@@ -148,7 +148,7 @@ def trtllm_bench_cap(q: Query, mapping: Mapping) -> int | None:
     """Sequences one rank of a trtllm-bench run keeps in flight under the max batch size and token budget
     trtllm-bench chooses itself (cosim.validate.trtllm_bench), or None when the row states its limits, runs
     another stack or has varying lengths. Its `--tp` counts the attention-DP ranks too."""
-    from cosim.engines.memory import BYTES_PER_ELEMENT
+    from cosim.specs.hardware import BYTES_PER_ELEMENT
     from cosim.specs.loader import load_hardware, load_workload
     from cosim.specs.scenario import default_kv_precision
     from cosim.specs.workload import DecoderLM
