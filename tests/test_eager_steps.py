@@ -86,3 +86,10 @@ def test_serving_table_carries_the_host_floor_for_eager_stacks():
         assert rm.table.prompt_step_floor_s == pytest.approx(floor)
         plain = replica_model(hw, load_workload(wl), _sc(batch=1, eager_prompt_steps=False), **kw)
         assert plain.table.prompt_step_floor_s == 0.0
+
+
+def test_pipeline_stages_launch_every_layer_once_per_iteration():
+    """pp stages each launch their layers/pp for each of pp micro-batches: an iteration's host time is all
+    48 MoE layers, the same as without pipelining (it is compared with the interleaved iteration time)."""
+    moe = load_workload("qwen3-30b-a3b")
+    assert eager.eager_host_s(moe, _sc(pp=2)) == pytest.approx(eager.eager_host_s(moe, _sc()))

@@ -26,15 +26,18 @@ EAGER_PROMPT_STACKS = ("trtllm-bench",)
 
 
 def eager_host_s(workload, scenario: Scenario) -> float:
-    """Host seconds of one eager step of a pipeline stage: its MoE layers x the per-layer host time."""
+    """Host seconds of one eager iteration through the replica: its MoE layers x the per-layer host time.
+
+    With pipeline parallelism each stage's host launches its layers for every one of the pp micro-batches
+    of an iteration (pp x layers / pp), so the iteration's host time counts every layer once, like the
+    interleaved step time it is compared with (cosim.engines.phases)."""
     from cosim.engines.efficiency import load_engine_defaults
 
     moe = getattr(workload, "moe", None)
     if moe is None:
         return 0.0
     per_layer = float(load_engine_defaults()["eager_moe_layer_host_s"]["value"])
-    layers = (workload.num_layers - moe.first_dense_layers) / scenario.parallelism.pp
-    return per_layer * layers
+    return per_layer * (workload.num_layers - moe.first_dense_layers)
 
 
 def prompt_step_fraction(workload, scenario: Scenario) -> float:

@@ -24,19 +24,20 @@ import numpy as np
 
 from cosim.cli.common import build_scenario
 from cosim.engines.eager import EAGER_PROMPT_STACKS
+from cosim.validate import trtllm_bench
 from cosim.validate.mapping import Mapping, Query, lengths, output_cv, output_dataset
 
 #: Sequence cap of the serving engine when the row does not state one: trtllm-bench sizes the batch
 #: from the KV-cache capacity and caps it at 4096 (NVIDIA/TensorRT-LLM tensorrt_llm/bench/build/tuning.py,
 #: `raw_bs = min(kv_cache_max_requests, 4096) / pp_size`); the memory model supplies the KV limit.
-DEFAULT_MAX_SEQS = 4096
+DEFAULT_MAX_SEQS = trtllm_bench.MAX_REQUESTS
 
 #: KV-cache pool of TensorRT-LLM: a fraction of the device memory left after the weights (not of the whole
 #: device, as vLLM's gpu_memory_utilization). trtllm-bench: 0.95 (tensorrt_llm/bench/build/tuning.py,
 #: `calc_engine_setting(..., kv_cache_gpu_mem_fraction=0.95)`: cache = (total GPU memory - engine size) x
 #: 0.95, max requests = cache / (KV bytes per token x (ISL + OSL))); other TensorRT-LLM deployments (MLPerf
 #: submissions on NVIDIA GPUs): the runtime default KvCacheConfig.free_gpu_memory_fraction = 0.9.
-TRTLLM_KV_FREE_FRACTION = {"trtllm-bench": 0.95, "tuned": 0.90}
+TRTLLM_KV_FREE_FRACTION = {"trtllm-bench": trtllm_bench.KV_FREE_FRACTION, "tuned": 0.90}
 #: whether the engine reserves each request's whole output up front (trtllm-bench's fixed-length requests
 #: under the guaranteed-no-evict scheduler) or keeps only the KV in use, on average ISL + OSL / 2 (NVIDIA's
 #: MLPerf harness: the batches its submissions state do not fit ISL + the output cap, see the
@@ -152,7 +153,6 @@ def trtllm_bench_cap(q: Query, mapping: Mapping) -> int | None:
     from cosim.specs.loader import load_hardware, load_workload
     from cosim.specs.scenario import default_kv_precision
     from cosim.specs.workload import DecoderLM
-    from cosim.validate import trtllm_bench
     from cosim.workloads.params import params_total
 
     if q.stack != "trtllm-bench" or q.max_seqs or q.max_num_tokens or output_dataset(q, mapping) is not None:
