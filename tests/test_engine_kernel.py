@@ -35,6 +35,12 @@ TABLE = OpTable.from_rows([
     {"name": "big_prefill_gemm", "kind": 0, "precision": BF16, "m": 8192, "k": 8192, "n": 28672,
      "flops": 2 * 8192 * 8192 * 28672, "bytes_weight": 8192 * 28672 * 2, "bytes_act_in": 8192 * 8192 * 2,
      "bytes_act_out": 8192 * 28672 * 2},
+    # weight-only quantisation: INT4 weights widened to BF16 in the kernel; FP4 experts against FP8 activations
+    {"name": "w4a16_gemm", "kind": 0, "precision": BF16, "weight_precision": 8, "m": 4096, "k": 8192, "n": 8192,
+     "flops": 2 * 4096 * 8192 * 8192, "bytes_weight": 8192 * 8192 / 2, "bytes_act_in": 4096 * 8192 * 2,
+     "bytes_act_out": 4096 * 8192 * 2, "repeat": 4},
+    {"name": "w4a8_experts", "kind": 1, "precision": FP8, "weight_precision": 6, "m": 300, "k": 4096, "n": 2048,
+     "groups": 8, "flops": 2 * 300 * 4096 * 2048 * 8, "bytes_weight": 8 * 4096 * 2048 / 2, "repeat": 16},
     {"name": "ar", "kind": 5, "comm_kind": 1, "comm_group": 8, "comm_bytes": 64 * 8192 * 2, "repeat": 160},
     {"name": "a2a", "kind": 5, "comm_kind": 4, "comm_group": 16, "comm_bytes": 1e6, "repeat": 32},
     {"name": "grad", "kind": 5, "comm_kind": 1, "comm_group": 64, "comm_bytes": 1e9, "stage": 5},
@@ -53,6 +59,9 @@ def _random_points(seed: int, n: int) -> HardwareArrays:
         hw = hw.with_column(col, np.round(base * rng.uniform(0.25, 4.0, n)) if col in (
             "compute_units", "tile_m", "tile_n", "scale_up_domain") else base * rng.uniform(0.1, 10.0, n))
     peak = HardwareArrays.from_hardware(H100, n).peak_flops_per_s * rng.uniform(0.1, 10.0, (n, 1))
+    # half the points get an FP4 datapath of their own (2x FP8, Blackwell-like): FP4 x FP8 runs natively there
+    native_fp4 = rng.random(n) < 0.5
+    peak[native_fp4, 6] = 2.0 * peak[native_fp4, FP8]
     hw.peak_flops_per_s[:] = peak
     # some systolic points
     sys_mask = rng.random(n) < 0.3

@@ -43,7 +43,8 @@ KvPrecisionOpt = Annotated[str | None, typer.Option(
 
 ActivationPrecisionOpt = Annotated[str | None, typer.Option(
     "--activation-precision", help="precision the routed experts' GEMMs compute in when it differs from their "
-    "weights' (--precision): fp8 for W4A8 (MXFP4 x MXFP8 on Blackwell), bf16 for W4A16 (default: --precision)")]
+    "weights' (--precision): fp8 for W4A8 (MXFP4 x MXFP8 on Blackwell), bf16 for W4A16 (default: --precision); "
+    "weights narrower than this are widened inside the kernel, which slows compute-bound GEMMs")]
 DensePrecisionOpt = Annotated[str | None, typer.Option(
     "--dense-precision", help="precision of every GEMM outside the routed experts (attention, dense MLPs, router, "
     "LM head) when the checkpoint quantises only the experts, e.g. bf16 for gpt-oss (default: as the experts)")]

@@ -11,6 +11,11 @@ Per op (one execution on one chip):
   do not fill the machine (split-K / stream-K). Systolic chips pad K x N to the array and spread the
   array tiles over the arrays. Attention pads the query rows (query length x query heads per KV head,
   the FlashDecoding packing) to the tile. Elementwise ops and lookups run on the vector units.
+- a GEMM whose weights are stored narrower than it multiplies in and must be widened in the kernel's main
+  loop (W4A16, see `_widens_weights`) adds (1 / weight_upcast_fraction - 1) x the compute time of its
+  unpadded FLOPs: a large GEMM runs at the fraction's share of the same-precision rate, while a GEMV's
+  widening (proportional to the multiply-adds done, not to the MMA tile's padding: narrow-M kernels swap
+  operands) stays hidden under its weight stream.
 - memory time = main-memory bytes / (bandwidth x achievable fraction), with on-chip reuse: weights
   stay on chip when all of a chip's weights fit in the on-chip share (SRAM designs); an op's
   activations stay on chip when they fit in the activation share of the largest on-chip memory (the
@@ -40,15 +45,16 @@ import numpy as np
 from numba import njit, prange
 
 from cosim.engines.network import collective
+from cosim.specs.hardware import BYTES_PER_ELEMENT, PRECISIONS
 
 # op table columns packed for the kernels
 OPF = ("m", "k", "n", "groups", "heads", "kv_heads", "q_len", "flops", "bytes_weight", "bytes_act_in",
        "bytes_act_out", "bytes_kv_read", "bytes_kv_write", "comm_bytes", "comm_group", "repeat", "size_mult",
        "compute_override_s", "quant_eff")
-OPI = ("kind", "precision", "fused", "comm_kind", "stage")
+OPI = ("kind", "precision", "fused", "comm_kind", "stage", "weight_precision")
 (F_M, F_K, F_N, F_GROUPS, F_HEADS, F_KVH, F_QLEN, F_FLOPS, F_W, F_AIN, F_AOUT, F_KVR, F_KVW, F_COMM,
  F_GROUP, F_REPEAT, F_SIZE, F_OVR, F_QEFF) = range(len(OPF))
-I_KIND, I_PREC, I_FUSED, I_COMMK, I_STAGE = range(len(OPI))
+I_KIND, I_PREC, I_FUSED, I_COMMK, I_STAGE, I_WPREC = range(len(OPI))
 
 # scalar parameters packed for the kernels
 PRM = ("launch_overhead_s", "step_overhead_s", "comm_overlap_fraction", "dp_overlap_fraction",
@@ -72,9 +78,28 @@ REASONS = ("", "memory", "unsupported")  # reason codes: 0 ok, 1 does not fit, 2
 KIND_GEMM, KIND_GROUPED, KIND_ATTN, KIND_ELEM, KIND_EMB, KIND_COMM = 0, 1, 2, 3, 4, 5
 STAGE_OPTIMIZER = 5
 N_PREC = 9  # len(PRECISIONS): the efficiency vector holds the GEMM fractions, the attention fractions,
-# then the size curve (n, log10 FLOPs, multipliers)
+# the weight-upcast fractions, then the size curve (n, log10 FLOPs, multipliers)
 E_ATT = N_PREC  # offset of the attention fractions
-E_CURVE = 2 * N_PREC  # offset of the size-curve length
+E_UPCAST = 2 * N_PREC  # offset of the weight-upcast fractions (by compute precision)
+E_CURVE = 3 * N_PREC  # offset of the size-curve length
+# bits per element of each precision code (PRECISIONS order)
+PRECISION_BITS = np.array([8.0 * BYTES_PER_ELEMENT[p] for p in PRECISIONS])
+assert len(PRECISIONS) == N_PREC
+
+
+@njit(cache=True, inline="always")
+def _widens_weights(i, j, peak, opi):
+    """Whether GEMM j widens its weights in the kernel on point i: they are stored narrower than the
+    precision it multiplies in, and the tensor cores cannot take the pair as it is. No matrix unit multiplies
+    a sub-16-bit weight by a 16-bit activation; a narrower pair (FP4 weights x FP8 activations) runs
+    natively where the chip has a faster rate of its own for the weights' format (Blackwell, MI355X)."""
+    w = opi[I_WPREC, j]
+    prec = opi[I_PREC, j]
+    if PRECISION_BITS[w] >= PRECISION_BITS[prec]:
+        return False
+    if PRECISION_BITS[prec] >= 16.0:
+        return True
+    return peak[i, w] <= peak[i, prec]
 
 
 @njit(cache=True, inline="always")
@@ -217,6 +242,9 @@ def _op_cost(i, j, peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_co
                 frac *= prm[P_GROUPED]
             rate = peak[i, prec] * frac * size * q
             tc = flops / rate if rate > 0.0 else math.inf
+            if kind != KIND_ATTN and rate > 0.0 and _widens_weights(i, j, peak, opi):
+                # widening the weights costs (1 / f - 1) x the multiply-adds' own time, padding excluded
+                tc += flops * (1.0 / cfrac[E_UPCAST + prec] - 1.0) / (rate / q)
         elif vector[i] > 0.0:
             tc = flops / vector[i]
     w = opf[F_W, j]
@@ -445,9 +473,10 @@ _TILE_ARGS = (3, 4, 5, 2, 6, 7, 8)  # tile_m, tile_n, tile_k, units, rows, cols,
 
 def eff_vector(params) -> np.ndarray:
     """The kernels' efficiency vector: GEMM fraction per precision, attention fraction per precision,
-    then n, log10 FLOPs, multipliers of the size curve."""
+    weight-upcast fraction per precision, then n, log10 FLOPs, multipliers of the size curve."""
     n = len(params.curve_log10_flops)
-    return np.ascontiguousarray(np.concatenate([params.compute_fraction, params.attention_fraction, [float(n)],
+    return np.ascontiguousarray(np.concatenate([params.compute_fraction, params.attention_fraction,
+                                                params.weight_upcast_fraction, [float(n)],
                                                 params.curve_log10_flops, params.curve_multiplier]),
                                 dtype=np.float64)
 

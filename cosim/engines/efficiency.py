@@ -1,7 +1,8 @@
 """Efficiency parameters of the analytical engine: per hardware family, loaded from YAML with provenance.
 
 `cosim/data/efficiency/<family>.yaml` holds, per family (nvidia-gpu, amd-gpu, tpu, asic-default), the
-achievable fraction of peak FLOP/s per precision for GEMMs (`compute_fraction`) and, separately, for
+achievable fraction of peak FLOP/s per precision for GEMMs (`compute_fraction`), the share of it a GEMM
+keeps when it widens narrower stored weights in the kernel (`weight_upcast_fraction`) and, separately, for
 fused attention kernels (`attention_fraction`: FlashAttention-style kernels reach a different share of
 peak than GEMMs, and it depends on the kernel generation, so a family file may override it per hardware
 slug under `attention_fraction.by_hardware`), the achievable fraction of main-memory bandwidth, a
@@ -55,6 +56,9 @@ class EngineParams:
     # MoE grouped GEMMs (routing, token permutation, per-expert tile scheduling) reach this share of the
     # dense GEMM fraction; 1 in first principles, fitted across generations by cosim validate --calibrate
     grouped_gemm_scale: float = 1.0
+    # (len(PRECISIONS),) share of the GEMM fraction kept by a compute-bound GEMM that widens its weights in
+    # the kernel (stored narrower than it multiplies in: W4A16, W8A16), by compute precision; None: 1
+    weight_upcast_fraction: np.ndarray | None = None
     # when set, the size curve is keyed by time: an op is read at the FLOPs this rate does in the time the
     # op takes at its own precision's peak (a kernel's fixed prologue/epilogue is time, not work); None:
     # keyed by FLOPs
@@ -63,6 +67,8 @@ class EngineParams:
     def __post_init__(self) -> None:
         if self.attention_fraction is None:  # a family without attention data: attention runs like GEMMs
             object.__setattr__(self, "attention_fraction", np.asarray(self.compute_fraction, dtype=np.float64))
+        if self.weight_upcast_fraction is None:  # not modelled: widening weights costs nothing
+            object.__setattr__(self, "weight_upcast_fraction", np.ones(len(PRECISIONS)))
 
     def with_overrides(self, **kw) -> EngineParams:
         """A copy with some fields replaced (e.g. `launch_overhead_s=5e-6` for eager mode)."""
@@ -126,6 +132,7 @@ def engine_params(family: str) -> EngineParams:
     att = fam.get("attention_fraction")
     attention = (_per_precision(att, file=file, field="attention_fraction", fallback=fractions)
                  if att else fractions.copy())
+    upcast = fam.get("weight_upcast_fraction")
     curve = fam["size_curve"]
     flops = np.asarray(curve["flops"], dtype=np.float64)
     mult = np.asarray(curve["multiplier"], dtype=np.float64)
@@ -136,6 +143,8 @@ def engine_params(family: str) -> EngineParams:
         family=family,
         compute_fraction=fractions,
         attention_fraction=attention,
+        weight_upcast_fraction=(_per_precision(upcast, file=file, field="weight_upcast_fraction")
+                                if upcast else None),
         memory_fraction=float(_value(fam["memory_fraction"])),
         curve_log10_flops=np.log10(flops),
         curve_multiplier=mult,

@@ -14,6 +14,7 @@ import numpy as np
 
 from cosim.engines import analytical as A
 from cosim.engines.network import collective
+from cosim.specs.hardware import BYTES_PER_ELEMENT, PRECISIONS
 
 
 def _tile(dim: float, lo: float, hi: float) -> float:
@@ -48,6 +49,17 @@ def gemm_efficiency(m, k, n, groups, tile_m, tile_n, tile_k, units, rows, cols, 
         if s > 1:
             work = tiles * s
     return eff * work / (math.ceil(work / u) * u)
+
+
+def widens_weights(hw: dict, op: dict) -> bool:
+    """A GEMM's weights are stored narrower than it multiplies in and no matrix unit takes the pair: any
+    sub-16-bit weight against 16-bit or wider activations, or a narrow pair where the chip has no faster rate
+    of its own for the weights' format."""
+    bits = {code: 8.0 * BYTES_PER_ELEMENT[p] for code, p in enumerate(PRECISIONS)}
+    w, c = op["weight_precision"], op["precision"]
+    if bits[w] >= bits[c]:
+        return False
+    return bits[c] >= 16.0 or hw["peak"][w] <= hw["peak"][c]
 
 
 def op_cost(hw: dict, op: dict, prm: dict, params) -> dict:
@@ -88,6 +100,9 @@ def op_cost(hw: dict, op: dict, prm: dict, params) -> dict:
             frac = fractions[op["precision"]] * (params.grouped_gemm_scale if op["kind"] == A.KIND_GROUPED else 1.0)
             rate = hw["peak"][op["precision"]] * frac * size * eff
             tc = op["flops"] / rate if rate > 0 else math.inf
+            if op["kind"] != A.KIND_ATTN and rate > 0 and widens_weights(hw, op):
+                unpadded = op["flops"] / (hw["peak"][op["precision"]] * frac * size)
+                tc += unpadded * (1.0 / params.weight_upcast_fraction[op["precision"]] - 1.0)
         elif hw["vector_flops_per_s"] > 0:
             tc = op["flops"] / hw["vector_flops_per_s"]
     cap = hw["onchip_capacity_bytes"]

@@ -43,7 +43,8 @@ def dtypes(scenario: Scenario) -> Dtypes:
     DeepEP dispatches FP8 and combines BF16)."""
     act = BYTES_PER_ELEMENT[scenario.activation_precision]
     dt = Dtypes(BYTES_PER_ELEMENT[scenario.weight_precision], max(act, STREAM_MIN_BYTES),
-                BYTES_PER_ELEMENT[scenario.kv_precision], scenario.compute_precision, scenario.kv_precision)
+                BYTES_PER_ELEMENT[scenario.kv_precision], scenario.compute_precision, scenario.kv_precision,
+                scenario.weight_precision)
     dt.dispatch = min(max(act, 1.0), dt.a)
     if scenario.dense_precision is not None:
         dense = BYTES_PER_ELEMENT[scenario.dense_precision]

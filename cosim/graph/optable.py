@@ -47,7 +47,7 @@ class Stage(IntEnum):
 
 PRECISION_CODE: dict[str, int] = {p: i for i, p in enumerate(PRECISIONS)}
 
-_INT_COLUMNS = ("kind", "comm_kind", "comm_group", "precision", "stage", "causal", "fused")
+_INT_COLUMNS = ("kind", "comm_kind", "comm_group", "precision", "weight_precision", "stage", "causal", "fused")
 _FLOAT_COLUMNS = (
     "m", "k", "n", "groups",
     "batch", "heads", "kv_heads", "q_len", "kv_len", "head_dim", "head_dim_v", "window",
@@ -61,7 +61,8 @@ class OpTable:
     """Struct of arrays. Float columns are float64 (counts may exceed 2**53 only in FLOPs, fine in fp64).
 
     Columns:
-      kind, stage, precision (index into PRECISIONS), fused (1 = assumed fused into a neighbour: no
+      kind, stage, precision (index into PRECISIONS: what the op computes in), weight_precision (the
+      stored weights' format; narrower than `precision` for weight-only quantisation, W4A16), fused (1 = assumed fused into a neighbour: no
       launch and no separate memory traffic beyond what is listed), causal (attention).
       m, k, n, groups: GEMM shape per group; grouped GEMM has `groups` GEMMs.
       batch, heads, kv_heads, q_len, kv_len, head_dim, head_dim_v, window: attention geometry
@@ -76,6 +77,7 @@ class OpTable:
     kind: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
     stage: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
     precision: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
+    weight_precision: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
     fused: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
     causal: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
     comm_kind: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
@@ -110,6 +112,9 @@ class OpTable:
         data: dict[str, np.ndarray] = {"name": np.array([r["name"] for r in rows], dtype=object)}
         for col in _INT_COLUMNS:
             data[col] = np.array([int(r.get(col, 0)) for r in rows], dtype=np.int64)
+        # weights stored in the compute precision unless a row says otherwise
+        data["weight_precision"] = np.array([int(r.get("weight_precision", r.get("precision", 0))) for r in rows],
+                                            dtype=np.int64)
         for col in _FLOAT_COLUMNS:
             default = 1.0 if col in ("repeat", "groups") else 0.0
             data[col] = np.array([float(r.get(col, default)) for r in rows], dtype=np.float64)
@@ -144,4 +149,5 @@ class OpTable:
         df["stage"] = [Stage(s).name.lower() for s in self.stage]
         df["comm_kind"] = [CommKind(c).name.lower() for c in self.comm_kind]
         df["precision"] = [PRECISIONS[p] for p in self.precision]
+        df["weight_precision"] = [PRECISIONS[p] for p in self.weight_precision]
         return df

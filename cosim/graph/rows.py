@@ -56,15 +56,17 @@ def attention_precision(compute: str, kv: str) -> str:
 
 
 class Dtypes:
-    """Bytes per element, the compute-precision code of one scenario and that of its attention cores."""
+    """Bytes per element, the compute-precision code of one scenario, that of its attention cores and that
+    of its stored weights (which GEMMs widen in the kernel when narrower than the compute precision)."""
 
     def __init__(self, weight_bytes: float, act_bytes: float, kv_bytes: float, precision: str,
-                 kv_precision: str | None = None):
+                 kv_precision: str | None = None, weight_precision: str | None = None):
         self.w = weight_bytes
         self.a = act_bytes
         self.kv = kv_bytes
         self.dispatch = act_bytes  # MoE token dispatch width (cosim.graph.build.dtypes narrows it)
         self.code = PRECISION_CODE[precision]
+        self.weight_code = PRECISION_CODE[weight_precision or precision]
         self.attention_code = PRECISION_CODE[attention_precision(precision, kv_precision or precision)]
         # the GEMMs outside the routed experts, where they run in another precision (Scenario.dense_precision)
         self.dense: Dtypes | None = None
@@ -78,10 +80,15 @@ class Dtypes:
 def gemm(name: str, stage: Stage, dt: Dtypes, m: float, k: float, n: float, *, groups: float = 1.0,
          bias: bool = False, kind: OpKind = OpKind.GEMM, repeat: float = 1.0,
          weight_bytes: float | None = None) -> dict:
-    """(m x k) @ (k x n) per group. `weight_bytes` overrides k n groups x weight size (e.g. no weights)."""
+    """(m x k) @ (k x n) per group. `weight_bytes` overrides k n groups x weight size (e.g. no weights).
+
+    `weight_precision` is the stored weights' format (the compute precision when the GEMM has no weights):
+    the engines slow a compute-bound GEMM whose weights must be widened in the kernel, see
+    `cosim.engines.analytical`."""
     wbytes = groups * (k * n + (n if bias else 0.0)) * dt.w if weight_bytes is None else weight_bytes
+    stored = dt.weight_code if (weight_bytes is None or weight_bytes > 0) else dt.code
     return {
-        "name": name, "kind": int(kind), "stage": int(stage), "precision": dt.code,
+        "name": name, "kind": int(kind), "stage": int(stage), "precision": dt.code, "weight_precision": stored,
         "m": m, "k": k, "n": n, "groups": groups,
         "flops": 2.0 * m * k * n * groups,
         "bytes_weight": wbytes,
