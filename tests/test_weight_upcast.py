@@ -124,3 +124,24 @@ def test_w4a16_prefill_is_slower_on_hopper_than_the_bytes_alone_suggest():
     bd_w, bd_n = widened.breakdown, native.breakdown
     for name in ("attn.qkv_proj", "attn.o_proj", "attn.attention"):
         assert bd_w[bd_w.name == name].time_s.sum() == pytest.approx(bd_n[bd_n.name == name].time_s.sum(), rel=1e-12)
+
+
+def test_awq_int4_slows_prefill_and_speeds_small_batch_decode_on_hopper():
+    # the trade-off weight-only INT4 is known for (Marlin's bench: ~3x at batch 1-16, 0.6-0.74x from batch 256):
+    # a compute-bound prefill gets slower than BF16, a weight-bound batch-1 decode faster
+    from cosim.cli.common import build_scenario
+    from cosim.engines.efficiency import params_for
+    from cosim.engines.estimate import estimate
+
+    params = params_for(H100, calibrated=False)
+
+    def run(phase: str, batch: int, **kw):
+        sc = build_scenario(phase=phase, batch=batch, input_len=4096, kv_precision="bf16", **kw)
+        res = estimate("h100-sxm", "llama-3.1-8b", sc, chips=1, params=params)
+        return res.latency_s if phase == "prefill" else res.tpot_s
+
+    bf16 = {"precision": "bf16"}
+    awq = {"precision": "int4", "activation_precision": "bf16"}
+    # prefill: the GEMMs stretch by up to 1 / f, attention (BF16 either way) not at all
+    assert 1.1 < run("prefill", 8, **awq) / run("prefill", 8, **bf16) < 1 / UPCAST
+    assert run("decode", 1, **awq) < 0.5 * run("decode", 1, **bf16)

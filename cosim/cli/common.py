@@ -21,7 +21,9 @@ FramesOpt = Annotated[int | None, typer.Option("--frames", help="video frames")]
 HeightOpt = Annotated[int | None, typer.Option("--height", help="video height in pixels")]
 WidthOpt = Annotated[int | None, typer.Option("--width", help="video width in pixels")]
 StepsOpt = Annotated[int | None, typer.Option("--steps", help="denoising steps")]
-PrecisionOpt = Annotated[str, typer.Option("--precision", help="bf16 | fp16 | fp8 | fp4 | int8 (weights and activations; the KV cache per --kv-precision)")]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="bf16 | fp16 | fp8 | fp4 | int8 | int4 (weights and "
+                                             "activations; the KV cache per --kv-precision; weight-only quantisation "
+                                             "such as AWQ/GPTQ INT4 is --precision int4 --activation-precision bf16)")]
 TpOpt = Annotated[int, typer.Option("--tp", help="tensor-parallel degree")]
 PpOpt = Annotated[int, typer.Option("--pp", help="pipeline-parallel degree")]
 EpOpt = Annotated[int, typer.Option("--ep", help="expert-parallel degree")]
@@ -42,9 +44,10 @@ KvPrecisionOpt = Annotated[str | None, typer.Option(
     "8-bit or narrower, else --precision; checkpoints that keep the KV cache in bf16 need bf16 here)")]
 
 ActivationPrecisionOpt = Annotated[str | None, typer.Option(
-    "--activation-precision", help="precision the routed experts' GEMMs compute in when it differs from their "
-    "weights' (--precision): fp8 for W4A8 (MXFP4 x MXFP8 on Blackwell), bf16 for W4A16 (default: --precision); "
-    "weights narrower than this are widened inside the kernel, which slows compute-bound GEMMs")]
+    "--activation-precision", help="precision the GEMMs compute in (only the routed experts' when --dense-precision "
+    "is given) when it differs from their weights' (--precision): fp8 for W4A8 (MXFP4 x MXFP8 on Blackwell), bf16 for "
+    "W4A16 (default: --precision); weights narrower than this are widened inside the kernel, which slows "
+    "compute-bound GEMMs")]
 DensePrecisionOpt = Annotated[str | None, typer.Option(
     "--dense-precision", help="precision of every GEMM outside the routed experts (attention, dense MLPs, router, "
     "LM head) when the checkpoint quantises only the experts, e.g. bf16 for gpt-oss (default: as the experts)")]
