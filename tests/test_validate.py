@@ -29,7 +29,7 @@ def test_reference_rows_carry_sources_and_positive_values():
     added = [r for r in rows if r.origin == "added"]
     assert len(shared) == 111  # the shared research data, copied whole
     # the other dense cells of the TensorRT-LLM v1.0 tables, Qwen3-30B-A3B's 20, 62 + 44 (gpt-oss) later cells
-    assert len(added) == 207
+    assert len(added) == 210
     for r in rows:
         assert r.value > 0 and (r.source.get("url") or r.source.get("locator") or r.source.get("title"))
     by_id = {r.id: r for r in rows}
@@ -184,9 +184,9 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
         assert r["error"] == pytest.approx(r["predicted"] / r["measured"] - 1, rel=1e-9)
     # every row says where it came from; the developer-added table cells are all predicted
     assert {r["origin"] for r in data["rows"]} == {"shared", "added"}
-    assert sum(r["origin"] == "added" for r in predicted) == 207
+    assert sum(r["origin"] == "added" for r in predicted) == 210
     origin_groups = {s["group"]: s["count"] for s in data["summary"] if s["group_by"] == "origin"}
-    assert origin_groups["added"] == 207 and origin_groups["shared"] == len(predicted) - 207
+    assert origin_groups["added"] == 210 and origin_groups["shared"] == len(predicted) - 210
     ratios = data["hardware_ratios"]
     assert len(ratios) >= 10  # the TensorRT-LLM tables alone pair B200, H200 and H100 on four queries
     for r in ratios:
@@ -416,7 +416,8 @@ def test_held_out_table_cells_are_never_fitted():
 
     cal = yaml.safe_load(CALIBRATION_PATH.read_text())
     qwen = [r.id for r in load_measurements() if r.id.startswith(HELD_OUT_PREFIXES)]
-    assert len(qwen) == 20 + 12 + 19 + 14 + 44  # Qwen3-30B-A3B (v1.0, later), Qwen3-235B-A22B, DeepSeek-R1, gpt-oss
+    # Qwen3-30B-A3B (v1.0, later), Qwen3-235B-A22B, DeepSeek-R1, gpt-oss, DeepSeek-R1 blog max-throughput runs
+    assert len(qwen) == 20 + 12 + 19 + 14 + 44 + 3
     assert set(qwen) <= set(cal["held_out"]["rows"])
     fitted = {rid for fam in cal["families"].values() for rid in fam.get("rows", [])}
     assert not fitted & set(qwen)
@@ -436,3 +437,24 @@ def test_gpt_oss_cells_map_to_the_kernels_trtllm_runs():
     assert by_id["trtllm-perf2-gpt-oss-120b-b200-dep2-1000-1000"].value == 25943 * 2
     h = query_for("trtllm-perf2-gpt-oss-20b-h200-tp1-1024-1024")
     assert (h.precision, h.activation_precision, h.dense_precision, h.kv_precision) == ("fp4", "bf16", "bf16", "bf16")
+
+
+def test_deepseek_blog_runs_carry_their_stated_engine_limits():
+    """NVIDIA's DeepSeek-R1 best-performance blog states every limit of its max-throughput runs, per attention-DP
+    rank: the H200 run at 128 sequences and 1,151 tokens per rank with 0.8 of the free memory for a BF16 KV cache,
+    11,489.2671 output tokens/s in all (1,436.1584 per GPU); none of them falls back to trtllm-bench's own
+    heuristic."""
+    from cosim.validate.mapping import load_mapping
+    from cosim.validate.predict import trtllm_bench_cap
+    from cosim.validate.runner import query_for
+
+    by_id = {r.id: r for r in load_measurements()}
+    h = query_for("trtllm-dsr1-maxtput-h200x8")
+    assert (h.hardware, h.chips, h.tp, h.dp, h.ep, h.precision, h.kv_precision) == ("h200-sxm", 8, 1, 8, 8, "fp8", "bf16")
+    assert (h.max_seqs, h.max_num_tokens, h.kv_cache_fraction, h.num_requests) == (128, 1151, 0.8, 5120)
+    assert by_id["trtllm-dsr1-maxtput-h200x8"].value == pytest.approx(8 * 1436.1584, rel=1e-6)
+    b = query_for("trtllm-dsr1-maxtput-b200x8-fp8kv")
+    assert (b.max_seqs, b.max_num_tokens, b.kv_precision, b.assumed is not None) == (896, 2048, "fp8", True)
+    mapping = load_mapping()
+    assert all(trtllm_bench_cap(query_for(i), mapping) is None
+               for i in ("trtllm-dsr1-maxtput-h200x8", "trtllm-dsr1-maxtput-b200x8-fp8kv", "trtllm-dsr1-maxtput-b200x8-bf16kv"))

@@ -47,7 +47,7 @@ HELD_OUT_METRICS = ("server_throughput",)
 #: and host overhead, the stack factor, the MoE share) and move the dense cells, the Server rows and the
 #: ML.ENERGY rows (cosim/validate/notes.md); held out, they measure cosim on families it was not fitted to
 HELD_OUT_PREFIXES = ("trtllm-perf-qwen3-", "trtllm-perf2-qwen3-", "trtllm-perf2-deepseek-r1-",
-                     "trtllm-perf2-gpt-oss-")
+                     "trtllm-perf2-gpt-oss-", "trtllm-dsr1-maxtput-")
 
 
 def generation_of(slug: str) -> str | None:
