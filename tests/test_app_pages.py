@@ -77,6 +77,17 @@ def test_shared_link_restores_scenario_and_bad_values_warn():
     assert at.number_input(key="est_batch").value == 1
 
 
+def test_weight_only_quantisation_is_asked_for_with_the_activations_control():
+    # INT4 weights with BF16 activations (AWQ/GPTQ W4A16): the page shows what estimate gives for that scenario,
+    # and a compute-bound prefill is slower than the same INT4 model run W4A4
+    at = page(batch="8", phase="prefill", input_len="2048", precision="int4", act="bf16")
+    assert at.selectbox(key="est_act").value == "bf16"
+    w4a16 = direct(8, phase="prefill", input_len=2048, precision="int4", activation_precision="bf16")
+    w4a4 = direct(8, phase="prefill", input_len=2048, precision="int4")
+    assert metric(at, "Latency") == fmt(w4a16.latency_s, "s")
+    assert w4a16.latency_s > w4a4.latency_s
+
+
 def test_infeasible_result_shows_its_reason_and_bad_mapping_an_error():
     at = page(wl="llama-3.1-405b")
     assert any("does not fit" in w.value for w in at.warning)

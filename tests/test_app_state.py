@@ -8,12 +8,23 @@ from hypothesis import strategies as st
 
 from cosim.app import compute
 from cosim.app.specio import SpecText, parse_hardware, parse_workload
-from cosim.app.state import CAPS, FIELDS, PHASES, PRECISIONS, defaults, parse_query, scenario_kwargs, to_query
+from cosim.app.state import (
+    ACTIVATIONS,
+    CAPS,
+    FIELDS,
+    PHASES,
+    PRECISIONS,
+    defaults,
+    parse_query,
+    scenario_kwargs,
+    to_query,
+)
 from cosim.errors import CosimInputError
 
 states = st.fixed_dictionaries({
     "batch": st.integers(1, CAPS["batch"]), "input_len": st.integers(1, CAPS["input_len"]),
     "phase": st.sampled_from(PHASES), "precision": st.sampled_from(PRECISIONS), "tp": st.integers(1, 1024),
+    "act": st.sampled_from(ACTIVATIONS),
     "batch_max": st.booleans(), "chips": st.integers(0, CAPS["chips"]),
     "cmp_hw": st.lists(st.sampled_from(["h100-sxm", "b200", "tpu-v5e"]), min_size=1, max_size=3, unique=True)
     .map(tuple),
@@ -52,6 +63,9 @@ def test_scenario_kwargs_build_a_scenario():
 
     sc = build_scenario(**scenario_kwargs({**defaults(), "batch": 3, "tp": 2}))
     assert sc.batch == 3 and sc.parallelism.tp == 2
+    assert sc.activation_precision == sc.weight_precision == "bf16"  # "same": the activations follow the weights
+    w4a16 = build_scenario(**scenario_kwargs({**defaults(), "precision": "int4", "act": "bf16"}))
+    assert (w4a16.weight_precision, w4a16.activation_precision) == ("int4", "bf16")
 
 
 def test_upload_parsing_names_file_and_field():

@@ -234,3 +234,17 @@ def test_cli_sweep_json_summary_with_the_real_engine(tmp_path, capsys):
     assert main(["sweep", str(path), "--output", str(out), "--format", "json", "-q"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["rows"] == 300 and pq.read_metadata(out).num_rows == 300
+
+
+def test_a_sweep_scenario_can_set_the_activations_apart():
+    # weight-only INT4 (W4A16): the sweep builds the same scenario `cosim estimate --precision int4
+    # --activation-precision bf16` does; without the key the activations follow the weights
+    from cosim.cli.common import build_scenario
+
+    s = spec(scenarios=[{"phase": "prefill", "batch": 4, "input_len": 2048, "precision": "int4",
+                         "activation_precision": "bf16"}])
+    sc = s.scenarios[0].to_scenario()
+    cli = build_scenario(phase="prefill", batch=4, input_len=2048, precision="int4", activation_precision="bf16")
+    assert (sc.weight_precision, sc.activation_precision, sc.kv_precision) == (
+        cli.weight_precision, cli.activation_precision, cli.kv_precision) == ("int4", "bf16", "fp8")
+    assert spec().scenarios[0].to_scenario().activation_precision == "fp8"

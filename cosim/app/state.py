@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 PHASES = ("prefill", "decode", "generate", "train")
-PRECISIONS = ("bf16", "fp16", "fp8", "fp4", "int8", "fp32")
+PRECISIONS = ("bf16", "fp16", "fp8", "fp4", "int8", "int4", "fp32")
+#: what the GEMMs multiply in: "same" as the weights, or wider (weight-only quantisation: INT4 weights with
+#: BF16 activations is AWQ/GPTQ's W4A16; FP4 with FP8 is W4A8)
+ACTIVATIONS = ("same", "bf16", "fp16", "fp8")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ FIELDS: dict[str, FieldSpec] = {
     "input_len": FieldSpec(1024, "int", 1, CAPS["input_len"]),
     "output_len": FieldSpec(128, "int", 1, CAPS["output_len"]),
     "precision": FieldSpec("bf16", "str", choices=PRECISIONS),
+    "act": FieldSpec("same", "str", choices=ACTIVATIONS),
     "tp": FieldSpec(1, "int", 1, CAPS["parallel"]),
     "pp": FieldSpec(1, "int", 1, CAPS["parallel"]),
     "ep": FieldSpec(1, "int", 1, CAPS["parallel"]),
@@ -126,5 +130,7 @@ def to_query(state: Mapping[str, Any]) -> dict[str, str]:
 def scenario_kwargs(state: Mapping[str, Any], **override: Any) -> dict[str, Any]:
     """Keyword arguments for `cosim.cli.common.build_scenario` from the state (plus overrides)."""
     kw = {k: state[k] for k in SCENARIO_KEYS}
+    act = state.get("act", "same")
+    kw["activation_precision"] = None if act == "same" else act
     kw.update(override)
     return kw

@@ -15,7 +15,7 @@ import streamlit as st
 from cosim.app import session
 from cosim.app.compute import NotAvailable
 from cosim.app.specio import SpecText, parse_hardware, parse_workload
-from cosim.app.state import CAPS, PHASES, PRECISIONS
+from cosim.app.state import ACTIVATIONS, CAPS, PHASES, PRECISIONS
 from cosim.errors import CosimInputError
 
 UPLOAD_TYPES = ["yaml", "yml", "json"]
@@ -83,9 +83,15 @@ def scenario_form(key: str, *, phases: tuple[str, ...] = PHASES, show_mapping: b
         values: dict[str, Any] = {"phase": phase, "batch": int(batch), "input_len": int(input_len),
                                   "output_len": int(output_len)}
         if show_mapping:
-            c5, c6, c7, c8, c9, c10 = st.columns(6)
+            c5, c5a, c6, c7, c8, c9, c10 = st.columns(7)
             values["precision"] = c5.selectbox("Precision", PRECISIONS, key=f"{key}_precision",
-                                               index=PRECISIONS.index(state["precision"]))
+                                               index=PRECISIONS.index(state["precision"]),
+                                               help="weights (and activations, unless set apart)")
+            values["act"] = c5a.selectbox("Activations", ACTIVATIONS, key=f"{key}_act",
+                                          index=ACTIVATIONS.index(state["act"]),
+                                          help="what the GEMMs multiply in; wider than the weights is weight-only "
+                                               "quantisation (int4 + bf16 = AWQ/GPTQ W4A16), whose weights are "
+                                               "widened in the kernel: slower where compute-bound")
             for col, name, helptext in ((c6, "tp", "tensor parallel"), (c7, "pp", "pipeline parallel"),
                                         (c8, "ep", "expert parallel"), (c9, "dp", "data parallel")):
                 values[name] = int(col.number_input(name.upper(), min_value=1, max_value=CAPS["parallel"],

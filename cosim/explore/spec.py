@@ -140,7 +140,8 @@ class Sampling(_Strict):
 
 
 class ScenarioSpec(_Strict):
-    """A scenario in CLI terms (precision sets weights, activations and KV cache)."""
+    """A scenario in CLI terms (precision sets weights, activations and KV cache; activation_precision sets
+    the activations apart)."""
 
     phase: Literal["prefill", "decode", "generate", "train", "video"]
     batch: int = Field(default=1, gt=0)
@@ -151,6 +152,8 @@ class ScenarioSpec(_Strict):
     width: int | None = Field(default=None, gt=0)
     steps: int | None = Field(default=None, gt=0)
     precision: Literal["fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4", "int8", "int4"] = "bf16"
+    # what the GEMMs multiply in when wider than the weights (weight-only quantisation, e.g. int4 + bf16)
+    activation_precision: Literal["fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4", "int8", "int4"] | None = None
     tp: int = Field(default=1, gt=0)
     pp: int = Field(default=1, gt=0)
     ep: int = Field(default=1, gt=0)
@@ -167,7 +170,7 @@ class ScenarioSpec(_Strict):
         return Scenario(
             phase=d["phase"], batch=d["batch"], input_len=d["input_len"], output_len=d["output_len"],
             frames=d["frames"], height=d["height"], width=d["width"], steps=d["steps"],
-            weight_precision=prec, activation_precision=prec, kv_precision=kv,
+            weight_precision=prec, activation_precision=d.get("activation_precision") or prec, kv_precision=kv,
             parallelism=Parallelism(tp=d["tp"], pp=d["pp"], ep=d["ep"], dp=d["dp"], sp=d["sp"]),
         )
 
