@@ -145,3 +145,27 @@ def test_awq_int4_slows_prefill_and_speeds_small_batch_decode_on_hopper():
     # prefill: the GEMMs stretch by up to 1 / f, attention (BF16 either way) not at all
     assert 1.1 < run("prefill", 8, **awq) / run("prefill", 8, **bf16) < 1 / UPCAST
     assert run("decode", 1, **awq) < 0.5 * run("decode", 1, **bf16)
+
+
+def test_a_compute_time_from_the_cycle_engine_still_pays_for_the_widening():
+    # --mode cycle hands the kernel each GEMM's compute seconds; the widening is added on top, the same
+    # (1 / f - 1) x unpadded multiply-add time, and the plain-Python reference agrees
+    import numpy as np
+
+    from cosim.engines import reference
+
+    m, k, n = 1408, 8192, 3072
+    table = OpTable.from_rows([{"name": "g", "kind": 0, "precision": BF16, "weight_precision": INT4, "m": m, "k": k,
+                                "n": n, "flops": 2.0 * m * k * n, "bytes_weight": k * n * 0.5,
+                                "bytes_act_in": m * k * 2, "bytes_act_out": m * n * 2}])
+    hw = HardwareArrays.from_hardware(H100)
+    prm = A.pack_params(P, footprint_bytes=0, weight_footprint_bytes=1e12)
+    given = 1e-3  # seconds the other engine says the MMA takes
+    opf, opi = A.pack_ops(table, P, np.array([given]))
+    with_override = A.run_ops(hw, opf, opi, prm, P)["compute_s"][0]
+    native = A.run_ops(hw, *A.pack_ops(table, P), prm, P.with_overrides(
+        weight_upcast_fraction=np.ones(len(PRECISIONS))))["compute_s"][0]
+    # one full wave of unpadded tiles: the analytical native time is the unpadded multiply-add time
+    assert with_override == pytest.approx(given + native * (1 / UPCAST - 1), rel=1e-12)
+    ref = reference.evaluate(hw, opf, opi, prm, P)
+    assert ref["compute_s"][0] == pytest.approx(A.run_points(hw, opf, opi, prm, P)["compute_s"][0], rel=1e-12)

@@ -213,6 +213,31 @@ def quant_kernel(tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arrays, 
 
 
 @njit(cache=True, inline="always")
+def _matrix_rate(i, j, kind, prec, flops, peak, tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arrays,
+                 opf, opi, prm, cfrac):
+    """(FLOP/s of a GEMM/attention op's useful work before tile and wave quantisation, the quantisation
+    efficiency): peak x achievable fraction (x the MoE share for grouped GEMMs) x the size-curve multiplier."""
+    q = opf[F_QEFF, j]
+    size = opf[F_SIZE, j]
+    if q < 0.0:
+        q = _quant_eff(i, j, tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arrays, opf, opi, prm)
+    if size < 0.0:
+        size = _size_mult(_size_key(flops / q, peak[i, prec], prm), cfrac)
+    frac = cfrac[E_ATT + prec] if kind == KIND_ATTN else cfrac[prec]
+    if kind == KIND_GROUPED:
+        frac *= prm[P_GROUPED]
+    return peak[i, prec] * frac * size, q
+
+
+@njit(cache=True, inline="always")
+def _widening_s(flops, unpadded_rate, upcast_fraction):
+    """Seconds a GEMM spends widening its weights: (1 / f - 1) x its multiply-adds' own time, padding excluded."""
+    if unpadded_rate <= 0.0:
+        return 0.0
+    return flops * (1.0 / upcast_fraction - 1.0) / unpadded_rate
+
+
+@njit(cache=True, inline="always")
 def _op_cost(i, j, peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_cols, sys_arrays,
              mem_bw, onchip_cap, onchip_bw, up_bw, up_lat, domain, topo, in_switch, tx, ty, tz,
              out_bw, out_lat, opf, opi, prm, cfrac):
@@ -227,24 +252,21 @@ def _op_cost(i, j, peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_co
     prec = opi[I_PREC, j]
     flops = opf[F_FLOPS, j]
     tc = 0.0
+    widens = kind in (KIND_GEMM, KIND_GROUPED) and flops > 0.0 and _widens_weights(i, j, peak, opi)
     if opf[F_OVR, j] >= 0.0:  # compute time supplied by another engine (--mode cycle)
         tc = opf[F_OVR, j]
+        if widens:
+            unpadded, q = _matrix_rate(i, j, kind, prec, flops, peak, tile_m, tile_n, tile_k, units, sys_rows,
+                                       sys_cols, sys_arrays, opf, opi, prm, cfrac)
+            tc += _widening_s(flops, unpadded, cfrac[E_UPCAST + prec])
     elif flops > 0.0:
         if kind in (KIND_GEMM, KIND_GROUPED, KIND_ATTN):
-            q = opf[F_QEFF, j]
-            size = opf[F_SIZE, j]
-            if q < 0.0:
-                q = _quant_eff(i, j, tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arrays, opf, opi, prm)
-            if size < 0.0:
-                size = _size_mult(_size_key(flops / q, peak[i, prec], prm), cfrac)
-            frac = cfrac[E_ATT + prec] if kind == KIND_ATTN else cfrac[prec]
-            if kind == KIND_GROUPED:
-                frac *= prm[P_GROUPED]
-            rate = peak[i, prec] * frac * size * q
+            unpadded, q = _matrix_rate(i, j, kind, prec, flops, peak, tile_m, tile_n, tile_k, units, sys_rows,
+                                       sys_cols, sys_arrays, opf, opi, prm, cfrac)
+            rate = unpadded * q
             tc = flops / rate if rate > 0.0 else math.inf
-            if kind != KIND_ATTN and rate > 0.0 and _widens_weights(i, j, peak, opi):
-                # widening the weights costs (1 / f - 1) x the multiply-adds' own time, padding excluded
-                tc += flops * (1.0 / cfrac[E_UPCAST + prec] - 1.0) / (rate / q)
+            if widens:
+                tc += _widening_s(flops, unpadded, cfrac[E_UPCAST + prec])
         elif vector[i] > 0.0:
             tc = flops / vector[i]
     w = opf[F_W, j]

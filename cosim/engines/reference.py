@@ -14,7 +14,6 @@ import numpy as np
 
 from cosim.engines import analytical as A
 from cosim.engines.network import collective
-from cosim.specs.hardware import BYTES_PER_ELEMENT, PRECISIONS
 
 
 def _tile(dim: float, lo: float, hi: float) -> float:
@@ -55,11 +54,45 @@ def widens_weights(hw: dict, op: dict) -> bool:
     """A GEMM's weights are stored narrower than it multiplies in and no matrix unit takes the pair: any
     sub-16-bit weight against 16-bit or wider activations, or a narrow pair where the chip has no faster rate
     of its own for the weights' format."""
-    bits = {code: 8.0 * BYTES_PER_ELEMENT[p] for code, p in enumerate(PRECISIONS)}
+    bits = A.PRECISION_BITS
     w, c = op["weight_precision"], op["precision"]
     if bits[w] >= bits[c]:
         return False
     return bits[c] >= 16.0 or hw["peak"][w] <= hw["peak"][c]
+
+
+def matrix_rate(hw: dict, op: dict, prm: dict, params) -> tuple[float, float]:
+    """(FLOP/s of a GEMM/attention op's useful work before tile and wave quantisation, the quantisation
+    efficiency), as documented in analytical.py."""
+    eff = 1.0
+    if op["kind"] == A.KIND_ATTN:
+        q = op["q_len"]
+        if op["kv_heads"] > 0 and op["heads"] > op["kv_heads"]:
+            q *= op["heads"] / op["kv_heads"]
+        if q > 0:
+            tm = max(prm["min_tile_m"], 1.0) if hw["systolic_rows"] > 0 else _tile(
+                q, prm["min_tile_m"], max(hw["tile_m"], prm["min_tile_m"]))
+            eff = q / (math.ceil(q / tm) * tm)
+    else:
+        eff = gemm_efficiency(op["m"], op["k"], op["n"], op["groups"], hw["tile_m"], hw["tile_n"],
+                              hw["tile_k"], hw["compute_units"], hw["systolic_rows"],
+                              hw["systolic_cols"], hw["_systolic_arrays"], prm["min_tile_m"],
+                              prm["min_tile_n"], prm["split_k"] > 0)
+    # the size curve is read at the padded work, or at its time at peak in reference-rate FLOPs
+    key = op["flops"] / eff
+    if params.curve_reference_flops_per_s and hw["peak"][op["precision"]] > 0:
+        key *= params.curve_reference_flops_per_s / hw["peak"][op["precision"]]
+    size = float(np.interp(math.log10(key), params.curve_log10_flops, params.curve_multiplier))
+    fractions = params.attention_fraction if op["kind"] == A.KIND_ATTN else params.compute_fraction
+    frac = fractions[op["precision"]] * (params.grouped_gemm_scale if op["kind"] == A.KIND_GROUPED else 1.0)
+    return hw["peak"][op["precision"]] * frac * size, eff
+
+
+def widening_s(op: dict, unpadded_rate: float, params) -> float:
+    """Seconds a GEMM spends widening its weights: (1 / f - 1) x its multiply-adds' own time."""
+    if unpadded_rate <= 0:
+        return 0.0
+    return op["flops"] / unpadded_rate * (1.0 / params.weight_upcast_fraction[op["precision"]] - 1.0)
 
 
 def op_cost(hw: dict, op: dict, prm: dict, params) -> dict:
@@ -73,36 +106,18 @@ def op_cost(hw: dict, op: dict, prm: dict, params) -> dict:
             hw["scale_out_bandwidth_bytes_per_s"] * prm["link_fraction"], hw["scale_out_latency_s"])
         return {"tc": 0.0, "tm": 0.0, "tn": t, "launch": 0.0, "bound": 2, "hbm": 0.0, "chip": 0.0, "up": bu, "out": bo}
     tc = 0.0
+    widens = op["kind"] in (A.KIND_GEMM, A.KIND_GROUPED) and op["flops"] > 0 and widens_weights(hw, op)
     if op["compute_override_s"] >= 0:
         tc = op["compute_override_s"]
+        if widens:
+            tc += widening_s(op, matrix_rate(hw, op, prm, params)[0], params)
     elif op["flops"] > 0:
         if op["kind"] in (A.KIND_GEMM, A.KIND_GROUPED, A.KIND_ATTN):
-            eff = 1.0
-            if op["kind"] == A.KIND_ATTN:
-                q = op["q_len"]
-                if op["kv_heads"] > 0 and op["heads"] > op["kv_heads"]:
-                    q *= op["heads"] / op["kv_heads"]
-                if q > 0:
-                    tm = max(prm["min_tile_m"], 1.0) if hw["systolic_rows"] > 0 else _tile(
-                        q, prm["min_tile_m"], max(hw["tile_m"], prm["min_tile_m"]))
-                    eff = q / (math.ceil(q / tm) * tm)
-            else:
-                eff = gemm_efficiency(op["m"], op["k"], op["n"], op["groups"], hw["tile_m"], hw["tile_n"],
-                                      hw["tile_k"], hw["compute_units"], hw["systolic_rows"],
-                                      hw["systolic_cols"], hw["_systolic_arrays"], prm["min_tile_m"],
-                                      prm["min_tile_n"], prm["split_k"] > 0)
-            # the size curve is read at the padded work, or at its time at peak in reference-rate FLOPs
-            key = op["flops"] / eff
-            if params.curve_reference_flops_per_s and hw["peak"][op["precision"]] > 0:
-                key *= params.curve_reference_flops_per_s / hw["peak"][op["precision"]]
-            size = float(np.interp(math.log10(key), params.curve_log10_flops, params.curve_multiplier))
-            fractions = params.attention_fraction if op["kind"] == A.KIND_ATTN else params.compute_fraction
-            frac = fractions[op["precision"]] * (params.grouped_gemm_scale if op["kind"] == A.KIND_GROUPED else 1.0)
-            rate = hw["peak"][op["precision"]] * frac * size * eff
+            unpadded, eff = matrix_rate(hw, op, prm, params)
+            rate = unpadded * eff
             tc = op["flops"] / rate if rate > 0 else math.inf
-            if op["kind"] != A.KIND_ATTN and rate > 0 and widens_weights(hw, op):
-                unpadded = op["flops"] / (hw["peak"][op["precision"]] * frac * size)
-                tc += unpadded * (1.0 / params.weight_upcast_fraction[op["precision"]] - 1.0)
+            if widens and rate > 0:
+                tc += widening_s(op, unpadded, params)
         elif hw["vector_flops_per_s"] > 0:
             tc = op["flops"] / hw["vector_flops_per_s"]
     cap = hw["onchip_capacity_bytes"]

@@ -111,10 +111,9 @@ class OpTable:
         """Build from a list of dicts (missing numeric keys are 0; `repeat` defaults to 1)."""
         data: dict[str, np.ndarray] = {"name": np.array([r["name"] for r in rows], dtype=object)}
         for col in _INT_COLUMNS:
-            data[col] = np.array([int(r.get(col, 0)) for r in rows], dtype=np.int64)
-        # weights stored in the compute precision unless a row says otherwise
-        data["weight_precision"] = np.array([int(r.get("weight_precision", r.get("precision", 0))) for r in rows],
-                                            dtype=np.int64)
+            # weights are stored in the compute precision unless a row says otherwise
+            fallback = "precision" if col == "weight_precision" else None
+            data[col] = np.array([int(r.get(col, r.get(fallback, 0))) for r in rows], dtype=np.int64)
         for col in _FLOAT_COLUMNS:
             default = 1.0 if col in ("repeat", "groups") else 0.0
             data[col] = np.array([float(r.get(col, default)) for r in rows], dtype=np.float64)

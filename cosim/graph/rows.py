@@ -82,8 +82,8 @@ def gemm(name: str, stage: Stage, dt: Dtypes, m: float, k: float, n: float, *, g
          weight_bytes: float | None = None) -> dict:
     """(m x k) @ (k x n) per group. `weight_bytes` overrides k n groups x weight size (e.g. no weights).
 
-    `weight_precision` is the stored weights' format (the compute precision when the GEMM has no weights):
-    the engines slow a compute-bound GEMM whose weights must be widened in the kernel, see
+    The row's `weight_precision` is the stored weights' format (the compute precision when the GEMM has no
+    weights): the engines slow a compute-bound GEMM whose weights must be widened in the kernel, see
     `cosim.engines.analytical`."""
     wbytes = groups * (k * n + (n if bias else 0.0)) * dt.w if weight_bytes is None else weight_bytes
     stored = dt.weight_code if (weight_bytes is None or weight_bytes > 0) else dt.code
