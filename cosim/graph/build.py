@@ -99,6 +99,40 @@ def decode_graph(workload: DecoderLM, scenario: Scenario, context: int) -> OpTab
     return _busiest(_decoder_stages(workload, scenario, "decode", context))
 
 
+def expected_max_poisson(mean: float, n: int, terms: int = 200) -> float:
+    """E[max of n independent Poisson(mean) counts] = sum over k >= 0 of 1 - P(X <= k)^n."""
+    if n <= 1 or mean <= 0.0:
+        return max(mean, 0.0)
+    total, pmf, cdf = 0.0, float(np.exp(-mean)), 0.0
+    for k in range(terms):
+        cdf += pmf
+        tail = 1.0 - min(cdf, 1.0) ** n
+        total += tail
+        if tail < 1e-12 and k > mean:
+            break
+        pmf *= mean / (k + 1)
+    return total
+
+
+def critical_rank_prompt_share(workload, scenario: Scenario) -> float:
+    """Prompts the busiest attention-DP rank carries in a step, over the mean per rank (1: no imbalance).
+
+    With attention data parallelism the MoE layers synchronise the ranks every layer, so a step lasts as
+    long as its busiest rank's attention and dense work (TensorRT-LLM's ADP-balance blog: the iteration is
+    "dominated by the slowest rank"). When output lengths vary, the ranks' requests finish at unrelated
+    steps and the prompts replacing them, `batch / output_len` per step, land on the ranks independently:
+    the busiest rank carries E[max of dp Poisson(prompts / dp)]. With fixed lengths the ranks' requests,
+    started together, finish and are replaced in the same steps, and when the ranks wait for each other's
+    prompts (`dp_prompt_balance`) they take them together: about the mean either way. Dense replicas never
+    wait for each other."""
+    dp = scenario.parallelism.dp
+    if (dp <= 1 or getattr(workload, "moe", None) is None or scenario.dp_prompt_balance
+            or scenario.output_len_cv <= 0.0):
+        return 1.0
+    mean = scenario.batch / scenario.output_len / dp
+    return expected_max_poisson(mean, dp) / mean if mean > 0 else 1.0
+
+
 def mixed_step_graph(workload: DecoderLM, scenario: Scenario, context: int) -> OpTable:
     """One step of continuous batching with chunked prefill: `batch` sequences decode one token each at
     `context` while `scenario.prompt_tokens_per_step` prompt tokens ride along.
@@ -106,17 +140,32 @@ def mixed_step_graph(workload: DecoderLM, scenario: Scenario, context: int) -> O
     Every per-token op (GEMMs, norms, collectives, MoE dispatch) runs once over the merged tokens, so the
     weights are read once and the GEMMs see M = decode + prompt tokens; attention stays per request: the
     decode attention of the running sequences plus 1 / output_len of the whole batch's prompt attention
-    (the share of a prompt a step carries); logits only for the decoding sequences.
+    (the share of a prompt a step carries); logits only for the decoding sequences. Under attention data
+    parallelism with MoE the table is the busiest rank's: its own tokens and prompt attention carry that
+    rank's prompts (`critical_rank_prompt_share`), while the expert assignments, pooled over the ranks,
+    follow the mean.
     """
     dp = scenario.parallelism.dp  # each data-parallel rank carries its share of the chunk
-    chunk = -(-int(round(scenario.prompt_tokens_per_step)) // dp) * dp
+    prompt_tokens = scenario.prompt_tokens_per_step
+    share = critical_rank_prompt_share(workload, scenario)
+    chunk = -(-int(round(prompt_tokens)) // dp) * dp
     merged = decode_graph(workload, scenario.model_copy(update={"batch": scenario.batch + chunk}), context)
     decode = decode_graph(workload, scenario, context)
     prompt = prefill_graph(workload, scenario)
     per_request = (decode.kind == OpKind.ATTENTION) | (decode.stage == Stage.LM_HEAD)
     per_token = (merged.kind != OpKind.ATTENTION) & (merged.stage != Stage.LM_HEAD)
-    return OpTable.concat([merged.select(per_token), decode.select(per_request),
-                           prompt.select(prompt.kind == OpKind.ATTENTION).with_repeat(1.0 / scenario.output_len)])
+    prompt_attention = prompt.select(prompt.kind == OpKind.ATTENTION).with_repeat(share / scenario.output_len)
+    if share == 1.0:
+        return OpTable.concat([merged.select(per_token), decode.select(per_request), prompt_attention])
+    from cosim.graph.moe import EXPERT_ASSIGNMENT_ROWS
+
+    busiest_chunk = -(-int(round(prompt_tokens * share)) // dp) * dp
+    busiest = decode_graph(workload, scenario.model_copy(update={"batch": scenario.batch + busiest_chunk}), context)
+    pooled = np.array([name.startswith(EXPERT_ASSIGNMENT_ROWS) for name in merged.name])
+    own = np.array([name.startswith(EXPERT_ASSIGNMENT_ROWS) for name in busiest.name])
+    own_token = (busiest.kind != OpKind.ATTENTION) & (busiest.stage != Stage.LM_HEAD) & ~own
+    return OpTable.concat([busiest.select(own_token), merged.select(per_token & pooled), decode.select(per_request),
+                           prompt_attention])
 
 
 def train_graph(workload: DecoderLM, scenario: Scenario) -> OpTable:

@@ -68,6 +68,11 @@ def activation_flops_per_element(mlp: Mlp) -> float:
 COMBINE_FLOPS_PER_ELEMENT = 2.0
 
 
+#: rows whose work follows the expert assignments a rank receives from every attention-DP rank (the token
+#: shuffle and the routed experts' GEMMs), not the tokens the rank itself carries
+EXPERT_ASSIGNMENT_ROWS = ("moe.permute", "moe.experts.", "moe.combine")
+
+
 def token_shuffle_rows(dt: Dtypes, assignments: float, k: int, hidden: int, repeat: float) -> list[dict]:
     """The permute into expert order (reads each assignment's token row, writes it at the GEMM input's width)
     and the combine (reads the k BF16 expert outputs of each token, writes one row)."""
