@@ -46,6 +46,10 @@ def register(app: typer.Typer) -> None:
         chunked_prefill: bool = typer.Option(False, "--chunked-prefill", help="generate: prompt chunks ride on "
                                              "the decode steps (continuous batching with chunked prefill, as "
                                              "TensorRT-LLM and vLLM schedule) instead of one prefill of the batch"),
+        dp_balance: bool = typer.Option(False, "--dp-balance", help="generate, MoE with --dp > 1 (attention data "
+                                        "parallelism): the ranks take their prompts together (TensorRT-LLM's "
+                                        "attention_dp_config enable_balance), so a step does not wait for the one "
+                                        "rank that got the most prompts"),
         frames: FramesOpt = None,
         height: HeightOpt = None,
         width: WidthOpt = None,
@@ -103,7 +107,7 @@ def register(app: typer.Typer) -> None:
                                   ep=ep, dp=dp, sp=sp, zero=zero, microbatch=microbatch,
                                   recompute="selective" if recompute == "auto" else recompute,
                                   kv_precision=kv_precision, activation_precision=activation_precision,
-                                  dense_precision=dense_precision)
+                                  dense_precision=dense_precision, dp_prompt_balance=dp_balance)
         if recompute == "auto" and phase == "train" and b is not None:
             scenario = _auto_recompute(hardware, workload, scenario)
         chosen = None
