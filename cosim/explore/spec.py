@@ -30,7 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cosim.errors import CosimInputError
-from cosim.specs.hardware import PRECISIONS, Hardware
+from cosim.specs.hardware import PRECISIONS, Hardware, Precision
 from cosim.specs.units import parse_quantity
 
 SAMPLING_METHODS = ("grid", "random", "sobol", "lhs")
@@ -151,9 +151,9 @@ class ScenarioSpec(_Strict):
     height: int | None = Field(default=None, gt=0)
     width: int | None = Field(default=None, gt=0)
     steps: int | None = Field(default=None, gt=0)
-    precision: Literal["fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4", "int8", "int4"] = "bf16"
+    precision: Precision = "bf16"
     # what the GEMMs multiply in when wider than the weights (weight-only quantisation, e.g. int4 + bf16)
-    activation_precision: Literal["fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4", "int8", "int4"] | None = None
+    activation_precision: Precision | None = None
     tp: int = Field(default=1, gt=0)
     pp: int = Field(default=1, gt=0)
     ep: int = Field(default=1, gt=0)
@@ -182,7 +182,7 @@ class MappingChoices(_Strict):
     pp: list[int] | None = None
     ep: list[int] | None = None
     batch: list[int] | None = None
-    precision: list[Literal["fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4", "int8", "int4"]] | None = None
+    precision: list[Precision] | None = None
     select: Literal["best", "all"] = "best"
 
     @field_validator("tp", "pp", "ep", "batch")

@@ -152,13 +152,12 @@ def mixed_step_graph(workload: DecoderLM, scenario: Scenario, context: int) -> O
     prompt_attention = prompt.select(prompt.kind == OpKind.ATTENTION).with_repeat(share / scenario.output_len)
     if share == 1.0:
         return OpTable.concat([merged.select(per_token), decode.select(per_request), prompt_attention])
-    from cosim.graph.moe import EXPERT_ASSIGNMENT_ROWS
+    from cosim.graph.moe import expert_assignment_mask
 
     busiest_chunk = -(-int(round(prompt_tokens * share)) // dp) * dp
     busiest = decode_graph(workload, scenario.model_copy(update={"batch": scenario.batch + busiest_chunk}), context)
-    pooled = np.array([name.startswith(EXPERT_ASSIGNMENT_ROWS) for name in merged.name])
-    own = np.array([name.startswith(EXPERT_ASSIGNMENT_ROWS) for name in busiest.name])
-    own_token = (busiest.kind != OpKind.ATTENTION) & (busiest.stage != Stage.LM_HEAD) & ~own
+    pooled = expert_assignment_mask(merged)
+    own_token = (busiest.kind != OpKind.ATTENTION) & (busiest.stage != Stage.LM_HEAD) & ~expert_assignment_mask(busiest)
     return OpTable.concat([busiest.select(own_token), merged.select(per_token & pooled), decode.select(per_request),
                            prompt_attention])
 

@@ -35,6 +35,8 @@ do FLOPs at an FP4/FP8 ridge point.
 
 from __future__ import annotations
 
+import numpy as np
+
 from cosim.graph.optable import CommKind, OpKind, Stage
 from cosim.graph.rows import (
     ACT_FLOPS_PER_ELEMENT,
@@ -71,6 +73,11 @@ COMBINE_FLOPS_PER_ELEMENT = 2.0
 #: rows whose work follows the expert assignments a rank receives from every attention-DP rank (the token
 #: shuffle and the routed experts' GEMMs), not the tokens the rank itself carries
 EXPERT_ASSIGNMENT_ROWS = ("moe.permute", "moe.experts.", "moe.combine")
+
+
+def expert_assignment_mask(table) -> np.ndarray:
+    """Which rows of an op table are expert-assignment work (`EXPERT_ASSIGNMENT_ROWS`)."""
+    return np.array([name.startswith(EXPERT_ASSIGNMENT_ROWS) for name in table.name], dtype=bool)
 
 
 def token_shuffle_rows(dt: Dtypes, assignments: float, k: int, hidden: int, repeat: float) -> list[dict]:

@@ -42,7 +42,8 @@ FIT_RELIABILITY = ("high", "medium")
 #: the fit's Jacobian); their errors are out-of-sample and stored beside the leave-one-out ones
 HELD_OUT_METRICS = ("server_throughput",)
 #: rows held out of the fit by id prefix: the MoE cells of TensorRT-LLM's tables (Qwen3-30B-A3B and gpt-oss on one GPU,
-#: Qwen3-235B-A22B and DeepSeek-R1 attention-data-parallel with expert parallelism) are model families the
+#: Qwen3-235B-A22B and DeepSeek-R1 attention-data-parallel with expert parallelism) and the DeepSeek-R1
+#: max-throughput runs of NVIDIA's best-performance blog (attention-data-parallel too) are model families the
 #: fitted rows barely cover; fitted, they bend shared scales to their own misses (Blackwell's memory fraction
 #: and host overhead, the stack factor, the MoE share) and move the dense cells, the Server rows and the
 #: ML.ENERGY rows (cosim/validate/notes.md); held out, they measure cosim on families it was not fitted to
