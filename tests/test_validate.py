@@ -248,9 +248,8 @@ def test_joint_fit_jacobian_moves_only_each_parameters_rows():
     table["stack"] = [query_for(i).stack for i in table["id"]]
     model = JointModel(table)
     assert model.gens == ["nvidia-hopper"] and model.stacks == ["trtllm-bench"]
-    assert model.n_theta == len(PARAMS) + 1 + 1  # 5 Hopper scales, one stack factor, the MoE share
+    assert model.n_theta == len(PARAMS) + 1  # 5 Hopper scales, one stack factor (the MoE share is stage two's)
     theta = np.zeros(model.n_theta)
-    theta[-1] = -0.05
     # at first principles (every scale 1) an H100 running FP8 GEMMs flat out draws more than its TDP, and a
     # power-capped run's time is set by its energy, not by kernel efficiency: take the Jacobian at fitted-like
     # GEMM and memory scales (0.7), where the run is not capped
@@ -261,7 +260,6 @@ def test_joint_fit_jacobian_moves_only_each_parameters_rows():
     stack_col = len(PARAMS)
     trt = int(np.flatnonzero(table["stack"].to_numpy() == "trtllm-bench")[0])
     assert jac[1 - trt, stack_col] == 0.0 and jac[trt, stack_col] > 0  # a faster stack raises predictions
-    assert np.all(jac[:n, -1] == 0.0)  # no MoE row: the grouped-GEMM share moves nothing
     assert np.allclose(np.diag(jac[n:]), 1.0 / model.sigma)  # the prior rows
 
 
@@ -294,7 +292,7 @@ def test_stack_factor_per_generation_moves_only_that_generations_rows():
     table["stack"] = [fit_stack_key(query_for(i).stack, g) for i, g in zip(table["id"], table["generation"], strict=True)]
     model = JointModel(table)
     assert model.stacks == ["trtllm-bench", "trtllm-bench@nvidia-blackwell"]
-    assert model.n_theta == 2 * len(PARAMS) + 2 + 1
+    assert model.n_theta == 2 * len(PARAMS) + 2
     theta = np.zeros(model.n_theta)
     for g in range(2):  # below the TDP cap (see test_joint_fit_jacobian_moves_only_each_parameters_rows)
         theta[g * len(PARAMS):g * len(PARAMS) + 2] = np.log(0.7)
@@ -408,20 +406,46 @@ def test_a_stated_kv_cache_fraction_sizes_the_tensorrt_llm_pool():
     assert default > 100 and abs(stated - default * 0.95 / 0.90) <= 1.0
 
 
-def test_held_out_table_cells_are_never_fitted():
-    """The MoE cells of the TensorRT-LLM tables are scored out of sample: the stored calibration lists every one
-    of them as held out, no generation's fitted rows contain them, and each has a stored error to be scored by."""
+def test_moe_share_fit_recovers_a_known_share_and_scores_the_row_without_it(monkeypatch):
+    """Stage two on one Mixtral row whose 'measurement' is cosim's own prediction at a share of 0.6 (first-
+    principles scales, a flat prior): the fit recovers 0.6 and fits the row exactly; left out, the row has no
+    data left to fit, so its leave-one-out error is that of the prior's share, 1: prediction(1) / measured - 1."""
+    import cosim.validate.fit as fit
+    from cosim.validate.runner import base_table
+
+    monkeypatch.setattr(fit, "GROUPED_PRIOR_SIGMA", 1e6)
+    table = base_table(ids=["mlperf-v5.0-h200x8-mixtral-offline"])
+    table["generation"], table["stack"] = "nvidia-hopper", "tuned"
+    at = {s: float(fit._predict(table, {}, {}, s)[0]) for s in (0.6, 1.0)}
+    assert at[1.0] > 1.1 * at[0.6]  # its expert GEMMs are compute-bound: the share matters
+    table["measured"] = at[0.6]
+    share, in_sample, loo = fit.fit_moe_share(table, {}, {}, verbose=False)
+    assert abs(share - 0.6) < 0.01 and abs(in_sample[0]) < 0.01
+    assert loo[0] == pytest.approx(at[1.0] / at[0.6] - 1.0, rel=1e-6)
+
+
+def test_moe_rows_fit_only_the_moe_share():
+    """MoE rows never set a generation's scales: the stored calibration fits the chips on dense rows and lists
+    every MoE performance row (the TensorRT-LLM MoE table cells among them) under the one MoE parameter, each
+    with a leave-one-out error to be scored by."""
     from cosim.engines.calibration import CALIBRATION_PATH
-    from cosim.validate.fit import HELD_OUT_PREFIXES
+    from cosim.validate.runner import base_table
 
     cal = yaml.safe_load(CALIBRATION_PATH.read_text())
-    qwen = [r.id for r in load_measurements() if r.id.startswith(HELD_OUT_PREFIXES)]
+    prefixes = ("trtllm-perf-qwen3-", "trtllm-perf2-qwen3-", "trtllm-perf2-deepseek-r1-", "trtllm-perf2-gpt-oss-",
+                "trtllm-dsr1-maxtput-")
+    cells = [r.id for r in load_measurements() if r.id.startswith(prefixes)]
     # Qwen3-30B-A3B (v1.0, later), Qwen3-235B-A22B, DeepSeek-R1, gpt-oss, DeepSeek-R1 blog max-throughput runs
-    assert len(qwen) == 20 + 12 + 19 + 14 + 44 + 3
-    assert set(qwen) <= set(cal["held_out"]["rows"])
+    assert len(cells) == 20 + 12 + 19 + 14 + 44 + 3
+    table = base_table()
+    moe = table[(table["workload_class"] == "moe") & table["reliability"].isin(["high", "medium"])
+                & ~table["metric"].isin(["energy_per_token", "system_energy_per_token", "server_throughput"])]
+    moe_rows = set(cal["moe"]["rows"])
+    assert set(moe["id"]) <= moe_rows and set(cells) <= moe_rows
     fitted = {rid for fam in cal["families"].values() for rid in fam.get("rows", [])}
-    assert not fitted & set(qwen)
-    assert all(np.isfinite(cal["loo_errors"][rid]) for rid in qwen)
+    assert not fitted & moe_rows
+    assert 0.0 < cal["moe"]["grouped_gemm_scale"] <= 1.0
+    assert all(np.isfinite(cal["loo_errors"][rid]) for rid in moe_rows)
 
 
 def test_gpt_oss_cells_map_to_the_kernels_trtllm_runs():

@@ -1,11 +1,13 @@
 """Fit the calibration: a few physical scale factors per hardware generation, with honest CV errors.
 
-For each generation (rows whose hardware slug matches its patterns), scipy least squares minimises
-log(predicted / measured) over the generation's rows plus a Gaussian prior on the log of each scale
-factor (sigma `PRIOR_SIGMA`), so a generation with one row cannot bend far from first principles.
-Leave-one-out: each row is re-predicted with the parameters refitted without it (one Gauss-Newton step
-from the full fit, using the Jacobian at the optimum) and its error reported; that cross-validated
-error is the figure to quote.
+Stage one: on the dense-model rows, scipy least squares minimises log(predicted / measured) over each
+generation's rows (hardware slug matching its patterns) plus a Gaussian prior on the log of each scale factor
+(sigma `PRIOR_SIGMA`), so a generation with one row cannot bend far from first principles. Stage two: with
+those scales fixed, one MoE parameter (the share of the dense GEMM fraction that grouped expert GEMMs reach)
+is fitted on every MoE row, so the MoE models neither bend the chips' scales nor go without the one factor
+that describes their kernels. Leave-one-out: each row is re-predicted with the parameters refitted without it
+(one Gauss-Newton step from the full fit) and its error reported; that cross-validated error is the figure to
+quote.
 """
 
 from __future__ import annotations
@@ -41,14 +43,10 @@ FIT_RELIABILITY = ("high", "medium")
 #: metrics scored but never fitted (each prediction runs the serving simulator's max-QPS search, too slow for
 #: the fit's Jacobian); their errors are out-of-sample and stored beside the leave-one-out ones
 HELD_OUT_METRICS = ("server_throughput",)
-#: rows held out of the fit by id prefix: the MoE cells of TensorRT-LLM's tables (Qwen3-30B-A3B and gpt-oss on one GPU,
-#: Qwen3-235B-A22B and DeepSeek-R1 attention-data-parallel with expert parallelism) and the DeepSeek-R1
-#: max-throughput runs of NVIDIA's best-performance blog (attention-data-parallel too) are model families the
-#: fitted rows barely cover; fitted, they bend shared scales to their own misses (Blackwell's memory fraction
-#: and host overhead, the stack factor, the MoE share) and move the dense cells, the Server rows and the
-#: ML.ENERGY rows (cosim/validate/notes.md); held out, they measure cosim on families it was not fitted to
-HELD_OUT_PREFIXES = ("trtllm-perf-qwen3-", "trtllm-perf2-qwen3-", "trtllm-perf2-deepseek-r1-",
-                     "trtllm-perf2-gpt-oss-", "trtllm-dsr1-maxtput-")
+#: MoE rows (workload class "moe") stay out of stage one: fitted there, their misses bent the shared scales
+#: (Blackwell's memory fraction and host overhead, the stack factor) and moved the dense cells, the Server rows
+#: and the ML.ENERGY rows (cosim/validate/notes.md). They fit stage two's one MoE parameter instead.
+MOE_CLASS = "moe"
 
 
 def generation_of(slug: str) -> str | None:
@@ -134,8 +132,7 @@ def _predict(table: pd.DataFrame, thetas: dict[str, np.ndarray], stacks: dict[st
 
 
 class JointModel:
-    """theta = 5 log scales per generation with rows, one log factor per fitted serving stack, then the
-    log MoE grouped-GEMM share (shared by every generation: it describes MoE kernels, not a chip)."""
+    """theta = 5 log scales per generation with rows, then one log factor per fitted serving stack."""
 
     def __init__(self, table: pd.DataFrame):
         self.table = table
@@ -143,27 +140,24 @@ class JointModel:
         self.gens = [g for g in GENERATIONS if (table["generation"] == g).any()]
         self.stacks = [s for s in perf_stack_keys() if (table["stack"] == s).any()]
         k = len(PARAMS)
-        self.moe_rows = np.flatnonzero(table["workload_class"].to_numpy() == "moe")
-        self.n_theta = k * len(self.gens) + len(self.stacks) + 1
-        self.sigma = np.concatenate([np.tile(PRIOR_SIGMA, len(self.gens)),
-                                     np.full(len(self.stacks), STACK_PRIOR_SIGMA), [GROUPED_PRIOR_SIGMA]])
+        self.n_theta = k * len(self.gens) + len(self.stacks)
+        self.sigma = np.concatenate([np.tile(PRIOR_SIGMA, len(self.gens)), np.full(len(self.stacks), STACK_PRIOR_SIGMA)])
         one = [SCALE_BOUNDS[0], SCALE_BOUNDS[0], OVERHEAD_BOUNDS[0], SCALE_BOUNDS[0], SCALE_BOUNDS[0]]
         two = [SCALE_BOUNDS[1], SCALE_BOUNDS[1], OVERHEAD_BOUNDS[1], SCALE_BOUNDS[1], SCALE_BOUNDS[1]]
-        self.lo = np.log(one * len(self.gens) + [SCALE_BOUNDS[0]] * (len(self.stacks) + 1))
-        self.hi = np.log(two * len(self.gens) + [SCALE_BOUNDS[1]] * len(self.stacks) + [1.0])
+        self.lo = np.log(one * len(self.gens) + [SCALE_BOUNDS[0]] * len(self.stacks))
+        self.hi = np.log(two * len(self.gens) + [SCALE_BOUNDS[1]] * len(self.stacks))
         # rows each parameter moves: its generation's rows, or its stack's rows
         self.rows_of = []
         for g in self.gens:
             self.rows_of += [np.flatnonzero(table["generation"].to_numpy() == g)] * k
         for st in self.stacks:
             self.rows_of.append(np.flatnonzero(table["stack"].to_numpy() == st))
-        self.rows_of.append(self.moe_rows)
 
-    def unpack(self, theta: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, float], float]:
+    def unpack(self, theta: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         k = len(PARAMS)
         thetas = {g: theta[i * k:(i + 1) * k] for i, g in enumerate(self.gens)}
         stacks = {st: float(np.exp(theta[k * len(self.gens) + j])) for j, st in enumerate(self.stacks)}
-        return thetas, stacks, float(np.exp(theta[-1]))
+        return thetas, stacks
 
     def predict(self, theta: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         sub = self.table if idx is None else self.table.iloc[idx]
@@ -202,7 +196,6 @@ def fit_joint(table: pd.DataFrame, verbose: bool = True) -> tuple[JointModel, np
 
     model = JointModel(table)
     theta0 = np.zeros(model.n_theta)
-    theta0[-1] = -FD_STEP  # the grouped-GEMM share starts just inside its upper bound of 1
     sol = least_squares(model.residuals, theta0, jac=model.jacobian,
                         bounds=(model.lo, model.hi), x_scale=0.2, max_nfev=30)
     theta = sol.x
@@ -221,16 +214,53 @@ def fit_joint(table: pd.DataFrame, verbose: bool = True) -> tuple[JointModel, np
         pred_i = model.predict(theta_i, np.array([i]))[0]
         loo[i] = pred_i / table["measured"].iloc[i] - 1.0 if np.isfinite(pred_i) else np.nan
     if verbose:
-        thetas, stacks, grouped = model.unpack(theta)
+        thetas, stacks = model.unpack(theta)
         for gname, th in thetas.items():
             sel = (table["generation"] == gname).to_numpy()
             print(f"calibrate {gname}: {sel.sum()} rows, scales {np.round(np.exp(th), 3)}, median |err| "
                   f"in-sample {np.nanmedian(np.abs(in_sample[sel])):.3f}, LOO {np.nanmedian(np.abs(loo[sel])):.3f}",
                   file=sys.stderr)
-        print(f"calibrate stacks: {({k: round(v, 3) for k, v in stacks.items()})}, MoE grouped-GEMM share "
-              f"{grouped:.3f}; all rows median |err| "
+        print(f"calibrate stacks: {({k: round(v, 3) for k, v in stacks.items()})}; all rows median |err| "
               f"in-sample {np.nanmedian(np.abs(in_sample)):.3f}, LOO {np.nanmedian(np.abs(loo)):.3f}", file=sys.stderr)
     return model, theta, in_sample, loo
+
+
+def fit_moe_share(table: pd.DataFrame, thetas: dict[str, np.ndarray], stacks: dict[str, float],
+                  verbose: bool = True) -> tuple[float, np.ndarray, np.ndarray]:
+    """(grouped-GEMM share, in-sample signed errors, leave-one-out signed errors) on the MoE rows of `table`,
+    the generation scales and stack factors held at stage one's values. One log parameter, at most 0 (a share
+    of at most 1), a Gaussian prior (sigma `GROUPED_PRIOR_SIGMA`) at 1; leave-one-row-out by one Gauss-Newton
+    step, each row re-predicted at its own refitted share."""
+    from scipy.optimize import minimize_scalar
+
+    if table.empty:
+        return 1.0, np.zeros(0), np.zeros(0)
+    measured = table["measured"].to_numpy(dtype=float)
+    lo, hi = np.log(SCALE_BOUNDS[0]), 0.0
+    prior = 1.0 / GROUPED_PRIOR_SIGMA**2
+
+    def log_err(x: float, sub: pd.DataFrame = table, meas: np.ndarray = measured) -> np.ndarray:
+        pred = _predict(sub, thetas, stacks, float(np.exp(x)))
+        return np.log(np.where(np.isfinite(pred) & (pred > 0), pred, meas * 10.0) / meas)
+
+    def loss(x: float) -> float:
+        return float(np.sum(log_err(x) ** 2) + prior * x * x)
+
+    x = float(minimize_scalar(loss, bounds=(lo, hi), method="bounded", options={"xatol": 0.005}).x)
+    r = log_err(x)
+    step = -FD_STEP if x - FD_STEP >= lo else FD_STEP
+    d = (log_err(x + step) - r) / step
+    loo = np.empty(len(table))
+    for i in range(len(table)):
+        keep = np.arange(len(table)) != i
+        xi = float(np.clip(x - (d[keep] @ r[keep] + prior * x) / (d[keep] @ d[keep] + prior), lo, hi))
+        row = table.iloc[[i]]
+        loo[i] = np.exp(log_err(xi, row, measured[[i]])[0]) - 1.0 if abs(xi - x) > 1e-9 else np.exp(r[i]) - 1.0
+    in_sample = np.exp(r) - 1.0
+    if verbose:
+        print(f"calibrate MoE grouped-GEMM share: {np.exp(x):.3f} on {len(table)} MoE rows, median |err| in-sample "
+              f"{np.median(np.abs(in_sample)):.3f}, LOO {np.median(np.abs(loo)):.3f}", file=sys.stderr)
+    return float(np.exp(x)), in_sample, loo
 
 
 def _ml_energy_predictions(sub: pd.DataFrame, thetas: dict[str, np.ndarray], stacks: dict[str, float],
@@ -316,8 +346,8 @@ def fit_energy_stack(thetas: dict[str, np.ndarray], stacks: dict[str, float], gr
 
 
 def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
-    """Fit every generation with rows and the serving-stack factors; write cosim/data/calibration.yaml;
-    return it and the table of in-sample and leave-one-out errors."""
+    """Fit every generation with rows and the serving-stack factors on the dense rows, then the MoE share on the
+    MoE rows; write cosim/data/calibration.yaml; return it and the table of in-sample and leave-one-out errors."""
     from cosim.validate.runner import base_table, query_for
 
     table = base_table()
@@ -328,15 +358,18 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     table = table[table["generation"].notna()].reset_index(drop=True)
     table["stack"] = [fit_stack_key(query_for(i).stack, g)
                       for i, g in zip(table["id"], table["generation"], strict=True)]
-    held = table["metric"].isin(HELD_OUT_METRICS) | table["id"].str.startswith(HELD_OUT_PREFIXES)
+    held = table["metric"].isin(HELD_OUT_METRICS)
     held_out = table[held].reset_index(drop=True)
-    table = table[~held].reset_index(drop=True)
+    moe = ~held & (table["workload_class"] == MOE_CLASS)
+    moe_table = table[moe].reset_index(drop=True)
+    table = table[~held & ~moe].reset_index(drop=True)
     model, theta, in_sample, loo = fit_joint(table, verbose)
-    thetas, stacks, grouped = model.unpack(theta)
+    thetas, stacks = model.unpack(theta)
+    grouped, moe_in, moe_loo = fit_moe_share(moe_table, thetas, stacks, verbose)
     energy_fits = fit_energy_stack(thetas, stacks, grouped, verbose)
     held_errors = _predict(held_out, thetas, stacks, grouped) / held_out["measured"].to_numpy(dtype=float) - 1.0
     if verbose and len(held_out):
-        print(f"held out ({', '.join(HELD_OUT_METRICS + HELD_OUT_PREFIXES)}): {len(held_out)} rows, median |err| "
+        print(f"held out ({', '.join(HELD_OUT_METRICS)}): {len(held_out)} rows, median |err| "
               f"{np.nanmedian(np.abs(held_errors)):.3f}", file=sys.stderr)
     families: dict[str, dict] = {}
     for name, th in thetas.items():
@@ -377,6 +410,8 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
             stack_doc[stack] = entry
     loo_rows = [{"id": rid, "generation": g, "in_sample_error": float(a), "loo_error": float(b)}
                 for rid, g, a, b in zip(table["id"], table["generation"], in_sample, loo, strict=True)]
+    loo_rows += [{"id": rid, "generation": g, "in_sample_error": float(a), "loo_error": float(b)}
+                 for rid, g, a, b in zip(moe_table["id"], moe_table["generation"], moe_in, moe_loo, strict=True)]
     # rows never fitted: their error is out-of-sample as it stands
     loo_rows += [{"id": rid, "generation": generation_of(hw), "in_sample_error": float(e), "loo_error": float(e)}
                  for rid, hw, e in zip(held_out["id"], held_out["hardware"], held_errors, strict=True)]
@@ -386,14 +421,16 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     doc = {
         "schema_version": 1,
         "date": dt.date.today().isoformat(),
-        "method": ("scipy.optimize.least_squares on log(predicted/measured), one joint fit over the performance rows: "
+        "method": ("scipy.optimize.least_squares on log(predicted/measured), one joint fit over the dense-model "
+                   "performance rows: "
                    f"per hardware generation the parameters {list(PARAMS)} scaling the first-principles fractions of "
                    "peak FLOP/s and memory bandwidth, the per-sequence host overhead, the attention fraction of peak "
                    f"and the link-bandwidth fraction (Gaussian prior sigma {PRIOR_SIGMA.tolist()} in log space), "
                    f"plus one kernel-efficiency factor per serving stack {list(PERF_STACKS)} relative to tuned "
                    f"engines (per generation where the rows cover several: {STACK_GENERATIONS}; prior sigma "
-                   f"{STACK_PRIOR_SIGMA}) and one MoE grouped-GEMM share of the dense GEMM "
-                   f"fraction shared by all generations (prior sigma {GROUPED_PRIOR_SIGMA}, at most 1); "
+                   f"{STACK_PRIOR_SIGMA}); then, those held fixed, one MoE grouped-GEMM share of the dense GEMM "
+                   f"fraction shared by all generations, fitted on the MoE performance rows (prior sigma "
+                   f"{GROUPED_PRIOR_SIGMA}, at most 1); "
                    f"bounds {list(SCALE_BOUNDS)} (overhead "
                    f"{list(OVERHEAD_BOUNDS)}); the {list(ENERGY_STACKS)} factors (a second one for MoE models: "
                    f"{list(ENERGY_STACK_MOE)}) are fitted afterwards on the ML.ENERGY "
@@ -402,14 +439,12 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                    "leave-one-out by one Gauss-Newton refit step"),
         "families": families,
         "stacks": stack_doc,
-        "held_out": {"metrics": list(HELD_OUT_METRICS), "id_prefixes": list(HELD_OUT_PREFIXES),
-                     "rows": list(held_out["id"]),
+        "held_out": {"metrics": list(HELD_OUT_METRICS), "rows": list(held_out["id"]),
                      "median_abs_error": round(float(np.nanmedian(np.abs(held_errors))), 4) if len(held_out) else None},
-        "moe": {"grouped_gemm_scale": round(grouped, 4), "rows": int(len(model.moe_rows)),
-                "in_sample_median_abs_error": round(float(np.nanmedian(np.abs(in_sample[model.moe_rows]))), 4)
-                if len(model.moe_rows) else None,
-                "loo_median_abs_error": round(float(np.nanmedian(np.abs(loo[model.moe_rows]))), 4)
-                if len(model.moe_rows) else None},
+        "moe": {"grouped_gemm_scale": round(grouped, 4), "fitted_on": "MoE performance rows, generation scales fixed",
+                "rows": list(moe_table["id"]),
+                "in_sample_median_abs_error": round(float(np.nanmedian(np.abs(moe_in))), 4) if len(moe_table) else None,
+                "loo_median_abs_error": round(float(np.nanmedian(np.abs(moe_loo))), 4) if len(moe_table) else None},
         "loo_errors": {r["id"]: round(r["loo_error"], 4) for r in loo_rows if np.isfinite(r["loo_error"])},
     }
     CALIBRATION_PATH.write_text("# Generated by `cosim validate --calibrate`; do not edit by hand.\n"

@@ -107,7 +107,8 @@ def write_report(report: ValidationReport, out_dir: Path, *, cv: pd.DataFrame | 
         moe = calibration.get("moe") or {}
         if moe:
             lines += [f"MoE grouped GEMMs reach {moe['grouped_gemm_scale']:.3f} x the dense GEMM fraction "
-                      f"(fitted on {moe['rows']} MoE rows, shared by all generations).", ""]
+                      f"(fitted on {len(moe['rows'])} MoE rows with the generation scales fixed, shared by all "
+                      "generations).", ""]
         stacks = calibration.get("stacks") or {}
         if stacks:
             lines += ["Serving stacks, kernel efficiency relative to tuned (MLPerf-class) engines:", "",
