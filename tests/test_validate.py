@@ -446,6 +446,11 @@ def test_moe_rows_fit_only_the_moe_share():
     assert not fitted & moe_rows
     assert 0.0 < cal["moe"]["grouped_gemm_scale"] <= 1.0
     assert all(np.isfinite(cal["loo_errors"][rid]) for rid in moe_rows)
+    # leave one model out: every MoE model once, its rows adding up to the MoE rows, each share a share
+    by_model = cal["moe"]["leave_one_model_out"]
+    assert set(by_model) == set(table.loc[table["id"].isin(moe_rows), "workload"])
+    assert sum(v["rows"] for v in by_model.values()) == len(moe_rows)
+    assert all(0.0 < v["share_without"] <= 1.0 and v["median_abs_error"] >= 0.0 for v in by_model.values())
 
 
 def test_gpt_oss_cells_map_to_the_kernels_trtllm_runs():

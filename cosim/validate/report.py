@@ -109,6 +109,14 @@ def write_report(report: ValidationReport, out_dir: Path, *, cv: pd.DataFrame | 
             lines += [f"MoE grouped GEMMs reach {moe['grouped_gemm_scale']:.3f} x the dense GEMM fraction "
                       f"(fitted on {len(moe['rows'])} MoE rows with the generation scales fixed, shared by all "
                       "generations).", ""]
+            by_model = moe.get("leave_one_model_out") or {}
+            if by_model:
+                lines += ["Leave one model out: the share refitted without a model's rows, and that model's median "
+                          "error at it.", "", "| model left out | rows | share without it | its median abs. error |",
+                          "|---|---|---|---|"]
+                lines += [f"| {w} | {v['rows']} | {v['share_without']:.3f} | {100 * v['median_abs_error']:.1f}% |"
+                          for w, v in by_model.items()]
+                lines.append("")
         stacks = calibration.get("stacks") or {}
         if stacks:
             lines += ["Serving stacks, kernel efficiency relative to tuned (MLPerf-class) engines:", "",
