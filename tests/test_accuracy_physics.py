@@ -90,6 +90,27 @@ def test_grouped_gemm_time_scales_with_inverse_share_in_kernel_and_reference(s):
                                     weight_footprint_bytes=1e12)
 
 
+@settings(max_examples=15, deadline=None)
+@given(s=st.floats(0.2, 1.0))
+def test_grouped_gemm_weight_streaming_scales_with_inverse_memory_share_in_kernel_and_reference(s):
+    """The MoE memory share slows the bandwidth at which grouped GEMMs stream their expert weights, and only
+    theirs: memory time = weight bytes / (HBM bandwidth x memory fraction x share)."""
+    hw = load_hardware("h100-sxm")
+    hwa = HardwareArrays.from_hardware(hw)
+    params = P.with_overrides(grouped_gemm_memory_scale=s)
+
+    def run(prm):
+        return A.run_ops(hwa, *A.pack_ops(GROUPED, prm),
+                         A.pack_params(prm, footprint_bytes=0, weight_footprint_bytes=1e12), prm)
+
+    base, scaled = run(P), run(params)
+    bw = hw.main_memory.bandwidth_bytes_per_s.value * P.memory_fraction
+    assert scaled["memory_s"][0] == pytest.approx(8 * 4096 * 14336 * 2 / (bw * s), rel=1e-12)
+    assert scaled["memory_s"][1] == base["memory_s"][1]  # dense GEMMs untouched
+    assert scaled["compute_s"][0] == base["compute_s"][0]  # and the grouped GEMM's compute too
+    assert_kernel_matches_reference(hwa, GROUPED, params, footprint_bytes=1e10, weight_footprint_bytes=1e12)
+
+
 def test_stack_factor_scales_fractions_and_is_one_for_tuned_engines():
     half = apply_stack(P, 0.5)
     assert np.allclose(half.compute_fraction, P.compute_fraction * 0.5)

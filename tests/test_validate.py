@@ -315,7 +315,7 @@ def test_ml_energy_speed_is_scored_only_where_max_num_seqs_set_the_batch():
     ids = ["mlenergy-meta-llama-llama-3.1-405b-instruct-lm-arena-chat-b200x8-maxbatch",
            "mlenergy-meta-llama-llama-3.1-405b-instruct-lm-arena-chat-b200x8-batch8"]
     sub = base_table(ids=ids).set_index("id").loc[ids].reset_index()
-    energy, speed = _ml_energy_predictions(sub, {}, {}, 1.0)
+    energy, speed = _ml_energy_predictions(sub, {}, {}, (1.0, 1.0))
     assert np.all(np.isfinite(energy)) and np.all(energy > 0)
     assert np.isnan(speed[0]) and np.isfinite(speed[1]) and speed[1] > 0
 
@@ -406,22 +406,33 @@ def test_a_stated_kv_cache_fraction_sizes_the_tensorrt_llm_pool():
     assert default > 100 and abs(stated - default * 0.95 / 0.90) <= 1.0
 
 
-def test_moe_share_fit_recovers_a_known_share_and_scores_the_row_without_it(monkeypatch):
-    """Stage two on one Mixtral row whose 'measurement' is cosim's own prediction at a share of 0.6 (first-
-    principles scales, a flat prior): the fit recovers 0.6 and fits the row exactly; left out, the row has no
-    data left to fit, so its leave-one-out error is that of the prior's share, 1: prediction(1) / measured - 1."""
+def test_moe_shares_fit_recovers_known_shares_and_scores_each_row_without_it(monkeypatch):
+    """Stage two on two MoE rows whose 'measurements' are cosim's own predictions at a compute share of 0.6 and
+    a memory share of 0.7 (flat priors; GEMM and memory scales 0.7, below the TDP cap, where kernel efficiency
+    sets the time): at these settings each row answers to one share only, so the fit recovers both shares and
+    fits both rows; left out, a row leaves no data on its share, which returns to the prior's 1, so its
+    leave-one-out error is prediction(its share at 1) / measured - 1."""
     import cosim.validate.fit as fit
     from cosim.validate.runner import base_table
 
     monkeypatch.setattr(fit, "GROUPED_PRIOR_SIGMA", 1e6)
-    table = base_table(ids=["mlperf-v5.0-h200x8-mixtral-offline"])
-    table["generation"], table["stack"] = "nvidia-hopper", "tuned"
-    at = {s: float(fit._predict(table, {}, {}, s)[0]) for s in (0.6, 1.0)}
-    assert at[1.0] > 1.1 * at[0.6]  # its expert GEMMs are compute-bound: the share matters
-    table["measured"] = at[0.6]
-    share, in_sample, loo = fit.fit_moe_share(table, {}, {}, verbose=False)
-    assert abs(share - 0.6) < 0.01 and abs(in_sample[0]) < 0.01
-    assert loo[0] == pytest.approx(at[1.0] / at[0.6] - 1.0, rel=1e-6)
+    table = base_table(ids=["mlperf-v5.0-h200x8-mixtral-offline", "trtllm-perf2-gpt-oss-120b-gb200-tp1-1024-32768"])
+    table["generation"] = ["nvidia-hopper" if "h200" in i else "nvidia-blackwell" for i in table["id"]]
+    table["stack"] = "tuned"
+    scales = {g: np.log([0.7, 0.7, 1.0, 1.0, 1.0]) for g in ("nvidia-hopper", "nvidia-blackwell")}
+    truth = fit._predict(table, scales, {}, (0.6, 0.7))
+    compute_at_1 = fit._predict(table, scales, {}, (1.0, 0.7))  # the compute share back at 1
+    memory_at_1 = fit._predict(table, scales, {}, (0.6, 1.0))  # the memory share back at 1
+    c = int(np.argmax(compute_at_1 / truth))  # the row that answers to the compute share
+    m = 1 - c
+    assert compute_at_1[c] > 1.1 * truth[c] and compute_at_1[m] == pytest.approx(truth[m], rel=1e-9)
+    assert memory_at_1[m] > 1.1 * truth[m] and memory_at_1[c] == pytest.approx(truth[c], rel=1e-9)
+    table["measured"] = truth
+    shares, in_sample, loo = fit.fit_moe_share(table, scales, {}, verbose=False)
+    assert abs(shares[0] - 0.6) < 0.01 and abs(shares[1] - 0.7) < 0.01
+    assert np.all(np.abs(in_sample) < 0.01)
+    assert loo[c] == pytest.approx(compute_at_1[c] / truth[c] - 1.0, rel=0.02)
+    assert loo[m] == pytest.approx(memory_at_1[m] / truth[m] - 1.0, rel=0.02)
 
 
 def test_moe_rows_fit_only_the_moe_share():
@@ -444,13 +455,14 @@ def test_moe_rows_fit_only_the_moe_share():
     assert set(moe["id"]) <= moe_rows and set(cells) <= moe_rows
     fitted = {rid for fam in cal["families"].values() for rid in fam.get("rows", [])}
     assert not fitted & moe_rows
-    assert 0.0 < cal["moe"]["grouped_gemm_scale"] <= 1.0
+    assert 0.0 < cal["moe"]["grouped_gemm_scale"] <= 1.0 and 0.0 < cal["moe"]["grouped_gemm_memory_scale"] <= 1.0
     assert all(np.isfinite(cal["loo_errors"][rid]) for rid in moe_rows)
     # leave one model out: every MoE model once, its rows adding up to the MoE rows, each share a share
     by_model = cal["moe"]["leave_one_model_out"]
     assert set(by_model) == set(table.loc[table["id"].isin(moe_rows), "workload"])
     assert sum(v["rows"] for v in by_model.values()) == len(moe_rows)
-    assert all(0.0 < v["share_without"] <= 1.0 and v["median_abs_error"] >= 0.0 for v in by_model.values())
+    assert all(0.0 < v["share_without"] <= 1.0 and 0.0 < v["memory_share_without"] <= 1.0
+               and v["median_abs_error"] >= 0.0 for v in by_model.values())
 
 
 def test_gpt_oss_cells_map_to_the_kernels_trtllm_runs():

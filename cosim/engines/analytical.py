@@ -60,9 +60,10 @@ I_KIND, I_PREC, I_FUSED, I_COMMK, I_STAGE, I_WPREC = range(len(OPI))
 PRM = ("launch_overhead_s", "step_overhead_s", "comm_overlap_fraction", "dp_overlap_fraction",
        "memory_fraction", "onchip_activation_fraction", "onchip_weight_fraction", "memory_reserve_fraction",
        "min_tile_m", "min_tile_n", "split_k", "footprint_bytes", "weight_footprint_bytes", "fwd_mult",
-       "comm_mult", "extra_memory_bytes", "link_fraction", "grouped_gemm_scale", "curve_reference_flops_per_s")
+       "comm_mult", "extra_memory_bytes", "link_fraction", "grouped_gemm_scale", "curve_reference_flops_per_s",
+       "grouped_gemm_memory_scale")
 (P_LAUNCH, P_STEP, P_OVL, P_DPOVL, P_MEMF, P_ACTF, P_WF, P_RESERVE, P_MINM, P_MINN, P_SPLITK, P_FOOT,
- P_WFOOT, P_FWD, P_COMMM, P_EXTRA, P_LINKF, P_GROUPED, P_CURVEREF) = range(len(PRM))
+ P_WFOOT, P_FWD, P_COMMM, P_EXTRA, P_LINKF, P_GROUPED, P_CURVEREF, P_GROUPED_MEM) = range(len(PRM))
 
 # per-point outputs
 OUT = ("step_time_s", "compute_s", "memory_s", "network_s", "overhead_s", "bottleneck", "bytes_main_memory",
@@ -284,6 +285,8 @@ def _op_cost(i, j, peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_co
     tm_ = 0.0
     if hbm > 0.0:
         bw = mem_bw[i] * prm[P_MEMF]
+        if opi[I_KIND, j] == KIND_GROUPED:
+            bw *= prm[P_GROUPED_MEM]
         tm_ = hbm / bw if bw > 0.0 else math.inf
     if chip > 0.0 and onchip_bw[i] > 0.0:
         tchip = chip / onchip_bw[i]
@@ -461,6 +464,7 @@ def pack_params(params, *, footprint_bytes: float, weight_footprint_bytes: float
         "fwd_mult": fwd_mult, "comm_mult": comm_mult, "extra_memory_bytes": extra_memory_bytes,
         "link_fraction": params.link_fraction, "grouped_gemm_scale": params.grouped_gemm_scale,
         "curve_reference_flops_per_s": params.curve_reference_flops_per_s or 0.0,
+        "grouped_gemm_memory_scale": params.grouped_gemm_memory_scale,
     }
     return np.array([float(values[k]) for k in PRM], dtype=np.float64)
 

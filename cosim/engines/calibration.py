@@ -33,7 +33,8 @@ def load_calibration(path: str | None = None) -> dict:
 
 
 def scaled_params(hw, compute_scale: float, memory_scale: float, overhead_scale: float = 1.0,
-                  attention_scale: float = 1.0, link_scale: float = 1.0, grouped_gemm_scale: float = 1.0):
+                  attention_scale: float = 1.0, link_scale: float = 1.0, grouped_gemm_scale: float = 1.0,
+                  grouped_gemm_memory_scale: float = 1.0):
     """Engine parameters of `hw`'s family with the GEMM and attention fractions of peak and the memory
     fraction scaled (each capped at 1), and the per-sequence host overhead scaled."""
     from cosim.engines.efficiency import params_for
@@ -47,7 +48,8 @@ def scaled_params(hw, compute_scale: float, memory_scale: float, overhead_scale:
     return base.with_overrides(compute_fraction=cf, memory_fraction=mf,
                                per_sequence_overhead_s=base.per_sequence_overhead_s * overhead_scale,
                                link_fraction=float(min(base.link_fraction * link_scale, 1.0)),
-                               grouped_gemm_scale=float(grouped_gemm_scale), **extra)
+                               grouped_gemm_scale=float(grouped_gemm_scale),
+                               grouped_gemm_memory_scale=float(grouped_gemm_memory_scale), **extra)
 
 
 def apply_stack(params, scale: float):
@@ -138,9 +140,14 @@ def calibrated_params(hw):
     fam = fam or {}
     return scaled_params(hw, float(fam.get("compute_scale", 1.0)), float(fam.get("memory_scale", 1.0)),
                          float(fam.get("overhead_scale", 1.0)), float(fam.get("attention_scale", 1.0)),
-                         float(fam.get("link_scale", 1.0)), grouped_gemm_scale())
+                         float(fam.get("link_scale", 1.0)), grouped_gemm_scale(), grouped_gemm_memory_scale())
 
 
 def grouped_gemm_scale() -> float:
     """The fitted share of the dense GEMM fraction that MoE grouped GEMMs reach (1 before calibration)."""
     return float((load_calibration().get("moe") or {}).get("grouped_gemm_scale", 1.0))
+
+
+def grouped_gemm_memory_scale() -> float:
+    """The fitted share of the memory-bandwidth fraction MoE grouped GEMMs stream at (1 before calibration)."""
+    return float((load_calibration().get("moe") or {}).get("grouped_gemm_memory_scale", 1.0))

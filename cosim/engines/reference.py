@@ -129,7 +129,8 @@ def op_cost(hw: dict, op: dict, prm: dict, params) -> dict:
     chip = (op["bytes_weight"] if weights_on_chip else 0.0) + (act if act_on_chip else 0.0)
     tmem = 0.0
     if hbm > 0:
-        bw = hw["mem_bandwidth_bytes_per_s"] * prm["memory_fraction"]
+        bw = hw["mem_bandwidth_bytes_per_s"] * prm["memory_fraction"] * (
+            prm["grouped_gemm_memory_scale"] if op["kind"] == A.KIND_GROUPED else 1.0)
         tmem = hbm / bw if bw > 0 else math.inf
     if chip > 0 and hw["onchip_bandwidth_bytes_per_s"] > 0:
         tmem = max(tmem, chip / hw["onchip_bandwidth_bytes_per_s"])

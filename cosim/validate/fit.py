@@ -3,9 +3,9 @@
 Stage one: on the dense-model rows, scipy least squares minimises log(predicted / measured) over each
 generation's rows (hardware slug matching its patterns) plus a Gaussian prior on the log of each scale factor
 (sigma `PRIOR_SIGMA`), so a generation with one row cannot bend far from first principles. Stage two: with
-those scales fixed, one MoE parameter (the share of the dense GEMM fraction that grouped expert GEMMs reach)
-is fitted on every MoE row, so the MoE models neither bend the chips' scales nor go without the one factor
-that describes their kernels. Leave-one-out: each row is re-predicted with the parameters refitted without it
+those scales fixed, the two MoE parameters (the shares of the dense GEMM fraction of peak FLOP/s and of the
+memory-bandwidth fraction that grouped expert GEMMs reach) are fitted on every MoE row, so the MoE models
+neither bend the chips' scales nor go without the factors that describe their kernels. Leave-one-out: each row is re-predicted with the parameters refitted without it
 (one Gauss-Newton step from the full fit) and its error reported; that cross-validated error is the figure to
 quote.
 """
@@ -105,25 +105,28 @@ ENERGY_STACKS = ("vllm",)
 ENERGY_STACK_MOE = ("vllm",)
 #: log-space sd of the prior on a stack factor (one sd = 1.4x)
 STACK_PRIOR_SIGMA = 0.35
-#: log-space sd of the prior on the MoE grouped-GEMM share of the dense GEMM fraction (bounded above by 1)
+#: log-space sd of the prior on each MoE grouped-GEMM share (compute and memory; each bounded above by 1)
 GROUPED_PRIOR_SIGMA = 0.35
+#: (compute, memory) shares of first principles: grouped GEMMs run like dense ones
+NO_MOE_SHARES = (1.0, 1.0)
 FD_STEP = 0.05  # forward-difference step in log space
 
 
-def _params_fn(thetas: dict[str, np.ndarray], grouped: float):
+def _params_fn(thetas: dict[str, np.ndarray], grouped: tuple[float, float]):
     """hw -> EngineParams with the scales of the hardware's generation (first principles when it has none)
     and the MoE grouped-GEMM share."""
     def params(hw):
         th = thetas.get(generation_of(hw.name))
         if th is None:
-            return scaled_params(hw, 1.0, 1.0, grouped_gemm_scale=grouped)
+            return scaled_params(hw, 1.0, 1.0, grouped_gemm_scale=grouped[0], grouped_gemm_memory_scale=grouped[1])
         cs, ms, os_, as_, ls = np.exp(th)
-        return scaled_params(hw, cs, ms, os_, as_, ls, grouped_gemm_scale=grouped)
+        return scaled_params(hw, cs, ms, os_, as_, ls, grouped_gemm_scale=grouped[0],
+                             grouped_gemm_memory_scale=grouped[1])
     return params
 
 
 def _predict(table: pd.DataFrame, thetas: dict[str, np.ndarray], stacks: dict[str, float],
-             grouped: float = 1.0) -> np.ndarray:
+             grouped: tuple[float, float] = NO_MOE_SHARES) -> np.ndarray:
     from cosim.validate.runner import predict_rows
 
     if table.empty:
@@ -226,41 +229,60 @@ def fit_joint(table: pd.DataFrame, verbose: bool = True) -> tuple[JointModel, np
 
 
 def fit_moe_share(table: pd.DataFrame, thetas: dict[str, np.ndarray], stacks: dict[str, float],
-                  verbose: bool = True) -> tuple[float, np.ndarray, np.ndarray]:
-    """(grouped-GEMM share, in-sample signed errors, leave-one-out signed errors) on the MoE rows of `table`,
-    the generation scales and stack factors held at stage one's values. One log parameter, at most 0 (a share
-    of at most 1), a Gaussian prior (sigma `GROUPED_PRIOR_SIGMA`) at 1; leave-one-row-out by one Gauss-Newton
-    step, each row re-predicted at its own refitted share."""
-    from scipy.optimize import minimize_scalar
+                  verbose: bool = True) -> tuple[tuple[float, float], np.ndarray, np.ndarray]:
+    """((compute share, memory share), in-sample signed errors, leave-one-out signed errors) on the MoE rows of
+    `table`, the generation scales and stack factors held at stage one's values. Two log parameters, each at
+    most 0 (a share of at most 1), each with a Gaussian prior (sigma `GROUPED_PRIOR_SIGMA`) at 1;
+    leave-one-row-out by one Gauss-Newton step, each row re-predicted at its own refitted shares."""
+    from scipy.optimize import least_squares
 
     if table.empty:
-        return 1.0, np.zeros(0), np.zeros(0)
+        return NO_MOE_SHARES, np.zeros(0), np.zeros(0)
     measured = table["measured"].to_numpy(dtype=float)
-    lo, hi = np.log(SCALE_BOUNDS[0]), 0.0
-    prior = 1.0 / GROUPED_PRIOR_SIGMA**2
+    lo, hi = np.full(2, np.log(SCALE_BOUNDS[0])), np.zeros(2)
+    prior = np.eye(2) / GROUPED_PRIOR_SIGMA**2
 
-    def log_err(x: float, sub: pd.DataFrame = table, meas: np.ndarray = measured) -> np.ndarray:
-        pred = _predict(sub, thetas, stacks, float(np.exp(x)))
+    def log_err(x: np.ndarray, sub: pd.DataFrame = table, meas: np.ndarray = measured) -> np.ndarray:
+        pred = _predict(sub, thetas, stacks, (float(np.exp(x[0])), float(np.exp(x[1]))))
         return np.log(np.where(np.isfinite(pred) & (pred > 0), pred, meas * 10.0) / meas)
 
-    def loss(x: float) -> float:
-        return float(np.sum(log_err(x) ** 2) + prior * x * x)
+    def jacobian(x: np.ndarray, r: np.ndarray) -> np.ndarray:
+        jac = np.empty((len(r), 2))
+        for k in range(2):
+            step = np.zeros(2)
+            step[k] = -FD_STEP if x[k] - FD_STEP >= lo[k] else FD_STEP
+            jac[:, k] = (log_err(x + step) - r) / step[k]
+        return jac
 
-    x = float(minimize_scalar(loss, bounds=(lo, hi), method="bounded", options={"xatol": 0.005}).x)
+    last: dict[bytes, np.ndarray] = {}  # log errors at the last point, which the Jacobian then starts from
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        last.clear()
+        last[x.tobytes()] = log_err(x)
+        return np.concatenate([last[x.tobytes()], x / GROUPED_PRIOR_SIGMA])
+
+    def full_jacobian(x: np.ndarray) -> np.ndarray:
+        r = last[x.tobytes()] if x.tobytes() in last else log_err(x)
+        return np.vstack([jacobian(x, r), np.eye(2) / GROUPED_PRIOR_SIGMA])
+
+    x0 = np.full(2, -FD_STEP)  # just inside the upper bounds of 1
+    x = least_squares(residuals, x0, jac=full_jacobian, bounds=(lo, hi), x_scale=0.2, max_nfev=20).x
     r = log_err(x)
-    step = -FD_STEP if x - FD_STEP >= lo else FD_STEP
-    d = (log_err(x + step) - r) / step
+    d = jacobian(x, r)
     loo = np.empty(len(table))
     for i in range(len(table)):
         keep = np.arange(len(table)) != i
-        xi = float(np.clip(x - (d[keep] @ r[keep] + prior * x) / (d[keep] @ d[keep] + prior), lo, hi))
-        row = table.iloc[[i]]
-        loo[i] = np.exp(log_err(xi, row, measured[[i]])[0]) - 1.0 if abs(xi - x) > 1e-9 else np.exp(r[i]) - 1.0
+        g = d[keep].T @ r[keep] + prior @ x
+        xi = np.clip(x - np.linalg.solve(d[keep].T @ d[keep] + prior, g), lo, hi)
+        changed = np.max(np.abs(xi - x)) > 1e-9
+        loo[i] = np.exp(log_err(xi, table.iloc[[i]], measured[[i]])[0] if changed else r[i]) - 1.0
     in_sample = np.exp(r) - 1.0
+    shares = (float(np.exp(x[0])), float(np.exp(x[1])))
     if verbose:
-        print(f"calibrate MoE grouped-GEMM share: {np.exp(x):.3f} on {len(table)} MoE rows, median |err| in-sample "
-              f"{np.median(np.abs(in_sample)):.3f}, LOO {np.median(np.abs(loo)):.3f}", file=sys.stderr)
-    return float(np.exp(x)), in_sample, loo
+        print(f"calibrate MoE grouped-GEMM shares: compute {shares[0]:.3f}, memory {shares[1]:.3f} on {len(table)} "
+              f"MoE rows, median |err| in-sample {np.median(np.abs(in_sample)):.3f}, LOO {np.median(np.abs(loo)):.3f}",
+              file=sys.stderr)
+    return shares, in_sample, loo
 
 
 def moe_leave_one_model_out(table: pd.DataFrame, thetas: dict[str, np.ndarray], stacks: dict[str, float]) -> dict:
@@ -274,13 +296,14 @@ def moe_leave_one_model_out(table: pd.DataFrame, thetas: dict[str, np.ndarray], 
             continue
         share, _, _ = fit_moe_share(rest, thetas, stacks, verbose=False)
         err = _predict(held, thetas, stacks, share) / held["measured"].to_numpy(dtype=float) - 1.0
-        out[workload] = {"share_without": round(share, 4), "rows": int(own.sum()),
+        out[workload] = {"share_without": round(share[0], 4), "memory_share_without": round(share[1], 4),
+                         "rows": int(own.sum()),
                          "median_abs_error": round(float(np.nanmedian(np.abs(err))), 4)}
     return out
 
 
 def _ml_energy_predictions(sub: pd.DataFrame, thetas: dict[str, np.ndarray], stacks: dict[str, float],
-                           grouped: float) -> tuple[np.ndarray, np.ndarray]:
+                           grouped: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     """(energy per output token, output tokens/s) predicted for each ML.ENERGY row of `sub`; the speed is
     NaN where the engine's KV cache, not the row's max_num_seqs, set the batch (that speed also carries
     the assumed prompt lengths, so it says little about the kernels)."""
@@ -304,7 +327,7 @@ def _ml_energy_predictions(sub: pd.DataFrame, thetas: dict[str, np.ndarray], sta
     return energy, tput
 
 
-def fit_energy_stack(thetas: dict[str, np.ndarray], stacks: dict[str, float], grouped: float,
+def fit_energy_stack(thetas: dict[str, np.ndarray], stacks: dict[str, float], grouped: tuple[float, float],
                      verbose: bool = True) -> dict[str, tuple[float, list[str], np.ndarray, np.ndarray]]:
     """{stack: (factor, rows, in-sample errors, LOO errors)} of the vLLM stack on the ML.ENERGY rows, every
     generation's scales held at their performance fit. Each row contributes two log residuals, its energy
@@ -385,7 +408,8 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     by_model = moe_leave_one_model_out(moe_table, thetas, stacks)
     if verbose:
         print("calibrate MoE share without each model: " + ", ".join(
-            f"{w} {v['share_without']:.3f} ({100 * v['median_abs_error']:.1f}% on its {v['rows']} rows)"
+            f"{w} {v['share_without']:.3f}/{v['memory_share_without']:.3f} ({100 * v['median_abs_error']:.1f}% on its "
+            f"{v['rows']} rows)"
             for w, v in by_model.items()), file=sys.stderr)
     energy_fits = fit_energy_stack(thetas, stacks, grouped, verbose)
     held_errors = _predict(held_out, thetas, stacks, grouped) / held_out["measured"].to_numpy(dtype=float) - 1.0
@@ -449,9 +473,9 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                    f"and the link-bandwidth fraction (Gaussian prior sigma {PRIOR_SIGMA.tolist()} in log space), "
                    f"plus one kernel-efficiency factor per serving stack {list(PERF_STACKS)} relative to tuned "
                    f"engines (per generation where the rows cover several: {STACK_GENERATIONS}; prior sigma "
-                   f"{STACK_PRIOR_SIGMA}); then, those held fixed, one MoE grouped-GEMM share of the dense GEMM "
-                   f"fraction shared by all generations, fitted on the MoE performance rows (prior sigma "
-                   f"{GROUPED_PRIOR_SIGMA}, at most 1); "
+                   f"{STACK_PRIOR_SIGMA}); then, those held fixed, the MoE grouped-GEMM shares of the dense GEMM "
+                   f"fraction of peak FLOP/s and of the memory-bandwidth fraction, shared by all generations, fitted "
+                   f"on the MoE performance rows (prior sigma {GROUPED_PRIOR_SIGMA} each, each at most 1); "
                    f"bounds {list(SCALE_BOUNDS)} (overhead "
                    f"{list(OVERHEAD_BOUNDS)}); the {list(ENERGY_STACKS)} factors (a second one for MoE models: "
                    f"{list(ENERGY_STACK_MOE)}) are fitted afterwards on the ML.ENERGY "
@@ -462,7 +486,8 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
         "stacks": stack_doc,
         "held_out": {"metrics": list(HELD_OUT_METRICS), "rows": list(held_out["id"]),
                      "median_abs_error": round(float(np.nanmedian(np.abs(held_errors))), 4) if len(held_out) else None},
-        "moe": {"grouped_gemm_scale": round(grouped, 4), "fitted_on": "MoE performance rows, generation scales fixed",
+        "moe": {"grouped_gemm_scale": round(grouped[0], 4), "grouped_gemm_memory_scale": round(grouped[1], 4),
+                "fitted_on": "MoE performance rows, generation scales fixed",
                 "rows": list(moe_table["id"]),
                 "in_sample_median_abs_error": round(float(np.nanmedian(np.abs(moe_in))), 4) if len(moe_table) else None,
                 "loo_median_abs_error": round(float(np.nanmedian(np.abs(moe_loo))), 4) if len(moe_table) else None,

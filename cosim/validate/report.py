@@ -106,16 +106,18 @@ def write_report(report: ValidationReport, out_dir: Path, *, cv: pd.DataFrame | 
         lines.append("")
         moe = calibration.get("moe") or {}
         if moe:
-            lines += [f"MoE grouped GEMMs reach {moe['grouped_gemm_scale']:.3f} x the dense GEMM fraction "
-                      f"(fitted on {len(moe['rows'])} MoE rows with the generation scales fixed, shared by all "
-                      "generations).", ""]
+            lines += [f"MoE grouped GEMMs reach {moe['grouped_gemm_scale']:.3f} x the dense GEMM fraction of peak "
+                      f"FLOP/s and stream their weights at {moe.get('grouped_gemm_memory_scale', 1.0):.3f} x the "
+                      f"memory-bandwidth fraction (fitted on {len(moe['rows'])} MoE rows with the generation scales "
+                      "fixed, shared by all generations).", ""]
             by_model = moe.get("leave_one_model_out") or {}
             if by_model:
-                lines += ["Leave one model out: the share refitted without a model's rows, and that model's median "
-                          "error at it.", "", "| model left out | rows | share without it | its median abs. error |",
-                          "|---|---|---|---|"]
-                lines += [f"| {w} | {v['rows']} | {v['share_without']:.3f} | {100 * v['median_abs_error']:.1f}% |"
-                          for w, v in by_model.items()]
+                lines += ["Leave one model out: the shares refitted without a model's rows, and that model's median "
+                          "error at them.", "",
+                          "| model left out | rows | compute share without it | memory share without it | "
+                          "its median abs. error |", "|---|---|---|---|---|"]
+                lines += [f"| {w} | {v['rows']} | {v['share_without']:.3f} | {v.get('memory_share_without', 1.0):.3f} | "
+                          f"{100 * v['median_abs_error']:.1f}% |" for w, v in by_model.items()]
                 lines.append("")
         stacks = calibration.get("stacks") or {}
         if stacks:
