@@ -56,9 +56,9 @@ class EngineParams:
     # MoE grouped GEMMs (routing, token permutation, per-expert tile scheduling) reach this share of the
     # dense GEMM fraction; 1 in first principles, fitted across generations by cosim validate --calibrate
     grouped_gemm_scale: float = 1.0
-    # share of the memory-bandwidth fraction that MoE grouped GEMMs stream their expert weights at (many small
-    # per-expert GEMMs, unevenly loaded, against one large dense one); 1 in first principles, fitted with
-    # grouped_gemm_scale on the MoE rows
+    # share of the memory-bandwidth fraction at which MoE grouped GEMMs move their main-memory bytes (mostly
+    # expert weights: many small per-expert GEMMs, unevenly loaded, against one large dense one); 1 in first
+    # principles, fitted with grouped_gemm_scale on the MoE rows
     grouped_gemm_memory_scale: float = 1.0
     # (len(PRECISIONS),) share of the GEMM fraction kept by a compute-bound GEMM that widens its weights in
     # the kernel (stored narrower than it multiplies in: W4A16, W8A16), by compute precision; None: 1
