@@ -248,7 +248,7 @@ def test_joint_fit_jacobian_moves_only_each_parameters_rows():
     table["stack"] = [query_for(i).stack for i in table["id"]]
     model = JointModel(table)
     assert model.gens == ["nvidia-hopper"] and model.stacks == ["trtllm-bench"]
-    assert model.n_theta == len(PARAMS) + 1  # 5 Hopper scales, one stack factor (the MoE share is stage two's)
+    assert model.n_theta == len(PARAMS) + 1  # 5 Hopper scales, one stack factor (the MoE shares are stage two's)
     theta = np.zeros(model.n_theta)
     # at first principles (every scale 1) an H100 running FP8 GEMMs flat out draws more than its TDP, and a
     # power-capped run's time is set by its energy, not by kernel efficiency: take the Jacobian at fitted-like
@@ -435,9 +435,9 @@ def test_moe_shares_fit_recovers_known_shares_and_scores_each_row_without_it(mon
     assert loo[m] == pytest.approx(memory_at_1[m] / truth[m] - 1.0, rel=0.02)
 
 
-def test_moe_rows_fit_only_the_moe_share():
+def test_moe_rows_fit_only_the_moe_shares():
     """MoE rows never set a generation's scales: the stored calibration fits the chips on dense rows and lists
-    every MoE performance row (the TensorRT-LLM MoE table cells among them) under the one MoE parameter, each
+    every MoE performance row (the TensorRT-LLM MoE table cells among them) under the MoE shares, each
     with a leave-one-out error to be scored by."""
     from cosim.engines.calibration import CALIBRATION_PATH
     from cosim.validate.runner import base_table

@@ -217,7 +217,8 @@ def quant_kernel(tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arrays, 
 def _matrix_rate(i, j, kind, prec, flops, peak, tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arrays,
                  opf, opi, prm, cfrac):
     """(FLOP/s of a GEMM/attention op's useful work before tile and wave quantisation, the quantisation
-    efficiency): peak x achievable fraction (x the MoE share for grouped GEMMs) x the size-curve multiplier."""
+    efficiency): peak x achievable fraction (x the MoE compute share for grouped GEMMs) x the size-curve
+    multiplier."""
     q = opf[F_QEFF, j]
     size = opf[F_SIZE, j]
     if q < 0.0:

@@ -45,7 +45,7 @@ FIT_RELIABILITY = ("high", "medium")
 HELD_OUT_METRICS = ("server_throughput",)
 #: MoE rows (workload class "moe") stay out of stage one: fitted there, their misses bent the shared scales
 #: (Blackwell's memory fraction and host overhead, the stack factor) and moved the dense cells, the Server rows
-#: and the ML.ENERGY rows (cosim/validate/notes.md). They fit stage two's one MoE parameter instead.
+#: and the ML.ENERGY rows (cosim/validate/notes.md). They fit stage two's MoE shares (compute, memory) instead.
 MOE_CLASS = "moe"
 
 
@@ -193,6 +193,15 @@ class JointModel:
         return jac
 
 
+def refit_without(jac: np.ndarray, res: np.ndarray, prior: np.ndarray, theta: np.ndarray, i: int,
+                  lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Parameters refitted without row i: one Gauss-Newton step from the full fit `theta` (row residuals `res`,
+    their Jacobian `jac`, prior precision `prior` centred at 0), clipped to the bounds."""
+    keep = np.arange(len(res)) != i
+    g = jac[keep].T @ res[keep] + prior @ theta
+    return np.clip(theta - np.linalg.solve(jac[keep].T @ jac[keep] + prior, g), lo, hi)
+
+
 def fit_joint(table: pd.DataFrame, verbose: bool = True) -> tuple[JointModel, np.ndarray, np.ndarray, np.ndarray]:
     """(model, theta, in-sample signed errors, leave-one-out signed errors) of the joint fit."""
     from scipy.optimize import least_squares
@@ -209,11 +218,7 @@ def fit_joint(table: pd.DataFrame, verbose: bool = True) -> tuple[JointModel, np
     prior = np.diag(1.0 / model.sigma**2)
     loo = np.empty(n)
     for i in range(n):
-        keep = np.arange(n) != i
-        J = jac[:n][keep]
-        g = J.T @ r_full[:n][keep] + prior @ theta
-        H = J.T @ J + prior
-        theta_i = np.clip(theta - np.linalg.solve(H, g), model.lo, model.hi)
+        theta_i = refit_without(jac[:n], r_full[:n], prior, theta, i, model.lo, model.hi)
         pred_i = model.predict(theta_i, np.array([i]))[0]
         loo[i] = pred_i / table["measured"].iloc[i] - 1.0 if np.isfinite(pred_i) else np.nan
     if verbose:
@@ -271,9 +276,7 @@ def fit_moe_share(table: pd.DataFrame, thetas: dict[str, np.ndarray], stacks: di
     d = jacobian(x, r)
     loo = np.empty(len(table))
     for i in range(len(table)):
-        keep = np.arange(len(table)) != i
-        g = d[keep].T @ r[keep] + prior @ x
-        xi = np.clip(x - np.linalg.solve(d[keep].T @ d[keep] + prior, g), lo, hi)
+        xi = refit_without(d, r, prior, x, i, lo, hi)
         changed = np.max(np.abs(xi - x)) > 1e-9
         loo[i] = np.exp(log_err(xi, table.iloc[[i]], measured[[i]])[0] if changed else r[i]) - 1.0
     in_sample = np.exp(r) - 1.0
@@ -286,8 +289,8 @@ def fit_moe_share(table: pd.DataFrame, thetas: dict[str, np.ndarray], stacks: di
 
 
 def moe_leave_one_model_out(table: pd.DataFrame, thetas: dict[str, np.ndarray], stacks: dict[str, float]) -> dict:
-    """{workload: share refitted without that model's rows, its rows, their median |error| at that share}: how
-    the MoE share carries to a model it never saw (a stricter test than leaving out one row)."""
+    """{workload: the shares refitted without that model's rows, its rows, their median |error| at those shares}:
+    how the MoE shares carry to a model they never saw (a stricter test than leaving out one row)."""
     out = {}
     for workload in sorted(table["workload"].unique()):
         own = (table["workload"] == workload).to_numpy()
@@ -385,8 +388,8 @@ def fit_energy_stack(thetas: dict[str, np.ndarray], stacks: dict[str, float], gr
 
 
 def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
-    """Fit every generation with rows and the serving-stack factors on the dense rows, then the MoE share on the
-    MoE rows; write cosim/data/calibration.yaml; return it and the table of in-sample and leave-one-out errors."""
+    """Fit every generation with rows and the serving-stack factors on the dense rows, then the MoE shares on
+    the MoE rows; write cosim/data/calibration.yaml; return it and the table of in-sample and leave-one-out errors."""
     from cosim.validate.runner import base_table, query_for
 
     table = base_table()
@@ -407,7 +410,7 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     grouped, moe_in, moe_loo = fit_moe_share(moe_table, thetas, stacks, verbose)
     by_model = moe_leave_one_model_out(moe_table, thetas, stacks)
     if verbose:
-        print("calibrate MoE share without each model: " + ", ".join(
+        print("calibrate MoE shares (compute/memory) without each model: " + ", ".join(
             f"{w} {v['share_without']:.3f}/{v['memory_share_without']:.3f} ({100 * v['median_abs_error']:.1f}% on its "
             f"{v['rows']} rows)"
             for w, v in by_model.items()), file=sys.stderr)
