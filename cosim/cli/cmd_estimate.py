@@ -24,6 +24,7 @@ from cosim.cli.common import (
     SpOpt,
     StepsOpt,
     TpOpt,
+    VppOpt,
     WidthOpt,
     WorkloadOpt,
     ZeroOpt,
@@ -65,6 +66,7 @@ def register(app: typer.Typer) -> None:
         sp: SpOpt = 1,
         zero: ZeroOpt = 0,
         microbatch: MicrobatchOpt = None,
+        vpp: VppOpt = 1,
         recompute: RecomputeOpt = "auto",
         mode: str = typer.Option("analytical", "--mode", help="analytical | cycle"),
         mapping: str = typer.Option("manual", "--mapping", help="manual (the flags above) | auto (pick tp, pp, "
@@ -86,7 +88,8 @@ def register(app: typer.Typer) -> None:
 
         Train: --batch sequences per optimizer step; each DP replica runs batch / dp of them.
 
-        Train: a DP replica's sequences run in micro-batches of --microbatch; 1F1B bubble (m + pp - 1) / m.
+        Train: a DP replica's sequences run in micro-batches of --microbatch; pipeline bubble
+        (m + (pp - 1) / vpp) / m (--vpp 1: 1F1B; > 1: the interleaved schedule).
 
         --chips beyond tp x pp x sp x dp adds copies of the whole mapping, which multiply the throughput.
         """
@@ -104,7 +107,7 @@ def register(app: typer.Typer) -> None:
         scenario = build_scenario(phase=phase, batch=b or dp, input_len=input_len, output_len=output_len,
                                   output_len_cv=output_len_cv, chunked_prefill=chunked_prefill, frames=frames,
                                   height=height, width=width, steps=steps, precision=precision, tp=tp, pp=pp,
-                                  ep=ep, dp=dp, sp=sp, zero=zero, microbatch=microbatch,
+                                  ep=ep, dp=dp, sp=sp, zero=zero, microbatch=microbatch, vpp=vpp,
                                   recompute="selective" if recompute == "auto" else recompute,
                                   kv_precision=kv_precision, activation_precision=activation_precision,
                                   dense_precision=dense_precision, dp_prompt_balance=dp_balance)

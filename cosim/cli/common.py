@@ -35,6 +35,9 @@ ZeroOpt = Annotated[int, typer.Option(
 MicrobatchOpt = Annotated[int | None, typer.Option(
     "--microbatch", help="train: sequences per micro-batch of one DP replica (default: 1 with --pp > 1, "
                          "else the whole local batch --batch / --dp)")]
+VppOpt = Annotated[int, typer.Option(
+    "--vpp", help="train: model chunks per pipeline stage (interleaved 1F1B; 1 = plain 1F1B): the bubble "
+                  "shrinks to (pp - 1) / vpp micro-batch times and each chip sends its activations vpp times")]
 RecomputeOpt = Annotated[str, typer.Option(
     "--recompute", help="train: activation recompute none | selective | full | auto (auto: selective when "
                         "it fits in memory, else full)")]
@@ -73,7 +76,7 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
                    frames: int | None = None, height: int | None = None, width: int | None = None,
                    steps: int | None = None, precision: str = "bf16", tp: int = 1, pp: int = 1,
                    ep: int = 1, dp: int = 1, sp: int = 1, zero: int = 0, microbatch: int | None = None,
-                   recompute: str = "selective", output_len_cv: float = 0.0, chunked_prefill: bool = False,
+                   vpp: int = 1, recompute: str = "selective", output_len_cv: float = 0.0, chunked_prefill: bool = False,
                    kv_precision: str | None = None, eager_prompt_steps: bool = False,
                    dp_prompt_balance: bool = False, activation_precision: str | None = None,
                    dense_precision: str | None = None):
@@ -89,7 +92,7 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
         raise CosimInputError(f"--phase must be one of {', '.join(PHASES)}, got '{phase}'")
     if precision not in PRECISION_CHOICES:
         raise CosimInputError(f"--precision must be one of {', '.join(PRECISION_CHOICES)}, got '{precision}'")
-    for flag, value in (("--tp", tp), ("--pp", pp), ("--ep", ep), ("--dp", dp), ("--sp", sp),
+    for flag, value in (("--tp", tp), ("--pp", pp), ("--ep", ep), ("--dp", dp), ("--sp", sp), ("--vpp", vpp),
                         ("--input-len", input_len), ("--output-len", output_len)):
         if value is None or value <= 0:
             raise CosimInputError(f"{flag} must be a positive integer, got {value}")
@@ -115,7 +118,8 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
             weight_precision=precision, activation_precision=activation_precision or precision,
             dense_precision=dense_precision,
             kv_precision=kv, recompute=recompute,
-            parallelism=Parallelism(tp=tp, pp=pp, ep=ep, dp=dp, sp=sp, zero=zero, microbatch=microbatch),
+            parallelism=Parallelism(tp=tp, pp=pp, ep=ep, dp=dp, sp=sp, zero=zero, microbatch=microbatch,
+                                    vpp=vpp),
         )
     except ValidationError as err:
         first = err.errors()[0]

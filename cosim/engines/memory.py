@@ -20,7 +20,8 @@ Everything is per chip of one model replica, in bytes:
   sequences: s b h (34 + 5 a s / h) / t bytes without recompute, 34 s b h / t with selective recompute
   (sequence parallelism on), 2 s b h with full recompute (plus one layer's selective working set while
   it is recomputed). Micro-batching (`microbatching`): with pp > 1 the first stage holds min(pp, m)
-  micro-batches in flight under 1F1B (Sec. 4.2.3), with pp = 1 one micro-batch (gradient accumulation).
+  micro-batches in flight under 1F1B (Sec. 4.2.3), pp + (pp - 1) / vpp under the interleaved schedule
+  (`pipeline_in_flight`), with pp = 1 one micro-batch (gradient accumulation).
 The runtime reserve (`memory_reserve_fraction`, vLLM's 0.9 utilisation default) is applied against
 capacity by the kernel; `usable_bytes` applies it here for `--batch max`.
 """
@@ -140,6 +141,28 @@ def microbatching(scenario: Scenario) -> tuple[float, float, int]:
     return local, mb, int(math.ceil(local / mb))
 
 
+def pipeline_in_flight(pp: int, vpp: int, n_micro: int) -> float:
+    """Micro-batches whose activations the first pipeline chip holds at once, in units of one micro-batch
+    through all its layers: one without a pipeline; min(pp, m) under 1F1B (Narayanan et al., SC 2021,
+    Sec. 2.2.1); interleaved, pp + (pp - 1) / vpp capped at m: its first chip warms up with 2 (pp - 1) +
+    (vpp - 1) pp chunk passes before its first backward (Megatron-LM's interleaved schedule), each chunk
+    1 / vpp of its layers."""
+    if pp == 1:
+        return 1.0
+    if vpp == 1:
+        return float(min(pp, n_micro))
+    return float(min(pp + (pp - 1) / vpp, n_micro))
+
+
+def pipeline_bubble(pp: int, vpp: int, n_micro: int) -> float:
+    """Step time of a pipelined training step over the bubble-free time: (m + (pp - 1) / vpp) / m for m
+    micro-batches (1F1B when vpp = 1; the interleaved schedule divides the bubble by vpp, Narayanan et al.,
+    SC 2021, Sec. 2.2.2)."""
+    if pp == 1:
+        return 1.0
+    return (n_micro + (pp - 1) / vpp) / n_micro
+
+
 def training_state(workload: DecoderLM, scenario: Scenario) -> tuple[float, float]:
     """(weight bytes incl. the ZeRO-3 gather buffer, gradient + optimizer-state bytes) per chip."""
     d = _defaults()
@@ -192,7 +215,7 @@ def footprint(workload: DecoderLM | VideoDiT, scenario: Scenario, batch: int | N
             per_tok = (coef["none_coefficient"] * h + coef["attention_coefficient"] * a * s) / m.tp
         layers = workload.num_layers / m.pp
         _, micro, n_micro = microbatching(sc)
-        in_flight = 1.0 if m.pp == 1 else float(min(m.pp, n_micro))
+        in_flight = pipeline_in_flight(m.pp, scenario.parallelism.vpp, n_micro)
         act = per_tok * s * micro * layers * in_flight
         if scenario.recompute == "full":  # the layer being recomputed holds its full working set again
             act += selective * s * micro

@@ -24,7 +24,8 @@ Every function works on N design points at once (arrays in, arrays out). Convent
   (forward + backward) or x 4 (full recompute); in-step collectives x 2 (x 3); optimizer step =
   `optimizer_step_bytes_per_param` x params per chip of memory traffic (/ dp under ZeRO >= 1: each rank
   updates its shard); the DP gradient collectives overlap the backward by `dp_overlap_fraction`; 1F1B
-  pipeline bubble (m + pp - 1) / m over the whole step for m micro-batches; MFU = 3 x forward FLOPs /
+  pipeline bubble (m + (pp - 1) / vpp) / m over the whole step for m micro-batches (vpp = 1: 1F1B;
+  vpp > 1: the interleaved schedule, `memory.pipeline_bubble`); MFU = 3 x forward FLOPs /
   (step x peak). ZeRO 0-2 keep the gradient all-reduce (ZeRO-1/2 run it as reduce-scatter + all-gather
   of the same volume, Rajbhandari et al. Sec. 7); ZeRO-3 replaces it by a reduce-scatter of the gradients
   plus all-gathers of the weights before forward and backward (and again for full recompute): 1.5x the
@@ -40,7 +41,7 @@ import numpy as np
 from cosim.engines import analytical as A
 from cosim.engines.eager import eager_extra_s
 from cosim.engines.efficiency import EngineParams, load_engine_defaults
-from cosim.engines.memory import footprint, microbatching, params_per_chip
+from cosim.engines.memory import footprint, microbatching, params_per_chip, pipeline_bubble
 from cosim.specs.hardware import PRECISIONS
 from cosim.specs.scenario import Scenario
 
@@ -251,9 +252,7 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
         table = zero3_table(build.train_graph(workload, scenario), scenario, gathers=comm_mult)
         r = run("train", table, fwd_mult=fwd_mult, comm_mult=comm_mult, extra=extra)
         _, _, n_micro = microbatching(scenario)
-        micro = float(n_micro) if pp > 1 else 1.0
-        bubble = (micro + pp - 1.0) / micro
-        step = r["step_time_s"] * bubble
+        step = r["step_time_s"] * pipeline_bubble(pp, scenario.parallelism.vpp, n_micro)
         tokens = scenario.batch * scenario.input_len
         model_flops = r["flops"] / fwd_mult * 3.0
         return _finish(hw, scenario, r, latency=step, step_time=step, flops=r["flops"],

@@ -8,7 +8,8 @@
   data-parallel gradient all-reduce as a COMM row in stage OPTIMIZER carrying the gradient bytes per
   chip (every weight resident on the chip, reduced in bf16, or in the weight precision when wider;
   comm_group = dp, so dp = 1 means no traffic). Backward, recompute and the optimizer step are the
-  engine's multiples of these rows; no other backward op is emitted.
+  engine's multiples of these rows; no other backward op is emitted. An interleaved pipeline
+  (`parallelism.vpp` > 1) adds `pp_send_chunks`: vpp - 1 more activation sends per chip.
 - `video_graph`: text encoder (once, x2 batch under CFG), DiT (one row per op with repeat x steps),
   VAE decode (once).
 - `build_graph`: dispatch on `scenario.phase`. `generate` returns the prefill table followed by ONE
@@ -77,6 +78,12 @@ def _decoder_stages(workload, scenario: Scenario, phase: str, context: int = 0) 
     stages = []
     for start, end in stage_layer_ranges(model.num_layers, m.pp):
         rows = stage_rows(model, dt, m, tk, start, end, scenario.routing_imbalance)
+        if phase == "train" and scenario.parallelism.vpp > 1:
+            # interleaved 1F1B: a micro-batch leaves each chip once per chunk, the last chip's chunks
+            # included (all but its final one go back to the first chip): vpp - 1 sends beyond the plain one
+            stream = dt.outside_experts  # the activation stream, as the plain send (cosim.graph.decoder)
+            rows.append(comm("pp_send_chunks", Stage.DECODER, stream, CommKind.P2P,
+                             tk.tokens * model.hidden_size * stream.a, 2, repeat=scenario.parallelism.vpp - 1))
         if phase == "train":
             grad_bytes = max(GRADIENT_MIN_BYTES, dt.w) / dt.w * resident_weight_bytes(model, dt, m, start, end)
             rows.append(comm("dp_grad_allreduce", Stage.OPTIMIZER, dt, CommKind.ALL_REDUCE, grad_bytes, m.dp))

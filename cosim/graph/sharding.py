@@ -13,6 +13,8 @@ Rules (an impossible mapping raises `CosimInputError` naming the `parallelism.*`
   further split over `tp / ep` chips; when `ep > tp` (and `ep % tp == 0`) an EP group spans `ep / tp`
   data-parallel replicas whose tokens meet at the experts. `ep > num_experts`, `num_experts % ep`,
   and `ep > 1` on a model without experts are errors.
+- VPP (training only) interleaves the pipeline: each of the `pp` chips holds `vpp` chunks of layers, so
+  the model is cut into pp x vpp chunks of at least one layer each; `vpp > 1` needs `pp > 1`.
 - DP splits the batch: `batch % dp` must be 0 (video: the batch after CFG doubling).
 - SP/CP splits the sequence (prefill, train, video tokens; a remainder is padded, so tokens per chip
   are `ceil(tokens / sp)`). Ulysses re-shards by heads for attention, so `num_heads % (tp * sp)` must
@@ -75,6 +77,19 @@ def stage_layer_ranges(num_layers: int, pp: int) -> list[tuple[int, int]]:
     return ranges
 
 
+def check_interleaving(num_layers: int, scenario: Scenario) -> None:
+    """An interleaved pipeline (vpp > 1) is a training schedule over pp > 1 stages of >= 1 layer per chunk."""
+    par = scenario.parallelism
+    if par.vpp == 1:
+        return
+    if scenario.phase != "train":
+        raise _err("vpp", f"vpp={par.vpp} interleaves a training pipeline; phase '{scenario.phase}' takes vpp=1")
+    if par.pp == 1:
+        raise _err("vpp", f"vpp={par.vpp} needs pipeline stages to interleave (pp > 1), got pp=1")
+    if par.pp * par.vpp > num_layers:
+        raise _err("vpp", f"pp={par.pp} x vpp={par.vpp} chunks exceed the number of layers ({num_layers})")
+
+
 def resolve(workload: DecoderLM | VideoDiT, scenario: Scenario) -> Mapping:
     """Validate the scenario's parallelism for this workload and derive the per-chip mapping."""
     par = scenario.parallelism
@@ -87,6 +102,7 @@ def resolve(workload: DecoderLM | VideoDiT, scenario: Scenario) -> Mapping:
             raise _err("ep", f"ep={ep} exceeds the number of experts (0): video DiTs have no experts")
         return Mapping(tp, pp, ep, dp, sp, par.sp_kind, tp, 1)
 
+    check_interleaving(workload.num_layers, scenario)
     att = workload.attention
     seq_split = scenario.phase in ("prefill", "train", "generate")
     kv_heads = att.num_heads if att.kind == "mla" else att.num_kv_heads

@@ -39,6 +39,11 @@ class Parallelism(BaseModel):
                     "gradients and weights replicated on every DP rank; 1 = optimizer states sharded over DP; "
                     "2 = + gradients sharded; 3 (= FSDP full sharding) = + weights sharded, all-gathered per layer "
                     "in forward and backward")
+    vpp: int = Field(
+        default=1, gt=0,
+        description="training: model chunks per pipeline stage, the interleaved 1F1B schedule (Narayanan et "
+                    "al., SC 2021, Sec. 2.2.2): each chip holds vpp non-contiguous chunks of its layers, the "
+                    "bubble shrinks to (pp - 1) / vpp micro-batch times, P2P sends grow vpp-fold; 1 = plain 1F1B")
     microbatch: int | None = Field(
         default=None, gt=0,
         description="sequences per micro-batch of one DP replica (training): the local batch (batch / dp) runs "

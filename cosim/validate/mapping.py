@@ -58,6 +58,7 @@ class Query(BaseModel):
     sp: int = Field(default=1, gt=0)
     zero: int = Field(default=0, ge=0, le=3)
     microbatch: int | None = Field(default=None, gt=0)
+    vpp: int = Field(default=1, gt=0, description="training: model chunks per pipeline stage (interleaved 1F1B)")
     input_len: int | None = Field(default=None, gt=0)
     output_len: int | None = Field(default=None, gt=0)
     profile: str | None = None
