@@ -28,8 +28,9 @@ def test_reference_rows_carry_sources_and_positive_values():
     shared = [r for r in rows if r.origin == "shared"]
     added = [r for r in rows if r.origin == "added"]
     assert len(shared) == 111  # the shared research data, copied whole
-    # the other dense cells of the TensorRT-LLM v1.0 tables, Qwen3-30B-A3B's 20, 62 + 44 (gpt-oss) later cells
-    assert len(added) == 210
+    # the other dense cells of the TensorRT-LLM v1.0 tables, Qwen3-30B-A3B's 20, 62 + 44 (gpt-oss) later cells,
+    # the DeepSeek-R1 blog runs and NVIDIA's GB200 Llama 3.1 405B pretraining example
+    assert len(added) == 211
     for r in rows:
         assert r.value > 0 and (r.source.get("url") or r.source.get("locator") or r.source.get("title"))
     by_id = {r.id: r for r in rows}
@@ -182,11 +183,11 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
     assert len(predicted) >= 50
     for r in predicted:
         assert r["error"] == pytest.approx(r["predicted"] / r["measured"] - 1, rel=1e-9)
-    # every row says where it came from; the developer-added table cells are all predicted
+    # every row says where it came from; the developer-added rows (table cells, blog runs, a training example) are all predicted
     assert {r["origin"] for r in data["rows"]} == {"shared", "added"}
-    assert sum(r["origin"] == "added" for r in predicted) == 210
+    assert sum(r["origin"] == "added" for r in predicted) == 211
     origin_groups = {s["group"]: s["count"] for s in data["summary"] if s["group_by"] == "origin"}
-    assert origin_groups["added"] == 210 and origin_groups["shared"] == len(predicted) - 210
+    assert origin_groups["added"] == 211 and origin_groups["shared"] == len(predicted) - 211
     ratios = data["hardware_ratios"]
     assert len(ratios) >= 10  # the TensorRT-LLM tables alone pair B200, H200 and H100 on four queries
     for r in ratios:
