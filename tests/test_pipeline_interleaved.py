@@ -90,13 +90,15 @@ def test_interleaving_holds_more_activations():
 
 
 @pytest.mark.parametrize(("args", "needle"), [
-    (["--phase", "train", "--vpp", "2"], "needs pipeline stages"),
-    (["--phase", "decode", "--pp", "2", "--vpp", "2"], "interleaves a training pipeline"),
-    (["--phase", "train", "--pp", "16", "--vpp", "4", "--batch", "16"], "exceed the number of layers (32)"),
-    (["--phase", "train", "--pp", "2", "--vpp", "0"], "--vpp must be a positive integer"),
+    (["--workload", "llama-3.1-8b", "--phase", "train", "--vpp", "2"], "needs pipeline stages"),
+    (["--workload", "llama-3.1-8b", "--phase", "decode", "--pp", "2", "--vpp", "2"], "interleaves a training pipeline"),
+    (["--workload", "wan2.1-t2v-14b", "--phase", "video", "--pp", "2", "--vpp", "2"], "interleaves a training"),
+    (["--workload", "llama-3.1-8b", "--phase", "train", "--pp", "16", "--vpp", "4", "--batch", "16"],
+     "exceed the number of layers (32)"),
+    (["--workload", "llama-3.1-8b", "--phase", "train", "--pp", "2", "--vpp", "0"], "--vpp must be a positive integer"),
 ])
 def test_bad_interleaving_is_one_readable_line(args, needle, capsys):
-    assert main(["estimate", "--hardware", "h100-sxm", "--workload", "llama-3.1-8b", *args]) == 2
+    assert main(["estimate", "--hardware", "h100-sxm", *args]) == 2
     out = capsys.readouterr()
     text = out.err + out.out
     assert needle in text and "Traceback" not in text

@@ -94,6 +94,7 @@ def resolve(workload: DecoderLM | VideoDiT, scenario: Scenario) -> Mapping:
     """Validate the scenario's parallelism for this workload and derive the per-chip mapping."""
     par = scenario.parallelism
     tp, pp, ep, dp, sp = par.tp, par.pp, par.ep, par.dp, par.sp
+    check_interleaving(workload.dit.num_layers if isinstance(workload, VideoDiT) else workload.num_layers, scenario)
     if isinstance(workload, VideoDiT):
         dit = workload.dit
         check_heads(dit.num_heads, dit.num_heads, tp, sp, par.sp_kind, sequence_split=True, what="dit")
@@ -102,7 +103,6 @@ def resolve(workload: DecoderLM | VideoDiT, scenario: Scenario) -> Mapping:
             raise _err("ep", f"ep={ep} exceeds the number of experts (0): video DiTs have no experts")
         return Mapping(tp, pp, ep, dp, sp, par.sp_kind, tp, 1)
 
-    check_interleaving(workload.num_layers, scenario)
     att = workload.attention
     seq_split = scenario.phase in ("prefill", "train", "generate")
     kv_heads = att.num_heads if att.kind == "mla" else att.num_kv_heads
