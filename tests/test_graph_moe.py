@@ -78,6 +78,12 @@ def test_ep_conserves_expert_flops(tp, ep, dp, phase):
     with_ep = build_graph(model, scen(phase, batch=4 * dp, input_len=128, tp=tp, dp=dp, ep=ep))
     assert named(with_ep, "moe.experts") == pytest.approx(named(base, "moe.experts"), rel=1e-12)
     comm = with_ep.select(np.array([n.startswith("moe.ep_") for n in with_ep.name]))
+    if ep <= tp:
+        # every chip of the TP group holds the replica's tokens: no exchange, the TP all-reduce sums the experts
+        assert len(comm) == 0
+        allreduce = with_ep.select(np.array([n == "mlp.tp_allreduce" for n in with_ep.name]))
+        assert len(allreduce) == 1 and allreduce.comm_group[0] == tp
+        return
     assert len(comm) == 2 and (comm.comm_group == ep).all()
     # dispatch: tokens this chip sends x k x hidden x bytes x (ep - 1) / ep
     tokens = 4 * (128 if phase == "prefill" else 1) / tp

@@ -15,10 +15,13 @@ Routing imbalance (`scenario.routing_imbalance`, max/mean load) scales the work 
 experts when experts are spread over chips (ep > 1): the table describes the slowest EP rank. With
 ep = 1 every chip holds every expert (TP-sharded), so imbalance does not change its total work.
 
-EP dispatch and combine are all-to-alls of each chip's share of tokens (T / tp: TP ranks split the
-replicated tokens) x k x hidden x (ep - 1) / ep elements, the part that leaves the chip; dispatch moves
-them at the GEMM input's width (at least FP8: DeepEP dispatches FP8 for FP8/FP4 models), combine at the
-activation stream's (BF16).
+EP dispatch and combine are all-to-alls, needed only where the tokens of several data-parallel replicas
+meet at the experts (ep > tp): each chip's share of tokens (T / tp: TP ranks split the replicated tokens)
+x k x hidden x (ep - 1) / ep elements, the part that leaves the chip; dispatch moves them at the GEMM
+input's width (at least FP8: DeepEP dispatches FP8 for FP8/FP4 models), combine at the activation
+stream's (BF16). With ep <= tp every chip of the TP group already holds all of the replica's tokens: it
+runs its experts on the tokens routed to them and the layer's TP all-reduce sums the expert outputs, so
+there is no exchange (TensorRT-LLM's fused MoE without attention DP; vLLM's expert parallelism at dp = 1).
 The SwiGLU/GELU activation is fused into the gate/up GEMM's epilogue (a `fused` row with its FLOPs).
 The router's top-k selection is not counted (well under 0.01% of the FLOPs).
 
@@ -125,7 +128,8 @@ def moe_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tokens: float, imbalance:
     per_expert = assignments / touched
     width = moe.expert_intermediate_size / m.expert_tp
     up = (2 if mlp.gated else 1) * width
-    if m.ep > 1:
+    exchange = m.ep_token_pool > 1  # tokens of other replicas come in (ep > tp); else the TP all-reduce combines
+    if exchange:
         send = tokens / m.tp * k * h * (m.ep - 1) / m.ep  # elements that leave the chip
         rows.append(comm("moe.ep_dispatch", Stage.DECODER, dt, CommKind.ALL_TO_ALL, send * dt.dispatch, m.ep,
                          repeat=repeat))
@@ -140,6 +144,6 @@ def moe_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tokens: float, imbalance:
              kind=OpKind.GROUPED_GEMM, repeat=repeat),
         combine,
     ]
-    if m.ep > 1:
+    if exchange:
         rows.append(comm("moe.ep_combine", Stage.DECODER, dt, CommKind.ALL_TO_ALL, send * dt.a, m.ep, repeat=repeat))
     return rows
