@@ -29,8 +29,9 @@ def test_reference_rows_carry_sources_and_positive_values():
     added = [r for r in rows if r.origin == "added"]
     assert len(shared) == 111  # the shared research data, copied whole
     # the other dense cells of the TensorRT-LLM v1.0 tables, Qwen3-30B-A3B's 20, 62 + 44 (gpt-oss) later cells,
-    # the DeepSeek-R1 blog runs and NVIDIA's GB200 Llama 3.1 405B pretraining example
-    assert len(added) == 211
+    # the DeepSeek-R1 blog runs, NVIDIA's GB200 Llama 3.1 405B pretraining example and Megatron-Bridge's 28
+    # 25.11 pre-training rows
+    assert len(added) == 239
     for r in rows:
         assert r.value > 0 and (r.source.get("url") or r.source.get("locator") or r.source.get("title"))
     by_id = {r.id: r for r in rows}
@@ -38,6 +39,10 @@ def test_reference_rows_carry_sources_and_positive_values():
     cell = by_id["trtllm-perf-llama3.1-8b-h100-tp1-2048-128"]
     assert cell.value == 3450 and cell.workload["input_len"] == 2048 and cell.workload["output_len"] == 128
     assert "2048/128" in cell.source["locator"] and "H100 TP1" in cell.source["locator"]
+    # read off the 25.11 DGX-H100 table: Llama 3 8B, 8 GPUs, FP8-CS, 14,451 tokens/s per GPU at sequence 8192
+    train = by_id["mbridge-25.11-llama3-8b-h100x8-fp8-cs"]
+    assert train.value == 14451 and train.unit == "tokens/s/GPU" and train.workload["input_len"] == 8192
+    assert "DGX-H100" in train.source["locator"] and "LLAMA3_8B" in train.source["locator"]
     # read off the same document's Qwen3-30B-A3B table, row 1000/2000, column B200 TP1: 22,051 tokens/s
     moe = by_id["trtllm-perf-qwen3-30b-a3b-b200-tp1-1000-2000"]
     assert moe.value == 22051 and moe.reliability == "high" and "B200 TP1 (FP4)" in moe.source["locator"]
@@ -185,9 +190,10 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
         assert r["error"] == pytest.approx(r["predicted"] / r["measured"] - 1, rel=1e-9)
     # every row says where it came from; the developer-added rows (table cells, blog runs, a training example) are all predicted
     assert {r["origin"] for r in data["rows"]} == {"shared", "added"}
-    assert sum(r["origin"] == "added" for r in predicted) == 211
+    # (all but the one Megatron-Bridge row that trains DeepSeek-V3's MTP module, listed as unmapped)
+    assert sum(r["origin"] == "added" for r in predicted) == 238
     origin_groups = {s["group"]: s["count"] for s in data["summary"] if s["group_by"] == "origin"}
-    assert origin_groups["added"] == 211 and origin_groups["shared"] == len(predicted) - 211
+    assert origin_groups["added"] == 238 and origin_groups["shared"] == len(predicted) - 238
     ratios = data["hardware_ratios"]
     assert len(ratios) >= 10  # the TensorRT-LLM tables alone pair B200, H200 and H100 on four queries
     for r in ratios:

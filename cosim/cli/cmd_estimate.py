@@ -137,7 +137,7 @@ def register(app: typer.Typer) -> None:
         if with_uncertainty:
             from cosim.validate.uncertainty import bands_for
 
-            out["uncertainty"] = bands_for(out, hardware=hw.name, moe=moe)
+            out["uncertainty"] = bands_for(out, hardware=hw.name, moe=moe, phase=phase)
         if fmt == "json":
             print_json(out)
             return

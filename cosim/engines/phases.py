@@ -249,12 +249,16 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
         shards = scenario.parallelism.dp if scenario.parallelism.zero >= 1 else 1
         extra = params_per_chip(workload, scenario) * float(
             d["optimizer_step_bytes_per_param"][scenario.optimizer]["value"]) / shards
-        table = zero3_table(build.train_graph(workload, scenario), scenario, gathers=comm_mult)
+        from cosim.graph.training import training_table
+
+        forward = build.train_graph(workload, scenario)
+        # model FLOPs: the forward's x 3 (the attention backward's recompute and FP8 casts are not model work)
+        model_flops = 3.0 * forward.total("flops")
+        table = zero3_table(training_table(forward, int(fwd_mult) - 2), scenario, gathers=comm_mult)
         r = run("train", table, fwd_mult=fwd_mult, comm_mult=comm_mult, extra=extra)
         _, _, n_micro = microbatching(scenario)
         step = r["step_time_s"] * pipeline_bubble(pp, scenario.parallelism.vpp, n_micro)
         tokens = scenario.batch * scenario.input_len
-        model_flops = r["flops"] / fwd_mult * 3.0
         return _finish(hw, scenario, r, latency=step, step_time=step, flops=r["flops"],
                        hbm=r["bytes_main_memory"], tokens_per_step=tokens, throughput=tokens * replicas / step,
                        mfu_flops=model_flops)

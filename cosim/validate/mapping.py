@@ -24,7 +24,8 @@ MAPPING_PATH = Path(__file__).resolve().parent.parent / "data" / "reference" / "
 Stack = Literal["tuned", "trtllm-bench", "vllm"]
 
 Kind = Literal["offline_throughput", "server_throughput", "per_user_decode", "video_seconds",
-               "training_tflops_per_gpu", "training_mfu", "energy_per_token", "system_energy_per_token"]
+               "training_tflops_per_gpu", "training_mfu", "training_tokens_per_s_per_gpu", "energy_per_token",
+               "system_energy_per_token"]
 
 
 class Profile(BaseModel):

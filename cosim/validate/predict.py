@@ -249,7 +249,7 @@ def predict(q: Query, mapping: Mapping, params=None) -> tuple[float | None, str 
         if not res.feasible or not res.seconds_per_video:
             return None, res.reason or "no video time"
         return res.seconds_per_video, None
-    if q.kind in ("training_mfu", "training_tflops_per_gpu"):
+    if q.kind in ("training_mfu", "training_tflops_per_gpu", "training_tokens_per_s_per_gpu"):
         # as trainers are configured: selective recompute when it fits, else full recompute
         sc = _scenario(q, "train", q.batch or q.dp, q.input_len or 4096, 1)
         res = estimate(q.hardware, q.workload, sc, chips=q.chips, params=params)
@@ -260,6 +260,8 @@ def predict(q: Query, mapping: Mapping, params=None) -> tuple[float | None, str 
             return None, res.reason or "no MFU"
         if q.kind == "training_mfu":
             return 100.0 * res.mfu, None
+        if q.kind == "training_tokens_per_s_per_gpu":  # independent of how a trainer counts model FLOPs
+            return res.throughput_tokens_per_s / q.chips, None
         from cosim.specs.loader import load_hardware
 
         peak = load_hardware(q.hardware).peak_flops(q.precision) or 0.0

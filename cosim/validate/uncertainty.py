@@ -25,6 +25,11 @@ OUTPUT_METRIC = {
     "tpot_s": "per_user_decode",
     "mfu": "training_mfu",
 }
+#: a training run's outputs are judged by the training rows (tokens/s per GPU errs as the total does)
+TRAIN_OUTPUT_METRIC = {
+    "throughput_tokens_per_s": "training_tokens_per_s_per_gpu",
+    "mfu": "training_mfu",
+}
 MIN_ROWS = 3
 MIN_GENERATION_ROWS = 5
 
@@ -69,15 +74,16 @@ def _errors(metric: str, generation: str | None, moe: bool | None = None) -> tup
 
 
 def band(output: str, value: float | None, hardware: str | None = None,
-         moe: bool | None = None) -> dict[str, float | None] | None:
+         moe: bool | None = None, phase: str | None = None) -> dict[str, float | None] | None:
     """{'p10': ..., 'p90': ..., 'n': rows, 'group': ...} for an output value, or None without enough
     evidence; `hardware` (a catalog slug) and `moe` (the model's class) narrow the evidence to its
-    generation and class when those have enough rows."""
+    generation and class when those have enough rows; `phase` 'train' judges by the training rows."""
     from cosim.validate.fit import generation_of
 
-    if value is None or output not in OUTPUT_METRIC:
+    table = TRAIN_OUTPUT_METRIC if phase == "train" else OUTPUT_METRIC
+    if value is None or output not in table:
         return None
-    metric = OUTPUT_METRIC[output]
+    metric = table[output]
     generation = generation_of(hardware) if hardware else None
     if output == "tpot_s":  # per-user speed rows are 1/TPOT; fall back on throughput rows when few
         e, group = _errors(metric, generation, moe)
@@ -94,7 +100,9 @@ def band(output: str, value: float | None, hardware: str | None = None,
     return {"p10": float(min(lo, hi)), "p90": float(max(lo, hi)), "n": int(len(e)), "group": group}
 
 
-def bands_for(result: dict, hardware: str | None = None, moe: bool | None = None) -> dict[str, dict | None]:
+def bands_for(result: dict, hardware: str | None = None, moe: bool | None = None,
+              phase: str | None = None) -> dict[str, dict | None]:
     """Bands for every output of a result dict that has a metric group (of `hardware`'s generation and the
-    model's class when those have enough validated rows)."""
-    return {k: band(k, result.get(k), hardware, moe) for k in OUTPUT_METRIC if result.get(k) is not None}
+    model's class when those have enough validated rows; a training run's by the training rows)."""
+    table = TRAIN_OUTPUT_METRIC if phase == "train" else OUTPUT_METRIC
+    return {k: band(k, result.get(k), hardware, moe, phase) for k in table if result.get(k) is not None}

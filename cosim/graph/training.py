@@ -1,0 +1,85 @@
+"""What a training step costs beyond `forward passes + 2` times its forward ops.
+
+The engines time a training step as the forward table times `fwd_mult` (forward, backward at twice the
+forward, plus one more forward under full recompute). Three things real trainers do break that rule:
+
+* **FlashAttention's backward recomputes the scores.** The kernels keep no attention matrix, so the
+  backward runs five matrix products where the forward ran two: 2.5x the forward FLOPs, not 2x
+  (Dao, FlashAttention-2, 2023, Sec. 3.1.2; its benchmark script counts backward FLOPs as 2.5x forward).
+* **FP8 recipes keep attention and the output layer in BF16.** Transformer Engine's FP8 autocast covers
+  its Linear modules; dot-product attention stays BF16 unless `fp8_dpa` is set (default False), and
+  Megatron-Core's output layer is a plain tensor-parallel Linear outside the FP8 region.
+* **FP8 GEMMs need their inputs quantised twice.** Each FP8 Linear casts its BF16 input to FP8 in the
+  forward and its BF16 output gradient in the backward, each time also writing the transposed (Hopper) or
+  column-wise-scaled (Blackwell MXFP8) copy the other GEMM of the pair reads: 2 bytes read and 2 written
+  per element.
+
+Model FLOPs (MFU) stay the forward's x 3; the recompute shows up in time and hardware FLOPs only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cosim.graph.optable import PRECISION_CODE, OpKind, OpTable, Stage
+from cosim.specs.hardware import BYTES_PER_ELEMENT, PRECISIONS
+
+#: backward FLOPs of a FlashAttention kernel over its forward FLOPs (QK^T recomputed, then dV, dP, dQ, dK)
+FLASH_BACKWARD_FLOPS_RATIO = 2.5
+#: bytes moved per element quantised to FP8 for training: read BF16 (2), write FP8 and its transposed or
+#: column-wise copy (1 + 1)
+FP8_QUANTIZE_BYTES_PER_ELEMENT = 4.0
+#: the 16-bit format FP8 training keeps outside its Linear layers
+TRAINING_HIGH_PRECISION = "bf16"
+
+_GEMM_KINDS = (int(OpKind.GEMM), int(OpKind.GROUPED_GEMM))
+
+
+def _narrow(codes: np.ndarray) -> np.ndarray:
+    """Compute precisions narrower than 16 bits (the FP8/FP4 recipes)."""
+    return np.array([BYTES_PER_ELEMENT[PRECISIONS[c]] < 2.0 for c in codes], dtype=bool)
+
+
+def training_table(table: OpTable, forward_passes: int) -> OpTable:
+    """The forward table re-weighted so that `forward_passes + 2` times it is a training step.
+
+    `forward_passes` is 1, or 2 under full activation recompute. Attention rows gain the backward's extra
+    half forward; under an 8-bit-or-narrower compute precision attention and the LM head run BF16 and each
+    quantised GEMM gets a memory-bound `<name>.fp8_quantize` row for its input and output-gradient casts.
+    """
+    fwd_mult = forward_passes + 2.0
+    out = table.with_repeat(1.0)
+    attention = out.kind == int(OpKind.ATTENTION)
+    out.repeat = np.where(attention, out.repeat * (forward_passes + FLASH_BACKWARD_FLOPS_RATIO) / fwd_mult,
+                          out.repeat)
+    narrow = _narrow(out.precision)
+    if not np.any(narrow):
+        return out
+    bf16 = PRECISION_CODE[TRAINING_HIGH_PRECISION]
+    head_gemm = (out.stage == int(Stage.LM_HEAD)) & np.isin(out.kind, _GEMM_KINDS)
+    keep_high = narrow & (attention | head_gemm)
+    head = keep_high & ~attention
+    widen = np.array([BYTES_PER_ELEMENT[TRAINING_HIGH_PRECISION] / BYTES_PER_ELEMENT[PRECISIONS[c]]
+                      for c in out.weight_precision])
+    out.bytes_weight = np.where(head, out.bytes_weight * widen, out.bytes_weight)
+    out.precision = np.where(keep_high, bf16, out.precision)
+    out.weight_precision = np.where(head, bf16, out.weight_precision)
+    quantised = narrow & ~keep_high & np.isin(out.kind, _GEMM_KINDS)
+    if not np.any(quantised):
+        return out
+    return OpTable.concat([out, _quantize_rows(out.select(quantised), forward_passes)])
+
+
+def _quantize_rows(gemms: OpTable, forward_passes: int) -> OpTable:
+    """One memory-bound row per FP8 GEMM: its input cast in every forward pass and its output-gradient cast
+    in the backward, stored per forward (the engines multiply every row by forward_passes + 2)."""
+    fwd_mult = forward_passes + 2.0
+    inputs = gemms.m * gemms.k * gemms.groups
+    grads = gemms.m * gemms.n * gemms.groups
+    moved = FP8_QUANTIZE_BYTES_PER_ELEMENT * (forward_passes * inputs + grads) / fwd_mult
+    rows = [{"name": f"{name}.fp8_quantize", "kind": int(OpKind.ELEMENTWISE), "stage": int(stage),
+             "precision": PRECISION_CODE[TRAINING_HIGH_PRECISION], "m": float(i + g), "bytes_act_in": 0.5 * b,
+             "bytes_act_out": 0.5 * b, "repeat": float(r)}
+            for name, stage, i, g, b, r in zip(gemms.name, gemms.stage, inputs, grads, moved, gemms.repeat,
+                                               strict=True)]
+    return OpTable.from_rows(rows)
