@@ -102,3 +102,16 @@ def test_bad_interleaving_is_one_readable_line(args, needle, capsys):
     out = capsys.readouterr()
     text = out.err + out.out
     assert needle in text and "Traceback" not in text
+
+
+def test_the_embedding_and_the_loss_may_take_a_chunk_each():
+    """Megatron-LM can count the embedding and the loss as pipeline layers: NVIDIA's Llama 3.1 405B recipes
+    run PP16 x VP8 = 128 chunks over 126 layers; a 129th chunk has nothing to hold."""
+    from cosim.graph.sharding import check_interleaving
+
+    wl = load_workload("llama-3.1-405b")
+    ok = build_scenario(phase="train", batch=64, input_len=2048, tp=4, pp=16, dp=1, vpp=8, microbatch=1)
+    check_interleaving(wl.num_layers, ok)  # 128 = 126 + 2
+    too_many = build_scenario(phase="train", batch=64, input_len=2048, tp=1, pp=43, dp=1, vpp=3, microbatch=1)
+    with pytest.raises(Exception, match=r"exceed the number of layers \(126\) plus the embedding and the loss"):
+        check_interleaving(wl.num_layers, too_many)  # 129 chunks

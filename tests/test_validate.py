@@ -29,9 +29,9 @@ def test_reference_rows_carry_sources_and_positive_values():
     added = [r for r in rows if r.origin == "added"]
     assert len(shared) == 111  # the shared research data, copied whole
     # the other dense cells of the TensorRT-LLM v1.0 tables, Qwen3-30B-A3B's 20, 62 + 44 (gpt-oss) later cells,
-    # the DeepSeek-R1 blog runs, NVIDIA's GB200 Llama 3.1 405B pretraining example and Megatron-Bridge's 28
-    # 25.11 pre-training rows
-    assert len(added) == 239
+    # the DeepSeek-R1 blog runs, NVIDIA's GB200 Llama 3.1 405B pretraining example and Megatron-Bridge's
+    # pre-training rows (28 of its 25.11 tables, 25 of its 26.02 ones)
+    assert len(added) == 264
     for r in rows:
         assert r.value > 0 and (r.source.get("url") or r.source.get("locator") or r.source.get("title"))
     by_id = {r.id: r for r in rows}
@@ -191,9 +191,9 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
     # every row says where it came from; the developer-added rows (table cells, blog runs, a training example) are all predicted
     assert {r["origin"] for r in data["rows"]} == {"shared", "added"}
     # (all but the one Megatron-Bridge row that trains DeepSeek-V3's MTP module, listed as unmapped)
-    assert sum(r["origin"] == "added" for r in predicted) == 238
+    assert sum(r["origin"] == "added" for r in predicted) == 263
     origin_groups = {s["group"]: s["count"] for s in data["summary"] if s["group_by"] == "origin"}
-    assert origin_groups["added"] == 238 and origin_groups["shared"] == len(predicted) - 238
+    assert origin_groups["added"] == 263 and origin_groups["shared"] == len(predicted) - 263
     ratios = data["hardware_ratios"]
     assert len(ratios) >= 10  # the TensorRT-LLM tables alone pair B200, H200 and H100 on four queries
     for r in ratios:

@@ -77,8 +77,15 @@ def stage_layer_ranges(num_layers: int, pp: int) -> list[tuple[int, int]]:
     return ranges
 
 
+#: chunks beyond the layers an interleaved pipeline may have: Megatron-LM can give the embedding and the loss
+#: a chunk each (--account-for-embedding-in-pipeline-split, --account-for-loss-in-pipeline-split), as NVIDIA's
+#: Llama 3.1 405B recipes do with PP16 x VP8 = 128 chunks over 126 layers
+EXTRA_PIPELINE_CHUNKS = 2
+
+
 def check_interleaving(num_layers: int, scenario: Scenario) -> None:
-    """An interleaved pipeline (vpp > 1) is a training schedule over pp > 1 stages of >= 1 layer per chunk."""
+    """An interleaved pipeline (vpp > 1) is a training schedule over pp > 1 stages of >= 1 layer per chunk
+    (or the embedding or the loss)."""
     par = scenario.parallelism
     if par.vpp == 1:
         return
@@ -86,8 +93,9 @@ def check_interleaving(num_layers: int, scenario: Scenario) -> None:
         raise _err("vpp", f"vpp={par.vpp} interleaves a training pipeline; phase '{scenario.phase}' takes vpp=1")
     if par.pp == 1:
         raise _err("vpp", f"vpp={par.vpp} needs pipeline stages to interleave (pp > 1), got pp=1")
-    if par.pp * par.vpp > num_layers:
-        raise _err("vpp", f"pp={par.pp} x vpp={par.vpp} chunks exceed the number of layers ({num_layers})")
+    if par.pp * par.vpp > num_layers + EXTRA_PIPELINE_CHUNKS:
+        raise _err("vpp", f"pp={par.pp} x vpp={par.vpp} chunks exceed the number of layers ({num_layers}) "
+                          f"plus the embedding and the loss")
 
 
 def resolve(workload: DecoderLM | VideoDiT, scenario: Scenario) -> Mapping:
