@@ -104,6 +104,12 @@ def test_filter_expressions():
         _apply_filter(table, "chip=b200")
     with pytest.raises(CosimInputError, match="not key=value"):
         _apply_filter(table, "hardware")
+    # a value no row has is a typo, not an empty answer: the error names the values that exist
+    with pytest.raises(CosimInputError, match="matches no row; hardware values include h100-sxm"):
+        _apply_filter(table, "hardware=h100")
+    with pytest.raises(CosimInputError, match="matches no row"):
+        _apply_filter(table, "metric == 'a'")  # not the filter's syntax: '= 'a'' is the value looked for
+    assert list(_apply_filter(table, "hardware!=tpu-v5e").hardware) == ["h100-sxm", "b200", "h200-sxm"]
 
 
 def test_gate_flags_a_worsened_group(tmp_path):

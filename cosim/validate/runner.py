@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -149,7 +150,13 @@ def _apply_filter(table: pd.DataFrame, expr: str | None) -> pd.DataFrame:
         if key not in table.columns:
             raise CosimInputError(f"--filter: unknown column '{key}'; expected one of {', '.join(table.columns)}")
         col = table[key].astype(str)
-        mask &= (col == value) if op == "=" else (col != value) if op == "!=" else col.str.contains(value, regex=False)
+        hit = (col == value) if op == "=" else (col != value) if op == "!=" else col.str.contains(value, regex=False)
+        if op != "!=" and not hit.any():  # a typo must not pass for an empty result
+            values = sorted(set(col))
+            close = difflib.get_close_matches(value, values, n=5, cutoff=0.4) or values[:8]
+            raise CosimInputError(f"--filter term '{term}' matches no row; {key} values include "
+                                  f"{', '.join(close)}")
+        mask &= hit.to_numpy()
     return table[mask].reset_index(drop=True)
 
 
