@@ -244,7 +244,8 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
 
     if phase == "train":
         d = load_engine_defaults()
-        fwd_mult = 4.0 if scenario.recompute == "full" else 3.0
+        forward_passes = 2 if scenario.recompute == "full" else 1
+        fwd_mult = forward_passes + 2.0
         comm_mult = 3.0 if scenario.recompute == "full" else 2.0
         shards = scenario.parallelism.dp if scenario.parallelism.zero >= 1 else 1
         extra = params_per_chip(workload, scenario) * float(
@@ -254,7 +255,7 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
         forward = build.train_graph(workload, scenario)
         # model FLOPs: the forward's x 3 (the attention backward's recompute and FP8 casts are not model work)
         model_flops = 3.0 * forward.total("flops")
-        table = zero3_table(training_table(forward, int(fwd_mult) - 2), scenario, gathers=comm_mult)
+        table = zero3_table(training_table(forward, forward_passes), scenario, gathers=comm_mult)
         r = run("train", table, fwd_mult=fwd_mult, comm_mult=comm_mult, extra=extra)
         _, _, n_micro = microbatching(scenario)
         step = r["step_time_s"] * pipeline_bubble(pp, scenario.parallelism.vpp, n_micro)

@@ -33,11 +33,8 @@ FP8_QUANTIZE_BYTES_PER_ELEMENT = 4.0
 TRAINING_HIGH_PRECISION = "bf16"
 
 _GEMM_KINDS = (int(OpKind.GEMM), int(OpKind.GROUPED_GEMM))
-
-
-def _narrow(codes: np.ndarray) -> np.ndarray:
-    """Compute precisions narrower than 16 bits (the FP8/FP4 recipes)."""
-    return np.array([BYTES_PER_ELEMENT[PRECISIONS[c]] < 2.0 for c in codes], dtype=bool)
+#: bytes per element of each precision code (PRECISIONS order)
+_BYTES = np.array([BYTES_PER_ELEMENT[p] for p in PRECISIONS])
 
 
 def training_table(table: OpTable, forward_passes: int) -> OpTable:
@@ -52,15 +49,14 @@ def training_table(table: OpTable, forward_passes: int) -> OpTable:
     attention = out.kind == int(OpKind.ATTENTION)
     out.repeat = np.where(attention, out.repeat * (forward_passes + FLASH_BACKWARD_FLOPS_RATIO) / fwd_mult,
                           out.repeat)
-    narrow = _narrow(out.precision)
+    narrow = _BYTES[out.precision] < BYTES_PER_ELEMENT[TRAINING_HIGH_PRECISION]  # the FP8/FP4 recipes
     if not np.any(narrow):
         return out
     bf16 = PRECISION_CODE[TRAINING_HIGH_PRECISION]
     head_gemm = (out.stage == int(Stage.LM_HEAD)) & np.isin(out.kind, _GEMM_KINDS)
     keep_high = narrow & (attention | head_gemm)
     head = keep_high & ~attention
-    widen = np.array([BYTES_PER_ELEMENT[TRAINING_HIGH_PRECISION] / BYTES_PER_ELEMENT[PRECISIONS[c]]
-                      for c in out.weight_precision])
+    widen = BYTES_PER_ELEMENT[TRAINING_HIGH_PRECISION] / _BYTES[out.weight_precision]
     out.bytes_weight = np.where(head, out.bytes_weight * widen, out.bytes_weight)
     out.precision = np.where(keep_high, bf16, out.precision)
     out.weight_precision = np.where(head, bf16, out.weight_precision)
