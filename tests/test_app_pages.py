@@ -65,6 +65,22 @@ def test_doubling_the_batch_changes_throughput_as_estimate_predicts_and_updates_
     assert at.query_params["batch"] in ("2", ["2"])
 
 
+def test_training_knobs_reach_the_estimate():
+    """A training step with ZeRO-1, 2-sequence micro-batches and an interleaved pipeline, set in the form,
+    shows the same throughput as the API given the same knobs."""
+    at = page(phase="train", batch="16", input_len="2048", pp="2", dp="2")
+    at.selectbox(key="est_zero").set_value(1)
+    at.number_input(key="est_mb").set_value(2)
+    at.number_input(key="est_vpp").set_value(2)
+    at.button(key="FormSubmitter:est_form-Estimate").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    r = direct(16, phase="train", input_len=2048, pp=2, dp=2, zero=1, microbatch=2, vpp=2)
+    assert metric(at, "Throughput (tokens/s)") == fmt(r.throughput_tokens_per_s)
+    plain = direct(16, phase="train", input_len=2048, pp=2, dp=2)
+    assert r.throughput_tokens_per_s != plain.throughput_tokens_per_s  # the knobs changed the answer
+    assert at.query_params["vpp"] in ("2", ["2"])
+
+
 def test_shared_link_restores_scenario_and_bad_values_warn():
     at = page(batch="4", phase="prefill", tp="2", precision="fp8")
     assert at.number_input(key="est_batch").value == 4

@@ -102,3 +102,23 @@ def test_list_parsers_and_caps():
 def test_missing_capability_is_reported_not_faked():
     with pytest.raises(compute.NotAvailable, match="not available yet"):
         compute._import("thing", "cosim.does_not_exist", "f")
+
+
+def test_training_knobs_reach_a_train_scenario_only():
+    from cosim.app.state import training_knobs_set
+    from cosim.cli.common import build_scenario
+
+    state = {**defaults(), "phase": "train", "batch": 16, "pp": 2, "dp": 2, "zero": 1, "mb": 2, "vpp": 2,
+             "recompute": "full"}
+    sc = build_scenario(**scenario_kwargs(state))
+    par = sc.parallelism
+    assert (par.zero, par.vpp, par.microbatch, sc.recompute) == (1, 2, 2, "full")
+    assert training_knobs_set(state) and not training_knobs_set(defaults())
+    # other phases (and the sweep schema, training=False) never see them: vpp > 1 would be an error there
+    decode = scenario_kwargs({**state, "phase": "decode"})
+    assert not {"zero", "microbatch", "vpp", "recompute"} & set(decode)
+    assert "vpp" not in scenario_kwargs(state, training=False)
+    # mb 0 is each replica's whole batch (no micro-batching)
+    assert scenario_kwargs({**state, "mb": 0})["microbatch"] is None
+    # they round-trip through a link like every other field
+    assert parse_query(to_query(state))[0]["vpp"] == 2

@@ -17,6 +17,8 @@ PRECISIONS = ("bf16", "fp16", "fp8", "fp4", "int8", "int4", "fp32")
 #: what the GEMMs multiply in: "same" as the weights, or wider (weight-only quantisation: INT4 weights with
 #: BF16 activations is AWQ/GPTQ's W4A16; FP4 with FP8 is W4A8)
 ACTIVATIONS = ("same", "bf16", "fp16", "fp8")
+#: activation recompute in training: Korthikanti et al.'s selective (attention core), full, or none
+RECOMPUTE = ("selective", "full", "none")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,12 @@ FIELDS: dict[str, FieldSpec] = {
     "dp": FieldSpec(1, "int", 1, CAPS["parallel"]),
     "sp": FieldSpec(1, "int", 1, CAPS["parallel"]),
     "chips": FieldSpec(0, "int", 0, CAPS["chips"]),  # 0: as many as the mapping needs
+    # training only: ZeRO stage, sequences per micro-batch (0: a replica's whole batch), model chunks per
+    # pipeline stage (interleaved 1F1B), activation recompute
+    "zero": FieldSpec(0, "int", 0, 3),
+    "mb": FieldSpec(0, "int", 0, CAPS["batch"]),
+    "vpp": FieldSpec(1, "int", 1, CAPS["parallel"]),
+    "recompute": FieldSpec("selective", "str", choices=RECOMPUTE),
     "cmp_hw": FieldSpec(("h100-sxm", "h200-sxm", "mi300x"), "list"),
     "cmp_wl": FieldSpec(("llama-3.1-8b", "llama-3.1-70b"), "list"),
     "cmp_by": FieldSpec("chips", "str", choices=("chips", "workloads")),
@@ -57,6 +65,8 @@ FIELDS: dict[str, FieldSpec] = {
 }
 
 SCENARIO_KEYS = ("phase", "batch", "input_len", "output_len", "precision", "tp", "pp", "ep", "dp", "sp")
+#: fields that only a training step reads (`scenario_kwargs` passes them for phase train)
+TRAINING_KEYS = ("zero", "mb", "vpp", "recompute")
 
 
 def defaults() -> dict[str, Any]:
@@ -127,10 +137,19 @@ def to_query(state: Mapping[str, Any]) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
-def scenario_kwargs(state: Mapping[str, Any], **override: Any) -> dict[str, Any]:
-    """Keyword arguments for `cosim.cli.common.build_scenario` from the state (plus overrides)."""
+def scenario_kwargs(state: Mapping[str, Any], *, training: bool = True, **override: Any) -> dict[str, Any]:
+    """Keyword arguments for `cosim.cli.common.build_scenario` from the state (plus overrides); with
+    `training`, a train phase also gets the training knobs (ZeRO, micro-batch, vpp, recompute)."""
     kw = {k: state[k] for k in SCENARIO_KEYS}
     act = state.get("act", "same")
     kw["activation_precision"] = None if act == "same" else act
     kw.update(override)
+    if training and kw["phase"] == "train":
+        kw.update(zero=int(state.get("zero", 0)), microbatch=int(state.get("mb", 0)) or None,
+                  vpp=int(state.get("vpp", 1)), recompute=state.get("recompute", "selective"))
     return kw
+
+
+def training_knobs_set(state: Mapping[str, Any]) -> bool:
+    """Whether any training knob differs from its default."""
+    return any(state.get(k, FIELDS[k].default) != FIELDS[k].default for k in TRAINING_KEYS)

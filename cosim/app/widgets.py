@@ -15,7 +15,7 @@ import streamlit as st
 from cosim.app import session
 from cosim.app.compute import NotAvailable
 from cosim.app.specio import SpecText, parse_hardware, parse_workload
-from cosim.app.state import ACTIVATIONS, CAPS, PHASES, PRECISIONS
+from cosim.app.state import ACTIVATIONS, CAPS, PHASES, PRECISIONS, RECOMPUTE
 from cosim.errors import CosimInputError
 
 UPLOAD_TYPES = ["yaml", "yml", "json"]
@@ -100,6 +100,21 @@ def scenario_form(key: str, *, phases: tuple[str, ...] = PHASES, show_mapping: b
             values["chips"] = int(c10.number_input("Chips (0 = mapping)", min_value=0, max_value=CAPS["chips"],
                                                    value=int(state["chips"]), step=1, key=f"{key}_chips",
                                                    help="total chips; more than the mapping needs = replicas"))
+            if "train" in phases:
+                t1, t2, t3, t4 = st.columns(4)
+                values["zero"] = int(t1.selectbox(
+                    "ZeRO (train)", (0, 1, 2, 3), index=int(state["zero"]), key=f"{key}_zero",
+                    help="shards over DP: 1 the optimizer state, 2 also the gradients, 3 also the weights (FSDP)"))
+                values["mb"] = int(t2.number_input(
+                    "Micro-batch (train)", min_value=0, max_value=CAPS["batch"], value=int(state["mb"]), step=1,
+                    key=f"{key}_mb", help="sequences per micro-batch; 0: each replica's whole batch at once"))
+                values["vpp"] = int(t3.number_input(
+                    "Chunks per stage (train)", min_value=1, max_value=CAPS["parallel"], value=int(state["vpp"]),
+                    step=1, key=f"{key}_vpp", help="model chunks per pipeline stage: above 1, the interleaved "
+                                                   "1F1B schedule (needs PP > 1)"))
+                values["recompute"] = t4.selectbox(
+                    "Recompute (train)", RECOMPUTE, index=RECOMPUTE.index(state["recompute"]),
+                    key=f"{key}_recompute", help="activation recompute: selective (attention core), full, none")
             values["batch_max"] = st.checkbox("Largest batch that fits (ignores Batch)", value=bool(state["batch_max"]),
                                               key=f"{key}_batch_max")
         submitted = st.form_submit_button(submit_label, type="primary")

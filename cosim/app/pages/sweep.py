@@ -6,7 +6,7 @@ import streamlit as st
 
 from cosim.app import cache, compute, session
 from cosim.app.compute import SWEEP_MAX_POINTS, SWEEP_OBJECTIVES, NotAvailable
-from cosim.app.state import scenario_kwargs
+from cosim.app.state import scenario_kwargs, training_knobs_set
 from cosim.app.widgets import csv_download, index_of, scenario_form, show_failure
 from cosim.errors import CosimInputError
 
@@ -45,6 +45,10 @@ def render() -> None:
     session.update(hw=hw, wl=wl)
     scenario_form("swsc", submit_label="Use scenario")
     state = session.get()
+    if state["phase"] == "train" and training_knobs_set(state):
+        st.info("Sweeps have no training knobs yet: their points train with ZeRO 0, each replica's whole batch "
+                "in one micro-batch, no interleaving and selective recompute. The Estimate page and "
+                "`cosim estimate` take them.")
     try:
         paths = compute.sweepable_paths(hw)
     except (CosimInputError, NotAvailable, ImportError) as err:
@@ -64,7 +68,7 @@ def render() -> None:
         run = st.form_submit_button("Run sweep", type="primary")
     if run:
         try:
-            spec = compute.sweep_spec(hw, wl, {k: v for k, v in scenario_kwargs(state).items()},
+            spec = compute.sweep_spec(hw, wl, scenario_kwargs(state, training=False),
                                       params, method=method, points=int(points), seed=int(seed), objectives=[x, y])
             bar = st.progress(0.0, text="evaluating design points...")
             frame = compute.run_sweep(spec, progress=lambda f: bar.progress(f, text=f"evaluated {f:.0%}"))
