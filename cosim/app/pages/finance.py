@@ -139,8 +139,8 @@ def serving_section(hw: str, wl: str, state: dict) -> None:
     if go:
         try:
             st.session_state["srv_result"] = cache.serving(
-                hw, wl, scenario_kwargs(state), chips=state["chips"], qps=qps, duration_s=duration, input_len=in_len,
-                output_len=out_len, slo_ttft_s=ttft or None, slo_tpot_s=tpot or None)
+                hw, wl, scenario_kwargs(state, training=False), chips=state["chips"], qps=qps, duration_s=duration,
+                input_len=in_len, output_len=out_len, slo_ttft_s=ttft or None, slo_tpot_s=tpot or None)
         except (CosimInputError, NotAvailable) as err:
             show_failure(err)
             return
