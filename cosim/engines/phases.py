@@ -246,7 +246,7 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
         d = load_engine_defaults()
         forward_passes = 2 if scenario.recompute == "full" else 1
         fwd_mult = forward_passes + 2.0
-        comm_mult = 3.0 if scenario.recompute == "full" else 2.0
+        comm_mult = forward_passes + 1.0  # collectives of each forward pass and of the backward
         shards = scenario.parallelism.dp if scenario.parallelism.zero >= 1 else 1
         extra = params_per_chip(workload, scenario) * float(
             d["optimizer_step_bytes_per_param"][scenario.optimizer]["value"]) / shards

@@ -30,6 +30,13 @@ TRAIN_OUTPUT_METRIC = {
     "throughput_tokens_per_s": "training_tokens_per_s_per_gpu",
     "mfu": "training_mfu",
 }
+
+
+def _metric_table(phase: str | None) -> dict[str, str]:
+    """Which validation metric judges each output of a run of this phase."""
+    return TRAIN_OUTPUT_METRIC if phase == "train" else OUTPUT_METRIC
+
+
 MIN_ROWS = 3
 MIN_GENERATION_ROWS = 5
 
@@ -80,7 +87,7 @@ def band(output: str, value: float | None, hardware: str | None = None,
     generation and class when those have enough rows; `phase` 'train' judges by the training rows."""
     from cosim.validate.fit import generation_of
 
-    table = TRAIN_OUTPUT_METRIC if phase == "train" else OUTPUT_METRIC
+    table = _metric_table(phase)
     if value is None or output not in table:
         return None
     metric = table[output]
@@ -104,5 +111,5 @@ def bands_for(result: dict, hardware: str | None = None, moe: bool | None = None
               phase: str | None = None) -> dict[str, dict | None]:
     """Bands for every output of a result dict that has a metric group (of `hardware`'s generation and the
     model's class when those have enough validated rows; a training run's by the training rows)."""
-    table = TRAIN_OUTPUT_METRIC if phase == "train" else OUTPUT_METRIC
+    table = _metric_table(phase)
     return {k: band(k, result.get(k), hardware, moe, phase) for k in table if result.get(k) is not None}
