@@ -31,7 +31,7 @@ def test_reference_rows_carry_sources_and_positive_values():
     # the other dense cells of the TensorRT-LLM v1.0 tables, Qwen3-30B-A3B's 20, 62 + 44 (gpt-oss) later cells,
     # the DeepSeek-R1 blog runs, NVIDIA's GB200 Llama 3.1 405B pretraining example and Megatron-Bridge's
     # pre-training rows (28 of its 25.11 tables, 25 of its 26.02 ones)
-    assert len(added) == 264
+    assert len(added) == 267
     for r in rows:
         assert r.value > 0 and (r.source.get("url") or r.source.get("locator") or r.source.get("title"))
     by_id = {r.id: r for r in rows}
@@ -197,9 +197,9 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
     # every row says where it came from; the developer-added rows (table cells, blog runs, a training example) are all predicted
     assert {r["origin"] for r in data["rows"]} == {"shared", "added"}
     # (all but the one Megatron-Bridge row that trains DeepSeek-V3's MTP module, listed as unmapped)
-    assert sum(r["origin"] == "added" for r in predicted) == 263
+    assert sum(r["origin"] == "added" for r in predicted) == 266
     origin_groups = {s["group"]: s["count"] for s in data["summary"] if s["group_by"] == "origin"}
-    assert origin_groups["added"] == 263 and origin_groups["shared"] == len(predicted) - 263
+    assert origin_groups["added"] == 266 and origin_groups["shared"] == len(predicted) - 266
     ratios = data["hardware_ratios"]
     assert len(ratios) >= 10  # the TensorRT-LLM tables alone pair B200, H200 and H100 on four queries
     for r in ratios:
@@ -291,6 +291,9 @@ def test_stack_factor_per_generation_moves_only_that_generations_rows():
     assert scale_for(scales, "vllm", "nvidia-hopper", moe=True) == 0.5
     assert scale_for(scales, "vllm", "nvidia-hopper", moe=False) == 0.8
     assert scale_for(scales, "trtllm-bench", "nvidia-blackwell", moe=True) == 0.7
+    # the PyTorch backend under another harness runs trtllm-bench's kernels and takes its factors
+    assert scale_for(scales, "trtllm-pytorch", "nvidia-blackwell") == 0.7
+    assert scale_for(scales, "trtllm-pytorch", "nvidia-hopper") == 0.9
     assert fit_stack_key("trtllm-bench", "nvidia-blackwell") == "trtllm-bench@nvidia-blackwell"
     assert fit_stack_key("trtllm-bench", "nvidia-hopper") == "trtllm-bench"
     assert fit_stack_key("vllm", "nvidia-blackwell") == "vllm"
@@ -512,3 +515,23 @@ def test_deepseek_blog_runs_carry_their_stated_engine_limits():
     mapping = load_mapping()
     assert all(trtllm_bench_cap(query_for(i), mapping) is None
                for i in ("trtllm-dsr1-maxtput-h200x8", "trtllm-dsr1-maxtput-b200x8-fp8kv", "trtllm-dsr1-maxtput-b200x8-bf16kv"))
+
+
+def test_pytorch_backend_harness_keeps_the_kv_in_use_and_waits_for_the_host():
+    """A `trtllm-pytorch` row (NVIDIA's MLPerf DeepSeek-R1 harness on TensorRT-LLM's PyTorch backend, scheduler
+    max_util) admits by the KV in use, as the tuned MLPerf harness does, not by whole requests as trtllm-bench's
+    guaranteed-no-evict runs do; and its prompt steps run without CUDA graphs, as trtllm-bench's do."""
+    from cosim.validate.mapping import load_mapping
+    from cosim.validate.predict import _scenario, _trtllm_batch, lengths
+    from cosim.validate.runner import query_for
+
+    q = query_for("mlperf-v5.1-b200x8-deepseek-r1-offline").model_copy(update={"max_seqs": None})
+    assert q.stack == "trtllm-pytorch"
+    inp, out = lengths(q, load_mapping())
+    sc = _scenario(q, "generate", q.dp, inp, out)
+    assert sc.eager_prompt_steps and sc.chunked_prefill
+    by_stack = {st: _trtllm_batch(q.model_copy(update={"stack": st}), sc) for st in ("trtllm-pytorch", "tuned",
+                                                                                     "trtllm-bench")}
+    assert by_stack["trtllm-pytorch"] == by_stack["tuned"]  # same KV fraction (the row's 0.9), KV in use
+    # whole requests hold ISL + OSL of KV against ISL + OSL / 2 in use: fewer fit
+    assert by_stack["trtllm-bench"] < by_stack["trtllm-pytorch"]

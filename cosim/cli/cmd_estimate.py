@@ -78,7 +78,8 @@ def register(app: typer.Typer) -> None:
         stack: str = typer.Option("tuned", "--stack", help="serving software whose kernel efficiency, as fitted "
                                   "on cosim validate's rows, to use: tuned (MLPerf-class engines, the default) | "
                                   "trtllm-bench (also: its prompt-carrying steps run without CUDA graphs, so with "
-                                  "--chunked-prefill an MoE model's steps wait for the host) | vllm "
+                                  "--chunked-prefill an MoE model's steps wait for the host) | trtllm-pytorch "
+                                  "(the same backend and factor under another harness) | vllm "
                                   "(see reports/validation.md)"),
         fmt: str = typer.Option("table", "--format", help="table | json"),
     ) -> None:

@@ -87,7 +87,8 @@ def register(app: typer.Typer) -> None:
         stack: Annotated[str, typer.Option("--stack", help="serving software whose kernel efficiency, as fitted "
                                            "on cosim validate's rows, to use: tuned (default) | trtllm-bench (also: "
                                            "its prompt iterations run without CUDA graphs, so an MoE model's wait for "
-                                           "the host) | vllm (see reports/validation.md)")] = "tuned",
+                                           "the host) | trtllm-pytorch (the same backend and factor under another "
+                                           "harness) | vllm (see reports/validation.md)")] = "tuned",
         fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
     ) -> None:
         """Simulate serving: replicas, router, scheduler, paged KV cache; TTFT/TPOT/E2E percentiles and goodput.

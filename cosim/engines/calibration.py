@@ -68,6 +68,10 @@ def apply_stack(params, scale: float):
 GENERATION_SEP = "@"
 #: qualifier of a stack factor fitted on MoE models only (their expert kernels differ from the dense path)
 MOE = "moe"
+#: stacks that run another stack's kernels and so take its fitted factor: `trtllm-pytorch` is TensorRT-LLM's
+#: PyTorch backend driven by a harness of its own (NVIDIA's MLPerf DeepSeek-R1 submissions: TensorRT-LLM runs
+#: DeepSeek-V3/R1 only on that backend), whose kernels trtllm-bench's tables measure
+KERNELS_OF: dict[str, str] = {"trtllm-pytorch": "trtllm-bench"}
 
 
 def stack_key(stack: str, qualifier: str | None) -> str:
@@ -80,6 +84,7 @@ def scale_for(scales: dict[str, float], stack: str | None, generation: str | Non
     the hardware generation, else the stack's own, else 1 (the tuned reference)."""
     if not stack or stack == "tuned":
         return 1.0
+    stack = KERNELS_OF.get(stack, stack)
     for key in ([stack_key(stack, MOE)] if moe else []) + [stack_key(stack, generation), stack]:
         if key in scales:
             return float(scales[key])

@@ -20,9 +20,9 @@ import numpy as np
 
 from cosim.specs.scenario import Scenario
 
-#: serving stacks that launch prompt-carrying steps without CUDA graphs (trtllm-bench runs TensorRT-LLM's
-#: PyTorch backend); `--stack` on estimate and serve turns the floor on for them
-EAGER_PROMPT_STACKS = ("trtllm-bench",)
+#: serving stacks that launch prompt-carrying steps without CUDA graphs (trtllm-bench and trtllm-pytorch run
+#: TensorRT-LLM's PyTorch backend); `--stack` on estimate and serve turns the floor on for them
+EAGER_PROMPT_STACKS = ("trtllm-bench", "trtllm-pytorch")
 
 
 def eager_host_s(workload, scenario: Scenario) -> float:

@@ -19,9 +19,11 @@ MAPPING_PATH = Path(__file__).resolve().parent.parent / "data" / "reference" / "
 
 #: serving software the measurement ran on. `tuned`: MLPerf closed submissions and vendors' own tuned
 #: engines (the reference the per-generation calibration describes); `trtllm-bench`: TensorRT-LLM's
-#: PyTorch-backend benchmark tables; `vllm`: vLLM (ML.ENERGY). Each non-reference stack has one fitted
-#: kernel-efficiency factor (cosim/data/calibration.yaml `stacks`).
-Stack = Literal["tuned", "trtllm-bench", "vllm"]
+#: PyTorch-backend benchmark tables; `trtllm-pytorch`: that backend under another harness (NVIDIA's MLPerf
+#: DeepSeek-R1 submissions), which takes trtllm-bench's factor (cosim.engines.calibration.KERNELS_OF) but
+#: states its own engine limits; `vllm`: vLLM (ML.ENERGY). Each fitted stack has one kernel-efficiency factor
+#: (cosim/data/calibration.yaml `stacks`).
+Stack = Literal["tuned", "trtllm-bench", "trtllm-pytorch", "vllm"]
 
 Kind = Literal["offline_throughput", "server_throughput", "per_user_decode", "video_seconds",
                "training_tflops_per_gpu", "training_mfu", "training_tokens_per_s_per_gpu", "energy_per_token",

@@ -36,13 +36,14 @@ DEFAULT_MAX_SEQS = trtllm_bench.MAX_REQUESTS
 #: device, as vLLM's gpu_memory_utilization). trtllm-bench: 0.95 (tensorrt_llm/bench/build/tuning.py,
 #: `calc_engine_setting(..., kv_cache_gpu_mem_fraction=0.95)`: cache = (total GPU memory - engine size) x
 #: 0.95, max requests = cache / (KV bytes per token x (ISL + OSL))); other TensorRT-LLM deployments (MLPerf
-#: submissions on NVIDIA GPUs): the runtime default KvCacheConfig.free_gpu_memory_fraction = 0.9.
-TRTLLM_KV_FREE_FRACTION = {"trtllm-bench": trtllm_bench.KV_FREE_FRACTION, "tuned": 0.90}
+#: submissions on NVIDIA GPUs, on either backend): the runtime default KvCacheConfig.free_gpu_memory_fraction = 0.9.
+TRTLLM_KV_FREE_FRACTION = {"trtllm-bench": trtllm_bench.KV_FREE_FRACTION, "tuned": 0.90, "trtllm-pytorch": 0.90}
 #: whether the engine reserves each request's whole output up front (trtllm-bench's fixed-length requests
 #: under the guaranteed-no-evict scheduler) or keeps only the KV in use, on average ISL + OSL / 2 (NVIDIA's
 #: MLPerf harness: the batches its submissions state do not fit ISL + the output cap, see the
-#: mlperf-llama2-openorca profile in cosim/data/reference/mapping.yaml)
-TRTLLM_RESERVES_OUTPUT = {"trtllm-bench": True, "tuned": False}
+#: mlperf-llama2-openorca profile in cosim/data/reference/mapping.yaml; its PyTorch-backend DeepSeek-R1
+#: submissions schedule with `max_util`, not guaranteed-no-evict)
+TRTLLM_RESERVES_OUTPUT = {"trtllm-bench": True, "tuned": False, "trtllm-pytorch": False}
 #: engines whose steps carry prompt chunks beside the decode tokens (in-flight batching with context chunks
 #: packed into the step, up to `max_num_tokens`: TensorRT-LLM's scheduler and the MLPerf harness built on it)
 CHUNKED_PREFILL_ENGINES = ("tensorrt-llm",)
