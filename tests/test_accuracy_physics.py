@@ -39,10 +39,28 @@ def test_fp4_graph_runs_gemms_in_fp4_and_attention_in_fp8():
     sc = build_scenario(phase="prefill", batch=2, input_len=2048, precision="fp4")
     table = build_graph(load_workload("llama-3.1-8b"), sc)
     att = table.kind == int(OpKind.ATTENTION)
-    gemm = table.kind == int(OpKind.GEMM)
-    assert att.any() and gemm.any()
+    head = np.asarray(table.name) == "lm_head"
+    gemm = (table.kind == int(OpKind.GEMM)) & ~head
+    assert att.any() and gemm.any() and head.sum() == 1
     assert set(table.precision[att]) == {PRECISIONS.index("fp8")}
     assert set(table.precision[gemm]) == {PRECISIONS.index("fp4")}
+    # the quantiser leaves the LM head unquantised: a BF16 GEMM over the whole 128,256 x 4,096 table
+    assert table.precision[head][0] == PRECISIONS.index("bf16")
+    assert table.bytes_weight[head][0] == 128256 * 4096 * 2
+
+
+@pytest.mark.parametrize(("precision", "tp", "extra_per_param"), [("fp4", 1, 1.5), ("fp8", 2, 1.0), ("bf16", 1, 0.0)])
+def test_quantised_weights_keep_the_vocabulary_tables_in_bf16(precision, tp, extra_per_param):
+    """Weight bytes per chip = every parameter at the weight width + the embedding and the untied head (2 x
+    vocab x hidden) at 2 - width bytes more, split over the TP group like the other non-expert weights."""
+    from cosim.engines.memory import inference_weight_bytes, params_per_chip
+    from cosim.specs.hardware import BYTES_PER_ELEMENT
+
+    wl = load_workload("llama-3.1-8b")
+    sc = build_scenario(phase="decode", batch=1, input_len=128, precision=precision, tp=tp)
+    expected = (params_per_chip(wl, sc) * BYTES_PER_ELEMENT[precision]
+                + extra_per_param * 2 * 128256 * 4096 / tp)
+    assert inference_weight_bytes(wl, sc) == pytest.approx(expected, rel=1e-12)
 
 
 def test_delivered_energy_per_flop_by_hand():

@@ -98,14 +98,31 @@ def inference_weight_bytes(workload: DecoderLM | VideoDiT, scenario: Scenario) -
     else at `scenario.dense_precision` when the checkpoint sets it apart (all of a dense model's weights)."""
     params = params_per_chip(workload, scenario)
     wbytes = BYTES_PER_ELEMENT[scenario.weight_precision]
-    if isinstance(workload, VideoDiT) or scenario.dense_precision is None:
+    if isinstance(workload, VideoDiT):
         return params * wbytes
+    if scenario.dense_precision is None:
+        return params * wbytes + _vocab_widening_bytes(workload, scenario, wbytes)
     dense = BYTES_PER_ELEMENT[scenario.dense_precision]
+    widening = _vocab_widening_bytes(workload, scenario, dense)
     if workload.moe is None:
-        return params * dense
+        return params * dense + widening
     m = _mapping(workload, scenario)
     experts = expert_params(workload) / (m.pp * m.ep * m.expert_tp)
-    return experts * wbytes + (params - experts) * dense
+    return experts * wbytes + (params - experts) * dense + widening
+
+
+def _vocab_widening_bytes(workload: DecoderLM, scenario: Scenario, dense_bytes: float) -> float:
+    """Bytes one chip holds beyond `dense_bytes` per parameter for the vocabulary tables (the embedding and an
+    untied LM head), which a quantised checkpoint keeps at BF16 (cosim.graph.rows.VOCAB_TABLE_PRECISION); 0
+    when the rest is 16-bit or wider. Spread over the chips like the other non-expert weights."""
+    from cosim.graph.rows import VOCAB_TABLE_PRECISION
+
+    extra = BYTES_PER_ELEMENT[VOCAB_TABLE_PRECISION] - dense_bytes
+    if extra <= 0:
+        return 0.0
+    m = _mapping(workload, scenario)
+    tables = 1 if workload.tie_word_embeddings else 2
+    return extra * tables * workload.vocab_size * workload.hidden_size / (m.tp * m.pp)
 
 
 def kv_bytes_per_chip(model: DecoderLM, scenario: Scenario, batch: int, context: float) -> float:

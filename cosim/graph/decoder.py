@@ -31,6 +31,7 @@ from cosim.graph.rows import (
     elementwise,
     embedding,
     gemm,
+    head_dtypes,
 )
 from cosim.graph.sharding import Mapping
 from cosim.specs.workload import DecoderLM
@@ -73,7 +74,7 @@ def stage_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tk: Tokens, start: int,
     window_counts = [(0, n - windowed), (att.sliding_window or 0, windowed)]
     rows: list[dict] = []
     if start == 0:
-        rows.append(embedding("embed_tokens", Stage.DECODER, dt, T, h))
+        rows.append(embedding("embed_tokens", Stage.DECODER, head_dtypes(dt), T, h))
     rows.append(_add_norm("attn_norm", model, dt, T, n))
     rows += self_attention_rows(model, dt, m, tk, window_counts)
     if m.tp > 1:
@@ -88,11 +89,11 @@ def stage_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tk: Tokens, start: int,
         rows.append(comm("mlp.tp_allreduce", Stage.DECODER, dt, CommKind.ALL_REDUCE, T * h * dt.a, m.tp, repeat=n))
     if end == L:
         rows.append(_add_norm("final_norm", model, dt, T, 1, outputs=1.0))
-        ht = head_tokens(tk)
-        rows.append(gemm("lm_head", Stage.LM_HEAD, dt, ht, h, model.vocab_size / m.tp, bias=model.lm_head_bias))
+        ht, hd = head_tokens(tk), head_dtypes(dt)  # a quantised checkpoint keeps its head unquantised
+        rows.append(gemm("lm_head", Stage.LM_HEAD, hd, ht, h, model.vocab_size / m.tp, bias=model.lm_head_bias))
         if m.tp > 1:
-            rows.append(comm("lm_head.logits_allgather", Stage.LM_HEAD, dt, CommKind.ALL_GATHER,
-                             ht * model.vocab_size / m.tp * dt.a, m.tp))
+            rows.append(comm("lm_head.logits_allgather", Stage.LM_HEAD, hd, CommKind.ALL_GATHER,
+                             ht * model.vocab_size / m.tp * hd.a, m.tp))
     else:
         rows.append(comm("pp_send_activations", Stage.DECODER, dt, CommKind.P2P, T * h * dt.a, 2))
     return rows

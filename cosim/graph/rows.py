@@ -26,6 +26,7 @@ multiply 1; rotary embedding 3 (two multiplies and an add per element of q and k
 from __future__ import annotations
 
 from cosim.graph.optable import PRECISION_CODE, CommKind, OpKind, Stage
+from cosim.specs.hardware import BYTES_PER_ELEMENT
 
 NORM_FLOPS_PER_ELEMENT = {"rmsnorm": 4.0, "layernorm": 7.0}
 ACT_FLOPS_PER_ELEMENT = {"silu": 4.0, "gelu": 8.0, "relu": 1.0}
@@ -75,6 +76,23 @@ class Dtypes:
     def outside_experts(self) -> Dtypes:
         """The dtypes of the GEMMs outside the routed experts (these, unless the scenario sets them apart)."""
         return self.dense or self
+
+
+#: precision of the vocabulary tables (embedding, LM head) of a weight-quantised checkpoint: quantisers leave
+#: them unquantised (NVIDIA TensorRT-Model-Optimizer, modelopt/torch/quantization/config.py: every default
+#: config, FP8/INT8/INT4-AWQ/W4A8/MXFP8/MXFP4, carries `_default_disabled_quantizer_cfg` with
+#: "*lm_head*": {"enable": False}, and no embedding quantiser; DeepSeek's FP8 and gpt-oss's MXFP4 checkpoints
+#: quantise only their linear layers / experts)
+VOCAB_TABLE_PRECISION = "bf16"
+
+
+def head_dtypes(dt: Dtypes) -> Dtypes:
+    """The dtypes the LM head runs in: `dt` when its weights are 16-bit or wider, else BF16 weights and
+    activations (the head of a quantised checkpoint stays unquantised, see VOCAB_TABLE_PRECISION)."""
+    wide = BYTES_PER_ELEMENT[VOCAB_TABLE_PRECISION]
+    if dt.w >= wide:
+        return dt
+    return Dtypes(wide, max(dt.a, wide), dt.kv, VOCAB_TABLE_PRECISION)
 
 
 def gemm(name: str, stage: Stage, dt: Dtypes, m: float, k: float, n: float, *, groups: float = 1.0,
