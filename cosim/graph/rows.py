@@ -87,8 +87,9 @@ VOCAB_TABLE_PRECISION = "bf16"
 
 
 def head_dtypes(dt: Dtypes) -> Dtypes:
-    """The dtypes the LM head runs in: `dt` when its weights are 16-bit or wider, else BF16 weights and
-    activations (the head of a quantised checkpoint stays unquantised, see VOCAB_TABLE_PRECISION)."""
+    """The dtypes of the vocabulary tables (embedding lookup, LM head): `dt` when its weights are 16-bit or
+    wider, else BF16 weights and activations (a quantised checkpoint leaves them unquantised, see
+    VOCAB_TABLE_PRECISION)."""
     wide = BYTES_PER_ELEMENT[VOCAB_TABLE_PRECISION]
     if dt.w >= wide:
         return dt
