@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from cosim.cli.common import build_scenario
 from cosim.engines.estimate import estimate
 from cosim.graph.optable import PRECISION_CODE, OpKind, OpTable, Stage
-from cosim.graph.rows import Dtypes, gemm
+from cosim.graph.rows import Dtypes, gemm, head_dtypes
 from cosim.graph.training import training_table
 from cosim.specs.loader import load_hardware
 
@@ -30,7 +30,7 @@ def _table(precision: str) -> OpTable:
     return OpTable.from_rows([
         gemm("mlp.down_proj", Stage.DECODER, dt, 8192, 14336, 4096, repeat=32.0),
         attention,
-        gemm("lm_head", Stage.LM_HEAD, dt, 8192, 4096, 128256),
+        gemm("lm_head", Stage.LM_HEAD, head_dtypes(dt), 8192, 4096, 128256),  # as the decoder graph builds it
     ])
 
 

@@ -8,7 +8,9 @@ forward, plus one more forward under full recompute). Three things real trainers
   (Dao, FlashAttention-2, 2023, Sec. 3.1.2; its benchmark script counts backward FLOPs as 2.5x forward).
 * **FP8 recipes keep attention and the output layer in BF16.** Transformer Engine's FP8 autocast covers
   its Linear modules; dot-product attention stays BF16 unless `fp8_dpa` is set (default False), and
-  Megatron-Core's output layer is a plain tensor-parallel Linear outside the FP8 region.
+  Megatron-Core's output layer is a plain tensor-parallel Linear outside the FP8 region. The forward graph
+  already builds the output layer in BF16 under narrow weights (`cosim.graph.rows.head_dtypes`, as quantised
+  inference checkpoints keep it too), so only attention is switched here.
 * **FP8 GEMMs need their inputs quantised twice.** Each FP8 Linear casts its BF16 input to FP8 in the
   forward and its BF16 output gradient in the backward, each time also writing the transposed (Hopper) or
   column-wise-scaled (Blackwell MXFP8) copy the other GEMM of the pair reads: 2 bytes read and 2 written
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cosim.graph.optable import PRECISION_CODE, OpKind, OpTable, Stage
+from cosim.graph.optable import PRECISION_CODE, OpKind, OpTable
 from cosim.specs.hardware import BYTES_PER_ELEMENT, PRECISIONS
 
 #: backward FLOPs of a FlashAttention kernel over its forward FLOPs (QK^T recomputed, then dV, dP, dQ, dK)
@@ -41,8 +43,8 @@ def training_table(table: OpTable, forward_passes: int) -> OpTable:
     """The forward table re-weighted so that `forward_passes + 2` times it is a training step.
 
     `forward_passes` is 1, or 2 under full activation recompute. Attention rows gain the backward's extra
-    half forward; under an 8-bit-or-narrower compute precision attention and the LM head run BF16 and each
-    quantised GEMM gets a memory-bound `<name>.fp8_quantize` row for its input and output-gradient casts.
+    half forward; under an 8-bit-or-narrower compute precision attention runs BF16 (the LM head comes BF16
+    from the graph) and each quantised GEMM gets a memory-bound `<name>.fp8_quantize` row for its input and output-gradient casts.
     """
     fwd_mult = forward_passes + 2.0
     out = table.with_repeat(1.0)
@@ -52,14 +54,8 @@ def training_table(table: OpTable, forward_passes: int) -> OpTable:
     narrow = _BYTES[out.precision] < BYTES_PER_ELEMENT[TRAINING_HIGH_PRECISION]  # the FP8/FP4 recipes
     if not np.any(narrow):
         return out
-    bf16 = PRECISION_CODE[TRAINING_HIGH_PRECISION]
-    head_gemm = (out.stage == int(Stage.LM_HEAD)) & np.isin(out.kind, _GEMM_KINDS)
-    keep_high = narrow & (attention | head_gemm)
-    head = keep_high & ~attention
-    widen = BYTES_PER_ELEMENT[TRAINING_HIGH_PRECISION] / _BYTES[out.weight_precision]
-    out.bytes_weight = np.where(head, out.bytes_weight * widen, out.bytes_weight)
-    out.precision = np.where(keep_high, bf16, out.precision)
-    out.weight_precision = np.where(head, bf16, out.weight_precision)
+    keep_high = narrow & attention
+    out.precision = np.where(keep_high, PRECISION_CODE[TRAINING_HIGH_PRECISION], out.precision)
     quantised = narrow & ~keep_high & np.isin(out.kind, _GEMM_KINDS)
     if not np.any(quantised):
         return out
