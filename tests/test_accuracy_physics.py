@@ -29,6 +29,7 @@ P = engine_params("nvidia-gpu")
     ("int4", "bf16", "bf16"),  # W4A16 / INT4: BF16 attention
     ("int8", "fp8", "fp8"),
     ("fp8", "fp8", "fp8"),
+    ("fp8", "bf16", "bf16"),  # FP8 weights over a BF16 cache: Q and KV stay BF16, so does the core
     ("bf16", "bf16", "bf16"),
 ])
 def test_attention_precision_rule(compute, kv, expected):

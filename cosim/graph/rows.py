@@ -48,9 +48,14 @@ ATTENTION_PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8")
 
 
 def attention_precision(compute: str, kv: str) -> str:
-    """Precision the attention core runs in: the GEMMs' precision when an attention kernel exists for it,
-    else FP8 when the KV cache is FP8 (TensorRT-LLM runs FP8 FMHA with an FP8 KV cache under NVFP4/INT4
-    weights), else BF16."""
+    """Precision the attention core runs in. An FP8 core needs FP8 keys and values: TensorRT-LLM quantises Q
+    to FP8 and runs FP8 FMHA / MQA only over an FP8 KV cache (its blog "Scaling Expert Parallelism, part 3",
+    FP8 context FMHA: "since Q is in BF16 format, FMHA will also be performed in BF16 format" unless the KV
+    cache is FP8; "Optimizing DeepSeek R1 Throughput on Blackwell": FP8 MQA in generation with FP8 KV), so
+    FP8 weights over a BF16 cache attend in BF16. Otherwise the GEMMs' precision when an attention kernel
+    exists for it, else FP8 over an FP8 cache (NVFP4/INT4 weights), else BF16."""
+    if compute == "fp8" and kv != "fp8":
+        return "bf16" if kv not in ATTENTION_PRECISIONS else kv
     if compute in ATTENTION_PRECISIONS:
         return compute
     return "fp8" if kv == "fp8" else "bf16"
