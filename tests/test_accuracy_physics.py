@@ -50,6 +50,19 @@ def test_fp4_graph_runs_gemms_in_fp4_and_attention_in_fp8():
     assert table.bytes_weight[head][0] == 128256 * 4096 * 2
 
 
+@pytest.mark.parametrize(("kv", "core"), [("fp8", "fp8"), ("bf16", "bf16")])
+def test_fp8_graph_attends_in_fp8_only_over_an_fp8_cache(kv, core):
+    """FP8 weights: the GEMMs run FP8 either way; the attention core is FP8 over an FP8 cache and BF16 over a
+    BF16 one (TensorRT-LLM quantises Q to FP8 only when the cache is FP8)."""
+    sc = build_scenario(phase="prefill", batch=2, input_len=4096, precision="fp8", kv_precision=kv)
+    table = build_graph(load_workload("llama-3.1-8b"), sc)
+    att = table.kind == int(OpKind.ATTENTION)
+    head = np.asarray(table.name) == "lm_head"
+    gemm = (table.kind == int(OpKind.GEMM)) & ~head
+    assert set(table.precision[att]) == {PRECISIONS.index(core)}
+    assert set(table.precision[gemm]) == {PRECISIONS.index("fp8")}
+
+
 @pytest.mark.parametrize(("precision", "tp", "extra_per_param"), [("fp4", 1, 1.5), ("fp8", 2, 1.0), ("bf16", 1, 0.0)])
 def test_quantised_weights_keep_the_vocabulary_tables_in_bf16(precision, tp, extra_per_param):
     """Weight bytes per chip = every parameter at the weight width + the embedding and the untied head (2 x
