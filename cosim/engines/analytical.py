@@ -8,8 +8,11 @@ Per op (one execution on one chip):
   work the kernel really does), so a tiny padded GEMM costs its padded work plus the ramp time once. GEMMs pad M and N to the kernel tile (a tile no smaller than the family's
   minimum and no larger than the spec's `gemm_tile`, chosen as the next power of two of the dimension,
   as kernel heuristics do) and spread tiles over the compute units in waves, splitting K when the tiles
-  do not fill the machine (split-K / stream-K). Systolic chips pad K x N to the array and spread the
-  array tiles over the arrays. Attention pads the query rows (query length x query heads per KV head,
+  do not fill the machine (split-K / stream-K). A grouped (MoE) GEMM pads each expert's rows on their own:
+  routing spreads the tokens, so the rows of the experts a batch touches are taken as Poisson around
+  their mean and the row tiles counted in expectation (`_grouped_row_tiles`): the time no longer jumps
+  by up to 2x where the mean crosses a multiple of the tile, only by what changing the tile changes.
+  Systolic chips pad K x N to the array and spread the array tiles over the arrays. Attention pads the query rows (query length x query heads per KV head,
   the FlashDecoding packing) to the tile. Elementwise ops and lookups run on the vector units.
 - a GEMM whose weights are stored narrower than it multiplies in and must be widened in the kernel's main
   loop (W4A16, see `_widens_weights`) adds (1 / weight_upcast_fraction - 1) x the compute time of its
@@ -116,9 +119,76 @@ def _tile(dim, min_tile, max_tile):
     return t
 
 
+#: below this Poisson rate the expected tile count sums the exact pmf; above it, a normal approximation
+POISSON_EXACT_MAX = 200.0
+#: standard deviations either side of the mean that a normal-approximated Poisson sum covers
+POISSON_SPAN_SIGMAS = 10.0
+
+
 @njit(cache=True, inline="always")
-def _gemm_eff(m, k, n, groups, tile_m, tile_n, tile_k, units, rows, cols, arrays, min_m, min_n, split_k):
-    """Tile x wave quantisation efficiency of a (grouped) GEMM, in (0, 1]."""
+def _poisson_tiles(mu, t):
+    """E[ceil(N / t)] for N ~ Poisson(mu) = sum over j >= 0 of P(N > j t): the expected row tiles of a group
+    whose row count is Poisson with mean mu (exact pmf sum up to POISSON_EXACT_MAX, above it a normal
+    approximation with a continuity correction)."""
+    if mu <= 0.0:
+        return 0.0
+    sigma = math.sqrt(mu)
+    if mu <= POISSON_EXACT_MAX:
+        top = int(math.ceil(mu + POISSON_SPAN_SIGMAS * sigma + 10.0))
+        pmf = math.exp(-mu)
+        cdf = 0.0
+        total = 0.0
+        mark = 0.0
+        for x in range(top + 1):
+            if x > 0:
+                pmf *= mu / x
+            cdf += pmf
+            if x >= mark:  # x is the first count at or beyond the next multiple of t
+                total += max(0.0, 1.0 - cdf)
+                mark += t
+        return total
+    lo = mu - POISSON_SPAN_SIGMAS * sigma
+    j = max(0.0, math.floor(lo / t))
+    total = j  # P(N > j t) is 1 below the span
+    while j * t <= mu + POISSON_SPAN_SIGMAS * sigma:
+        total += 0.5 * math.erfc((j * t + 0.5 - mu) / (sigma * math.sqrt(2.0)))
+        j += 1.0
+    return total
+
+
+@njit(cache=True, inline="always")
+def _truncated_poisson_rate(m):
+    """The rate mu whose zero-truncated Poisson mean mu / (1 - exp(-mu)) is m (> 1): the per-expert token rate
+    behind a mean load of m tokens on each expert a batch touches (Newton's method)."""
+    mu = m if m > 2.0 else 2.0 * (m - 1.0)
+    for _ in range(60):
+        e = math.exp(-mu)
+        d = 1.0 - e
+        step = (mu / d - m) / ((d - mu * e) / (d * d))
+        mu = max(mu - step, 1e-12)
+        if abs(step) <= 1e-13 * max(1.0, mu):
+            break
+    return mu
+
+
+@njit(cache=True, inline="always")
+def _grouped_row_tiles(m, min_m, max_m):
+    """(row tile, expected row tiles per group) of a grouped GEMM whose groups (the experts a batch touches)
+    get rows averaging m: the tile is the one a GEMM of m rows takes (`_tile`, as a heuristic or a tactic
+    tuner profiling balanced routing picks it), while routing spreads the real rows, Poisson around the mean
+    (zero-truncated: only touched experts run), each expert's rows padded to the tile on their own."""
+    t = _tile(m, min_m, max_m)
+    if m <= 1.0 + 1e-9:  # every touched expert gets one row
+        return t, 1.0
+    mu = _truncated_poisson_rate(m)
+    return t, _poisson_tiles(mu, t) / (1.0 - math.exp(-mu))
+
+
+@njit(cache=True, inline="always")
+def _gemm_eff(m, k, n, groups, tile_m, tile_n, tile_k, units, rows, cols, arrays, min_m, min_n, split_k,
+              grouped):
+    """Tile x wave quantisation efficiency of a GEMM, or of a grouped GEMM (`grouped`: per-group rows
+    Poisson around m, see `_grouped_row_tiles`), in (0, 1]."""
     if m <= 0.0 or n <= 0.0:
         return 1.0
     if rows > 0.0 and cols > 0.0:
@@ -131,9 +201,12 @@ def _gemm_eff(m, k, n, groups, tile_m, tile_n, tile_k, units, rows, cols, arrays
         tiles = tk * tn * groups
         u = arrays
     else:
-        tm = _tile(m, min_m, max(tile_m, min_m))
+        if grouped:
+            tm, cm = _grouped_row_tiles(m, min_m, max(tile_m, min_m))
+        else:
+            tm = _tile(m, min_m, max(tile_m, min_m))
+            cm = math.ceil(m / tm)
         tn_ = _tile(n, min_n, max(tile_n, min_n))
-        cm = math.ceil(m / tm)
         cn = math.ceil(n / tn_)
         eff = (m * n) / (cm * tm * cn * tn_)
         tiles = cm * cn * groups
@@ -196,7 +269,7 @@ def _quant_eff(i, j, tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arra
     if kind in (KIND_GEMM, KIND_GROUPED):
         return _gemm_eff(opf[F_M, j], opf[F_K, j], opf[F_N, j], opf[F_GROUPS, j], tile_m[i], tile_n[i],
                          tile_k[i], units[i], sys_rows[i], sys_cols[i], sys_arrays[i], prm[P_MINM], prm[P_MINN],
-                         prm[P_SPLITK])
+                         prm[P_SPLITK], kind == KIND_GROUPED)
     return 1.0
 
 

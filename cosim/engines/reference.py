@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.optimize import brentq
 
 from cosim.engines import analytical as A
 from cosim.engines.network import collective
@@ -23,9 +24,35 @@ def _tile(dim: float, lo: float, hi: float) -> float:
     return min(max(t, lo), hi)
 
 
+def poisson_tiles(mu: float, t: float) -> float:
+    """E[ceil(N / t)] for N ~ Poisson(mu), as sum_j P(N > j t): the pmf from log-gamma up to the kernel's
+    exact limit, the same continuity-corrected normal tail above it."""
+    if mu <= 0:
+        return 0.0
+    sigma = math.sqrt(mu)
+    if mu <= A.POISSON_EXACT_MAX:
+        top = math.ceil(mu + A.POISSON_SPAN_SIGMAS * sigma + 10.0)
+        pmf = [math.exp(x * math.log(mu) - mu - math.lgamma(x + 1.0)) for x in range(top + 1)]
+        cdf = np.cumsum(pmf)
+        return float(sum(max(0.0, 1.0 - cdf[math.ceil(j * t)]) for j in range(int(top // t) + 1)))
+    first = max(0, math.floor((mu - A.POISSON_SPAN_SIGMAS * sigma) / t))  # P(N > j t) = 1 below the span
+    last = math.floor((mu + A.POISSON_SPAN_SIGMAS * sigma) / t)
+    return first + sum(0.5 * math.erfc((j * t + 0.5 - mu) / (sigma * math.sqrt(2.0))) for j in range(first, last + 1))
+
+
+def grouped_row_tiles(m: float, min_m: float, max_m: float) -> tuple[float, float]:
+    """(row tile, expected row tiles per touched group): the tile of an m-row GEMM, the rows Poisson around m
+    on the touched groups (zero-truncated), as documented in analytical.py."""
+    t = _tile(m, min_m, max_m)
+    if m <= 1.0 + 1e-9:
+        return t, 1.0
+    mu = brentq(lambda x: x / -math.expm1(-x) - m, 1e-12, m + 1.0, xtol=1e-15, rtol=1e-15)
+    return t, poisson_tiles(mu, t) / -math.expm1(-mu)
+
+
 def gemm_efficiency(m, k, n, groups, tile_m, tile_n, tile_k, units, rows, cols, arrays, min_m, min_n,
-                    split_k) -> float:
-    """Tile x wave quantisation, as documented in analytical.py."""
+                    split_k, grouped: bool = False) -> float:
+    """Tile x wave quantisation, as documented in analytical.py (`grouped`: per-group Poisson rows)."""
     if m <= 0 or n <= 0:
         return 1.0
     if rows > 0 and cols > 0:
@@ -35,10 +62,14 @@ def gemm_efficiency(m, k, n, groups, tile_m, tile_n, tile_k, units, rows, cols, 
         tiles = math.ceil(kk / rows) * math.ceil(n / cols) * groups
         u = arrays
     else:
-        tm = _tile(m, min_m, max(tile_m, min_m))
+        if grouped:
+            tm, cm = grouped_row_tiles(m, min_m, max(tile_m, min_m))
+        else:
+            tm = _tile(m, min_m, max(tile_m, min_m))
+            cm = math.ceil(m / tm)
         tn = _tile(n, min_n, max(tile_n, min_n))
-        eff = (m * n) / (math.ceil(m / tm) * tm * math.ceil(n / tn) * tn)
-        tiles = math.ceil(m / tm) * math.ceil(n / tn) * groups
+        eff = (m * n) / (cm * tm * math.ceil(n / tn) * tn)
+        tiles = cm * math.ceil(n / tn) * groups
         u = units
     if u <= 1:
         return eff
@@ -77,7 +108,7 @@ def matrix_rate(hw: dict, op: dict, prm: dict, params) -> tuple[float, float]:
         eff = gemm_efficiency(op["m"], op["k"], op["n"], op["groups"], hw["tile_m"], hw["tile_n"],
                               hw["tile_k"], hw["compute_units"], hw["systolic_rows"],
                               hw["systolic_cols"], hw["_systolic_arrays"], prm["min_tile_m"],
-                              prm["min_tile_n"], prm["split_k"] > 0)
+                              prm["min_tile_n"], prm["split_k"] > 0, op["kind"] == A.KIND_GROUPED)
     # the size curve is read at the padded work, or at its time at peak in reference-rate FLOPs
     key = op["flops"] / eff
     if params.curve_reference_flops_per_s and hw["peak"][op["precision"]] > 0:
