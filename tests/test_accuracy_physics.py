@@ -173,20 +173,54 @@ def test_batch_max_with_data_parallel_attention_returns_a_batch_divisible_by_dp(
 
 def test_trtllm_kv_pool_is_its_fraction_of_the_memory_left_after_weights():
     from cosim.engines.memory import footprint
+    from cosim.validate import trtllm_bench
     from cosim.validate.mapping import Query
     from cosim.validate.predict import _trtllm_batch
+    from cosim.workloads.params import params_total
 
     q = Query(kind="offline_throughput", hardware="h200-sxm", chips=1, workload="llama-3.3-70b", precision="fp8",
               input_len=1000, output_len=1000, stack="trtllm-bench")
     sc = build_scenario(phase="generate", input_len=1000, output_len=1000, precision="fp8")
-    one = footprint(load_workload("llama-3.3-70b"), sc, 1)
-    free = load_hardware("h200-sxm").main_memory.capacity_bytes.value - one.weights
+    model = load_workload("llama-3.3-70b")
+    one = footprint(model, sc, 1)
+    capacity = load_hardware("h200-sxm").main_memory.capacity_bytes.value
+
+    def runtime(budget: int) -> float:
+        # a forward pass of `budget` prompt tokens (hidden 8192 x 4 + MLP 28672 x 3, BF16) and one sequence's
+        # FP32 logits, plus the 0.3 GB CUDA context (one GPU: no NCCL communicator)
+        return budget * (4 * 8192 + 3 * 28672) * 2 + 128256 * 4 + 3.0e8
+
+    # trtllm-bench's own token budget for these lengths on one H200
+    budget = trtllm_bench.engine_settings(model, params_total(model), "fp8", 1.0, 1, 1, 1000, 1000, capacity)[1]
+    free = capacity - one.weights - runtime(budget)
     # KV of one request: 80 layers x 8 KV heads x 128 x (K, V) x 1 B x 2000 tokens = 327.68 MB
     assert one.kv_cache == pytest.approx(80 * 8 * 128 * 2 * 2000, rel=1e-6)
     assert _trtllm_batch(q, sc) == int(0.95 * free // one.kv_cache)
-    # tuned MLPerf harnesses keep only the KV in use: on average ISL + OSL / 2 = 1500 tokens, in 0.9 of free
-    assert _trtllm_batch(q.model_copy(update={"stack": "tuned"}), sc) == int(0.9 * free // (80 * 8 * 128 * 2 * 1500))
+    # tuned MLPerf harnesses keep only the KV in use: on average ISL + OSL / 2 = 1500 tokens, in 0.9 of free,
+    # beside TensorRT-LLM's default budget of 8192 tokens
+    tuned_free = capacity - one.weights - runtime(8192)
+    assert _trtllm_batch(q.model_copy(update={"stack": "tuned"}), sc) == int(
+        0.9 * tuned_free // (80 * 8 * 128 * 2 * 1500))
     assert _trtllm_batch(q.model_copy(update={"stack": "vllm"}), sc) is None
+
+
+def test_trtllm_reserves_a_budget_pass_the_cuda_context_and_nccl_beside_its_weights():
+    """TensorRT-LLM sizes its KV pool from the memory left after the peak of a forward pass of
+    max_num_tokens prompt tokens plus what lives outside its allocator (tensorrt_llm/_torch/pyexecutor/_util.py)."""
+    from cosim.validate.mapping import Query
+    from cosim.validate.predict import runtime_reserved_bytes
+
+    q = Query(kind="offline_throughput", hardware="h100-sxm", chips=1, workload="llama-3.1-8b", precision="fp8",
+              input_len=1000, output_len=1000, stack="tuned", max_num_tokens=4096)
+    # 4096 tokens x (4 x 4096 hidden + 3 x 14336 MLP) x 2 B + one sequence's FP32 logits (128256) + 0.3 GB context
+    one_gpu = 4096 * (4 * 4096 + 3 * 14336) * 2 + 128256 * 4 + 3.0e8
+    assert runtime_reserved_bytes(q, 4096) == pytest.approx(one_gpu, rel=1e-9)
+    # two GPUs (TP2): half the MLP width and logits per GPU, and an NCCL communicator's 688 MB
+    two_gpus = 4096 * (4 * 4096 + 3 * 14336 / 2) * 2 + 128256 / 2 * 4 + 3.0e8 + 6.88e8
+    assert runtime_reserved_bytes(q.model_copy(update={"tp": 2, "chips": 2}), 4096) == pytest.approx(two_gpus,
+                                                                                                   rel=1e-9)
+    # a larger budget reserves more, so the pool holds fewer sequences
+    assert runtime_reserved_bytes(q, 16384) > runtime_reserved_bytes(q, 4096)
 
 
 def test_server_throughput_falls_as_the_latency_limits_tighten():
@@ -220,7 +254,8 @@ def test_tuned_harness_holds_the_length_biased_kv_of_spread_outputs():
     assert sc.decode_span == 2000  # 1000 x (1 + 1²)
 
     weights = footprint(load_workload("llama-3.3-70b"), sc, 1).weights
-    free = load_hardware("h200-sxm").main_memory.capacity_bytes.value - weights
+    runtime = 8192 * (4 * 8192 + 3 * 28672) * 2 + 128256 * 4 + 3.0e8  # default budget's pass, CUDA context
+    free = load_hardware("h200-sxm").main_memory.capacity_bytes.value - weights - runtime
     # 1000 + 2000 / 2 = 2000 tokens per running sequence (not 1500), 160 KiB each, in 0.9 of the free memory
     assert _trtllm_batch(q, sc) == int(0.9 * free // (80 * 8 * 128 * 2 * 2000))
 

@@ -74,19 +74,54 @@ def serving_engine(q: Query) -> str:
     return "tensorrt-llm" if nvidia and q.stack in TRTLLM_KV_FREE_FRACTION else "reserve"
 
 
+def _engine_token_budget(q: Query, input_len: int, output_len: int) -> int:
+    """Tokens one engine (one attention-DP rank) runs per step at most: the row's `max_num_tokens`, else the
+    budget trtllm-bench derives itself, else TensorRT-LLM's default (`prefill_chunk_tokens`, 8192)."""
+    from cosim.engines.efficiency import load_engine_defaults
+
+    if q.max_num_tokens:
+        return q.max_num_tokens
+    if q.stack == "trtllm-bench":
+        settings = _trtllm_bench_settings(q, input_len, output_len)
+        if settings is not None:
+            return settings[1]
+    return int(load_engine_defaults()["prefill_chunk_tokens"]["value"])
+
+
+def runtime_reserved_bytes(q: Query, budget: int) -> float:
+    """Bytes per GPU a TensorRT-LLM engine holds beside its weights when it sizes the KV pool, which is a
+    fraction of what is left (tensorrt_llm/_torch/pyexecutor/_util.py: `available_kv_mem = (total_gpu_memory -
+    peak_memory + ...) * fraction`, the peak measured over a forward pass of `max_num_tokens` dummy prompt
+    tokens; TensorRT engines reserve the same activations at build time): the activations of one step of
+    `budget` prompt tokens (cosim's prefill working set), the CUDA context, and an NCCL communicator when
+    the engine spans GPUs (`runtime_context_bytes`, `nccl_communicator_bytes` in engine_defaults.yaml)."""
+    from cosim.engines.efficiency import load_engine_defaults
+    from cosim.engines.memory import footprint
+    from cosim.specs.loader import load_workload
+
+    d = load_engine_defaults()
+    pass_ = _scenario(q, "prefill", q.dp, budget, 1)  # one budget of prompt tokens on each attention-DP rank
+    reserved = footprint(load_workload(q.workload), pass_).activations + float(d["runtime_context_bytes"]["value"])
+    if q.tp * q.pp * q.dp * q.ep > 1:
+        reserved += float(d["nccl_communicator_bytes"]["value"])
+    return reserved
+
+
 def _trtllm_batch(q: Query, sc) -> int | None:
     """Sequences TensorRT-LLM keeps in flight (KV for ISL + OSL per request when the stack reserves the
-    output, else for the KV in use, ISL + OSL / 2 on average), or None when the engine is not TensorRT-LLM."""
+    output, else for the KV in use, ISL + OSL / 2 on average) in a fraction of the memory left beside the
+    weights and the runtime's own (`runtime_reserved_bytes`), or None when the engine is not TensorRT-LLM."""
     from cosim.engines.memory import footprint
     from cosim.specs.loader import load_hardware, load_workload
 
     if serving_engine(q) != "tensorrt-llm":
         return None
     hw = load_hardware(q.hardware)
+    budget = _engine_token_budget(q, sc.input_len, sc.output_len)
     if not TRTLLM_RESERVES_OUTPUT[q.stack]:  # the KV in use: input + decode_span / 2 (length-biased)
         sc = sc.model_copy(update={"output_len": max(1, sc.decode_span // 2), "output_len_cv": 0.0})
     one = footprint(load_workload(q.workload), sc, sc.parallelism.dp)
-    free = hw.main_memory.capacity_bytes.value - one.weights
+    free = hw.main_memory.capacity_bytes.value - one.weights - runtime_reserved_bytes(q, budget)
     if one.kv_cache <= 0 or free <= 0:
         return None
     per_seq = one.kv_cache / sc.parallelism.dp
@@ -150,28 +185,34 @@ def trtllm_bench_cap(q: Query, mapping: Mapping) -> int | None:
     """Sequences one rank of a trtllm-bench run keeps in flight under the max batch size and token budget
     trtllm-bench chooses itself (cosim.validate.trtllm_bench), or None when the row states its limits, runs
     another stack or has varying lengths. Its `--tp` counts the attention-DP ranks too."""
+
+    if q.stack != "trtllm-bench" or q.max_seqs or q.max_num_tokens or output_dataset(q, mapping) is not None:
+        return None
+    inp, out = lengths(q, mapping)
+    settings = _trtllm_bench_settings(q, inp, out)
+    if settings is None:
+        return None
+    max_bs, budget = settings
+    return min(max_bs, trtllm_bench.whole_prompt_batch(budget, inp, out)) * q.pp
+
+
+def _trtllm_bench_settings(q: Query, inp: int, out: int) -> tuple[int, int] | None:
+    """(max batch size, token budget) trtllm-bench derives for the row's model and lengths, or None."""
     from cosim.specs.hardware import BYTES_PER_ELEMENT
     from cosim.specs.loader import load_hardware, load_workload
     from cosim.specs.scenario import default_kv_precision
     from cosim.specs.workload import DecoderLM
     from cosim.workloads.params import params_total
 
-    if q.stack != "trtllm-bench" or q.max_seqs or q.max_num_tokens or output_dataset(q, mapping) is not None:
-        return None
     model = load_workload(q.workload)
     if not isinstance(model, DecoderLM):
         return None
-    inp, out = lengths(q, mapping)
     kv_bytes = BYTES_PER_ELEMENT[q.kv_precision or default_kv_precision(q.precision)]
     # the heuristic knows one quantisation of the whole model (FP8, NVFP4, none), not mixed-precision experts
     tuned = q.activation_precision in (None, q.precision) and q.dense_precision in (None, q.precision)
-    settings = trtllm_bench.engine_settings(model, params_total(model), q.precision, kv_bytes, q.tp * q.dp, q.pp,
-                                            inp, out, load_hardware(q.hardware).main_memory.capacity_bytes.value,
-                                            tuned=tuned)
-    if settings is None:
-        return None
-    max_bs, budget = settings
-    return min(max_bs, trtllm_bench.whole_prompt_batch(budget, inp, out)) * q.pp
+    return trtllm_bench.engine_settings(model, params_total(model), q.precision, kv_bytes, q.tp * q.dp, q.pp,
+                                        inp, out, load_hardware(q.hardware).main_memory.capacity_bytes.value,
+                                        tuned=tuned)
 
 
 def _offline(q: Query, mapping: Mapping, params):
