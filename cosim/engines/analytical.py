@@ -6,14 +6,17 @@ Per op (one execution on one chip):
   fused-attention `attention_fraction` for ATTENTION rows (FlashAttention-style kernels reach their
   own share of peak), the size curve read at the padded FLOPs (FLOPs / quantisation efficiency: the
   work the kernel really does), so a tiny padded GEMM costs its padded work plus the ramp time once. GEMMs pad M and N to the kernel tile (a tile no smaller than the family's
-  minimum and no larger than the spec's `gemm_tile`, chosen as the next power of two of the dimension,
-  as kernel heuristics do) and spread tiles over the compute units in waves, splitting K when the tiles
+  minimum and no larger than the spec's `gemm_tile`: for N the next power of two of the dimension, for M
+  the power of two that pads the rows least, as tuned kernels pick) and spread tiles over the compute
+  units in waves, splitting K when the tiles
   do not fill the machine (split-K / stream-K). A grouped (MoE) GEMM pads each expert's rows on their own:
   routing spreads the tokens, so the rows of the experts a batch touches are taken as Poisson around
   their mean and the row tiles counted in expectation (`_grouped_row_tiles`): the time no longer jumps
-  by up to 2x where the mean crosses a multiple of the tile, only by what changing the tile changes.
-  Systolic chips pad K x N to the array and spread the array tiles over the arrays. Attention pads the query rows (query length x query heads per KV head,
-  the FlashDecoding packing) to the tile. Elementwise ops and lookups run on the vector units.
+  by up to 2x where the mean crosses a multiple of the tile, only by what changing the tile changes. The
+  GEMMs of an average continuous-batching step pad the steps it averages, with and without a prompt, each
+  on its own (`_mixed_rows`), not their mean. Systolic chips pad K x N to the array and spread the array
+  tiles over the arrays. Attention pads the query rows (query length x query heads per KV head, the
+  FlashDecoding packing) to the tile. Elementwise ops and lookups run on the vector units.
 - a GEMM whose weights are stored narrower than it multiplies in and must be widened in the kernel's main
   loop (W4A16, see `_widens_weights`) adds (1 / weight_upcast_fraction - 1) x the compute time of its
   unpadded FLOPs: a large GEMM runs at the fraction's share of the same-precision rate, while a GEMV's
@@ -53,10 +56,10 @@ from cosim.specs.hardware import BYTES_PER_ELEMENT, PRECISIONS
 # op table columns packed for the kernels
 OPF = ("m", "k", "n", "groups", "heads", "kv_heads", "q_len", "flops", "bytes_weight", "bytes_act_in",
        "bytes_act_out", "bytes_kv_read", "bytes_kv_write", "comm_bytes", "comm_group", "repeat", "size_mult",
-       "compute_override_s", "quant_eff")
+       "compute_override_s", "quant_eff", "m_prompt", "m_prompt_step")
 OPI = ("kind", "precision", "fused", "comm_kind", "stage", "weight_precision")
 (F_M, F_K, F_N, F_GROUPS, F_HEADS, F_KVH, F_QLEN, F_FLOPS, F_W, F_AIN, F_AOUT, F_KVR, F_KVW, F_COMM,
- F_GROUP, F_REPEAT, F_SIZE, F_OVR, F_QEFF) = range(len(OPF))
+ F_GROUP, F_REPEAT, F_SIZE, F_OVR, F_QEFF, F_PROMPT, F_PSTEP) = range(len(OPF))
 I_KIND, I_PREC, I_FUSED, I_COMMK, I_STAGE, I_WPREC = range(len(OPI))
 
 # scalar parameters packed for the kernels
@@ -174,7 +177,7 @@ def _truncated_poisson_rate(m):
 @njit(cache=True, inline="always")
 def _grouped_row_tiles(m, min_m, max_m):
     """(row tile, expected row tiles per group) of a grouped GEMM whose groups (the experts a batch touches)
-    get rows averaging m: the tile is the one a GEMM of m rows takes (`_tile`, as a heuristic or a tactic
+    get rows averaging m: the tile is the power of two of the mean rows (`_tile`, as a heuristic or a tactic
     tuner profiling balanced routing picks it), while routing spreads the real rows, Poisson around the mean
     (zero-truncated: only touched experts run), each expert's rows padded to the tile on their own."""
     t = _tile(m, min_m, max_m)
@@ -185,15 +188,51 @@ def _grouped_row_tiles(m, min_m, max_m):
 
 
 @njit(cache=True, inline="always")
+def _least_padding_tile(m, min_m, max_m):
+    """The power-of-two row tile from min_m to max_m that pads m rows least (the larger on a tie)."""
+    best = min_m
+    best_rows = math.ceil(m / min_m) * min_m
+    t = min_m * 2.0
+    while t <= max_m:
+        rows = math.ceil(m / t) * t
+        if rows <= best_rows:
+            best, best_rows = t, rows
+        t *= 2.0
+    return best
+
+
+@njit(cache=True, inline="always")
+def _mixed_rows(m, prompt, step, min_m, max_m, fixed_tile):
+    """(expected padded rows, expected row tiles) of a GEMM whose m averages steps that carry k or k + 1
+    prompts of `step` rows beside m - `prompt` decode rows (k = floor(prompt / step), the k + 1 share making
+    the mean), each step padded to its own tile (`fixed_tile` > 0: that tile for every step)."""
+    base = max(m - prompt, 0.0)
+    k = math.floor(prompt / step)
+    f = prompt / step - k
+    rows = 0.0
+    tiles = 0.0
+    for share, x in ((1.0 - f, base + k * step), (f, base + (k + 1.0) * step)):
+        if share <= 0.0 or x <= 0.0:
+            continue
+        t = fixed_tile if fixed_tile > 0.0 else _least_padding_tile(x, min_m, max_m)
+        c = math.ceil(x / t)
+        rows += share * c * t
+        tiles += share * c
+    return rows, tiles
+
+
+@njit(cache=True, inline="always")
 def _gemm_eff(m, k, n, groups, tile_m, tile_n, tile_k, units, rows, cols, arrays, min_m, min_n, split_k,
-              grouped):
-    """Tile x wave quantisation efficiency of a GEMM, or of a grouped GEMM (`grouped`: per-group rows
-    Poisson around m, see `_grouped_row_tiles`), in (0, 1]."""
+              grouped, prompt, prompt_step):
+    """Tile x wave quantisation efficiency of a GEMM, of a grouped GEMM (`grouped`: per-group rows Poisson
+    around m, see `_grouped_row_tiles`) or of a continuous-batching step's GEMM whose m averages steps with and
+    without prompts (`prompt`, `prompt_step`, see `_mixed_rows`), in (0, 1]."""
     if m <= 0.0 or n <= 0.0:
         return 1.0
+    mixed = prompt > 0.0 and prompt_step > 0.0
     if rows > 0.0 and cols > 0.0:
         tm = max(min_m, 1.0)
-        pm = math.ceil(m / tm) * tm
+        pm = _mixed_rows(m, prompt, prompt_step, min_m, min_m, tm)[0] if mixed else math.ceil(m / tm) * tm
         kk = max(k, 1.0)
         tk = math.ceil(kk / rows)
         tn = math.ceil(n / cols)
@@ -203,12 +242,16 @@ def _gemm_eff(m, k, n, groups, tile_m, tile_n, tile_k, units, rows, cols, arrays
     else:
         if grouped:
             tm, cm = _grouped_row_tiles(m, min_m, max(tile_m, min_m))
+            padded = tm * cm
+        elif mixed:
+            padded, cm = _mixed_rows(m, prompt, prompt_step, min_m, max(tile_m, min_m), 0.0)
         else:
-            tm = _tile(m, min_m, max(tile_m, min_m))
+            tm = _least_padding_tile(m, min_m, max(tile_m, min_m))
             cm = math.ceil(m / tm)
+            padded = tm * cm
         tn_ = _tile(n, min_n, max(tile_n, min_n))
         cn = math.ceil(n / tn_)
-        eff = (m * n) / (cm * tm * cn * tn_)
+        eff = (m * n) / (padded * cn * tn_)
         tiles = cm * cn * groups
         u = units
     if u <= 1.0:
@@ -269,7 +312,7 @@ def _quant_eff(i, j, tile_m, tile_n, tile_k, units, sys_rows, sys_cols, sys_arra
     if kind in (KIND_GEMM, KIND_GROUPED):
         return _gemm_eff(opf[F_M, j], opf[F_K, j], opf[F_N, j], opf[F_GROUPS, j], tile_m[i], tile_n[i],
                          tile_k[i], units[i], sys_rows[i], sys_cols[i], sys_arrays[i], prm[P_MINM], prm[P_MINN],
-                         prm[P_SPLITK], kind == KIND_GROUPED)
+                         prm[P_SPLITK], kind == KIND_GROUPED, opf[F_PROMPT, j], opf[F_PSTEP, j])
     return 1.0
 
 

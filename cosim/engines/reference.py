@@ -50,25 +50,59 @@ def grouped_row_tiles(m: float, min_m: float, max_m: float) -> tuple[float, floa
     return t, poisson_tiles(mu, t) / -math.expm1(-mu)
 
 
+def least_padding_tile(m: float, lo: float, hi: float) -> float:
+    """The power-of-two row tile in [lo, hi] that pads m rows least (the larger on a tie)."""
+    candidates = []
+    t = lo
+    while t <= hi:
+        candidates.append(t)
+        t *= 2.0
+    return min(candidates, key=lambda c: (math.ceil(m / c) * c, -c))
+
+
+def mixed_rows(m: float, prompt: float, step: float, min_m: float, max_m: float,
+               fixed_tile: float = 0.0) -> tuple[float, float]:
+    """(expected padded rows, expected row tiles) over the steps a continuous-batching average step stands for:
+    m - prompt decode rows plus k or k + 1 prompts of `step` rows, in the shares that make the mean prompt
+    rows, each step padded to its own tile, as documented in analytical.py."""
+    k = math.floor(prompt / step)
+    f = prompt / step - k
+    steps = [(1.0 - f, max(m - prompt, 0.0) + k * step), (f, max(m - prompt, 0.0) + (k + 1) * step)]
+    rows = tiles = 0.0
+    for share, x in steps:
+        if share > 0 and x > 0:
+            t = fixed_tile or least_padding_tile(x, min_m, max_m)
+            rows += share * math.ceil(x / t) * t
+            tiles += share * math.ceil(x / t)
+    return rows, tiles
+
+
 def gemm_efficiency(m, k, n, groups, tile_m, tile_n, tile_k, units, rows, cols, arrays, min_m, min_n,
-                    split_k, grouped: bool = False) -> float:
-    """Tile x wave quantisation, as documented in analytical.py (`grouped`: per-group Poisson rows)."""
+                    split_k, grouped: bool = False, prompt: float = 0.0, prompt_step: float = 0.0) -> float:
+    """Tile x wave quantisation, as documented in analytical.py (`grouped`: per-group Poisson rows;
+    `prompt`, `prompt_step`: m averages steps with and without prompts)."""
     if m <= 0 or n <= 0:
         return 1.0
+    mixed = prompt > 0 and prompt_step > 0
     if rows > 0 and cols > 0:
         tm = max(min_m, 1.0)
         kk = max(k, 1.0)
-        eff = (m * kk * n) / (math.ceil(m / tm) * tm * math.ceil(kk / rows) * rows * math.ceil(n / cols) * cols)
+        padded = mixed_rows(m, prompt, prompt_step, min_m, min_m, tm)[0] if mixed else math.ceil(m / tm) * tm
+        eff = (m * kk * n) / (padded * math.ceil(kk / rows) * rows * math.ceil(n / cols) * cols)
         tiles = math.ceil(kk / rows) * math.ceil(n / cols) * groups
         u = arrays
     else:
         if grouped:
             tm, cm = grouped_row_tiles(m, min_m, max(tile_m, min_m))
+            padded = tm * cm
+        elif mixed:
+            padded, cm = mixed_rows(m, prompt, prompt_step, min_m, max(tile_m, min_m))
         else:
-            tm = _tile(m, min_m, max(tile_m, min_m))
+            tm = least_padding_tile(m, min_m, max(tile_m, min_m))
             cm = math.ceil(m / tm)
+            padded = tm * cm
         tn = _tile(n, min_n, max(tile_n, min_n))
-        eff = (m * n) / (cm * tm * math.ceil(n / tn) * tn)
+        eff = (m * n) / (padded * math.ceil(n / tn) * tn)
         tiles = cm * math.ceil(n / tn) * groups
         u = units
     if u <= 1:
@@ -108,7 +142,8 @@ def matrix_rate(hw: dict, op: dict, prm: dict, params) -> tuple[float, float]:
         eff = gemm_efficiency(op["m"], op["k"], op["n"], op["groups"], hw["tile_m"], hw["tile_n"],
                               hw["tile_k"], hw["compute_units"], hw["systolic_rows"],
                               hw["systolic_cols"], hw["_systolic_arrays"], prm["min_tile_m"],
-                              prm["min_tile_n"], prm["split_k"] > 0, op["kind"] == A.KIND_GROUPED)
+                              prm["min_tile_n"], prm["split_k"] > 0, op["kind"] == A.KIND_GROUPED,
+                              op["m_prompt"], op["m_prompt_step"])
     # the size curve is read at the padded work, or at its time at peak in reference-rate FLOPs
     key = op["flops"] / eff
     if params.curve_reference_flops_per_s and hw["peak"][op["precision"]] > 0:

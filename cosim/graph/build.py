@@ -135,6 +135,19 @@ def critical_rank_prompt_share(workload, scenario: Scenario) -> float:
     return expected_max_poisson(mean, dp) / mean if mean > 0 else 1.0
 
 
+def _step_varying(table: OpTable, chunk: int, dp: int, prompt_len: int) -> OpTable:
+    """`table` (a step over decode + `chunk` prompt tokens) with its dense GEMMs marked as averaging steps that
+    carry whole prompts of `prompt_len` rows and steps that carry none (`m_prompt`, `m_prompt_step`), each
+    padded to its own tile. A prompt lands whole on one attention-DP rank; the mean is per rank."""
+    if chunk <= 0:
+        return table
+    out = table.select(np.ones(len(table), dtype=bool))
+    gemm = out.kind == OpKind.GEMM
+    out.m_prompt = np.where(gemm, chunk / dp, out.m_prompt)
+    out.m_prompt_step = np.where(gemm, float(prompt_len), out.m_prompt_step)
+    return out
+
+
 def mixed_step_graph(workload: DecoderLM, scenario: Scenario, context: int) -> OpTable:
     """One step of continuous batching with chunked prefill: `batch` sequences decode one token each at
     `context` while `scenario.prompt_tokens_per_step` prompt tokens ride along.
@@ -145,13 +158,15 @@ def mixed_step_graph(workload: DecoderLM, scenario: Scenario, context: int) -> O
     (the share of a prompt a step carries); logits only for the decoding sequences. Under attention data
     parallelism with MoE the table is the busiest rank's: its own tokens and prompt attention carry that
     rank's prompts (`critical_rank_prompt_share`), while the expert assignments, pooled over the ranks,
-    follow the mean.
+    follow the mean. The merged GEMMs' M is an average over steps that carry a prompt and steps that do not,
+    so each kind pads to its own tile (`m_prompt`, `m_prompt_step`), not the mean.
     """
     dp = scenario.parallelism.dp  # each data-parallel rank carries its share of the chunk
     prompt_tokens = scenario.prompt_tokens_per_step
     share = critical_rank_prompt_share(workload, scenario)
     chunk = -(-int(round(prompt_tokens)) // dp) * dp
-    merged = decode_graph(workload, scenario.model_copy(update={"batch": scenario.batch + chunk}), context)
+    merged = _step_varying(decode_graph(workload, scenario.model_copy(update={"batch": scenario.batch + chunk}),
+                                        context), chunk, dp, scenario.input_len)
     decode = decode_graph(workload, scenario, context)
     prompt = prefill_graph(workload, scenario)
     per_request = (decode.kind == OpKind.ATTENTION) | (decode.stage == Stage.LM_HEAD)
@@ -162,7 +177,8 @@ def mixed_step_graph(workload: DecoderLM, scenario: Scenario, context: int) -> O
     from cosim.graph.moe import expert_assignment_mask
 
     busiest_chunk = -(-int(round(prompt_tokens * share)) // dp) * dp
-    busiest = decode_graph(workload, scenario.model_copy(update={"batch": scenario.batch + busiest_chunk}), context)
+    busiest = _step_varying(decode_graph(workload, scenario.model_copy(update={"batch": scenario.batch + busiest_chunk}),
+                                         context), busiest_chunk, dp, scenario.input_len)
     pooled = expert_assignment_mask(merged)
     own_token = (busiest.kind != OpKind.ATTENTION) & (busiest.stage != Stage.LM_HEAD) & ~expert_assignment_mask(busiest)
     return OpTable.concat([busiest.select(own_token), merged.select(per_token & pooled), decode.select(per_request),

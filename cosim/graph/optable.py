@@ -52,7 +52,7 @@ _FLOAT_COLUMNS = (
     "m", "k", "n", "groups",
     "batch", "heads", "kv_heads", "q_len", "kv_len", "head_dim", "head_dim_v", "window",
     "flops", "bytes_weight", "bytes_act_in", "bytes_act_out", "bytes_kv_read", "bytes_kv_write",
-    "comm_bytes", "repeat",
+    "comm_bytes", "repeat", "m_prompt", "m_prompt_step",
 )
 
 
@@ -71,6 +71,10 @@ class OpTable:
       comm_bytes: bytes each chip sends (payload size of the collective's buffer per chip);
       comm_kind/comm_group: which collective and among how many chips.
       repeat: executions per step on one chip.
+      m_prompt, m_prompt_step: for a continuous-batching step's GEMMs, whose `m` is an average over steps,
+      the mean prompt rows in `m` and the rows one prompt adds to a step that carries it: the steps alternate
+      between m - m_prompt + k x m_prompt_step rows for the two k around m_prompt / m_prompt_step, each
+      padded to its own tile (0, 0: every execution has `m` rows).
     """
 
     name: np.ndarray = field(default_factory=lambda: np.array([], dtype=object))
@@ -102,6 +106,8 @@ class OpTable:
     bytes_kv_write: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.float64))
     comm_bytes: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.float64))
     repeat: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.float64))
+    m_prompt: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.float64))
+    m_prompt_step: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.float64))
 
     def __len__(self) -> int:
         return len(self.kind)
