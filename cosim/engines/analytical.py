@@ -8,8 +8,7 @@ Per op (one execution on one chip):
   work the kernel really does), so a tiny padded GEMM costs its padded work plus the ramp time once. GEMMs pad M and N to the kernel tile (a tile no smaller than the family's
   minimum and no larger than the spec's `gemm_tile`: for N the next power of two of the dimension, for M
   the power of two that pads the rows least, as tuned kernels pick) and spread tiles over the compute
-  units in waves, splitting K when the tiles
-  do not fill the machine (split-K / stream-K). A grouped (MoE) GEMM pads each expert's rows on their own:
+  units in waves, splitting K when the tiles do not fill the machine (split-K / stream-K). A grouped (MoE) GEMM pads each expert's rows on their own:
   routing spreads the tokens, so the rows of the experts a batch touches are taken as Poisson around
   their mean and the row tiles counted in expectation (`_grouped_row_tiles`): the time no longer jumps
   by up to 2x where the mean crosses a multiple of the tile, only by what changing the tile changes. The

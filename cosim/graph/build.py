@@ -138,7 +138,9 @@ def critical_rank_prompt_share(workload, scenario: Scenario) -> float:
 def _step_varying(table: OpTable, chunk: int, dp: int, prompt_len: int) -> OpTable:
     """`table` (a step over decode + `chunk` prompt tokens) with its dense GEMMs marked as averaging steps that
     carry whole prompts of `prompt_len` rows and steps that carry none (`m_prompt`, `m_prompt_step`), each
-    padded to its own tile. A prompt lands whole on one attention-DP rank; the mean is per rank."""
+    padded to its own tile. A prompt lands whole on one attention-DP rank; the mean is per rank. Prompts are
+    taken whole: an engine that chunks them to a token budget spreads one over more steps, and the scenario
+    does not carry the budget."""
     if chunk <= 0:
         return table
     out = table.select(np.ones(len(table), dtype=bool))
