@@ -185,7 +185,6 @@ def trtllm_bench_cap(q: Query, mapping: Mapping) -> int | None:
     """Sequences one rank of a trtllm-bench run keeps in flight under the max batch size and token budget
     trtllm-bench chooses itself (cosim.validate.trtllm_bench), or None when the row states its limits, runs
     another stack or has varying lengths. Its `--tp` counts the attention-DP ranks too."""
-
     if q.stack != "trtllm-bench" or q.max_seqs or q.max_num_tokens or output_dataset(q, mapping) is not None:
         return None
     inp, out = lengths(q, mapping)
