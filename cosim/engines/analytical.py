@@ -127,7 +127,7 @@ POISSON_EXACT_MAX = 200.0
 POISSON_SPAN_SIGMAS = 10.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _poisson_tiles(mu, t):
     """E[ceil(N / t)] for N ~ Poisson(mu) = sum over j >= 0 of P(N > j t): the expected row tiles of a group
     whose row count is Poisson with mean mu (exact pmf sum up to POISSON_EXACT_MAX, above it a normal
@@ -158,7 +158,7 @@ def _poisson_tiles(mu, t):
     return total
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _truncated_poisson_rate(m):
     """The rate mu whose zero-truncated Poisson mean mu / (1 - exp(-mu)) is m (> 1): the per-expert token rate
     behind a mean load of m tokens on each expert a batch touches (Newton's method)."""
@@ -173,7 +173,7 @@ def _truncated_poisson_rate(m):
     return mu
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _grouped_row_tiles(m, min_m, max_m):
     """(row tile, expected row tiles per group) of a grouped GEMM whose groups (the experts a batch touches)
     get rows averaging m: the tile is the power of two of the mean rows (`_tile`, as a heuristic or a tactic
@@ -186,7 +186,7 @@ def _grouped_row_tiles(m, min_m, max_m):
     return t, _poisson_tiles(mu, t) / (1.0 - math.exp(-mu))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _least_padding_tile(m, min_m, max_m):
     """The power-of-two row tile from min_m to max_m that pads m rows least (the larger on a tie)."""
     best = min_m
@@ -200,7 +200,7 @@ def _least_padding_tile(m, min_m, max_m):
     return best
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _mixed_rows(m, prompt, step, min_m, max_m, fixed_tile):
     """(expected padded rows, expected row tiles) of a GEMM whose m averages steps that carry k or k + 1
     prompts of `step` rows beside m - `prompt` decode rows (k = floor(prompt / step), the k + 1 share making
@@ -218,6 +218,21 @@ def _mixed_rows(m, prompt, step, min_m, max_m, fixed_tile):
         rows += share * c * t
         tiles += share * c
     return rows, tiles
+
+
+@njit(cache=True)
+def _padded_rows(m, grouped, prompt, prompt_step, min_m, max_m):
+    """(padded rows, row tiles) of a GEMM's m rows on tiles from min_m to max_m: a grouped GEMM's Poisson
+    rows (`_grouped_row_tiles`), an average step's two kinds of step (`_mixed_rows`), else the tile that pads
+    m least. One compiled call, not inlined, so the kernels that use it compile it once."""
+    if grouped:
+        tm, cm = _grouped_row_tiles(m, min_m, max_m)
+        return tm * cm, cm
+    if prompt > 0.0 and prompt_step > 0.0:
+        return _mixed_rows(m, prompt, prompt_step, min_m, max_m, 0.0)
+    tm = _least_padding_tile(m, min_m, max_m)
+    cm = float(math.ceil(m / tm))
+    return tm * cm, cm
 
 
 @njit(cache=True, inline="always")
@@ -239,15 +254,7 @@ def _gemm_eff(m, k, n, groups, tile_m, tile_n, tile_k, units, rows, cols, arrays
         tiles = tk * tn * groups
         u = arrays
     else:
-        if grouped:
-            tm, cm = _grouped_row_tiles(m, min_m, max(tile_m, min_m))
-            padded = tm * cm
-        elif mixed:
-            padded, cm = _mixed_rows(m, prompt, prompt_step, min_m, max(tile_m, min_m), 0.0)
-        else:
-            tm = _least_padding_tile(m, min_m, max(tile_m, min_m))
-            cm = math.ceil(m / tm)
-            padded = tm * cm
+        padded, cm = _padded_rows(m, grouped, prompt, prompt_step, min_m, max(tile_m, min_m))
         tn_ = _tile(n, min_n, max(tile_n, min_n))
         cn = math.ceil(n / tn_)
         eff = (m * n) / (padded * cn * tn_)
