@@ -51,6 +51,10 @@ def register(app: typer.Typer) -> None:
                                         "parallelism): the ranks take their prompts together (TensorRT-LLM's "
                                         "attention_dp_config enable_balance), so a step does not wait for the one "
                                         "rank that got the most prompts"),
+        cuda_graph_sizes: str = typer.Option("", "--cuda-graph-sizes", help="generate with --chunked-prefill: "
+                                             "comma-separated per-rank batch sizes the engine captured CUDA graphs "
+                                             "for (TensorRT-LLM cuda_graph_config batch_sizes with enable_padding); "
+                                             "a step without a prompt pads its batch up to the next one"),
         frames: FramesOpt = None,
         height: HeightOpt = None,
         width: WidthOpt = None,
@@ -112,6 +116,8 @@ def register(app: typer.Typer) -> None:
                                   recompute="selective" if recompute == "auto" else recompute,
                                   kv_precision=kv_precision, activation_precision=activation_precision,
                                   dense_precision=dense_precision, dp_prompt_balance=dp_balance)
+        if cuda_graph_sizes:
+            scenario = scenario.model_copy(update={"cuda_graph_batch_sizes": _graph_sizes(cuda_graph_sizes)})
         if recompute == "auto" and phase == "train" and b is not None:
             scenario = _auto_recompute(hardware, workload, scenario)
         chosen = None
@@ -207,3 +213,16 @@ def _auto_recompute(hardware, workload, scenario):
     print(f"recompute: full (selective needs {need / 1e9:.2f} GB per chip > {usable / 1e9:.2f} GB usable)",
           file=sys.stderr)
     return full
+
+
+def _graph_sizes(text: str) -> tuple[int, ...]:
+    """`--cuda-graph-sizes 1,2,4,...` as positive integers, or a clear error naming the flag."""
+    from cosim.errors import CosimInputError
+
+    try:
+        sizes = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise CosimInputError(f"--cuda-graph-sizes must be comma-separated integers, got '{text}'") from None
+    if not sizes or sizes[0] <= 0:
+        raise CosimInputError(f"--cuda-graph-sizes must list batch sizes >= 1, got '{text}'")
+    return sizes

@@ -39,8 +39,9 @@ from __future__ import annotations
 import numpy as np
 
 from cosim.engines import analytical as A
-from cosim.engines.eager import eager_extra_s
+from cosim.engines.eager import eager_extra_s, prompt_step_fraction
 from cosim.engines.efficiency import EngineParams, load_engine_defaults
+from cosim.engines.graph_padding import padded_rows
 from cosim.engines.memory import footprint, microbatching, params_per_chip, pipeline_bubble
 from cosim.specs.hardware import PRECISIONS
 from cosim.specs.scenario import Scenario
@@ -221,6 +222,18 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
                     agg[k] += wt * d[k]
                 feas = np.minimum(feas, d["feasible"])
                 reason = np.maximum(reason, d["reason"])
+        if chunked and steps > 0 and padded_rows(micro) > 0:  # graph-replayed steps pad (cosim.engines.graph_padding)
+            def per_token(s):  # dummy rows cost every op but attention (one cached token each)
+                table = build.decode_graph(workload, s, scenario.input_len)
+                return kernel_run(hw, table.select(table.kind != A.KIND_ATTN), step_params, foot=foot,
+                                  wfoot=wfoot, override=override)
+
+            padded = micro.model_copy(update={"batch": micro.batch + padded_rows(micro) * micro.parallelism.dp})
+            hi, lo = per_token(padded), per_token(micro)
+            share = 1.0 - prompt_step_fraction(workload, micro)
+            for k in agg:
+                if k != "flops":  # dummy rows are not model work
+                    agg[k] = agg[k] + share * np.maximum(0.0, hi[k] - lo[k])
         agg = _interleaved(agg, pp)
         if chunked and steps > 0:  # prompt steps launched op by op wait for the host (cosim.engines.eager)
             extra = eager_extra_s(workload, scenario, agg["step_time_s"])

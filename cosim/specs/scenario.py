@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -81,6 +81,11 @@ class Scenario(BaseModel):
         default=False,
         description="attention-DP ranks take their prompts in the same steps (TensorRT-LLM attention_dp_config "
                     "enable_balance), so fewer steps carry one")
+    cuda_graph_batch_sizes: tuple[Annotated[int, Field(gt=0)], ...] | None = Field(
+        default=None,
+        description="generate with chunked prefill: per-rank batch sizes the engine captured CUDA graphs for; a "
+                    "generation-only step pads its batch up to the next one (TensorRT-LLM cuda_graph_config with "
+                    "enable_padding; cosim.engines.graph_padding); None: no padding")
     # video
     frames: int | None = Field(default=None, gt=0)
     height: int | None = Field(default=None, gt=0)

@@ -165,12 +165,24 @@ def engine_run(q: Query, inp: int, out: int, chips: int, params, limit: int, cv:
     batch = min(fits, limit) // q.dp * q.dp
     if batch < q.dp:  # not even one sequence per replica: the estimate says why
         return estimate(q.hardware, q.workload, sc, chips=chips, batch_max=True, params=params)
-    run = _scenario(q, "generate", batch, inp, out, output_len_cv=cv)
+    run = _scenario(q, "generate", batch, inp, out, output_len_cv=cv).model_copy(
+        update=_trtllm_bench_steps(q, inp, out))
     cap = hw.main_memory.capacity_bytes.value
     # (below 0 when vLLM's preemption lets the in-flight set outgrow the device by the end of the run)
     reserve = min(params.memory_reserve_fraction, 1.0 - footprint(load_workload(q.workload), run).total / cap - 1e-6)
     return estimate(q.hardware, q.workload, run, chips=chips,
                     params=params.with_overrides(memory_reserve_fraction=reserve))
+
+
+def _trtllm_bench_steps(q: Query, inp: int, out: int) -> dict:
+    """Scenario fields of a trtllm-bench run's steps: the CUDA-graph sizes its engine captures, within its
+    max batch size and token budget (cosim.engines.graph_padding); none for other stacks."""
+    if q.stack != "trtllm-bench":
+        return {}
+    budget = _engine_token_budget(q, inp, out)
+    settings = _trtllm_bench_settings(q, inp, out)
+    max_batch = q.max_seqs or (settings[0] if settings is not None else DEFAULT_MAX_SEQS)
+    return {"cuda_graph_batch_sizes": trtllm_bench.captured_graph_sizes(max_batch, budget)}
 
 
 def engine_sequence_cap(q: Query) -> int:

@@ -50,6 +50,17 @@ GIB = 1024.0**3
 DEFAULT_MAX_BATCH, DEFAULT_MAX_TOKENS = 2048, 8192
 
 
+#: CUDA-graph batch sizes of every table's `llm_options.yml` (`cuda_graph_config: enable_padding: true,
+#: batch_sizes: [...]`; TensorRT-LLM docs, developer-guide/perf-overview.md, both versions)
+CUDA_GRAPH_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 384, 512, 1024, 2048, 4096, 8192)
+
+
+def captured_graph_sizes(max_batch: int, budget: int) -> tuple[int, ...]:
+    """The sizes the engine captures: those within its max batch size and token budget (tensorrt_llm/_torch/
+    pyexecutor/model_engine.py, `bs <= self.max_num_tokens and bs <= self.batch_size`)."""
+    return tuple(s for s in CUDA_GRAPH_BATCH_SIZES if s <= max_batch and s <= budget)
+
+
 #: finetune_setting's rounding: (below this, round up to a multiple of this) steps, and the least value
 BATCH_ROUNDING = (((256, 32), (1024, 128), (math.inf, 256)), 64)
 TOKEN_ROUNDING = (((4096, 256), (8192, 512), (math.inf, 1024)), 2048)
