@@ -115,3 +115,52 @@ def test_estimate_cli_pads_with_the_stated_sizes(capsys):
     assert main(args + ["--cuda-graph-sizes", "512,x"]) == 2
     err = capsys.readouterr().err
     assert "--cuda-graph-sizes" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_serving_simulator_pads_decode_iterations(reference):
+    """The serving simulator on a closed-form step time (overhead A, B per token, C per cached token read,
+    D per causal pair): a lone request's decode iterations run their per-token part at the next captured
+    size (4 for one sequence) when the engine pads, A + 4 B + C (L + OUT / 2) per output token, while its
+    prefill iteration is untouched; above the largest captured size nothing is padded."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from cosim.errors import CosimInputError
+    from cosim.serving.metrics import latency_arrays
+    from cosim.serving.simulator import RequestSet, ServingConfig, simulate
+    from cosim.serving.steptime import AffineStepTime
+
+    A, B, C, D = 0.01, 1e-4, 1e-6, 1e-9
+    L, OUT = 300, 40
+    table = AffineStepTime(A, B, C, D).table()
+    one = RequestSet(np.array([0.0]), np.array([L]), np.array([OUT]))
+    cfg = ServingConfig(kv_capacity_tokens=100_000, scheduler="continuous")
+
+    def run(t):
+        return latency_arrays(simulate(one, t, cfg, reference=reference))
+
+    plain, padded = run(table), run(replace(table, graph_batch_sizes=(4.0, 8.0)))
+    assert plain["tpot"][0] == pytest.approx(A + B + C * (L + OUT / 2), rel=1e-12)
+    assert padded["tpot"][0] == pytest.approx(A + 4 * B + C * (L + OUT / 2), rel=1e-12)
+    assert padded["ttft"][0] == pytest.approx(plain["ttft"][0], rel=1e-12)
+    two = RequestSet(np.zeros(2), np.array([L, L]), np.array([OUT, OUT]))
+    small = replace(table, graph_batch_sizes=(1.0,))  # two decoding sequences: above the largest, eager
+    assert latency_arrays(simulate(two, small, cfg, reference=reference))["tpot"][0] == pytest.approx(
+        latency_arrays(simulate(two, table, cfg, reference=reference))["tpot"][0], rel=1e-12)
+    assert replace(table, graph_batch_sizes=(4.0,)).step_time(3, 0.0) == pytest.approx(A + 4 * B, rel=1e-12)
+    with pytest.raises(CosimInputError, match="graph_batch_sizes"):
+        replace(table, graph_batch_sizes=(8.0, 4.0))
+
+
+def test_serve_carries_the_sizes_into_its_step_table():
+    """`cosim serve --cuda-graph-sizes` reaches the replica's step table (the scenario's sizes)."""
+    from cosim.serving.adapter import replica_model
+    from cosim.specs.loader import load_hardware
+
+    sc = build_scenario(phase="generate", batch=1, input_len=1, output_len=1, precision="fp8").model_copy(
+        update={"cuda_graph_batch_sizes": (64, 8, 256)})
+    rm = replica_model(load_hardware("h100-sxm"), load_workload("llama-3.1-8b"), sc, max_batched_tokens=2048,
+                       max_context=4096, memory_utilization=0.9)
+    assert rm.table.graph_batch_sizes == (8.0, 64.0, 256.0)

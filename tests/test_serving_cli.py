@@ -101,3 +101,15 @@ def test_bad_trace_exits_2_naming_the_line(capsys, tmp_path):
     good.write_text("arrival_time_s,input_len,output_len\n0.0,100,5\n0.2,50,7\n0.4,80,3\n")
     res = run_json(capsys, ["--chips", "1", "--input-len", f"trace:{good}", "--output-len", f"trace:{good}"])
     assert res["feasible"] is True
+
+
+def test_cuda_graph_sizes_pad_the_decode_iterations(capsys):
+    """A lone request decodes one sequence a step; with graphs captured at 256 its decode iterations run the
+    256-sequence step (slower), its prefill does not change; a malformed list is one readable error."""
+    args = ["--chips", "1", "--offline", "--num-requests", "1", "--input-len", "512", "--output-len", "64"]
+    plain = run_json(capsys, args)
+    padded = run_json(capsys, args + ["--cuda-graph-sizes", "256,512"])
+    assert padded["tpot_p50_s"] > plain["tpot_p50_s"]
+    assert padded["ttft_p50_s"] == pytest.approx(plain["ttft_p50_s"], rel=1e-12)
+    assert main(BASE + args + ["--cuda-graph-sizes", "0,8"]) == 2
+    assert "--cuda-graph-sizes" in capsys.readouterr().err

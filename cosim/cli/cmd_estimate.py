@@ -117,7 +117,9 @@ def register(app: typer.Typer) -> None:
                                   kv_precision=kv_precision, activation_precision=activation_precision,
                                   dense_precision=dense_precision, dp_prompt_balance=dp_balance)
         if cuda_graph_sizes:
-            scenario = scenario.model_copy(update={"cuda_graph_batch_sizes": _graph_sizes(cuda_graph_sizes)})
+            from cosim.cli.common import parse_graph_sizes
+
+            scenario = scenario.model_copy(update={"cuda_graph_batch_sizes": parse_graph_sizes(cuda_graph_sizes)})
         if recompute == "auto" and phase == "train" and b is not None:
             scenario = _auto_recompute(hardware, workload, scenario)
         chosen = None
@@ -213,16 +215,3 @@ def _auto_recompute(hardware, workload, scenario):
     print(f"recompute: full (selective needs {need / 1e9:.2f} GB per chip > {usable / 1e9:.2f} GB usable)",
           file=sys.stderr)
     return full
-
-
-def _graph_sizes(text: str) -> tuple[int, ...]:
-    """`--cuda-graph-sizes 1,2,4,...` as positive integers, or a clear error naming the flag."""
-    from cosim.errors import CosimInputError
-
-    try:
-        sizes = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
-    except ValueError:
-        raise CosimInputError(f"--cuda-graph-sizes must be comma-separated integers, got '{text}'") from None
-    if not sizes or sizes[0] <= 0:
-        raise CosimInputError(f"--cuda-graph-sizes must list batch sizes >= 1, got '{text}'")
-    return sizes

@@ -89,6 +89,10 @@ def register(app: typer.Typer) -> None:
                                            "its prompt iterations run without CUDA graphs, so an MoE model's wait for "
                                            "the host) | trtllm-pytorch (the same backend and factor under another "
                                            "harness) | vllm (see reports/validation.md)")] = "tuned",
+        cuda_graph_sizes: Annotated[str, typer.Option("--cuda-graph-sizes", help="comma-separated batch sizes "
+                                                      "with captured CUDA graphs (TensorRT-LLM cuda_graph_config "
+                                                      "batch_sizes with enable_padding): an iteration without a "
+                                                      "prompt runs padded up to the next one")] = "",
         fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
     ) -> None:
         """Simulate serving: replicas, router, scheduler, paged KV cache; TTFT/TPOT/E2E percentiles and goodput.
@@ -126,6 +130,10 @@ def register(app: typer.Typer) -> None:
         scenario = build_scenario(phase="generate", batch=1, input_len=1, output_len=1, precision=precision,
                                   tp=tp, pp=pp, ep=ep, dp=dp, kv_precision=kv_precision,
                                   activation_precision=activation_precision, dense_precision=dense_precision)
+        if cuda_graph_sizes:
+            from cosim.cli.common import parse_graph_sizes
+
+            scenario = scenario.model_copy(update={"cuda_graph_batch_sizes": parse_graph_sizes(cuda_graph_sizes)})
         requests = make_requests(offline=offline, num_requests=num_requests, qps=qps, duration_s=duration,
                                  input_len=input_len, output_len=output_len, seed=seed, arrival=kind, cv=cv)
         slo = Slo(ttft_s=slo_ttft, tpot_s=slo_tpot)

@@ -134,3 +134,16 @@ def check_stack(stack: str) -> None:
 
     if stack not in get_args(Stack):
         raise CosimInputError(f"--stack must be one of {', '.join(get_args(Stack))}, got '{stack}'")
+
+
+def parse_graph_sizes(text: str) -> tuple[int, ...]:
+    """`--cuda-graph-sizes 1,2,4,...` as positive integers, or a clear error naming the flag."""
+    from cosim.errors import CosimInputError
+
+    try:
+        sizes = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise CosimInputError(f"--cuda-graph-sizes must be comma-separated integers, got '{text}'") from None
+    if not sizes or sizes[0] <= 0:
+        raise CosimInputError(f"--cuda-graph-sizes must list batch sizes >= 1, got '{text}'")
+    return sizes

@@ -77,6 +77,9 @@ class StepTimeTable:
     # least duration of an iteration that carries prompt tokens: the host time of an engine that launches
     # such iterations without CUDA graphs (cosim.engines.eager); 0: none
     prompt_step_floor_s: float = 0.0
+    # batch sizes with a captured CUDA graph: an iteration without prompt tokens runs its linear part at the
+    # next one up (cosim.engines.graph_padding), above the largest as it is; (): none
+    graph_batch_sizes: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         for grid, vals, name in ((self.tokens_grid, self.linear_s, "linear"),
@@ -92,6 +95,9 @@ class StepTimeTable:
             raise CosimInputError("step-time table 'linear' values must be > 0")
         if not (np.isfinite(self.prompt_step_floor_s) and self.prompt_step_floor_s >= 0):
             raise CosimInputError("step-time table 'prompt_step_floor_s' must be a finite number >= 0")
+        sizes = np.asarray(self.graph_batch_sizes, dtype=np.float64)
+        if sizes.size and (np.any(sizes < 1) or np.any(np.diff(sizes) <= 0)):
+            raise CosimInputError("step-time table 'graph_batch_sizes' must be increasing batch sizes >= 1")
 
     def arrays(self) -> tuple[np.ndarray, ...]:
         """The six contiguous float64 arrays, in the order the kernel takes them."""
@@ -102,7 +108,10 @@ class StepTimeTable:
     # Plain-Python evaluation (tests, reports); the kernel uses `interp_extrap` on the same arrays.
     def step_time(self, tokens: float, kv_tokens: float = 0.0, pairs: float = 0.0) -> float:
         """Seconds of one iteration with `tokens` tokens, `kv_tokens` decode context, `pairs` prefill pairs
-        (at least `prompt_step_floor_s` when it carries prompt tokens, i.e. pairs > 0)."""
+        (at least `prompt_step_floor_s` when it carries prompt tokens, i.e. pairs > 0; without them, its
+        linear part at the next of `graph_batch_sizes`)."""
+        if pairs <= 0 and self.graph_batch_sizes:
+            tokens = next((s for s in self.graph_batch_sizes if s >= tokens), tokens)
         t = float(combine(interp_extrap(self.tokens_grid, self.linear_s, float(tokens)),
                           interp_extrap(self.kv_grid, self.decode_attn_s, float(kv_tokens)),
                           interp_extrap(self.pairs_grid, self.prefill_attn_s, float(pairs))))
