@@ -222,13 +222,14 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
                     agg[k] += wt * d[k]
                 feas = np.minimum(feas, d["feasible"])
                 reason = np.maximum(reason, d["reason"])
-        if chunked and steps > 0 and padded_rows(micro) > 0:  # graph-replayed steps pad (cosim.engines.graph_padding)
+        dummies = padded_rows(micro) if chunked and steps > 0 else 0
+        if dummies > 0:  # generation-only steps replay a padded CUDA graph (cosim.engines.graph_padding)
             def per_token(s):  # dummy rows cost every op but attention (one cached token each)
                 table = build.decode_graph(workload, s, scenario.input_len)
                 return kernel_run(hw, table.select(table.kind != A.KIND_ATTN), step_params, foot=foot,
                                   wfoot=wfoot, override=override)
 
-            padded = micro.model_copy(update={"batch": micro.batch + padded_rows(micro) * micro.parallelism.dp})
+            padded = micro.model_copy(update={"batch": micro.batch + dummies * micro.parallelism.dp})
             hi, lo = per_token(padded), per_token(micro)
             share = 1.0 - prompt_step_fraction(workload, micro)
             for k in agg:

@@ -18,6 +18,7 @@ here because calibration evaluates it thousands of times.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -207,8 +208,10 @@ def trtllm_bench_cap(q: Query, mapping: Mapping) -> int | None:
     return min(max_bs, trtllm_bench.whole_prompt_batch(budget, inp, out)) * q.pp
 
 
+@functools.lru_cache(maxsize=1024)
 def _trtllm_bench_settings(q: Query, inp: int, out: int) -> tuple[int, int] | None:
-    """(max batch size, token budget) trtllm-bench derives for the row's model and lengths, or None."""
+    """(max batch size, token budget) trtllm-bench derives for the row's model and lengths, or None (memoised:
+    the batch cap, the KV reservation and the CUDA-graph sizes of a row all ask for them)."""
     from cosim.specs.hardware import BYTES_PER_ELEMENT
     from cosim.specs.loader import load_hardware, load_workload
     from cosim.specs.scenario import default_kv_precision
