@@ -94,6 +94,8 @@ def test_trtllm_bench_rows_carry_their_engine_limits():
     steps = _trtllm_bench_steps(q, 1000, 1000)
     assert steps["cuda_graph_batch_sizes"][-1] == 2048
     assert _trtllm_bench_steps(query_for("mlperf-v5.1-b200x8-deepseek-r1-offline"), 1000, 1000) == {}
+    # the DeepSeek-R1 blog's runs state their limits and pad "up to" them: not the tables' list
+    assert _trtllm_bench_steps(query_for("trtllm-dsr1-maxtput-b200x8-fp8kv"), 1024, 2048) == {}
 
 
 def test_estimate_cli_pads_with_the_stated_sizes(capsys):

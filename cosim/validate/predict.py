@@ -176,14 +176,15 @@ def engine_run(q: Query, inp: int, out: int, chips: int, params, limit: int, cv:
 
 
 def _trtllm_bench_steps(q: Query, inp: int, out: int) -> dict:
-    """Scenario fields of a trtllm-bench run's steps: the CUDA-graph sizes its engine captures, within its
-    max batch size and token budget (cosim.engines.graph_padding); none for other stacks."""
-    if q.stack != "trtllm-bench":
+    """Scenario fields of a performance-table run's steps: the CUDA-graph sizes its engine captures, the
+    tables' list within the max batch size and token budget trtllm-bench derives (cosim.engines.graph_padding).
+    None for other stacks, nor for runs that state their own limits (the DeepSeek-R1 blog's pad "up to" their
+    max batch size, a list the rows do not give)."""
+    if q.stack != "trtllm-bench" or q.max_seqs:
         return {}
-    budget = _engine_token_budget(q, inp, out)
     settings = _trtllm_bench_settings(q, inp, out)
-    max_batch = q.max_seqs or (settings[0] if settings is not None else DEFAULT_MAX_SEQS)
-    return {"cuda_graph_batch_sizes": trtllm_bench.captured_graph_sizes(max_batch, budget)}
+    max_batch = settings[0] if settings is not None else DEFAULT_MAX_SEQS
+    return {"cuda_graph_batch_sizes": trtllm_bench.captured_graph_sizes(max_batch, _engine_token_budget(q, inp, out))}
 
 
 def engine_sequence_cap(q: Query) -> int:
