@@ -166,3 +166,35 @@ def test_serve_carries_the_sizes_into_its_step_table():
     rm = replica_model(load_hardware("h100-sxm"), load_workload("llama-3.1-8b"), sc, max_batched_tokens=2048,
                        max_context=4096, memory_utilization=0.9)
     assert rm.table.graph_batch_sizes == (8.0, 64.0, 256.0)
+
+
+def test_decode_steps_all_replay_the_padded_graph():
+    """A decode step of 300 sequences with graphs at 256 and 512 runs 512 rows through every op but attention:
+    its time is the 300-sequence step plus the difference of the 512- and 300-sequence steps at a one-token
+    context (where attention is nil), less the 212 dummies' host work, which graphs do not pay."""
+    from cosim.engines.efficiency import params_for
+    from cosim.specs.loader import load_hardware
+
+    def dec(batch, ctx, sizes=None):
+        sc = build_scenario(phase="decode", batch=batch, input_len=ctx, precision="fp8").model_copy(
+            update={"cuda_graph_batch_sizes": sizes})
+        return estimate("h200-sxm", "llama-3.1-8b", sc, chips=1).step_time_s
+
+    host = 212 * params_for(load_hardware("h200-sxm")).per_sequence_overhead_s
+    expected = dec(300, 2048) + dec(512, 1) - dec(300, 1) - host
+    assert dec(300, 2048, (256, 512)) == pytest.approx(expected, rel=2e-3)
+    assert dec(256, 2048, (256, 512)) == pytest.approx(dec(256, 2048), rel=1e-12)  # a captured size: no dummies
+
+
+def test_a_static_batch_pads_every_decode_step_and_not_its_prefill():
+    """Without chunked prefill a generate run prefills its batch, then every step decodes only: all of them
+    replay the padded graph, the prefill (TTFT) does not."""
+    base = dict(phase="generate", batch=300, input_len=512, output_len=256, precision="fp8")
+    plain = estimate("h200-sxm", "llama-3.1-8b", build_scenario(**base), chips=1)
+    padded = estimate("h200-sxm", "llama-3.1-8b", build_scenario(**base).model_copy(
+        update={"cuda_graph_batch_sizes": (256, 512)}), chips=1)
+    dec = build_scenario(phase="decode", batch=300, input_len=512, precision="fp8")
+    step_gap = estimate("h200-sxm", "llama-3.1-8b", dec.model_copy(update={"cuda_graph_batch_sizes": (256, 512)}),
+                        chips=1).step_time_s - estimate("h200-sxm", "llama-3.1-8b", dec, chips=1).step_time_s
+    assert padded.ttft_s == pytest.approx(plain.ttft_s, rel=1e-12)
+    assert step_gap > 0 and padded.tpot_s - plain.tpot_s == pytest.approx(step_gap, rel=1e-6)

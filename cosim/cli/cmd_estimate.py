@@ -51,8 +51,8 @@ def register(app: typer.Typer) -> None:
                                         "parallelism): the ranks take their prompts together (TensorRT-LLM's "
                                         "attention_dp_config enable_balance), so a step does not wait for the one "
                                         "rank that got the most prompts"),
-        cuda_graph_sizes: str = typer.Option("", "--cuda-graph-sizes", help="generate with --chunked-prefill: "
-                                             "comma-separated per-rank batch sizes the engine captured CUDA graphs "
+        cuda_graph_sizes: str = typer.Option("", "--cuda-graph-sizes", help="decode, generate: comma-separated "
+                                             "per-rank batch sizes the engine captured CUDA graphs "
                                              "for (TensorRT-LLM cuda_graph_config batch_sizes with enable_padding); "
                                              "a step without a prompt pads its batch up to the next one"),
         frames: FramesOpt = None,

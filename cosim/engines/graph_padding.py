@@ -9,8 +9,9 @@ model_engine.py, `PyTorchModelEngine.__init__`: `bs <= self.max_num_tokens and b
 cost every per-token op (GEMMs, MoE, norms, collectives, logits) and next to no attention. A batch above
 the largest captured size runs eagerly, unpadded (not priced here).
 
-Which steps are generation-only: those that carry no prompt, 1 - cosim.engines.eager.prompt_step_fraction
-(independent arrivals; with attention DP one rank's prompt makes the whole step eager).
+Which steps are generation-only: every decode step, and every decode step of a generate run that prefills
+its batch first; with chunked prefill, the steps that carry no prompt, 1 - cosim.engines.eager.
+prompt_step_fraction (independent arrivals; with attention DP one rank's prompt makes the whole step eager).
 """
 
 from __future__ import annotations

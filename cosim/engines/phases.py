@@ -188,12 +188,29 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
         step_params = params.with_overrides(
             step_overhead_s=params.step_overhead_s + params.per_sequence_overhead_s * seqs)
 
+    def pad_graphs(counters, share):
+        """Add to one step's counters the per-token work of the dummy rows a `share` of its kind of step
+        replays in a padded CUDA graph (cosim.engines.graph_padding); dummies are not model FLOPs."""
+        dummies = padded_rows(micro)
+        if dummies > 0 and share > 0.0:
+            def per_token(s):  # dummy rows cost every op but attention (one cached token each)
+                table = build.decode_graph(workload, s, scenario.input_len)
+                return kernel_run(hw, table.select(table.kind != A.KIND_ATTN), step_params, foot=foot,
+                                  wfoot=wfoot, override=override)
+
+            hi = per_token(micro.model_copy(update={"batch": micro.batch + dummies * micro.parallelism.dp}))
+            lo = per_token(micro)
+            for k in _COUNTERS:
+                if k != "flops":
+                    counters[k] = counters[k] + share * np.maximum(0.0, hi[k] - lo[k])
+        return counters
+
     if phase in ("prefill", "decode"):
         if phase == "prefill":
             r = run("prefill", build.prefill_graph(workload, scenario))
             tokens = scenario.batch * scenario.input_len
         else:
-            r = _interleaved(run("decode", build.decode_graph(workload, micro, scenario.input_len)), pp)
+            r = _interleaved(pad_graphs(run("decode", build.decode_graph(workload, micro, scenario.input_len)), 1.0), pp)
             tokens = scenario.batch
         lat = pp * r["step_time_s"] if phase == "prefill" else r["step_time_s"]
         return _finish(hw, scenario, r, latency=lat, step_time=r["step_time_s"], flops=r["flops"],
@@ -222,19 +239,8 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
                     agg[k] += wt * d[k]
                 feas = np.minimum(feas, d["feasible"])
                 reason = np.maximum(reason, d["reason"])
-        dummies = padded_rows(micro) if chunked and steps > 0 else 0
-        if dummies > 0:  # generation-only steps replay a padded CUDA graph (cosim.engines.graph_padding)
-            def per_token(s):  # dummy rows cost every op but attention (one cached token each)
-                table = build.decode_graph(workload, s, scenario.input_len)
-                return kernel_run(hw, table.select(table.kind != A.KIND_ATTN), step_params, foot=foot,
-                                  wfoot=wfoot, override=override)
-
-            padded = micro.model_copy(update={"batch": micro.batch + dummies * micro.parallelism.dp})
-            hi, lo = per_token(padded), per_token(micro)
-            share = 1.0 - prompt_step_fraction(workload, micro)
-            for k in agg:
-                if k != "flops":  # dummy rows are not model work
-                    agg[k] = agg[k] + share * np.maximum(0.0, hi[k] - lo[k])
+        if steps > 0:  # steps without a prompt (all of them unless prompts ride along) replay padded graphs
+            pad_graphs(agg, 1.0 - prompt_step_fraction(workload, micro) if chunked else 1.0)
         agg = _interleaved(agg, pp)
         if chunked and steps > 0:  # prompt steps launched op by op wait for the host (cosim.engines.eager)
             extra = eager_extra_s(workload, scenario, agg["step_time_s"])

@@ -83,8 +83,8 @@ class Scenario(BaseModel):
                     "enable_balance), so fewer steps carry one")
     cuda_graph_batch_sizes: tuple[Annotated[int, Field(gt=0)], ...] | None = Field(
         default=None,
-        description="generate with chunked prefill: per-rank batch sizes the engine captured CUDA graphs for; a "
-                    "generation-only step pads its batch up to the next one (TensorRT-LLM cuda_graph_config with "
+        description="decode and generate: per-rank batch sizes the engine captured CUDA graphs for; a step "
+                    "without a prompt pads its batch up to the next one (TensorRT-LLM cuda_graph_config with "
                     "enable_padding; cosim.engines.graph_padding); None: no padding")
     # video
     frames: int | None = Field(default=None, gt=0)
