@@ -21,6 +21,11 @@ import bisect
 from cosim.specs.scenario import Scenario
 
 
+def _running_per_rank(scenario: Scenario) -> int:
+    """Sequences one attention-DP rank runs (the busiest, when the batch does not split evenly)."""
+    return -(-scenario.batch // scenario.parallelism.dp)
+
+
 def graph_batch(scenario: Scenario) -> int | None:
     """Per-rank batch a generation-only step replays at (the smallest captured size at least the running
     batch), or None when the scenario captures no sizes or the batch is above the largest one."""
@@ -28,12 +33,11 @@ def graph_batch(scenario: Scenario) -> int | None:
     if not sizes:
         return None
     ordered = sorted(sizes)
-    running = -(-scenario.batch // scenario.parallelism.dp)
-    at = bisect.bisect_left(ordered, running)
+    at = bisect.bisect_left(ordered, _running_per_rank(scenario))
     return ordered[at] if at < len(ordered) else None
 
 
 def padded_rows(scenario: Scenario) -> int:
     """Dummy sequences a generation-only step adds on each rank (0 when it is not padded)."""
     padded = graph_batch(scenario)
-    return 0 if padded is None else padded - -(-scenario.batch // scenario.parallelism.dp)
+    return 0 if padded is None else padded - _running_per_rank(scenario)
