@@ -162,7 +162,7 @@ def test_serve_carries_the_sizes_into_its_step_table():
     from cosim.specs.loader import load_hardware
 
     sc = build_scenario(phase="generate", batch=1, input_len=1, output_len=1, precision="fp8").model_copy(
-        update={"cuda_graph_batch_sizes": (64, 8, 256)})
+        update={"cuda_graph_batch_sizes": (64, 8, 256, 64)})  # unordered, repeated: as the API may pass them
     rm = replica_model(load_hardware("h100-sxm"), load_workload("llama-3.1-8b"), sc, max_batched_tokens=2048,
                        max_context=4096, memory_utilization=0.9)
     assert rm.table.graph_batch_sizes == (8.0, 64.0, 256.0)

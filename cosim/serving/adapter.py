@@ -139,7 +139,7 @@ def engine_table(hw, workload, scenario, max_tokens: int, max_context: int, anch
     floor = eager_host_s(workload, scenario) if scenario.eager_prompt_steps else 0.0
     return StepTimeTable(tok, lin, kv_grid, dec[kidx], pairs, pre_attn[idx], source="analytical-engine",
                          prompt_step_floor_s=floor,
-                         graph_batch_sizes=tuple(float(s) for s in sorted(scenario.cuda_graph_batch_sizes or ())))
+                         graph_batch_sizes=tuple(float(s) for s in sorted(set(scenario.cuda_graph_batch_sizes or ()))))
 
 
 def roofline_table(hw, workload, scenario, max_tokens: int, max_context: int) -> StepTimeTable:
