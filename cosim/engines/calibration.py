@@ -34,9 +34,10 @@ def load_calibration(path: str | None = None) -> dict:
 
 def scaled_params(hw, compute_scale: float, memory_scale: float, overhead_scale: float = 1.0,
                   attention_scale: float = 1.0, link_scale: float = 1.0, grouped_gemm_scale: float = 1.0,
-                  grouped_gemm_memory_scale: float = 1.0):
+                  grouped_gemm_memory_scale: float = 1.0, moe_train_layer_overhead_s: float = 0.0):
     """Engine parameters of `hw`'s family with the GEMM and attention fractions of peak and the memory
-    fraction scaled (each capped at 1), and the per-sequence host overhead scaled."""
+    fraction scaled (each capped at 1), the per-sequence host overhead scaled, and the MoE shares and the
+    training host time per MoE layer set."""
     from cosim.engines.efficiency import params_for
 
     base = params_for(hw, calibrated=False)
@@ -49,7 +50,8 @@ def scaled_params(hw, compute_scale: float, memory_scale: float, overhead_scale:
                                per_sequence_overhead_s=base.per_sequence_overhead_s * overhead_scale,
                                link_fraction=float(min(base.link_fraction * link_scale, 1.0)),
                                grouped_gemm_scale=float(grouped_gemm_scale),
-                               grouped_gemm_memory_scale=float(grouped_gemm_memory_scale), **extra)
+                               grouped_gemm_memory_scale=float(grouped_gemm_memory_scale),
+                               moe_train_layer_overhead_s=float(moe_train_layer_overhead_s), **extra)
 
 
 def apply_stack(params, scale: float):
@@ -141,11 +143,12 @@ def calibration_family(slug: str) -> tuple[str | None, dict | None]:
 def calibrated_params(hw):
     """Engine parameters with the stored calibration of the spec's generation applied (defaults if none)."""
 
-    _, fam = calibration_family(hw.name)
+    generation, fam = calibration_family(hw.name)
     fam = fam or {}
     return scaled_params(hw, float(fam.get("compute_scale", 1.0)), float(fam.get("memory_scale", 1.0)),
                          float(fam.get("overhead_scale", 1.0)), float(fam.get("attention_scale", 1.0)),
-                         float(fam.get("link_scale", 1.0)), grouped_gemm_scale(), grouped_gemm_memory_scale())
+                         float(fam.get("link_scale", 1.0)), grouped_gemm_scale(), grouped_gemm_memory_scale(),
+                         fitted_moe_train_layer_overhead_s(generation))
 
 
 def grouped_gemm_scale() -> float:
@@ -156,3 +159,13 @@ def grouped_gemm_scale() -> float:
 def grouped_gemm_memory_scale() -> float:
     """The fitted share of the memory-bandwidth fraction MoE grouped GEMMs stream at (1 before calibration)."""
     return float((load_calibration().get("moe") or {}).get("grouped_gemm_memory_scale", 1.0))
+
+
+def fitted_moe_train_layer_overhead_s(generation: str | None) -> float:
+    """The fitted host time per MoE layer per micro-batch of a training step on a hardware generation whose
+    training rows it was fitted on (Megatron-Core on NVIDIA GPUs); 0 elsewhere and before calibration (a
+    compiled stack such as MaxText on TPUs has no eager host path to wait for)."""
+    entry = load_calibration().get("training") or {}
+    if generation is None or generation not in (entry.get("generations") or []):
+        return 0.0
+    return float(entry.get("moe_layer_overhead_s", 0.0))

@@ -60,6 +60,11 @@ class EngineParams:
     # expert weights: many small per-expert GEMMs, unevenly loaded, against one large dense one); 1 in first
     # principles, fitted with grouped_gemm_scale on the MoE rows
     grouped_gemm_memory_scale: float = 1.0
+    # time per MoE layer per micro-batch a training step spends beyond its GPU work (Megatron-Core's dropless
+    # MoE path: the host waits for each layer's per-expert token counts before it sizes the all-to-all and
+    # the grouped GEMM, then launches the router, permute and dispatch kernels eagerly); 0 in first
+    # principles, fitted on the MoE training rows by cosim validate --calibrate
+    moe_train_layer_overhead_s: float = 0.0
     # (len(PRECISIONS),) share of the GEMM fraction kept by a compute-bound GEMM that widens its weights in
     # the kernel (stored narrower than it multiplies in: W4A16, W8A16), by compute precision; None: 1
     weight_upcast_fraction: np.ndarray | None = None

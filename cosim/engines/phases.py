@@ -25,7 +25,9 @@ Every function works on N design points at once (arrays in, arrays out). Convent
   `optimizer_step_bytes_per_param` x params per chip of memory traffic (/ dp under ZeRO >= 1: each rank
   updates its shard); the DP gradient collectives overlap the backward by `dp_overlap_fraction`; 1F1B
   pipeline bubble (m + (pp - 1) / vpp) / m over the whole step for m micro-batches (vpp = 1: 1F1B;
-  vpp > 1: the interleaved schedule, `memory.pipeline_bubble`); MFU = 3 x forward FLOPs /
+  vpp > 1: the interleaved schedule, `memory.pipeline_bubble`), after each micro-batch has paid
+  `moe_train_layer_overhead_s` per MoE layer of the stage (host time of the dropless MoE path, fitted);
+  MFU = 3 x forward FLOPs /
   (step x peak). ZeRO 0-2 keep the gradient all-reduce (ZeRO-1/2 run it as reduce-scatter + all-gather
   of the same volume, Rajbhandari et al. Sec. 7); ZeRO-3 replaces it by a reduce-scatter of the gradients
   plus all-gathers of the weights before forward and backward (and again for full recompute): 1.5x the
@@ -43,6 +45,7 @@ from cosim.engines.eager import eager_extra_s, prompt_step_fraction
 from cosim.engines.efficiency import EngineParams, load_engine_defaults
 from cosim.engines.graph_padding import padded_rows
 from cosim.engines.memory import footprint, microbatching, params_per_chip, pipeline_bubble
+from cosim.graph.moe import moe_layer_count
 from cosim.specs.hardware import PRECISIONS
 from cosim.specs.scenario import Scenario
 
@@ -278,6 +281,11 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
         table = zero3_table(training_table(forward, forward_passes), scenario, gathers=comm_mult)
         r = run("train", table, fwd_mult=fwd_mult, comm_mult=comm_mult, extra=extra)
         _, _, n_micro = microbatching(scenario)
+        # each MoE layer of the stage costs every micro-batch a fixed time beyond its GPU work (host syncs and
+        # eager launches of the dropless MoE path), which the pipeline's bubble stretches like the rest
+        host = params.moe_train_layer_overhead_s * n_micro * moe_layer_count(forward)
+        if host > 0.0:
+            r = {**r, "step_time_s": r["step_time_s"] + host, "overhead_s": r["overhead_s"] + host}
         step = r["step_time_s"] * pipeline_bubble(pp, scenario.parallelism.vpp, n_micro)
         tokens = scenario.batch * scenario.input_len
         return _finish(hw, scenario, r, latency=step, step_time=step, flops=r["flops"],

@@ -78,6 +78,15 @@ COMBINE_FLOPS_PER_ELEMENT = 2.0
 EXPERT_ASSIGNMENT_ROWS = ("moe.permute", "moe.experts.", "moe.combine")
 
 
+#: the router GEMM, one row per MoE layer of a table (its repeat counts the MoE layers the table covers)
+ROUTER_ROW = "moe.router"
+
+
+def moe_layer_count(table) -> float:
+    """MoE layers an op table covers: the summed repeat of its router rows (0 for a dense model)."""
+    return float(sum(r for name, r in zip(table.name, table.repeat, strict=True) if name == ROUTER_ROW))
+
+
 def expert_assignment_mask(table) -> np.ndarray:
     """Which rows of an op table are expert-assignment work (`EXPERT_ASSIGNMENT_ROWS`)."""
     return np.array([name.startswith(EXPERT_ASSIGNMENT_ROWS) for name in table.name], dtype=bool)
@@ -116,7 +125,7 @@ def moe_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tokens: float, imbalance:
     moe, h, mlp = model.moe, model.hidden_size, model.mlp
     E, k = moe.num_experts, moe.experts_per_token
     rest = dt.outside_experts  # router and shared experts run with the non-expert GEMMs
-    rows = [gemm("moe.router", Stage.DECODER, rest, tokens, h, E, bias=moe.router_bias, repeat=repeat)]
+    rows = [gemm(ROUTER_ROW, Stage.DECODER, rest, tokens, h, E, bias=moe.router_bias, repeat=repeat)]
     if moe.num_shared_experts:
         width = moe.num_shared_experts * (moe.shared_expert_intermediate_size or moe.expert_intermediate_size)
         rows += mlp_rows("moe.shared", Stage.DECODER, rest, mlp, tokens, h, width / m.tp, repeat)

@@ -5,7 +5,9 @@ generation's rows (hardware slug matching its patterns) plus a Gaussian prior on
 (sigma `PRIOR_SIGMA`), so a generation with one row cannot bend far from first principles. Stage two: with
 those scales fixed, the two MoE parameters (the shares of the dense GEMM fraction of peak FLOP/s and of the
 memory-bandwidth fraction that grouped expert GEMMs reach) are fitted on every MoE row, so the MoE models
-neither bend the chips' scales nor go without the factors that describe their kernels. Leave-one-out: each row is re-predicted with the parameters refitted without it
+neither bend the chips' scales nor go without the factors that describe their kernels. Last, with everything
+else fixed, the MoE training rows fit one time: the host time per MoE layer per micro-batch of a Megatron-Core
+training step (`fit_moe_training_overhead`). Leave-one-out: each row is re-predicted with the parameters refitted without it
 (one Gauss-Newton step from the full fit) and its error reported; that cross-validated error is the figure to
 quote.
 """
@@ -46,6 +48,15 @@ FIT_RELIABILITY = ("high", "medium")
 #: table of one framework fitted beside them would bend those scales to what the inference rows never see
 #: (FP8 recipes, attention backward); kept out, they test the training model out of sample.
 HELD_OUT_METRICS = ("server_throughput", "training_tokens_per_s_per_gpu")
+#: ...except the MoE training rows, which fit one parameter of their own after every other stage (the chips'
+#: scales and the MoE shares held): the host time per MoE layer per micro-batch of a training step
+#: (`moe_train_layer_overhead_s`), which no inference row sees. The dense training rows stay held out.
+TRAIN_METRIC = "training_tokens_per_s_per_gpu"
+#: range of that time (seconds): none to 50 ms per MoE layer per micro-batch
+TRAIN_OVERHEAD_BOUNDS = (0.0, 0.05)
+#: a second value of the time at which the rows are predicted: a step is linear in the time, so the
+#: predictions at 0 and here give every other value exactly
+TRAIN_OVERHEAD_PROBE_S = 1e-3
 #: MoE rows (workload class "moe") stay out of stage one: fitted there, their misses bent the shared scales
 #: (Blackwell's memory fraction and host overhead, the stack factor) and moved the dense cells, the Server rows
 #: and the ML.ENERGY rows (cosim/validate/notes.md). They fit stage two's MoE shares (compute, memory) instead.
@@ -115,26 +126,33 @@ NO_MOE_SHARES = (1.0, 1.0)
 FD_STEP = 0.05  # forward-difference step in log space
 
 
-def _params_fn(thetas: dict[str, np.ndarray], grouped: tuple[float, float]):
-    """hw -> EngineParams with the scales of the hardware's generation (first principles when it has none)
-    and the MoE grouped-GEMM share."""
+#: (host time per MoE layer per micro-batch of a training step, the generations it applies to): none
+NO_TRAIN_HOST: tuple[float, tuple[str, ...]] = (0.0, ())
+
+
+def _params_fn(thetas: dict[str, np.ndarray], grouped: tuple[float, float],
+               train_host: tuple[float, tuple[str, ...]] = NO_TRAIN_HOST):
+    """hw -> EngineParams with the scales of the hardware's generation (first principles when it has none),
+    the MoE grouped-GEMM shares and, on the generations it was fitted for, the training host time per MoE
+    layer."""
     def params(hw):
-        th = thetas.get(generation_of(hw.name))
-        if th is None:
-            return scaled_params(hw, 1.0, 1.0, grouped_gemm_scale=grouped[0], grouped_gemm_memory_scale=grouped[1])
-        cs, ms, os_, as_, ls = np.exp(th)
+        generation = generation_of(hw.name)
+        th = thetas.get(generation)
+        cs, ms, os_, as_, ls = np.ones(len(PARAMS)) if th is None else np.exp(th)
         return scaled_params(hw, cs, ms, os_, as_, ls, grouped_gemm_scale=grouped[0],
-                             grouped_gemm_memory_scale=grouped[1])
+                             grouped_gemm_memory_scale=grouped[1],
+                             moe_train_layer_overhead_s=train_host[0] if generation in train_host[1] else 0.0)
     return params
 
 
 def _predict(table: pd.DataFrame, thetas: dict[str, np.ndarray], stacks: dict[str, float],
-             grouped: tuple[float, float] = NO_MOE_SHARES) -> np.ndarray:
+             grouped: tuple[float, float] = NO_MOE_SHARES,
+             train_host: tuple[float, tuple[str, ...]] = NO_TRAIN_HOST) -> np.ndarray:
     from cosim.validate.runner import predict_rows
 
     if table.empty:
         return np.zeros(0)
-    return predict_rows(table.copy(), _params_fn(thetas, grouped), stack_scales=stacks)
+    return predict_rows(table.copy(), _params_fn(thetas, grouped, train_host), stack_scales=stacks)
 
 
 class JointModel:
@@ -390,9 +408,60 @@ def fit_energy_stack(thetas: dict[str, np.ndarray], stacks: dict[str, float], gr
     return out
 
 
+def _routes_experts(workload: str) -> bool:
+    """Whether a catalog workload is an MoE model (its training rows' class is `training`, not `moe`)."""
+    from cosim.engines.calibration import is_moe
+    from cosim.specs.loader import load_workload
+
+    return is_moe(load_workload(workload))
+
+
+def fit_additive_time(inv0: np.ndarray, slope: np.ndarray, measured: np.ndarray,
+                      bounds: tuple[float, float] = TRAIN_OVERHEAD_BOUNDS) -> float:
+    """The time t within `bounds` minimising sum log(predicted / measured)^2 over rows whose predicted rate
+    has a reciprocal linear in t, 1 / predicted = inv0 + t x slope (a fixed time added to each step)."""
+    from scipy.optimize import minimize_scalar
+
+    def loss(t: float) -> float:
+        return float(np.sum(np.log(measured * (inv0 + t * slope)) ** 2))
+
+    return float(minimize_scalar(loss, bounds=bounds, method="bounded", options={"xatol": 1e-7}).x)
+
+
+def fit_moe_training_overhead(table: pd.DataFrame, thetas: dict[str, np.ndarray], stacks: dict[str, float],
+                              grouped: tuple[float, float], verbose: bool = True
+                              ) -> tuple[float, np.ndarray, np.ndarray]:
+    """(host time per MoE layer per micro-batch, in-sample signed errors, leave-one-out signed errors) on the
+    MoE training rows of `table`, every other parameter held at its fitted value; each row left out is
+    re-predicted at the time refitted without it (an exact refit: one parameter)."""
+    if table.empty:
+        return 0.0, np.zeros(0), np.zeros(0)
+    measured = table["measured"].to_numpy(dtype=float)
+    everywhere = tuple(GENERATIONS)
+    inv0 = 1.0 / _predict(table, thetas, stacks, grouped)
+    slope = (1.0 / _predict(table, thetas, stacks, grouped, (TRAIN_OVERHEAD_PROBE_S, everywhere))
+             - inv0) / TRAIN_OVERHEAD_PROBE_S
+    ok = np.isfinite(inv0) & np.isfinite(slope) & (inv0 > 0)
+    t = fit_additive_time(inv0[ok], slope[ok], measured[ok])
+    in_sample = np.where(ok, 1.0 / (measured * (inv0 + t * slope)) - 1.0, np.nan)
+    loo = np.full(len(table), np.nan)
+    for i in np.flatnonzero(ok):
+        rest = ok.copy()
+        rest[i] = False
+        ti = fit_additive_time(inv0[rest], slope[rest], measured[rest])
+        loo[i] = 1.0 / (measured[i] * (inv0[i] + ti * slope[i])) - 1.0
+    if verbose:
+        print(f"calibrate MoE training host time: {1e3 * t:.2f} ms per MoE layer per micro-batch on {int(ok.sum())} "
+              f"rows, median |err| in-sample {np.nanmedian(np.abs(in_sample)):.3f}, LOO "
+              f"{np.nanmedian(np.abs(loo)):.3f}", file=sys.stderr)
+    return t, in_sample, loo
+
+
 def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     """Fit every generation with rows and the serving-stack factors on the dense rows, then the MoE shares on
-    the MoE rows; write cosim/data/calibration.yaml; return it and the table of in-sample and leave-one-out errors."""
+    the MoE rows, the serving stacks' energy factors on the ML.ENERGY rows and the MoE training host time on
+    the MoE training rows; write cosim/data/calibration.yaml; return it and the table of in-sample and
+    leave-one-out errors."""
     from cosim.validate.runner import base_table, query_for
 
     table = base_table()
@@ -403,11 +472,13 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     table = table[table["generation"].notna()].reset_index(drop=True)
     table["stack"] = [fit_stack_key(query_for(i).stack, g)
                       for i, g in zip(table["id"], table["generation"], strict=True)]
-    held = table["metric"].isin(HELD_OUT_METRICS)
+    train_moe = (table["metric"] == TRAIN_METRIC) & table["workload"].map(_routes_experts)
+    train_moe_table = table[train_moe].reset_index(drop=True)
+    held = table["metric"].isin(HELD_OUT_METRICS) & ~train_moe
     held_out = table[held].reset_index(drop=True)
-    moe = ~held & (table["workload_class"] == MOE_CLASS)
+    moe = ~held & ~train_moe & (table["workload_class"] == MOE_CLASS)
     moe_table = table[moe].reset_index(drop=True)
-    table = table[~held & ~moe].reset_index(drop=True)
+    table = table[~held & ~moe & ~train_moe].reset_index(drop=True)
     model, theta, in_sample, loo = fit_joint(table, verbose)
     thetas, stacks = model.unpack(theta)
     grouped, moe_in, moe_loo = fit_moe_share(moe_table, thetas, stacks, verbose)
@@ -418,7 +489,10 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
             f"{v['rows']} rows)"
             for w, v in by_model.items()), file=sys.stderr)
     energy_fits = fit_energy_stack(thetas, stacks, grouped, verbose)
-    held_errors = _predict(held_out, thetas, stacks, grouped) / held_out["measured"].to_numpy(dtype=float) - 1.0
+    train_host, train_in, train_loo = fit_moe_training_overhead(train_moe_table, thetas, stacks, grouped, verbose)
+    train_generations = tuple(sorted(set(train_moe_table["generation"])))
+    held_errors = (_predict(held_out, thetas, stacks, grouped, (train_host, train_generations))
+                   / held_out["measured"].to_numpy(dtype=float) - 1.0)
     if verbose and len(held_out):
         print(f"held out ({', '.join(HELD_OUT_METRICS)}): {len(held_out)} rows, median |err| "
               f"{np.nanmedian(np.abs(held_errors)):.3f}", file=sys.stderr)
@@ -463,6 +537,9 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                 for rid, g, a, b in zip(table["id"], table["generation"], in_sample, loo, strict=True)]
     loo_rows += [{"id": rid, "generation": g, "in_sample_error": float(a), "loo_error": float(b)}
                  for rid, g, a, b in zip(moe_table["id"], moe_table["generation"], moe_in, moe_loo, strict=True)]
+    loo_rows += [{"id": rid, "generation": g, "in_sample_error": float(a), "loo_error": float(b)}
+                 for rid, g, a, b in zip(train_moe_table["id"], train_moe_table["generation"], train_in, train_loo,
+                                         strict=True)]
     # rows never fitted: their error is out-of-sample as it stands
     loo_rows += [{"id": rid, "generation": generation_of(hw), "in_sample_error": float(e), "loo_error": float(e)}
                  for rid, hw, e in zip(held_out["id"], held_out["hardware"], held_errors, strict=True)]
@@ -485,7 +562,10 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                    f"bounds {list(SCALE_BOUNDS)} (overhead "
                    f"{list(OVERHEAD_BOUNDS)}); the {list(ENERGY_STACKS)} factors (a second one for MoE models: "
                    f"{list(ENERGY_STACK_MOE)}) are fitted afterwards on the ML.ENERGY "
-                   "rows' energy per token and output tokens/s with the generation scales fixed; rows of reliability "
+                   "rows' energy per token and output tokens/s with the generation scales fixed; last, the host time "
+                   "per MoE layer per micro-batch of a training step (bounds "
+                   f"{list(TRAIN_OVERHEAD_BOUNDS)} s) on the MoE training rows, everything else fixed, left out "
+                   "row by row by an exact refit; rows of reliability "
                    f"{list(FIT_RELIABILITY)}; "
                    "leave-one-out by one Gauss-Newton refit step"),
         "families": families,
@@ -498,6 +578,14 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                 "in_sample_median_abs_error": round(float(np.nanmedian(np.abs(moe_in))), 4) if len(moe_table) else None,
                 "loo_median_abs_error": round(float(np.nanmedian(np.abs(moe_loo))), 4) if len(moe_table) else None,
                 "leave_one_model_out": by_model},
+        "training": {"moe_layer_overhead_s": round(train_host, 6),
+                     "generations": list(train_generations),
+                     "fitted_on": "MoE training rows (tokens/s per GPU), every other parameter fixed",
+                     "rows": list(train_moe_table["id"]),
+                     "in_sample_median_abs_error": (round(float(np.nanmedian(np.abs(train_in))), 4)
+                                                    if len(train_moe_table) else None),
+                     "loo_median_abs_error": (round(float(np.nanmedian(np.abs(train_loo))), 4)
+                                              if len(train_moe_table) else None)},
         "loo_errors": {r["id"]: round(r["loo_error"], 4) for r in loo_rows if np.isfinite(r["loo_error"])},
     }
     CALIBRATION_PATH.write_text("# Generated by `cosim validate --calibrate`; do not edit by hand.\n"
