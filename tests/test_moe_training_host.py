@@ -65,3 +65,28 @@ def test_the_stored_time_applies_only_on_the_generations_it_was_fitted_on(monkey
     assert calibration.fitted_moe_train_layer_overhead_s("nvidia-hopper") == 0.006
     assert calibration.fitted_moe_train_layer_overhead_s("google-tpu") == 0.0  # a compiled stack: no eager host
     assert calibration.fitted_moe_train_layer_overhead_s(None) == 0.0
+
+
+def test_the_stored_calibration_fits_the_time_on_the_moe_training_rows_only():
+    """The MoE pre-training rows (and no other) fit the time, each with a leave-one-out error; the dense ones stay
+    held out; left out one model at a time, the time refitted on the others is still a time within the bounds."""
+    import yaml
+
+    from cosim.engines.calibration import CALIBRATION_PATH
+    from cosim.validate.fit import TRAIN_OVERHEAD_BOUNDS, _routes_experts
+    from cosim.validate.runner import base_table
+
+    cal = yaml.safe_load(CALIBRATION_PATH.read_text())
+    table = base_table()
+    training = table[(table["metric"] == "training_tokens_per_s_per_gpu") & table["reliability"].isin(["high", "medium"])]
+    moe = training["workload"].map(_routes_experts)
+    fitted = set(cal["training"]["rows"])
+    assert fitted == set(training.loc[moe, "id"]) and len(fitted) == 31
+    assert set(training.loc[~moe, "id"]) <= set(cal["held_out"]["rows"])
+    assert not fitted & set(cal["held_out"]["rows"])
+    assert TRAIN_OVERHEAD_BOUNDS[0] < cal["training"]["moe_layer_overhead_s"] < TRAIN_OVERHEAD_BOUNDS[1]
+    assert set(cal["training"]["generations"]) <= {"nvidia-hopper", "nvidia-blackwell"}
+    assert all(np.isfinite(cal["loo_errors"][rid]) for rid in fitted)
+    by_model = cal["training"]["leave_one_model_out"]
+    assert sum(v["rows"] for v in by_model.values()) == len(fitted)
+    assert all(TRAIN_OVERHEAD_BOUNDS[0] <= v["time_without_s"] <= TRAIN_OVERHEAD_BOUNDS[1] for v in by_model.values())

@@ -119,6 +119,19 @@ def write_report(report: ValidationReport, out_dir: Path, *, cv: pd.DataFrame | 
                 lines += [f"| {w} | {v['rows']} | {v['share_without']:.3f} | {v.get('memory_share_without', 1.0):.3f} | "
                           f"{100 * v['median_abs_error']:.1f}% |" for w, v in by_model.items()]
                 lines.append("")
+        training = calibration.get("training") or {}
+        if training.get("rows"):
+            lines += [f"A Megatron-Core MoE training step waits {1e3 * training['moe_layer_overhead_s']:.2f} ms per MoE "
+                      f"layer per micro-batch beyond its GPU work (fitted on {len(training['rows'])} MoE pre-training "
+                      f"rows, everything else fixed; applied on {', '.join(training.get('generations') or [])}): "
+                      f"median abs. error {100 * training['in_sample_median_abs_error']:.1f}% in sample, "
+                      f"{100 * training['loo_median_abs_error']:.1f}% leave-one-out.", ""]
+            by_model = training.get("leave_one_model_out") or {}
+            if by_model:
+                lines += ["| model left out | rows | time without it | its median abs. error |", "|---|---|---|---|"]
+                lines += [f"| {w} | {v['rows']} | {1e3 * v['time_without_s']:.2f} ms | "
+                          f"{100 * v['median_abs_error']:.1f}% |" for w, v in by_model.items()]
+                lines.append("")
         stacks = calibration.get("stacks") or {}
         if stacks:
             lines += ["Serving stacks, kernel efficiency relative to tuned (MLPerf-class) engines:", "",
