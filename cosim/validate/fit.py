@@ -443,21 +443,24 @@ def fit_moe_training_overhead(table: pd.DataFrame, thetas: dict[str, np.ndarray]
     slope = (1.0 / _predict(table, thetas, stacks, grouped, (TRAIN_OVERHEAD_PROBE_S, everywhere))
              - inv0) / TRAIN_OVERHEAD_PROBE_S
     ok = np.isfinite(inv0) & np.isfinite(slope) & (inv0 > 0)
-    t = fit_additive_time(inv0[ok], slope[ok], measured[ok])
-    in_sample = np.where(ok, 1.0 / (measured * (inv0 + t * slope)) - 1.0, np.nan)
+
+    def fitted_without(out: np.ndarray) -> tuple[float, np.ndarray]:
+        """The time fitted on the usable rows outside `out`, and the signed errors of the rows in `out` at it."""
+        rest = ok & ~out
+        tr = fit_additive_time(inv0[rest], slope[rest], measured[rest])
+        return tr, 1.0 / (measured[out] * (inv0[out] + tr * slope[out])) - 1.0
+
+    t, in_sample = fitted_without(np.zeros(len(table), dtype=bool))[0], np.full(len(table), np.nan)
+    in_sample[ok] = 1.0 / (measured[ok] * (inv0[ok] + t * slope[ok])) - 1.0
     loo = np.full(len(table), np.nan)
     for i in np.flatnonzero(ok):
-        rest = ok.copy()
-        rest[i] = False
-        ti = fit_additive_time(inv0[rest], slope[rest], measured[rest])
-        loo[i] = 1.0 / (measured[i] * (inv0[i] + ti * slope[i])) - 1.0
+        loo[i] = fitted_without(np.arange(len(table)) == i)[1][0]
     by_model = {}
     for workload in sorted(table["workload"].unique()):
         own = (table["workload"] == workload).to_numpy() & ok
         if not own.any() or not (ok & ~own).any():
             continue
-        tw = fit_additive_time(inv0[ok & ~own], slope[ok & ~own], measured[ok & ~own])
-        err = 1.0 / (measured[own] * (inv0[own] + tw * slope[own])) - 1.0
+        tw, err = fitted_without(own)
         by_model[workload] = {"time_without_s": round(tw, 6), "rows": int(own.sum()),
                               "median_abs_error": round(float(np.median(np.abs(err))), 4)}
     if verbose:
