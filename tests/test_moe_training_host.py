@@ -90,3 +90,33 @@ def test_the_stored_calibration_fits_the_time_on_the_moe_training_rows_only():
     by_model = cal["training"]["leave_one_model_out"]
     assert sum(v["rows"] for v in by_model.values()) == len(fitted)
     assert all(TRAIN_OVERHEAD_BOUNDS[0] <= v["time_without_s"] <= TRAIN_OVERHEAD_BOUNDS[1] for v in by_model.values())
+
+
+TRAIN_ARGS = ["estimate", "--hardware", "b200", "--chips", "8", "--workload", "qwen3-30b-a3b", "--phase", "train",
+              "--batch", "64", "--input-len", "4096", "--dp", "8", "--ep", "8", "--zero", "1", "--microbatch", "2",
+              "--precision", "bf16", "--format", "json"]
+
+
+def _cli_latency(capsys, *extra: str) -> float:
+    import json
+
+    from cosim.cli.main import main
+
+    assert main(TRAIN_ARGS + list(extra)) == 0
+    return json.loads(capsys.readouterr().out)["latency_s"]
+
+
+def test_the_cli_sets_the_host_time(capsys):
+    """--moe-host-ms 5 adds 5 ms x 4 micro-batches x 48 MoE layers to the step of --moe-host-ms 0 (no pipeline)."""
+    assert _cli_latency(capsys, "--moe-host-ms", "5") - _cli_latency(capsys, "--moe-host-ms", "0") == pytest.approx(
+        5e-3 * 4 * 48, rel=1e-9)
+
+
+@pytest.mark.parametrize("extra", [["--moe-host-ms", "-1"], ["--moe-host-ms", "nan"],
+                                   ["--moe-host-ms", "1", "--mapping", "auto"]])
+def test_a_bad_host_time_is_exit_two_one_line(capsys, extra):
+    from cosim.cli.main import main
+
+    assert main(TRAIN_ARGS + extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--moe-host-ms" in err and len(err.splitlines()) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import typer
 
 from cosim.cli.common import (
@@ -85,6 +87,10 @@ def register(app: typer.Typer) -> None:
                                   "--chunked-prefill an MoE model's steps wait for the host) | trtllm-pytorch "
                                   "(the same backend and factor under another harness) | vllm "
                                   "(see reports/validation.md)"),
+        moe_host_ms: float | None = typer.Option(None, "--moe-host-ms", help="train, MoE: host time in ms a step "
+                                                 "waits per MoE layer per micro-batch (default: the time cosim "
+                                                 "validate fitted for Megatron-Core on Hopper and Blackwell, 0 "
+                                                 "elsewhere; 0 for a stack whose MoE path never syncs with the host)"),
         fmt: str = typer.Option("table", "--format", help="table | json"),
     ) -> None:
         """Estimate latency, throughput, MFU/MBU, memory per chip and the bottleneck.
@@ -109,6 +115,11 @@ def register(app: typer.Typer) -> None:
         b = parse_batch(batch)
         if not output_len_cv >= 0.0:
             raise CosimInputError(f"--output-len-cv must be >= 0, got {output_len_cv}")
+        if moe_host_ms is not None and not (moe_host_ms >= 0.0 and math.isfinite(moe_host_ms)):
+            raise CosimInputError(f"--moe-host-ms must be a finite time >= 0 ms, got {moe_host_ms}")
+        if moe_host_ms is not None and mapping == "auto":
+            raise CosimInputError("--moe-host-ms applies to a manual mapping: --mapping auto ranks mappings at the "
+                                  "calibrated host time")
         scenario = build_scenario(phase=phase, batch=b or dp, input_len=input_len, output_len=output_len,
                                   output_len_cv=output_len_cv, chunked_prefill=chunked_prefill, frames=frames,
                                   height=height, width=width, steps=steps, precision=precision, tp=tp, pp=pp,
@@ -139,6 +150,10 @@ def register(app: typer.Typer) -> None:
         hw = load_hardware(hardware)
         moe = is_moe(load_workload(workload))
         params = stack_params(hw, stack, moe=moe)
+        if moe_host_ms is not None:
+            from cosim.engines.efficiency import params_for
+
+            params = (params or params_for(hw)).with_overrides(moe_train_layer_overhead_s=moe_host_ms / 1e3)
         result = estimate(hardware, workload, scenario, chips=chips, mode=mode, batch_max=b is None, params=params)
         out = result.to_dict()
         if chosen is not None:
