@@ -443,24 +443,26 @@ def fit_moe_training_overhead(table: pd.DataFrame, thetas: dict[str, np.ndarray]
     slope = (1.0 / _predict(table, thetas, stacks, grouped, (TRAIN_OVERHEAD_PROBE_S, everywhere))
              - inv0) / TRAIN_OVERHEAD_PROBE_S
     ok = np.isfinite(inv0) & np.isfinite(slope) & (inv0 > 0)
+    rows = np.arange(len(table))
 
-    def fitted_without(out: np.ndarray) -> tuple[float, np.ndarray]:
-        """The time fitted on the usable rows outside `out`, and the signed errors of the rows in `out` at it."""
-        rest = ok & ~out
-        tr = fit_additive_time(inv0[rest], slope[rest], measured[rest])
-        return tr, 1.0 / (measured[out] * (inv0[out] + tr * slope[out])) - 1.0
+    def fit_on(sel: np.ndarray) -> float:
+        return fit_additive_time(inv0[sel], slope[sel], measured[sel])
 
-    t, in_sample = fitted_without(np.zeros(len(table), dtype=bool))[0], np.full(len(table), np.nan)
-    in_sample[ok] = 1.0 / (measured[ok] * (inv0[ok] + t * slope[ok])) - 1.0
-    loo = np.full(len(table), np.nan)
+    def errors_at(time_s: float, sel: np.ndarray) -> np.ndarray:
+        return 1.0 / (measured[sel] * (inv0[sel] + time_s * slope[sel])) - 1.0
+
+    t = fit_on(ok)
+    in_sample, loo = np.full(len(table), np.nan), np.full(len(table), np.nan)
+    in_sample[ok] = errors_at(t, ok)
     for i in np.flatnonzero(ok):
-        loo[i] = fitted_without(np.arange(len(table)) == i)[1][0]
+        loo[i] = errors_at(fit_on(ok & (rows != i)), rows == i)[0]
     by_model = {}
     for workload in sorted(table["workload"].unique()):
         own = (table["workload"] == workload).to_numpy() & ok
         if not own.any() or not (ok & ~own).any():
             continue
-        tw, err = fitted_without(own)
+        tw = fit_on(ok & ~own)
+        err = errors_at(tw, own)
         by_model[workload] = {"time_without_s": round(tw, 6), "rows": int(own.sum()),
                               "median_abs_error": round(float(np.median(np.abs(err))), 4)}
     if verbose:
