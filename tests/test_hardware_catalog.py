@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 HW_DIR = REPO / "hardware_specs"
 
 REQUIRED_SLUGS = [
-    "a100-sxm-80gb", "h100-sxm", "h200-sxm", "h800", "h20", "b200", "gb200-nvl72", "gb300-nvl72",
+    "a100-sxm-80gb", "h100-sxm", "h200-sxm", "h800", "h20", "b200", "b300", "gb200-nvl72", "gb300-nvl72",
     "rtx-4090", "mi300x", "mi325x", "mi355x", "tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e", "tpu-v7",
     "gaudi2", "gaudi3", "groq-lpu", "cerebras-wse3", "jetson-agx-orin", "generic-systolic-asic",
 ]
@@ -87,6 +87,8 @@ SPOT_CHECKS = [
     ("h100-sxm", "mem", 81559 * 2**20),
     # NVIDIA HGX B200 table: FP4 18 PF with sparsity -> 9 PF dense; nvidia-smi: 183359 MiB (the table's "180 GB").
     ("b200", "fp4", 9e15), ("b200", "mem", 183359 * 2**20),
+    # HGX B300: FP8 72 PF with sparsity per 8 GPUs -> 4.5 PF dense per GPU; 8 TB/s; MLPerf v6.1's "B300-SXM-270GB".
+    ("b300", "fp8", 4.5e15), ("b300", "hbm_bw", 8e12), ("b300", "mem", 270 * G),
     # NVIDIA GB200 NVL72 table: 72-GPU NVLink domain, 1.8 TB/s bidirectional per GPU.
     ("gb200-nvl72", "domain", 72), ("gb200-nvl72", "link_bw", 900 * G),
     # AMD MI300X: 192 GB HBM3 at 5.3 TB/s, 1307.4 TFLOPS BF16 dense (ROCm MI300 peak table).

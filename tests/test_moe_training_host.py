@@ -81,7 +81,7 @@ def test_the_stored_calibration_fits_the_time_on_the_moe_training_rows_only():
     training = table[(table["metric"] == "training_tokens_per_s_per_gpu") & table["reliability"].isin(["high", "medium"])]
     moe = training["workload"].map(_routes_experts)
     fitted = set(cal["training"]["rows"])
-    assert fitted == set(training.loc[moe, "id"]) and len(fitted) == 31
+    assert fitted == set(training.loc[moe, "id"]) and len(fitted) == 35
     assert set(training.loc[~moe, "id"]) <= set(cal["held_out"]["rows"])
     assert not fitted & set(cal["held_out"]["rows"])
     assert TRAIN_OVERHEAD_BOUNDS[0] < cal["training"]["moe_layer_overhead_s"] < TRAIN_OVERHEAD_BOUNDS[1]

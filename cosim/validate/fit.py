@@ -29,7 +29,7 @@ GENERATIONS: dict[str, tuple[str, ...]] = {
     "nvidia-ampere": ("a100*",),
     "nvidia-ada": ("rtx-4090",),
     "nvidia-hopper": ("h100*", "h200*", "h800", "h20"),
-    "nvidia-blackwell": ("b200", "gb200*", "gb300*"),
+    "nvidia-blackwell": ("b200", "b300", "gb200*", "gb300*"),
     "amd-cdna3": ("mi300x", "mi325x"),
     "amd-cdna4": ("mi355x",),
     "google-tpu": ("tpu-*",),
