@@ -53,6 +53,10 @@ def register(app: typer.Typer) -> None:
                                         "parallelism): the ranks take their prompts together (TensorRT-LLM's "
                                         "attention_dp_config enable_balance), so a step does not wait for the one "
                                         "rank that got the most prompts"),
+        dp_imbalance: float = typer.Option(1.0, "--dp-imbalance", help="generate, MoE with --dp > 1: every step "
+                                           "lasts this many times its balanced time, as the busiest attention-DP "
+                                           "rank keeps the others waiting (1: ranks in step; 1.11 measured for "
+                                           "TensorRT-LLM's balanced ADP over variable-length requests)"),
         cuda_graph_sizes: str = typer.Option("", "--cuda-graph-sizes", help="decode, generate: comma-separated "
                                              "per-rank batch sizes the engine captured CUDA graphs "
                                              "for (TensorRT-LLM cuda_graph_config batch_sizes with enable_padding); "
@@ -126,7 +130,8 @@ def register(app: typer.Typer) -> None:
                                   ep=ep, dp=dp, sp=sp, zero=zero, microbatch=microbatch, vpp=vpp,
                                   recompute="selective" if recompute == "auto" else recompute,
                                   kv_precision=kv_precision, activation_precision=activation_precision,
-                                  dense_precision=dense_precision, dp_prompt_balance=dp_balance)
+                                  dense_precision=dense_precision, dp_prompt_balance=dp_balance,
+                                  dp_imbalance=dp_imbalance)
         if cuda_graph_sizes:
             from cosim.cli.common import parse_graph_sizes
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import typer
@@ -79,7 +80,7 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
                    vpp: int = 1, recompute: str = "selective", output_len_cv: float = 0.0, chunked_prefill: bool = False,
                    kv_precision: str | None = None, eager_prompt_steps: bool = False,
                    dp_prompt_balance: bool = False, activation_precision: str | None = None,
-                   dense_precision: str | None = None):
+                   dense_precision: str | None = None, dp_imbalance: float = 1.0):
     """A validated Scenario from CLI values; bad values raise CosimInputError naming the flag.
 
     `kv_precision` None: the KV cache is stored in fp8 when the weights are 8-bit or narrower (the common
@@ -109,12 +110,15 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
     for flag, value in (("--activation-precision", activation_precision), ("--dense-precision", dense_precision)):
         if value is not None and value not in PRECISION_CHOICES:
             raise CosimInputError(f"{flag} must be one of {', '.join(PRECISION_CHOICES)}, got '{value}'")
+    if not (math.isfinite(dp_imbalance) and dp_imbalance >= 1.0):
+        raise CosimInputError(f"--dp-imbalance must be a finite number >= 1 (1: ranks in step), got {dp_imbalance}")
     kv = kv_precision or default_kv_precision(precision)
     try:
         return Scenario(
             phase=phase, batch=batch, input_len=input_len, output_len=output_len, output_len_cv=output_len_cv,
             chunked_prefill=chunked_prefill, eager_prompt_steps=eager_prompt_steps,
-            dp_prompt_balance=dp_prompt_balance, frames=frames, height=height, width=width, steps=steps,
+            dp_prompt_balance=dp_prompt_balance, dp_imbalance=dp_imbalance, frames=frames, height=height,
+            width=width, steps=steps,
             weight_precision=precision, activation_precision=activation_precision or precision,
             dense_precision=dense_precision,
             kv_precision=kv, recompute=recompute,

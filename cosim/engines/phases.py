@@ -15,7 +15,8 @@ Every function works on N design points at once (arrays in, arrays out). Convent
 - generate: TTFT = prefill; TPOT = mean decode step over the growing context input_len ...
   input_len + output_len - 1, integrated by Gauss-Legendre quadrature (the step time is piecewise
   linear in the context, `generate_context_samples` nodes); with spread output lengths (`output_len_cv`)
-  the contexts reach input_len + `decode_span`, as a length-biased running batch does;
+  the contexts reach input_len + `decode_span`, as a length-biased running batch does; with attention DP
+  over an MoE model every step lasts `dp_imbalance` times its balanced time (the ranks wait for the busiest);
   latency = TTFT + (output_len - 1) x TPOT;
   throughput = batch x output_len / latency (static batching, as a batch of requests).
 - train: `scenario.batch` is the GLOBAL batch in sequences (all DP replicas together); each DP replica
@@ -123,6 +124,11 @@ def pipeline_micro_batch(scenario: Scenario) -> Scenario:
 
 _COUNTERS = ("step_time_s", "compute_s", "memory_s", "network_s", "overhead_s", "bytes_main_memory",
              "bytes_onchip", "comm_bytes_scale_up", "comm_bytes_scale_out", "flops")
+
+
+def _ranks_coupled(workload, scenario: Scenario) -> bool:
+    """Whether the attention-DP ranks run each step together: an MoE model's expert layers synchronise them."""
+    return getattr(workload, "moe", None) is not None and scenario.parallelism.dp > 1
 
 
 def _interleaved(stage_step: dict[str, np.ndarray], pp: int) -> dict[str, np.ndarray]:
@@ -249,6 +255,10 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
             extra = eager_extra_s(workload, scenario, agg["step_time_s"])
             agg["step_time_s"] = agg["step_time_s"] + extra
             agg["overhead_s"] = agg["overhead_s"] + extra
+        if steps > 0 and scenario.dp_imbalance > 1.0 and _ranks_coupled(workload, scenario):
+            wait = (scenario.dp_imbalance - 1.0) * agg["step_time_s"]  # the ranks wait for the busiest one
+            agg["step_time_s"] = agg["step_time_s"] + wait
+            agg["overhead_s"] = agg["overhead_s"] + wait
         tpot = agg["step_time_s"]
         if chunked:  # a request's prompt rides on the step it arrives in; it then decodes output_len - 1 more
             ttft = tpot

@@ -81,6 +81,11 @@ class Scenario(BaseModel):
         default=False,
         description="attention-DP ranks take their prompts in the same steps (TensorRT-LLM attention_dp_config "
                     "enable_balance), so fewer steps carry one")
+    dp_imbalance: float = Field(
+        default=1.0, ge=1.0,
+        description="generate, MoE with attention DP (dp > 1): the step time over the one the ranks would take in "
+                    "balance, as the busiest rank keeps the others waiting (1: in step; engine_defaults "
+                    "adp_balance_step_stretch for TensorRT-LLM's balanced ADP over variable-length requests)")
     cuda_graph_batch_sizes: tuple[Annotated[int, Field(gt=0)], ...] | None = Field(
         default=None,
         description="decode and generate: per-rank batch sizes the engine captured CUDA graphs for; a step "

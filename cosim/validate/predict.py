@@ -56,10 +56,21 @@ def _scenario(q: Query, phase: str, batch: int = 1, input_len: int = 1, output_l
         phase=phase, batch=batch, input_len=input_len, output_len=output_len, output_len_cv=output_len_cv,
         chunked_prefill=phase == "generate" and serving_engine(q) in CHUNKED_PREFILL_ENGINES,
         eager_prompt_steps=q.stack in EAGER_PROMPT_STACKS, dp_prompt_balance=q.dp_balance,
+        dp_imbalance=_dp_imbalance(q),
         frames=q.frames, height=q.height, width=q.width, steps=q.steps, precision=q.precision, tp=q.tp, pp=q.pp, ep=q.ep,
         dp=q.dp, sp=q.sp, zero=q.zero, microbatch=q.microbatch, vpp=q.vpp, recompute=recompute,
         kv_precision=q.kv_precision, activation_precision=q.activation_precision, dense_precision=q.dense_precision,
     )
+
+
+def _dp_imbalance(q: Query) -> float:
+    """Step stretch of a balanced attention-DP run over a dataset's variable-length requests (engine_defaults
+    adp_balance_step_stretch); 1 for fixed-length requests (a table's synthetic lengths) or without balancing."""
+    from cosim.engines.efficiency import load_engine_defaults
+
+    if q.dp > 1 and q.dp_balance and q.profile:
+        return float(load_engine_defaults()["adp_balance_step_stretch"]["value"])
+    return 1.0
 
 
 def serving_engine(q: Query) -> str:
