@@ -241,6 +241,21 @@ def test_server_throughput_falls_as_the_latency_limits_tighten():
     assert none is None and "slo" in reason
 
 
+def test_a_rack_of_replicas_serves_as_many_per_replica_as_a_server():
+    """Replicas behind a router are independent, so 9x the replicas serve 9x the tokens/s at the same limits
+    (each probe carries enough requests per replica to reach a steady state, not the ramp-up)."""
+    from cosim.validate.mapping import Query, load_mapping
+    from cosim.validate.predict import predict
+
+    m = load_mapping()
+    q = Query(kind="server_throughput", hardware="b200", chips=8, workload="llama-3.1-8b", precision="fp8",
+              tp=1, input_len=400, output_len=300, slo_ttft_s=2.0, slo_tpot_s=0.2)
+    eight, why = predict(q, m)
+    rack, _ = predict(q.model_copy(update={"chips": 72}), m)
+    assert why is None and eight > 0
+    assert rack == pytest.approx(9 * eight, rel=0.1)
+
+
 def test_tuned_harness_holds_the_length_biased_kv_of_spread_outputs():
     """With output CV c, a running sequence holds ISL + OSL (1 + c²) / 2 tokens on average (inspection
     paradox: a request is in flight for as many steps as it generates)."""

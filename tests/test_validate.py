@@ -31,8 +31,8 @@ def test_reference_rows_carry_sources_and_positive_values():
     # the other dense cells of the TensorRT-LLM v1.0 tables, Qwen3-30B-A3B's 20, 62 + 44 (gpt-oss) later cells,
     # the DeepSeek-R1 blog runs, NVIDIA's GB200 Llama 3.1 405B pretraining example and Megatron-Bridge's
     # pre-training rows (28 of its 25.11 tables, 29 of its 26.02 ones), and three MLPerf v5.1 results of NVIDIA's
-    # B200 and GB200-NVL72 systems the shared data lacks; 15 MLPerf v6.0 / v6.1 Offline results (2026)
-    assert len(added) == 286
+    # B200 and GB200-NVL72 systems the shared data lacks; 21 MLPerf v6.0 / v6.1 results (2026)
+    assert len(added) == 292
     for r in rows:
         assert r.value > 0 and (r.source.get("url") or r.source.get("locator") or r.source.get("title"))
     by_id = {r.id: r for r in rows}
@@ -198,9 +198,9 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
     # every row says where it came from; the developer-added rows (table cells, blog runs, a training example) are all predicted
     assert {r["origin"] for r in data["rows"]} == {"shared", "added"}
     # (all but the one Megatron-Bridge row that trains DeepSeek-V3's MTP module, listed as unmapped)
-    assert sum(r["origin"] == "added" for r in predicted) == 285
+    assert sum(r["origin"] == "added" for r in predicted) == 291
     origin_groups = {s["group"]: s["count"] for s in data["summary"] if s["group_by"] == "origin"}
-    assert origin_groups["added"] == 285 and origin_groups["shared"] == len(predicted) - 285
+    assert origin_groups["added"] == 291 and origin_groups["shared"] == len(predicted) - 291
     ratios = data["hardware_ratios"]
     assert len(ratios) >= 10  # the TensorRT-LLM tables alone pair B200, H200 and H100 on four queries
     for r in ratios:

@@ -256,8 +256,10 @@ def _offline(q: Query, mapping: Mapping, params):
 
 #: requests in the template of an MLPerf Server/Interactive run (its lengths; arrivals are Poisson at each
 #: probed QPS, as loadgen issues them): enough that a probe lasts several times the residence of the
-#: longest requests (up to 1,024 output tokens), so the queue test sees a steady state, not the ramp-up
+#: longest requests (up to 1,024 output tokens), so the queue test sees a steady state, not the ramp-up;
+#: per REPLICAS_PER_PROBE replicas, so a rack of 72 replicas gets as many per replica as an 8-GPU server
 SERVER_REQUESTS = 6000
+REPLICAS_PER_PROBE = 8
 
 
 def _server_throughput(q: Query, mapping: Mapping, params) -> tuple[float | None, str | None]:
@@ -273,7 +275,9 @@ def _server_throughput(q: Query, mapping: Mapping, params) -> tuple[float | None
     inp, out = lengths(q, mapping)
     dataset = output_dataset(q, mapping)
     out_spec = str(out) if dataset is None else f"profile:{dataset}"
-    req = make_requests(offline=True, num_requests=SERVER_REQUESTS, qps=None, duration_s=None,
+    replicas = max(1, q.chips // (q.tp * q.pp * q.sp))
+    req = make_requests(offline=True, num_requests=SERVER_REQUESTS * -(-replicas // REPLICAS_PER_PROBE),
+                        qps=None, duration_s=None,
                         input_len=str(inp), output_len=out_spec)
     sc = _scenario(q, "generate", 1, inp, out)
     res = serve(q.hardware, q.workload, sc, chips=q.chips, requests=req, find_max=True, timeline=False,
