@@ -40,10 +40,15 @@ def eager_host_s(workload, scenario: Scenario) -> float:
     return per_layer * (workload.num_layers - moe.first_dense_layers)
 
 
+def ranks_coupled(workload, scenario: Scenario) -> bool:
+    """Whether the attention-DP ranks run each step together: an MoE model's expert layers synchronise them."""
+    return getattr(workload, "moe", None) is not None and scenario.parallelism.dp > 1
+
+
 def prompt_step_fraction(workload, scenario: Scenario) -> float:
     """Share of a generate run's steps that carry at least one prompt (see the module doc)."""
     dp = scenario.parallelism.dp
-    coupled = getattr(workload, "moe", None) is not None and dp > 1  # attention-DP ranks share each step
+    coupled = ranks_coupled(workload, scenario)  # attention-DP ranks share each step
     prompts = scenario.batch / scenario.output_len / (1 if coupled else dp)
     if coupled and scenario.dp_prompt_balance:
         return min(1.0, prompts / dp)

@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from cosim.engines import analytical as A
-from cosim.engines.eager import eager_extra_s, prompt_step_fraction
+from cosim.engines.eager import eager_extra_s, prompt_step_fraction, ranks_coupled
 from cosim.engines.efficiency import EngineParams, load_engine_defaults
 from cosim.engines.graph_padding import padded_rows
 from cosim.engines.memory import footprint, microbatching, params_per_chip, pipeline_bubble
@@ -124,11 +124,6 @@ def pipeline_micro_batch(scenario: Scenario) -> Scenario:
 
 _COUNTERS = ("step_time_s", "compute_s", "memory_s", "network_s", "overhead_s", "bytes_main_memory",
              "bytes_onchip", "comm_bytes_scale_up", "comm_bytes_scale_out", "flops")
-
-
-def _ranks_coupled(workload, scenario: Scenario) -> bool:
-    """Whether the attention-DP ranks run each step together: an MoE model's expert layers synchronise them."""
-    return getattr(workload, "moe", None) is not None and scenario.parallelism.dp > 1
 
 
 def _interleaved(stage_step: dict[str, np.ndarray], pp: int) -> dict[str, np.ndarray]:
@@ -255,7 +250,7 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
             extra = eager_extra_s(workload, scenario, agg["step_time_s"])
             agg["step_time_s"] = agg["step_time_s"] + extra
             agg["overhead_s"] = agg["overhead_s"] + extra
-        if steps > 0 and scenario.dp_imbalance > 1.0 and _ranks_coupled(workload, scenario):
+        if steps > 0 and scenario.dp_imbalance > 1.0 and ranks_coupled(workload, scenario):
             wait = (scenario.dp_imbalance - 1.0) * agg["step_time_s"]  # the ranks wait for the busiest one
             agg["step_time_s"] = agg["step_time_s"] + wait
             agg["overhead_s"] = agg["overhead_s"] + wait
