@@ -21,7 +21,7 @@ HW_DIR = REPO / "hardware_specs"
 
 REQUIRED_SLUGS = [
     "a100-sxm-80gb", "h100-sxm", "h200-sxm", "h800", "h20", "b200", "b300", "gb200-nvl72", "gb300-nvl72",
-    "rtx-4090", "mi300x", "mi325x", "mi355x", "tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e", "tpu-v7",
+    "rtx-4090", "mi300x", "mi325x", "mi350x", "mi355x", "tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e", "tpu-v7",
     "gaudi2", "gaudi3", "groq-lpu", "cerebras-wse3", "jetson-agx-orin", "generic-systolic-asic",
 ]
 SRAM_ONLY = {"groq-lpu", "cerebras-wse3"}
@@ -95,6 +95,9 @@ SPOT_CHECKS = [
     ("mi300x", "mem", 192 * G), ("mi300x", "hbm_bw", 5.3e12), ("mi300x", "bf16", 1307.4 * T),
     # AMD MI355X: 288 GB HBM3E, 8 TB/s, 1400 W.
     ("mi355x", "mem", 288 * G), ("mi355x", "tdp", 1400.0),
+    # AMD MI350X: the same 288 GB at 8 TB/s, 1000 W air-cooled; FP8 = 256 CUs x 8192 FLOP/clk x 2.2 GHz (4.61 PF;
+    # AMD quotes 37 PF per 8-GPU platform).
+    ("mi350x", "mem", 288 * G), ("mi350x", "hbm_bw", 8e12), ("mi350x", "tdp", 1000.0), ("mi350x", "fp8", 4613.7 * T),
     # Google Cloud TPU v5e docs: 197 TFLOPS bf16, 16 GB HBM2, 819 GBps, 400 GBps bidirectional ICI.
     ("tpu-v5e", "bf16", 197 * T), ("tpu-v5e", "mem", 16 * G), ("tpu-v5e", "hbm_bw", 819 * G),
     ("tpu-v5e", "link_bw", 200 * G),

@@ -31,7 +31,7 @@ GENERATIONS: dict[str, tuple[str, ...]] = {
     "nvidia-hopper": ("h100*", "h200*", "h800", "h20"),
     "nvidia-blackwell": ("b200", "b300", "gb200*", "gb300*"),
     "amd-cdna3": ("mi300x", "mi325x"),
-    "amd-cdna4": ("mi355x",),
+    "amd-cdna4": ("mi350x", "mi355x"),
     "google-tpu": ("tpu-*",),
 }
 PARAMS = ("compute_scale", "memory_scale", "overhead_scale", "attention_scale", "link_scale")
@@ -489,7 +489,10 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                       for i, g in zip(table["id"], table["generation"], strict=True)]
     train_moe = (table["metric"] == TRAIN_METRIC) & table["workload"].map(_routes_experts)
     train_moe_table = table[train_moe].reset_index(drop=True)
-    held = table["metric"].isin(HELD_OUT_METRICS) & ~train_moe
+    # a performance row served on a stack whose factor the ML.ENERGY rows fit comes after every stage that
+    # would fit it: held out, and scored with that factor (fitted as if tuned, it would bend the shares)
+    on_energy_stack = table["stack"].isin(energy_stack_keys())
+    held = (table["metric"].isin(HELD_OUT_METRICS) | on_energy_stack) & ~train_moe
     held_out = table[held].reset_index(drop=True)
     moe = ~held & ~train_moe & (table["workload_class"] == MOE_CLASS)
     moe_table = table[moe].reset_index(drop=True)
@@ -507,10 +510,12 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     train_host, train_in, train_loo, train_by_model = fit_moe_training_overhead(train_moe_table, thetas, stacks,
                                                                                grouped, verbose)
     train_generations = tuple(sorted(set(train_moe_table["generation"])))
-    held_errors = (_predict(held_out, thetas, stacks, grouped, (train_host, train_generations))
+    all_stacks = {**stacks, **{key: fit[0] for key, fit in energy_fits.items()}}
+    held_errors = (_predict(held_out, thetas, all_stacks, grouped, (train_host, train_generations))
                    / held_out["measured"].to_numpy(dtype=float) - 1.0)
     if verbose and len(held_out):
-        print(f"held out ({', '.join(HELD_OUT_METRICS)}): {len(held_out)} rows, median |err| "
+        print(f"held out ({', '.join(HELD_OUT_METRICS)}; rows on {', '.join(ENERGY_STACKS)}): {len(held_out)} rows, "
+              "median |err| "
               f"{np.nanmedian(np.abs(held_errors)):.3f}", file=sys.stderr)
     families: dict[str, dict] = {}
     for name, th in thetas.items():
@@ -586,7 +591,7 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                    "leave-one-out by one Gauss-Newton refit step"),
         "families": families,
         "stacks": stack_doc,
-        "held_out": {"metrics": list(HELD_OUT_METRICS), "rows": list(held_out["id"]),
+        "held_out": {"metrics": list(HELD_OUT_METRICS), "stacks": list(ENERGY_STACKS), "rows": list(held_out["id"]),
                      "median_abs_error": round(float(np.nanmedian(np.abs(held_errors))), 4) if len(held_out) else None},
         "moe": {"grouped_gemm_scale": round(grouped[0], 4), "grouped_gemm_memory_scale": round(grouped[1], 4),
                 "fitted_on": "MoE performance rows, generation scales fixed",
