@@ -32,8 +32,9 @@ def test_reference_rows_carry_sources_and_positive_values():
     # the DeepSeek-R1 blog runs, NVIDIA's GB200 Llama 3.1 405B pretraining example and Megatron-Bridge's
     # pre-training rows (28 of its 25.11 tables, 29 of its 26.02 ones), and three MLPerf v5.1 results of NVIDIA's
     # B200 and GB200-NVL72 systems the shared data lacks; 21 MLPerf v6.0 / v6.1 results (2026) and 16 more of v6.1
-    # (gpt-oss-120b on NVIDIA and AMD systems, the MI350X, Llama 3.1 8B on B300 and MI355X)
-    assert len(added) == 308
+    # (gpt-oss-120b on NVIDIA and AMD systems, the MI350X, Llama 3.1 8B on B300 and MI355X), and Red Hat's v5.1
+    # Llama 3.1 8B run on one H100 under vLLM
+    assert len(added) == 309
     for r in rows:
         assert r.value > 0 and (r.source.get("url") or r.source.get("locator") or r.source.get("title"))
     by_id = {r.id: r for r in rows}
@@ -199,9 +200,9 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
     # every row says where it came from; the developer-added rows (table cells, blog runs, a training example) are all predicted
     assert {r["origin"] for r in data["rows"]} == {"shared", "added"}
     # (all but the one Megatron-Bridge row that trains DeepSeek-V3's MTP module, listed as unmapped)
-    assert sum(r["origin"] == "added" for r in predicted) == 307
+    assert sum(r["origin"] == "added" for r in predicted) == 308
     origin_groups = {s["group"]: s["count"] for s in data["summary"] if s["group_by"] == "origin"}
-    assert origin_groups["added"] == 307 and origin_groups["shared"] == len(predicted) - 307
+    assert origin_groups["added"] == 308 and origin_groups["shared"] == len(predicted) - 308
     ratios = data["hardware_ratios"]
     assert len(ratios) >= 10  # the TensorRT-LLM tables alone pair B200, H200 and H100 on four queries
     for r in ratios:
@@ -451,6 +452,27 @@ def test_moe_shares_fit_recovers_known_shares_and_scores_each_row_without_it(mon
     assert np.all(np.abs(in_sample) < 0.01)
     assert loo[c] == pytest.approx(compute_at_1[c] / truth[c] - 1.0, rel=0.02)
     assert loo[m] == pytest.approx(memory_at_1[m] / truth[m] - 1.0, rel=0.02)
+
+
+def test_rows_served_on_vllm_are_held_out_and_priced_with_its_factor(capsys):
+    """vLLM's factor is fitted last, on the ML.ENERGY rows: a throughput row served on vLLM fits nothing and
+    its stored error is the out-of-sample one at that factor, the error `cosim validate` reports."""
+    from cosim.engines.calibration import CALIBRATION_PATH
+    from cosim.validate.runner import base_table, query_for
+
+    cal = yaml.safe_load(CALIBRATION_PATH.read_text())
+    table = base_table()
+    perf = table[~table["metric"].isin(["energy_per_token", "system_energy_per_token"])
+                 & table["reliability"].isin(["high", "medium"])]
+    on_vllm = {rid for rid in perf["id"] if query_for(rid).stack == "vllm"}
+    assert {"mlperf-v6.1-mangoboost-mi300x-x8-gpt-oss-120b-offline",
+            "mlperf-v5.1-redhat-h100x1-llama3.1-8b-offline"} <= on_vllm
+    assert "vllm" in cal["held_out"]["stacks"] and on_vllm <= set(cal["held_out"]["rows"])
+    fitted = {rid for fam in cal["families"].values() for rid in fam.get("rows", [])} | set(cal["moe"]["rows"])
+    assert not fitted & on_vllm
+    assert main(["validate", "--format", "json", "--no-report", "--filter", "id~redhat-h100x1"]) == 0
+    row = json.loads(capsys.readouterr().out)["rows"][0]
+    assert row["error"] == pytest.approx(cal["loo_errors"][row["id"]], abs=1e-3)
 
 
 def test_moe_rows_fit_only_the_moe_shares():
