@@ -241,11 +241,17 @@ def _trtllm_bench_settings(q: Query, inp: int, out: int) -> tuple[int, int] | No
                                         tuned=tuned)
 
 
+def chips_per_replica(q: Query) -> int:
+    """Chips one serving replica spans: its TP x PP x SP group times the attention-DP ranks, which share one set
+    of experts (ep over dp)."""
+    return q.tp * q.pp * q.sp * q.dp
+
+
 def _offline(q: Query, mapping: Mapping, params):
     """(estimate of one replica generating at the concurrency its engine sustains, capped by the engine's
     sequence limit and the number of requests, and the number of replicas)."""
     inp, out = lengths(q, mapping)
-    per_replica = q.tp * q.pp * q.sp * q.dp  # attention-DP ranks share one set of experts (ep over dp)
+    per_replica = chips_per_replica(q)
     replicas = max(1, q.chips // per_replica)
     cap = trtllm_bench_cap(q, mapping) or engine_sequence_cap(q)
     limit = cap * q.dp  # the engine's sequence cap holds per DP rank
@@ -275,7 +281,7 @@ def _server_throughput(q: Query, mapping: Mapping, params) -> tuple[float | None
     inp, out = lengths(q, mapping)
     dataset = output_dataset(q, mapping)
     out_spec = str(out) if dataset is None else f"profile:{dataset}"
-    replicas = max(1, q.chips // (q.tp * q.pp * q.sp))
+    replicas = max(1, q.chips // chips_per_replica(q))
     req = make_requests(offline=True, num_requests=SERVER_REQUESTS * -(-replicas // REPLICAS_PER_PROBE),
                         qps=None, duration_s=None,
                         input_len=str(inp), output_len=out_spec)
