@@ -6,7 +6,8 @@ negative prompt); the VAE decodes each video once. DP splits that doubled batch.
 
 DiT blocks by `dit.layout`:
 - cross_attn (Wan, Cosmos): self-attention over the video tokens, cross-attention (q from video
-  tokens, K/V projected from the text tokens), FFN; adaLN modulation around each.
+  tokens, K/V projected from the text tokens; Wan I2V also attends `image_context_tokens` CLIP tokens
+  through their own K/V and sums the two outputs), FFN; adaLN modulation around each.
 - mmdit (HunyuanVideo, Open-Sora 2): dual-stream blocks (video and text each with their own
   projections and FFN, joint attention over video + text tokens), then single-stream parallel blocks
   over the joint sequence (one linear for q/k/v and the MLP input, one for the output).
@@ -180,11 +181,33 @@ class _Dit:
             "block.cross.attention", Stage.DIT, dt, batch=B, heads=self.heads_c, kv_heads=self.heads_c,
             q_len=N_loc, kv_len=Lt, head_dim=d, head_dim_v=d, pairs=float(N_loc) * Lt, causal=False,
             act_in=B * a_c * (N_loc + 2 * Lt), act_out=B * N_loc * a_c, repeat=n))
+        rows += self.image_cross_rows(N_loc, n)
         rows.append(gemm("block.cross.o_proj", Stage.DIT, dt, B * N_loc, a_c, h, bias=self.lb, repeat=n))
         rows += self.tp_allreduce("block.cross.tp_allreduce", N_loc, n)
         rows.append(self.norm("block.ffn_norm", N_loc, n))
         rows += self.ffn("block.ffn", N_loc, n)
         rows += self.tp_allreduce("block.ffn.tp_allreduce", N_loc, n)
+        return rows
+
+    def image_cross_rows(self, N_loc: float, n: float) -> list[dict]:
+        """Wan I2V: the same queries also attend the image tokens through their own K/V projections (with a key
+        RMSNorm under qk_norm); the two attention outputs are summed before the output projection."""
+        dit, dt, B, a_c = self.dit, self.dt, self.B, self.a_c
+        Li = dit.image_context_tokens
+        if not Li:
+            return []
+        d = dit.head_dim
+        rows = [gemm("block.cross.img_kv_proj", Stage.DIT, dt, B * Li, self.h, 2 * a_c, bias=self.lb, repeat=n)]
+        if dit.qk_norm != "none":
+            flops, _ = _QK_NORM[dit.qk_norm]
+            rows.append(elementwise("block.cross.img_k_norm", Stage.DIT, dt, B * Li * a_c, flops,
+                                    weight_elements=a_c if dit.qk_norm == "rms_full" else d, repeat=n))
+        rows += [attention_core("block.cross.img_attention", Stage.DIT, dt, batch=B, heads=self.heads_c,
+                                kv_heads=self.heads_c, q_len=N_loc, kv_len=Li, head_dim=d, head_dim_v=d,
+                                pairs=float(N_loc) * Li, causal=False, act_in=B * a_c * (N_loc + 2 * Li),
+                                act_out=B * N_loc * a_c, repeat=n),
+                 elementwise("block.cross.img_add", Stage.DIT, dt, B * N_loc * a_c, RESIDUAL_ADD_FLOPS, inputs=2.0,
+                             repeat=n)]
         return rows
 
     def double_stream_blocks(self, n: float) -> list[dict]:
@@ -274,6 +297,17 @@ class _Dit:
             if dit.extra_input_embed_features:
                 rows.append(gemm("cond_embed", Stage.DIT, dt, B * N_loc, dit.extra_input_embed_features, h,
                                  bias=self.lb, repeat=steps))
+            if dit.image_embed_dim:  # Wan I2V MLPProj over the image tokens, every forward
+                e, Li = dit.image_embed_dim, dit.image_context_tokens
+                ln = NORM_FLOPS_PER_ELEMENT["layernorm"]
+                rows += [elementwise("img_emb.norm_in", Stage.DIT, dt, B * Li * e, ln, weight_elements=2 * e,
+                                     repeat=steps),
+                         gemm("img_emb.fc1", Stage.DIT, dt, B * Li, e, e, bias=self.lb, repeat=steps),
+                         elementwise("img_emb.act", Stage.DIT, dt, B * Li * e, activation_flops_per_element(dit.mlp),
+                                     fused=True, repeat=steps),
+                         gemm("img_emb.fc2", Stage.DIT, dt, B * Li, e, h, bias=self.lb, repeat=steps),
+                         elementwise("img_emb.norm_out", Stage.DIT, dt, B * Li * h, ln, weight_elements=2 * h,
+                                     repeat=steps)]
             rows += self._text_projection(steps)
             f, td = dit.timestep_freq_dim, self.tdim
             rows += [gemm("time_embed.fc1", Stage.DIT, dt, B, f, td, bias=self.lb, repeat=steps),

@@ -2,8 +2,9 @@
 
 Users have a model's config.json long before they write a cosim YAML for it; reading it directly
 removes a transcription step where head counts and expert widths get mistyped. Supported
-architectures: Llama, Mistral, Mixtral, Qwen2/Qwen2.5, Qwen3, Qwen3-MoE, DeepSeek-V2, DeepSeek-V3.
-Anything else raises `CosimInputError` naming the architecture and listing the supported ones.
+architectures: Llama, Llama 4, Mistral, Mixtral, Qwen2/Qwen2.5, Qwen3, Qwen3-MoE, DeepSeek-V2, DeepSeek-V3,
+gpt-oss, Gemma 3. A multimodal checkpoint (Gemma 3, Llama 4) is read through its `text_config`: the language
+model only. Anything else raises `CosimInputError` naming the architecture and listing the supported ones.
 """
 
 from __future__ import annotations
@@ -26,9 +27,38 @@ SUPPORTED: dict[str, str] = {
     "deepseek_v2": "DeepseekV2ForCausalLM",
     "deepseek_v3": "DeepseekV3ForCausalLM",
     "gpt_oss": "GptOssForCausalLM",
+    "gemma3_text": "Gemma3ForCausalLM",
+    "llama4_text": "Llama4ForCausalLM",
+}
+# multimodal wrappers whose language model sits in `text_config`
+_MULTIMODAL: dict[str, str] = {
+    "gemma3": "Gemma3ForConditionalGeneration",
+    "llama4": "Llama4ForConditionalGeneration",
+}
+# config defaults of the text models where the key may be absent (transformers' Gemma3TextConfig,
+# Llama4TextConfig)
+_TEXT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "gemma3_text": {"tie_word_embeddings": True, "sliding_window_pattern": 6, "hidden_activation": "gelu_pytorch_tanh"},
+    "llama4_text": {"tie_word_embeddings": False, "interleave_moe_layer_step": 1, "no_rope_layer_interval": 4},
 }
 _BY_CLASS = {cls: mt for mt, cls in SUPPORTED.items()}
 _GELU_ACTS = {"gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_python"}
+
+
+def _language_model(data: dict[str, Any]) -> dict[str, Any]:
+    """The language model's fields: a multimodal wrapper's `text_config`, else the config itself."""
+    archs = data.get("architectures") or []
+    wrapper = data.get("model_type") in _MULTIMODAL or (
+        isinstance(archs, list) and any(a in _MULTIMODAL.values() for a in archs))
+    text = data.get("text_config")
+    if not wrapper or not isinstance(text, dict):
+        return data
+    merged = {**text}
+    merged.setdefault("model_type", f"{data.get('model_type') or 'llama4'}_text")
+    for key in ("_name_or_path", "tie_word_embeddings"):
+        if key in data and key not in merged:
+            merged[key] = data[key]
+    return merged
 
 
 def _arch(data: dict[str, Any], file: str | None) -> str:
@@ -42,6 +72,7 @@ def _arch(data: dict[str, Any], file: str | None) -> str:
                 return _BY_CLASS[cls]
     named = model_type or (archs[0] if isinstance(archs, list) and archs else None)
     supported = ", ".join(f"{mt} ({cls})" for mt, cls in SUPPORTED.items())
+    supported += "; multimodal " + ", ".join(f"{mt} ({cls}, its text_config)" for mt, cls in _MULTIMODAL.items())
     what = f"'{named}'" if named else "not stated (no model_type or architectures)"
     raise CosimInputError(
         f"unsupported architecture {what}; supported: {supported}", file=file, field="model_type"
@@ -80,6 +111,13 @@ def _sliding(data: dict[str, Any], arch: str, layers: int) -> tuple[int | None, 
         # the config's own default alternates sliding and full attention, starting with a sliding layer
         n = sum(1 for t in types if t == "sliding_attention") if isinstance(types, list) else (layers + 1) // 2
         return (window, n) if n else (None, 0)
+    if arch == "gemma3_text":
+        types = data.get("layer_types")
+        if isinstance(types, list):
+            n = sum(1 for t in types if t == "sliding_attention")
+        else:  # every `sliding_window_pattern`-th layer is global, the rest windowed
+            n = layers - layers // int(data.get("sliding_window_pattern") or 6)
+        return (window, n) if n else (None, 0)
     if arch.startswith("qwen"):
         if not data.get("use_sliding_window", False):
             return None, 0
@@ -89,7 +127,37 @@ def _sliding(data: dict[str, Any], arch: str, layers: int) -> tuple[int | None, 
     return None, 0
 
 
+def _llama4_chunked(data: dict[str, Any], layers: int) -> tuple[int | None, int]:
+    """Llama 4's chunked attention on its RoPE layers, as a window of the chunk length (see the catalog YAML)."""
+    chunk = data.get("attention_chunk_size")
+    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk <= 0:
+        return None, 0
+    flags = data.get("no_rope_layers")
+    if isinstance(flags, list) and flags:
+        n = sum(1 for f in flags if f)  # 1 = the layer uses RoPE (and the chunk)
+    else:
+        n = layers - layers // int(data.get("no_rope_layer_interval") or 4)
+    return (chunk, n) if n else (None, 0)
+
+
 def _moe(data: dict[str, Any], arch: str, layers: int, file: str | None) -> dict[str, Any] | None:
+    if arch == "llama4_text":
+        experts = data.get("num_local_experts") or 0
+        if not experts:
+            return None
+        step = int(data.get("interleave_moe_layer_step") or 1)
+        listed = data.get("moe_layers")
+        # layer i is MoE when listed, else when (i + 1) % step == 0; dense layers kept as a leading block
+        moe_layers = len(listed) if isinstance(listed, list) else sum(1 for i in range(layers) if (i + 1) % step == 0)
+        width = _int(data, "intermediate_size", file)
+        return {
+            "num_experts": experts,
+            "experts_per_token": _int(data, "num_experts_per_tok", file),
+            "expert_intermediate_size": width,
+            "num_shared_experts": 1,
+            "shared_expert_intermediate_size": width,
+            "first_dense_layers": layers - moe_layers,
+        }
     if arch == "gpt_oss":
         return {
             "num_experts": _int(data, "num_local_experts", file),
@@ -163,14 +231,15 @@ def _attention(data: dict[str, Any], arch: str, hidden: int, layers: int, file: 
             file=file, field="num_key_value_heads",
         )
     bias = bool(data.get("attention_bias", False))
-    window, window_layers = _sliding(data, arch, layers)
+    window, window_layers = _llama4_chunked(data, layers) if arch == "llama4_text" else _sliding(data, arch, layers)
     return {
         "kind": "mha" if kv == heads else ("mqa" if kv == 1 else "gqa"),
         "num_heads": heads, "num_kv_heads": kv, "head_dim": head_dim,
         # Qwen2 always has q/k/v biases; Llama's (and gpt-oss's) attention_bias puts biases on q, k, v and o
         "qkv_bias": arch == "qwen2" or bias,
         "out_bias": bias and arch != "qwen2",
-        "qk_norm": arch in ("qwen3", "qwen3_moe"),
+        # Llama 4's qk norm is a weightless L2 norm, so it adds no parameters
+        "qk_norm": arch in ("qwen3", "qwen3_moe", "gemma3_text"),
         "sliding_window": window, "sliding_window_layers": window_layers,
     }
 
@@ -181,7 +250,9 @@ def workload_from_hf_config(data: dict, file: str | None = None, name: str | Non
 
     if not isinstance(data, dict):
         raise CosimInputError("expected a JSON object at the top level", file=file)
+    data = _language_model(data)
     arch = _arch(data, file)
+    data = {**_TEXT_DEFAULTS.get(arch, {}), **data}
     hidden = _int(data, "hidden_size", file)
     layers = _int(data, "num_hidden_layers", file)
     vocab = _int(data, "vocab_size", file)
@@ -194,6 +265,8 @@ def workload_from_hf_config(data: dict, file: str | None = None, name: str | Non
         )
     if arch == "qwen3_moe" and "intermediate_size" not in data:
         intermediate = moe["expert_intermediate_size"] if moe else _int(data, "intermediate_size", file)
+    elif arch == "llama4_text":  # intermediate_size is the experts' width, intermediate_size_mlp the dense one
+        intermediate = _int(data, "intermediate_size_mlp", file)
     else:
         intermediate = _int(data, "intermediate_size", file)
     stem = Path(file).stem if file else None

@@ -213,6 +213,18 @@ class Dit(_Frozen):
     learned_pos_embed_axes: tuple[int, int, int] | None = Field(
         default=None, description="lengths (t, h, w) of learned per-axis position tables, in patches (Cosmos)"
     )
+    image_context_tokens: int = Field(
+        default=0, ge=0,
+        description=(
+            "image-conditioning tokens (e.g. 257 CLIP tokens) each cross-attention also attends, through its own "
+            "K/V projections (and key RMSNorm when qk_norm is set); the two attention outputs are summed before "
+            "the output projection (Wan2.1 I2V). 0: text only"
+        ),
+    )
+    image_embed_dim: int | None = Field(
+        default=None, gt=0,
+        description="width of the image-encoder features, projected to hidden by LayerNorm-Linear-GELU-Linear-LayerNorm",
+    )
 
     @property
     def layout(self) -> str:
@@ -241,7 +253,16 @@ class VideoDiT(_Frozen):
     vae: Vae
     text_encoder: TextEncoder
     defaults: VideoDefaults
-    published_params_total: float | None = Field(default=None, gt=0, description="DiT parameters, for tests")
+    num_denoiser_experts: int = Field(
+        default=1, ge=1,
+        description=(
+            "DiT copies of the same architecture, each denoising a range of steps (Wan2.2 A14B: high-noise and "
+            "low-noise experts); weights held = n x DiT, each step runs one"
+        ),
+    )
+    published_params_total: float | None = Field(
+        default=None, gt=0, description="DiT parameters (all denoiser experts), for tests"
+    )
     notes: str | None = None
 
     @model_validator(mode="after")
@@ -250,6 +271,8 @@ class VideoDiT(_Frozen):
             raise ValueError("dit.num_double_stream_layers exceeds dit.num_layers")
         if self.dit.modulation == "lora" and self.dit.modulation_rank is None:
             raise ValueError("dit.modulation 'lora' needs dit.modulation_rank")
+        if self.dit.image_context_tokens and (self.dit.layout != "cross_attn" or self.dit.image_embed_dim is None):
+            raise ValueError("dit.image_context_tokens needs the cross_attn layout and dit.image_embed_dim")
         return self
 
 

@@ -99,9 +99,17 @@ class EnergyTask(BaseModel):
 
 
 class CheckpointPrecision(BaseModel):
+    """How a checkpoint's weights are stored and run (MXFP4 experts beside BF16 attention, say)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     precision: str
+    #: the precision activations enter the GEMMs in (W4A16: bf16); None: the weights' precision
+    activation_precision: str | None = None
+    #: the precision of everything outside the routed experts; None: `precision`
+    dense_precision: str | None = None
+    #: the KV cache's precision; None: the server rule (`ServerSettings.fp8_kv_precision`)
+    kv_precision: str | None = None
     source: str
 
 
@@ -225,16 +233,21 @@ def energy_queries(mapping: Mapping | None = None) -> tuple[dict[str, Query], di
         out = int(round(row.avg_output_len))
         inp = task.input_len or int(round((task.input_over_output or 1.0) * out))
         precision = "fp8" if row.model.upper().endswith("FP8") else "bf16"
-        if row.model in rules.precisions:
-            precision = rules.precisions[row.model].precision
+        checkpoint = rules.precisions.get(row.model)
+        if checkpoint is not None:
+            precision = checkpoint.precision
         kv, ep = None, 1
         if rules.server is not None:
             kv = rules.server.fp8_kv_precision if precision == "fp8" else None
             if rules.server.moe_expert_parallel and is_moe(load_workload(slug)):
                 ep = row.num_gpus
+        if checkpoint is not None and checkpoint.kv_precision:
+            kv = checkpoint.kv_precision
         queries[row.id] = Query(
             kind="energy_per_token", hardware=rules.gpus[row.gpu], chips=row.num_gpus, workload=slug,
             precision=precision, kv_precision=kv, tp=row.num_gpus, ep=ep,
+            activation_precision=checkpoint.activation_precision if checkpoint else None,
+            dense_precision=checkpoint.dense_precision if checkpoint else None,
             input_len=inp, output_len=out, batch=row.batch, assumed=task.source, stack="vllm",
         )
     return queries, unmapped

@@ -80,10 +80,10 @@ def _embedding_params(model: DecoderLM, include_input: bool = True) -> int:
 
 def params_total(model: DecoderLM | VideoDiT) -> float:
     """All weights, embeddings included (DiT only for video models)."""
-    if isinstance(model, VideoDiT):
-        from cosim.workloads.video import dit_params
+    if isinstance(model, VideoDiT):  # every denoiser expert's weights are held
+        from cosim.workloads.video import dit_params_held
 
-        return float(dit_params(model))
+        return float(dit_params_held(model))
     h = model.hidden_size
     n_dense, n_moe, dense_layer, moe_base = _decoder_layer_params(model)
     total = n_dense * dense_layer + _embedding_params(model) + _norm_params(model)
@@ -102,8 +102,10 @@ def params_active(model: DecoderLM | VideoDiT, include_input_embedding: bool = T
     matrices; DeepSeek-V3's "37B activated" (36.6B in its README_WEIGHTS) leaves out the input
     embedding, a table lookup. `include_input_embedding=False` gives DeepSeek's convention.
     """
-    if isinstance(model, VideoDiT):
-        return params_total(model)
+    if isinstance(model, VideoDiT):  # one denoiser expert runs per step
+        from cosim.workloads.video import dit_params
+
+        return float(dit_params(model))
     if not include_input_embedding:
         drop = _embedding_params(model) - _embedding_params(model, include_input=False)
         return params_active(model) - float(drop)

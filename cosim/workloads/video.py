@@ -57,10 +57,16 @@ def _self_attn(dit: Dit) -> int:
 
 
 def _cross_attn(dit: Dit) -> int:
-    """Queries from video tokens; keys/values from text (already projected to hidden unless no projection)."""
+    """Queries from video tokens; keys/values from text (already projected to hidden unless no projection).
+
+    With image-conditioning tokens (Wan I2V) the block also holds K/V projections for the image tokens
+    (projected to hidden by the image embedder) and, under qk_norm, an RMSNorm on their keys."""
     d, a = dit.hidden_size, dit.num_heads * dit.head_dim
     kv_in = d if dit.text_proj_layers or dit.text_refiner_layers else dit.text_dim
-    return _lin(dit, d, a) + 2 * _lin(dit, kv_in, a) + _lin(dit, a, d) + _qk_norm(dit)
+    total = _lin(dit, d, a) + 2 * _lin(dit, kv_in, a) + _lin(dit, a, d) + _qk_norm(dit)
+    if dit.image_context_tokens:
+        total += 2 * _lin(dit, d, a) + _qk_norm(dit) // 2
+    return total
 
 
 def _ffn(dit: Dit) -> int:
@@ -132,6 +138,9 @@ def _embeddings(model: VideoDiT) -> int:
         total += _lin(dit, dit.extra_input_embed_features, d)
     if dit.learned_pos_embed_axes:
         total += sum(dit.learned_pos_embed_axes) * d
+    if dit.image_embed_dim:  # Wan I2V MLPProj: LayerNorm, Linear(e, e), GELU, Linear(e, d), LayerNorm
+        e = dit.image_embed_dim
+        total += 2 * e + _lin(dit, e, e) + _lin(dit, e, d) + 2 * d
     # text projection
     if dit.text_refiner_layers:
         total += _text_refiner(dit)
@@ -168,8 +177,14 @@ def _final_layer(model: VideoDiT) -> int:
 def dit_params(model: VideoDiT) -> int:
     """DiT weights: patch embedding, text projection/refiner, timestep (and guidance) embedders, blocks
     (self-attention, cross-attention, FFN, adaLN modulation; MMDiT dual-stream blocks have separate
-    text-stream weights) and the final layer. Text encoder and VAE are not included."""
+    text-stream weights) and the final layer. Text encoder and VAE are not included. One denoiser expert:
+    see `dit_params_held`."""
     return _embeddings(model) + _blocks(model.dit) + _final_layer(model)
+
+
+def dit_params_held(model: VideoDiT) -> int:
+    """DiT weights held: `num_denoiser_experts` copies of the DiT (Wan2.2 A14B: 2), of which each step runs one."""
+    return model.num_denoiser_experts * dit_params(model)
 
 
 def text_encoder_params(model: VideoDiT) -> float:
