@@ -101,6 +101,14 @@ def test_llama4_no_rope_layers_list_sets_the_chunked_layers():
     assert (model.attention.sliding_window, model.attention.sliding_window_layers) == (8192, 24)
 
 
+def test_wrapper_named_only_by_its_class_reads_the_right_text_model():
+    data = json.loads((HF / "gemma-3-12b-it.json").read_text())
+    del data["model_type"], data["text_config"]["model_type"]
+    model = workload_from_hf_config(data, file="gemma.json")
+    assert (model.attention.sliding_window, model.attention.sliding_window_layers) == (1024, 40)
+    assert params_total(model) == params_total(load_workload("gemma-3-12b"))
+
+
 def test_multimodal_wrapper_without_text_config_is_a_clear_error():
     data = {"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3"}
     with pytest.raises(CosimInputError, match="gemma3"):
@@ -128,3 +136,13 @@ def test_scout_table_cells_are_mapped_single_gpu():
     rows = {k: v for k, v in load_mapping().rows.items() if k.startswith("trtllm-perf-llama4-scout-")}
     assert len(rows) == 20
     assert all(q.chips == 1 and q.tp == 1 and q.precision == "fp4" and q.stack == "trtllm-bench" for q in rows.values())
+
+
+def test_maverick_cells_run_attention_data_parallel_as_the_document_states():
+    # developer-guide/perf-overview.md: "B200 DEP4 (FP4)", "GB200 DEP4 (FP4)", "H200 DEP8 (FP8)"; 6 + 6 + 5 cells
+    rows = {k: v for k, v in load_mapping().rows.items() if k.startswith("trtllm-perf2-llama4-maverick-")}
+    assert len(rows) == 17
+    for rid, q in rows.items():
+        ranks = 8 if "-h200-" in rid else 4
+        assert (q.chips, q.tp, q.dp, q.ep) == (ranks, 1, ranks, ranks), rid
+        assert q.precision == ("fp8" if ranks == 8 else "fp4")

@@ -48,13 +48,13 @@ _GELU_ACTS = {"gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_python
 def _language_model(data: dict[str, Any]) -> dict[str, Any]:
     """The language model's fields: a multimodal wrapper's `text_config`, else the config itself."""
     archs = data.get("architectures") or []
-    wrapper = data.get("model_type") in _MULTIMODAL or (
-        isinstance(archs, list) and any(a in _MULTIMODAL.values() for a in archs))
+    wrapper = data.get("model_type") if data.get("model_type") in _MULTIMODAL else next(
+        (mt for mt, cls in _MULTIMODAL.items() if isinstance(archs, list) and cls in archs), None)
     text = data.get("text_config")
-    if not wrapper or not isinstance(text, dict):
+    if wrapper is None or not isinstance(text, dict):
         return data
     merged = {**text}
-    merged.setdefault("model_type", f"{data.get('model_type') or 'llama4'}_text")
+    merged.setdefault("model_type", f"{wrapper}_text")
     for key in ("_name_or_path", "tie_word_embeddings"):
         if key in data and key not in merged:
             merged[key] = data[key]
