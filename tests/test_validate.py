@@ -34,7 +34,7 @@ def test_reference_rows_carry_sources_and_positive_values():
     # B200 and GB200-NVL72 systems the shared data lacks; 21 MLPerf v6.0 / v6.1 results (2026) and 16 more of v6.1
     # (gpt-oss-120b on NVIDIA and AMD systems, the MI350X, Llama 3.1 8B on B300 and MI355X), and Red Hat's v5.1
     # Llama 3.1 8B run on one H100 under vLLM
-    assert len(added) == 329
+    assert len(added) == 346
     for r in rows:
         assert r.value > 0 and (r.source.get("url") or r.source.get("locator") or r.source.get("title"))
     by_id = {r.id: r for r in rows}
@@ -200,9 +200,9 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
     # every row says where it came from; the developer-added rows (table cells, blog runs, a training example) are all predicted
     assert {r["origin"] for r in data["rows"]} == {"shared", "added"}
     # (all but the one Megatron-Bridge row that trains DeepSeek-V3's MTP module, listed as unmapped)
-    assert sum(r["origin"] == "added" for r in predicted) == 328
+    assert sum(r["origin"] == "added" for r in predicted) == 345
     origin_groups = {s["group"]: s["count"] for s in data["summary"] if s["group_by"] == "origin"}
-    assert origin_groups["added"] == 328 and origin_groups["shared"] == len(predicted) - 328
+    assert origin_groups["added"] == 345 and origin_groups["shared"] == len(predicted) - 345
     ratios = data["hardware_ratios"]
     assert len(ratios) >= 10  # the TensorRT-LLM tables alone pair B200, H200 and H100 on four queries
     for r in ratios:
@@ -484,11 +484,11 @@ def test_moe_rows_fit_only_the_moe_shares():
 
     cal = yaml.safe_load(CALIBRATION_PATH.read_text())
     prefixes = ("trtllm-perf-qwen3-", "trtllm-perf2-qwen3-", "trtllm-perf2-deepseek-r1-", "trtllm-perf2-gpt-oss-",
-                "trtllm-dsr1-maxtput-", "trtllm-perf-llama4-scout-")
+                "trtllm-dsr1-maxtput-", "trtllm-perf-llama4-scout-", "trtllm-perf2-llama4-maverick-")
     cells = [r.id for r in load_measurements() if r.id.startswith(prefixes)]
     # Qwen3-30B-A3B (v1.0, later), Qwen3-235B-A22B, DeepSeek-R1, gpt-oss, DeepSeek-R1 blog max-throughput runs,
-    # Llama 4 Scout (v1.0, one GPU)
-    assert len(cells) == 20 + 12 + 19 + 14 + 44 + 3 + 20
+    # Llama 4 Scout (v1.0, one GPU), Llama 4 Maverick (later, DEP4/DEP8)
+    assert len(cells) == 20 + 12 + 19 + 14 + 44 + 3 + 20 + 17
     table = base_table()
     moe = table[(table["workload_class"] == "moe") & table["reliability"].isin(["high", "medium"])
                 & ~table["metric"].isin(["energy_per_token", "system_energy_per_token", "server_throughput"])]
