@@ -24,6 +24,7 @@ from cosim.cli.common import (
     PrecisionOpt,
     RecomputeOpt,
     SpOpt,
+    SsmStatePrecisionOpt,
     StepsOpt,
     TpOpt,
     VppOpt,
@@ -67,6 +68,7 @@ def register(app: typer.Typer) -> None:
         steps: StepsOpt = None,
         precision: PrecisionOpt = "bf16",
         kv_precision: KvPrecisionOpt = None,
+        ssm_state_precision: SsmStatePrecisionOpt = None,
         activation_precision: ActivationPrecisionOpt = None,
         dense_precision: DensePrecisionOpt = None,
         tp: TpOpt = 1,
@@ -131,7 +133,7 @@ def register(app: typer.Typer) -> None:
                                   recompute="selective" if recompute == "auto" else recompute,
                                   kv_precision=kv_precision, activation_precision=activation_precision,
                                   dense_precision=dense_precision, dp_prompt_balance=dp_balance,
-                                  dp_imbalance=dp_imbalance)
+                                  dp_imbalance=dp_imbalance, ssm_state_precision=ssm_state_precision)
         if cuda_graph_sizes:
             from cosim.cli.common import parse_graph_sizes
 

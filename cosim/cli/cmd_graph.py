@@ -41,7 +41,9 @@ def table_frame(frame):
 
     shapes, comms = [], []
     for r in frame.itertuples(index=False):
-        if r.kind == "attention":
+        if r.kind == "attention" and not r.q_len:  # a Mamba-2 scan: per-sequence states of heads x P x N
+            shapes.append(f"b{_g(r.batch)} h{_g(r.heads)} state {_g(r.head_dim_v)}x{_g(r.head_dim)} (scan)")
+        elif r.kind == "attention":
             shapes.append(f"b{_g(r.batch)} h{_g(r.heads)}/{_g(r.kv_heads)} q{_g(r.q_len)} kv{_g(r.kv_len)} "
                           f"d{_g(r.head_dim)}" + (f" w{_g(r.window)}" if r.window else "")
                           + (" causal" if r.causal else ""))

@@ -47,6 +47,10 @@ KvPrecisionOpt = Annotated[str | None, typer.Option(
     "--kv-precision", help="KV-cache precision: fp8 | bf16 | fp16 | fp32 (default: fp8 when --precision is "
     "8-bit or narrower, else --precision; checkpoints that keep the KV cache in bf16 need bf16 here)")]
 
+SsmStatePrecisionOpt = Annotated[str | None, typer.Option(
+    "--ssm-state-precision", help="hybrid models: the Mamba-2 state cache's precision, fp32 | bf16 | fp16 "
+    "(vLLM --mamba-ssm-cache-dtype; default: the activations', vLLM's 'auto')")]
+
 ActivationPrecisionOpt = Annotated[str | None, typer.Option(
     "--activation-precision", help="precision the GEMMs compute in (only the routed experts' when --dense-precision "
     "is given) when it differs from their weights' (--precision): fp8 for W4A8 (MXFP4 x MXFP8 on Blackwell), bf16 for "
@@ -73,6 +77,10 @@ def parse_batch(batch: str) -> int | None:
     return value
 
 
+#: precisions a Mamba-2 state cache can be held in (vLLM's mamba_ssm_cache_dtype choices besides 'auto')
+SSM_STATE_PRECISION_CHOICES = ("fp32", "bf16", "fp16")
+
+
 def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_len: int = 128,
                    frames: int | None = None, height: int | None = None, width: int | None = None,
                    steps: int | None = None, precision: str = "bf16", tp: int = 1, pp: int = 1,
@@ -80,7 +88,8 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
                    vpp: int = 1, recompute: str = "selective", output_len_cv: float = 0.0, chunked_prefill: bool = False,
                    kv_precision: str | None = None, eager_prompt_steps: bool = False,
                    dp_prompt_balance: bool = False, activation_precision: str | None = None,
-                   dense_precision: str | None = None, dp_imbalance: float = 1.0):
+                   dense_precision: str | None = None, dp_imbalance: float = 1.0,
+                   ssm_state_precision: str | None = None):
     """A validated Scenario from CLI values; bad values raise CosimInputError naming the flag.
 
     `kv_precision` None: the KV cache is stored in fp8 when the weights are 8-bit or narrower (the common
@@ -110,6 +119,9 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
     for flag, value in (("--activation-precision", activation_precision), ("--dense-precision", dense_precision)):
         if value is not None and value not in PRECISION_CHOICES:
             raise CosimInputError(f"{flag} must be one of {', '.join(PRECISION_CHOICES)}, got '{value}'")
+    if ssm_state_precision is not None and ssm_state_precision not in SSM_STATE_PRECISION_CHOICES:
+        raise CosimInputError(f"--ssm-state-precision must be one of {', '.join(SSM_STATE_PRECISION_CHOICES)}, "
+                              f"got '{ssm_state_precision}'")
     if not (math.isfinite(dp_imbalance) and dp_imbalance >= 1.0):
         raise CosimInputError(f"--dp-imbalance must be a finite number >= 1 (1: ranks in step), got {dp_imbalance}")
     kv = kv_precision or default_kv_precision(precision)
@@ -121,7 +133,7 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
             width=width, steps=steps,
             weight_precision=precision, activation_precision=activation_precision or precision,
             dense_precision=dense_precision,
-            kv_precision=kv, recompute=recompute,
+            kv_precision=kv, recompute=recompute, ssm_state_precision=ssm_state_precision,
             parallelism=Parallelism(tp=tp, pp=pp, ep=ep, dp=dp, sp=sp, zero=zero, microbatch=microbatch,
                                     vpp=vpp),
         )

@@ -83,7 +83,7 @@ def row_counters(anchors: dict[str, Any], rows: list[dict], chat_ratio_scale: fl
             in_len = float(a["input_tokens"][r["task"]])
         batch = tput * itl
         ctx = in_len + out_len / 2.0
-        layers = arch.num_layers
+        layers = arch.attention_layers  # layers with attention (all but a hybrid model's Mamba/MLP blocks)
         qdim = arch.attention.num_heads * arch.attention.head_dim
         kvb = kv_cache_bytes_per_token(arch, kvb_el)
         req_per_s = tput / out_len
@@ -92,7 +92,7 @@ def row_counters(anchors: dict[str, Any], rows: list[dict], chat_ratio_scale: fl
         hbm = (params_total(arch) * wb + batch * ctx * kvb) / itl + kvb * (tput + req_per_s * in_len)
         comm = 0.0
         if n > 1:
-            comm = 2.0 * layers * arch.hidden_size * 2.0 * 2.0 * (n - 1.0) / n * tput * (1.0 + in_len / out_len)
+            comm = 2.0 * arch.num_layers * arch.hidden_size * 2.0 * 2.0 * (n - 1.0) / n * tput * (1.0 + in_len / out_len)
         cols["f"].append(flops / n)
         cols["m"].append(hbm / n)
         cols["c"].append(comm / n)

@@ -131,17 +131,34 @@ def kv_bytes_per_chip(model: DecoderLM, scenario: Scenario, batch: int, context:
 
     m = _mapping(model, scenario)
     att = model.attention
-    per_layer = kv_cache_elements_per_token(model) / model.num_layers
+    layers = model.attention_layers
+    per_layer = kv_cache_elements_per_token(model) / layers
     if att.kind != "mla":
         per_layer *= max(1, att.num_kv_heads // m.tp) / att.num_kv_heads
     windowed = att.sliding_window_layers
     tokens_full = context
     tokens_win = min(context, att.sliding_window) if windowed else 0.0
-    elems = per_layer * ((model.num_layers - windowed) * tokens_full + windowed * tokens_win) / m.pp
+    elems = per_layer * ((layers - windowed) * tokens_full + windowed * tokens_win) / m.pp
     seqs = batch / m.dp
     if scenario.phase in ("decode", "generate"):
         elems /= m.sp
     return elems * seqs * BYTES_PER_ELEMENT[scenario.kv_precision]
+
+
+def ssm_state_bytes_per_chip(model: DecoderLM, scenario: Scenario, batch: int) -> float:
+    """Mamba-2 state cache one chip holds for `batch` sequences (global, split over DP): each sequence's SSM
+    state (at `scenario.ssm_state_precision`, else the activation stream's) and conv window, for the chip's
+    heads and its share of the layers; 0 for models without Mamba-2 layers."""
+    n_mamba = model.block_counts()[2]
+    if not n_mamba:
+        return 0.0
+    from cosim.graph.build import dtypes
+    from cosim.graph.mamba import state_elements_per_sequence
+
+    m = _mapping(model, scenario)
+    dt = dtypes(scenario)
+    state, conv = state_elements_per_sequence(model.mamba, m.tp)
+    return n_mamba / m.pp * (state * dt.state + conv * dt.a) * batch / m.dp
 
 
 def microbatching(scenario: Scenario) -> tuple[float, float, int]:
@@ -239,6 +256,8 @@ def footprint(workload: DecoderLM | VideoDiT, scenario: Scenario, batch: int | N
         weights, state = training_state(workload, sc)
         return Footprint(weights, 0.0, act, state)
     width = workload.mlp.intermediate_size
+    if workload.mamba is not None:  # in_proj's outputs (z, x, B, C, dt) outgrow the MLP's in Nemotron-H
+        width = max(width, workload.mamba.in_proj_size)
     if workload.moe is not None:
         width = max(width, workload.moe.expert_intermediate_size * workload.moe.experts_per_token)
     if scenario.phase == "prefill":
@@ -250,7 +269,7 @@ def footprint(workload: DecoderLM | VideoDiT, scenario: Scenario, batch: int | N
         in_flight = min(seqs * math.ceil(scenario.input_len / m.sp), max(chunk, math.ceil(scenario.input_len / m.sp)))
         context = scenario.input_len + scenario.output_len
     act = in_flight * (4 * h + 3 * width / m.tp) * abytes + seqs * workload.vocab_size / m.tp * 4.0
-    kv = kv_bytes_per_chip(workload, scenario, b, context)
+    kv = kv_bytes_per_chip(workload, scenario, b, context) + ssm_state_bytes_per_chip(workload, scenario, b)
     return Footprint(inference_weight_bytes(workload, scenario), kv, act, 0.0)
 
 

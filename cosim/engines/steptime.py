@@ -26,7 +26,7 @@ def _with_context(table, context: float, chunk: int):
     if context <= 0:
         return table
     out = OpTable(**{k: v.copy() for k, v in table.__dict__.items()})
-    att = out.kind == int(OpKind.ATTENTION)
+    att = (out.kind == int(OpKind.ATTENTION)) & (out.q_len > 0)  # q_len 0: a Mamba-2 scan, blind to the cache
     pairs = chunk * (chunk + 1) / 2.0
     out.flops[att] = out.flops[att] * (pairs + chunk * context) / pairs
     per_token = np.where(out.q_len[att] > 0, out.bytes_kv_write[att] / np.maximum(out.q_len[att], 1.0), 0.0)

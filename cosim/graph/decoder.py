@@ -1,7 +1,9 @@
 """The op rows of one pipeline stage of a decoder LM (dense or MoE) for prefill, decode or train.
 
 Per layer: fused residual-add + norm, the attention block (`attention.py`), a TP all-reduce, fused
-residual-add + norm, the MLP or MoE block (`moe.py`), a TP all-reduce. Layers that differ (sliding
+residual-add + norm, the MLP or MoE block (`moe.py`), a TP all-reduce. A hybrid model (`hybrid_pattern`,
+Nemotron-H) has one block per layer instead, attention, MLP or a Mamba-2 mixer (`mamba.py`), each behind
+its own fused residual-add + norm and ending in a TP all-reduce. Layers that differ (sliding
 window vs full attention; the first `moe.first_dense_layers` dense layers vs MoE layers) get separate
 rows with their own `repeat`; ops common to all layers are one row with repeat = layers on the stage.
 Windowed layers are assumed interleaved evenly through the stack (layer i is windowed when
@@ -21,6 +23,7 @@ last sends its activations to the next (P2P, tokens x hidden x activation bytes)
 from __future__ import annotations
 
 from cosim.graph.attention import Tokens, self_attention_rows
+from cosim.graph.mamba import mamba_rows
 from cosim.graph.moe import mlp_rows, moe_rows
 from cosim.graph.optable import CommKind, Stage
 from cosim.graph.rows import (
@@ -75,7 +78,27 @@ def stage_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tk: Tokens, start: int,
     rows: list[dict] = []
     if start == 0:
         rows.append(embedding("embed_tokens", Stage.DECODER, head_dtypes(dt), T, h))
-    rows.append(_add_norm("attn_norm", model, dt, T, n))
+    if model.hybrid_pattern is not None:
+        rows += _hybrid_block_rows(model, dt, m, tk, start, end)
+    else:
+        rows += _layer_rows(model, dt, experts_dt, m, tk, n, n_moe, window_counts, imbalance, touch_all_experts)
+    if end == L:
+        rows.append(_add_norm("final_norm", model, dt, T, 1, outputs=1.0))
+        ht, hd = head_tokens(tk), head_dtypes(dt)  # a quantised checkpoint keeps its head unquantised
+        rows.append(gemm("lm_head", Stage.LM_HEAD, hd, ht, h, model.vocab_size / m.tp, bias=model.lm_head_bias))
+        if m.tp > 1:
+            rows.append(comm("lm_head.logits_allgather", Stage.LM_HEAD, hd, CommKind.ALL_GATHER,
+                             ht * model.vocab_size / m.tp * hd.a, m.tp))
+    else:
+        rows.append(comm("pp_send_activations", Stage.DECODER, dt, CommKind.P2P, T * h * dt.a, 2))
+    return rows
+
+
+def _layer_rows(model: DecoderLM, dt: Dtypes, experts_dt: Dtypes, m: Mapping, tk: Tokens, n: int, n_moe: int,
+                window_counts: list[tuple[int, int]], imbalance: float, touch_all_experts: bool) -> list[dict]:
+    """`n` layers of attention + MLP (the last `n_moe` of them MoE), each with its norms and all-reduces."""
+    h, T = model.hidden_size, tk.tokens
+    rows = [_add_norm("attn_norm", model, dt, T, n)]
     rows += self_attention_rows(model, dt, m, tk, window_counts)
     if m.tp > 1:
         rows.append(comm("attn.tp_allreduce", Stage.DECODER, dt, CommKind.ALL_REDUCE, T * h * dt.a, m.tp, repeat=n))
@@ -87,15 +110,24 @@ def stage_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tk: Tokens, start: int,
         rows += moe_rows(model, experts_dt, m, T, imbalance, n_moe, touch_all=touch_all_experts)
     if m.tp > 1:
         rows.append(comm("mlp.tp_allreduce", Stage.DECODER, dt, CommKind.ALL_REDUCE, T * h * dt.a, m.tp, repeat=n))
-    if end == L:
-        rows.append(_add_norm("final_norm", model, dt, T, 1, outputs=1.0))
-        ht, hd = head_tokens(tk), head_dtypes(dt)  # a quantised checkpoint keeps its head unquantised
-        rows.append(gemm("lm_head", Stage.LM_HEAD, hd, ht, h, model.vocab_size / m.tp, bias=model.lm_head_bias))
-        if m.tp > 1:
-            rows.append(comm("lm_head.logits_allgather", Stage.LM_HEAD, hd, CommKind.ALL_GATHER,
-                             ht * model.vocab_size / m.tp * hd.a, m.tp))
-    else:
-        rows.append(comm("pp_send_activations", Stage.DECODER, dt, CommKind.P2P, T * h * dt.a, 2))
+    return rows
+
+
+def _hybrid_block_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tk: Tokens, start: int, end: int) -> list[dict]:
+    """A hybrid stage (`hybrid_pattern`): each layer is one block (attention, MLP or Mamba-2 mixer) behind its
+    own fused residual-add + norm, and each block's output projection ends in a TP all-reduce."""
+    h, T = model.hidden_size, tk.tokens
+    n_att, n_mlp, n_mamba = model.block_counts(start, end)
+    rows = [_add_norm("block_norm", model, dt, T, end - start)]
+    if n_att:
+        rows += self_attention_rows(model, dt, m, tk, [(0, n_att)])
+    if n_mlp:
+        rows += mlp_rows("mlp", Stage.DECODER, dt, model.mlp, T, h, model.mlp.intermediate_size / m.tp, n_mlp)
+    if n_mamba:
+        rows += mamba_rows(model, dt, m, tk, n_mamba)
+    if m.tp > 1 and n_att + n_mlp:
+        rows.append(comm("block.tp_allreduce", Stage.DECODER, dt, CommKind.ALL_REDUCE, T * h * dt.a, m.tp,
+                         repeat=n_att + n_mlp))
     return rows
 
 

@@ -29,8 +29,8 @@ from cosim.graph.optable import PRECISION_CODE, CommKind, OpKind, Stage
 from cosim.specs.hardware import BYTES_PER_ELEMENT
 
 NORM_FLOPS_PER_ELEMENT = {"rmsnorm": 4.0, "layernorm": 7.0}
-ACT_FLOPS_PER_ELEMENT = {"silu": 4.0, "gelu": 8.0, "relu": 1.0}
-GATED_ACTIVATION = {"swiglu": "silu", "geglu": "gelu", "gelu": "gelu", "relu": "relu"}
+ACT_FLOPS_PER_ELEMENT = {"silu": 4.0, "gelu": 8.0, "relu": 1.0, "relu2": 2.0}
+GATED_ACTIVATION = {"swiglu": "silu", "geglu": "gelu", "gelu": "gelu", "relu": "relu", "relu2": "relu2"}
 RESIDUAL_ADD_FLOPS = 1.0
 GATE_MULTIPLY_FLOPS = 1.0
 ROTARY_FLOPS_PER_ELEMENT = 3.0
@@ -71,6 +71,7 @@ class Dtypes:
         self.a = act_bytes
         self.kv = kv_bytes
         self.dispatch = act_bytes  # MoE token dispatch width (cosim.graph.build.dtypes narrows it)
+        self.state = act_bytes  # a Mamba-2 state cache element (Scenario.ssm_state_precision widens it)
         self.code = PRECISION_CODE[precision]
         self.weight_code = PRECISION_CODE[weight_precision or precision]
         self.attention_code = PRECISION_CODE[attention_precision(precision, kv_precision or precision)]

@@ -16,6 +16,8 @@ Rules (an impossible mapping raises `CosimInputError` naming the `parallelism.*`
 - VPP (training only) interleaves the pipeline: each of the `pp` chips holds `vpp` chunks of layers, so
   the model is cut into pp x vpp chunks of at least one layer each; `vpp > 1` needs `pp > 1`.
 - DP splits the batch: `batch % dp` must be 0 (video: the batch after CFG doubling).
+- Hybrid models: TP splits the Mamba-2 heads too (`mamba.num_heads % tp` must be 0; groups split when TP
+  divides them, else every chip computes all of them); SP over their Mamba-2 layers is not modelled.
 - SP/CP splits the sequence (prefill, train, video tokens; a remainder is padded, so tokens per chip
   are `ceil(tokens / sp)`). Ulysses re-shards by heads for attention, so `num_heads % (tp * sp)` must
   be 0; ring attention has no such constraint. In decode SP splits the cached context instead.
@@ -115,6 +117,12 @@ def resolve(workload: DecoderLM | VideoDiT, scenario: Scenario) -> Mapping:
     seq_split = scenario.phase in ("prefill", "train", "generate")
     kv_heads = att.num_heads if att.kind == "mla" else att.num_kv_heads
     check_heads(att.num_heads, kv_heads, tp, sp, par.sp_kind, sequence_split=seq_split)
+    if workload.mamba is not None:
+        if workload.mamba.num_heads % tp:
+            raise _err("tp", f"tp={tp} does not divide mamba.num_heads={workload.mamba.num_heads}")
+        if sp > 1:
+            raise _err("sp", f"sp={sp}: sequence parallelism over Mamba-2 layers (a scan along the sequence) "
+                             "is not modelled; use sp=1")
     stage_layer_ranges(workload.num_layers, pp)
     if scenario.batch % dp:
         raise _err("dp", f"dp={dp} does not divide the batch ({scenario.batch})")

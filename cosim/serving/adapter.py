@@ -50,9 +50,17 @@ def _bytes(precision: str) -> float:
     return BYTES_PER_ELEMENT[precision]
 
 
-def kv_capacity(hw, workload, scenario, max_batched_tokens: int, memory_utilization: float) -> tuple[int, float, str | None]:
-    """(tokens of KV per replica, KV bytes per token per chip, reason when the weights do not fit)."""
-    from cosim.engines.memory import footprint, inference_weight_bytes, kv_bytes_per_chip
+def kv_capacity(hw, workload, scenario, max_batched_tokens: int, memory_utilization: float,
+                state_sequences: int = 0) -> tuple[int, float, str | None]:
+    """(tokens of KV per replica, KV bytes per token per chip, reason when the weights do not fit). A hybrid
+    model's Mamba-2 states are held for `state_sequences` running sequences first (a fixed size per sequence,
+    which the engines allocate per request slot; cosim.engines.memory.ssm_state_bytes_per_chip)."""
+    from cosim.engines.memory import (
+        footprint,
+        inference_weight_bytes,
+        kv_bytes_per_chip,
+        ssm_state_bytes_per_chip,
+    )
 
     sc = scenario.model_copy(update={"phase": "decode", "batch": scenario.parallelism.dp, "input_len": 1})
     per_token = kv_bytes_per_chip(workload, sc, scenario.parallelism.dp, 1.0)
@@ -65,7 +73,13 @@ def kv_capacity(hw, workload, scenario, max_batched_tokens: int, memory_utilizat
     if free <= 0 or per_token <= 0:
         return 0, per_token, (f"weights ({weights / 1e9:.1f} GB) and activations ({act / 1e9:.1f} GB) per chip "
                               f"exceed the usable {capacity / 1e9:.1f} GB")
-    return int(free // per_token), per_token, None
+    dp = scenario.parallelism.dp
+    states = ssm_state_bytes_per_chip(workload, sc, state_sequences * dp) if state_sequences > 0 else 0.0
+    if states >= free:
+        return 0, per_token, (f"the Mamba-2 states of {state_sequences} sequences ({states / 1e9:.1f} GB per chip) "
+                              f"exceed the {free / 1e9:.1f} GB left beside the weights and activations; "
+                              "lower --max-seqs")
+    return int((free - states) // per_token), per_token, None
 
 
 _LATENCY_CACHE: dict[tuple, tuple[float, bool]] = {}
@@ -161,7 +175,7 @@ def roofline_table(hw, workload, scenario, max_tokens: int, max_context: int) ->
     att = workload.attention
     qk_dim = att.num_heads * att.head_dim
     # attention FLOPs per causal pair: QK^T and PV, 2 FLOPs per multiply-add each, all layers
-    flops_per_pair = 4.0 * qk_dim * workload.num_layers
+    flops_per_pair = 4.0 * qk_dim * workload.attention_layers
 
     tok = geometric_grid(max_tokens, 8, include_zero=False)
     weight_read = np.minimum(total, active * tok) * wbytes
@@ -178,11 +192,13 @@ def roofline_table(hw, workload, scenario, max_tokens: int, max_context: int) ->
 
 def replica_model(hw, workload, scenario, *, max_batched_tokens: int, max_context: int,
                   memory_utilization: float, use_engine: bool = True, anchors=(),
-                  params=None) -> ReplicaModel:
-    """The step-time table and KV capacity of one replica of `scenario.parallelism` (dp = 1 per replica)."""
+                  params=None, max_seqs: int = 0) -> ReplicaModel:
+    """The step-time table and KV capacity of one replica of `scenario.parallelism` (dp = 1 per replica);
+    `max_seqs` running sequences' Mamba-2 states (hybrid models) are set aside before the KV cache."""
     p = scenario.parallelism
     chips = p.tp * p.pp * p.sp
-    cap, per_token_chip, reason = kv_capacity(hw, workload, scenario, max_batched_tokens, memory_utilization)
+    cap, per_token_chip, reason = kv_capacity(hw, workload, scenario, max_batched_tokens, memory_utilization,
+                                              state_sequences=max_seqs)
     kv_replica = per_token_chip * chips
     table = None
     source = "roofline-fallback"

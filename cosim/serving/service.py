@@ -164,7 +164,8 @@ def serve(hardware, workload, scenario, *, chips: int | None, requests: RequestS
         anchors = uniq if len(uniq) <= 4 else [float(np.mean(requests.input_len))]
         rm = replica_model(hw, wl, rep_sc, max_batched_tokens=max_batched_tokens,
                            max_context=max_context * max_seqs, memory_utilization=d["memory_utilization"],
-                           use_engine=use_engine, anchors=anchors, params=stack_params(hw, stack, params, moe=is_moe(wl)))
+                           use_engine=use_engine, anchors=anchors, params=stack_params(hw, stack, params, moe=is_moe(wl)),
+                           max_seqs=max_seqs)
     except CosimInputError as err:
         return empty_result(str(err), replicas)
     if not rm.feasible:

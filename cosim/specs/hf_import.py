@@ -3,7 +3,7 @@
 Users have a model's config.json long before they write a cosim YAML for it; reading it directly
 removes a transcription step where head counts and expert widths get mistyped. Supported
 architectures: Llama, Llama 4, Mistral, Mixtral, Qwen2/Qwen2.5, Qwen3, Qwen3-MoE, DeepSeek-V2, DeepSeek-V3,
-gpt-oss, Gemma 3. A multimodal checkpoint (Gemma 3, Llama 4) is read through its `text_config`: the language
+gpt-oss, Gemma 3, and the hybrid Mamba-2 / attention Nemotron-H (Nemotron Nano 2; its MoE blocks are not read). A multimodal checkpoint (Gemma 3, Llama 4) is read through its `text_config`: the language
 model only. Anything else raises `CosimInputError` naming the architecture and listing the supported ones.
 """
 
@@ -29,6 +29,7 @@ SUPPORTED: dict[str, str] = {
     "gpt_oss": "GptOssForCausalLM",
     "gemma3_text": "Gemma3ForCausalLM",
     "llama4_text": "Llama4ForCausalLM",
+    "nemotron_h": "NemotronHForCausalLM",
 }
 # multimodal wrappers whose language model sits in `text_config`
 _MULTIMODAL: dict[str, str] = {
@@ -40,6 +41,9 @@ _MULTIMODAL: dict[str, str] = {
 _TEXT_DEFAULTS: dict[str, dict[str, Any]] = {
     "gemma3_text": {"tie_word_embeddings": True, "sliding_window_pattern": 6, "hidden_activation": "gelu_pytorch_tanh"},
     "llama4_text": {"tie_word_embeddings": False, "interleave_moe_layer_step": 1, "no_rope_layer_interval": 4},
+    # transformers' NemotronHConfig
+    "nemotron_h": {"tie_word_embeddings": False, "mlp_hidden_act": "relu2", "conv_kernel": 4, "chunk_size": 128,
+                   "use_conv_bias": True, "use_bias": False, "n_groups": 8, "ssm_state_size": 128},
 }
 _BY_CLASS = {cls: mt for mt, cls in SUPPORTED.items()}
 _GELU_ACTS = {"gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_python"}
@@ -94,8 +98,28 @@ def _slug(text: str) -> str:
 
 
 def _mlp_kind(data: dict[str, Any]) -> str:
+    if data.get("mlp_hidden_act") == "relu2":  # Nemotron-H's ungated squared-ReLU MLP
+        return "relu2"
     act = str(data.get("hidden_act") or data.get("hidden_activation") or "silu")
     return "geglu" if act in _GELU_ACTS else "swiglu"
+
+
+def _hybrid(data: dict[str, Any], layers: int, file: str | None) -> dict[str, Any]:
+    """Nemotron-H's `hybrid_override_pattern` and Mamba-2 mixer as the spec's `hybrid_pattern` and `mamba`."""
+    pattern = data.get("hybrid_override_pattern")
+    if not isinstance(pattern, str) or len(pattern) != layers:
+        raise CosimInputError(f"expected a string of num_hidden_layers ({layers}) block letters, got {pattern!r}",
+                              file=file, field="hybrid_override_pattern")
+    other = sorted(set(pattern) - set("M*-"))
+    if other:
+        raise CosimInputError(f"block letters {other} are not supported (M Mamba-2, * attention, - MLP; "
+                              "E, the MoE blocks of Nemotron 3, is not modelled yet)", file=file,
+                              field="hybrid_override_pattern")
+    mamba = {"num_heads": _int(data, "mamba_num_heads", file), "head_dim": _int(data, "mamba_head_dim", file),
+             "num_groups": _int(data, "n_groups", file), "state_size": _int(data, "ssm_state_size", file),
+             "conv_kernel": _int(data, "conv_kernel", file), "chunk_size": _int(data, "chunk_size", file),
+             "conv_bias": bool(data.get("use_conv_bias")), "proj_bias": bool(data.get("use_bias"))}
+    return {"hybrid_pattern": pattern, "mamba": mamba if "M" in pattern else None}
 
 
 def _sliding(data: dict[str, Any], arch: str, layers: int) -> tuple[int | None, int]:
@@ -288,4 +312,6 @@ def workload_from_hf_config(data: dict, file: str | None = None, name: str | Non
     }
     if moe:
         spec["moe"] = moe
+    if arch == "nemotron_h":
+        spec.update(_hybrid(data, layers, file))
     return workload_from_dict(spec, file)

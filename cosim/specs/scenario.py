@@ -106,6 +106,10 @@ class Scenario(BaseModel):
         description="weights and activations of every GEMM outside the routed experts (attention, dense MLPs, "
                     "shared experts, router, LM head) when a checkpoint quantises only the experts (gpt-oss's "
                     "MXFP4 experts beside BF16 attention); None: the weight/activation precisions above")
+    ssm_state_precision: Precision | None = Field(
+        default=None,
+        description="hybrid models: the Mamba-2 state cache (vLLM --mamba-ssm-cache-dtype; Nemotron-H's model "
+                    "cards recommend float32); None: the activation stream's (vLLM's 'auto')")
     # mapping
     parallelism: Parallelism = Parallelism()
     # MoE

@@ -67,7 +67,8 @@ class Attention(_Frozen):
 
 
 class Mlp(_Frozen):
-    kind: Literal["swiglu", "geglu", "gelu", "relu"] = "swiglu"
+    kind: Literal["swiglu", "geglu", "gelu", "relu", "relu2"] = Field(
+        default="swiglu", description="relu2: squared ReLU, ungated (Nemotron-H, Primer)")
     intermediate_size: int = Field(gt=0)
     bias: bool = Field(default=False, description="biases on the MLP projections (GPT-J)")
 
@@ -97,6 +98,42 @@ class Moe(_Frozen):
         return k
 
 
+class Mamba2(_Frozen):
+    """A Mamba-2 (SSD) mixer (Dao & Gu, ICML 2024): in_proj to z, x, B, C and dt; a causal depthwise conv over
+    x, B, C; the selective scan; a gated RMSNorm; out_proj. Inner width = num_heads x head_dim."""
+
+    num_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    num_groups: int = Field(gt=0, description="groups sharing B and C (n_groups)")
+    state_size: int = Field(gt=0, description="SSM state dimension N (ssm_state_size)")
+    conv_kernel: int = Field(default=4, gt=0)
+    chunk_size: int = Field(default=256, gt=0, description="SSD chunk length of the prefill scan")
+    conv_bias: bool = True
+    proj_bias: bool = Field(default=False, description="biases on in_proj and out_proj (use_bias)")
+
+    @field_validator("num_groups")
+    @classmethod
+    def _groups_divide_heads(cls, g: int, info: ValidationInfo) -> int:
+        heads = info.data.get("num_heads")
+        if heads and heads % g:
+            raise ValueError(f"num_heads ({heads}) must be a multiple of num_groups ({g})")
+        return g
+
+    @property
+    def inner_size(self) -> int:
+        return self.num_heads * self.head_dim
+
+    @property
+    def conv_channels(self) -> int:
+        """Channels of the depthwise conv: x, B and C."""
+        return self.inner_size + 2 * self.num_groups * self.state_size
+
+    @property
+    def in_proj_size(self) -> int:
+        """Outputs of in_proj: z and x (inner each), B and C (groups x state each), dt (one per head)."""
+        return 2 * self.inner_size + 2 * self.num_groups * self.state_size + self.num_heads
+
+
 class DecoderLM(_Frozen):
     """A decoder-only language model (dense, or MoE when `moe` is set)."""
 
@@ -118,6 +155,12 @@ class DecoderLM(_Frozen):
     )
     lm_head_bias: bool = Field(default=False, description="bias on the output projection to the vocabulary")
     max_position_embeddings: int | None = Field(default=None, gt=0)
+    hybrid_pattern: str | None = Field(
+        default=None, pattern=r"^[M*-]+$",
+        description="hybrid models (Nemotron-H): one letter per layer, each layer one block with its own pre-norm "
+                    "and residual: M a Mamba-2 mixer, * self-attention, - the MLP; null: every layer is "
+                    "attention + MLP")
+    mamba: Mamba2 | None = Field(default=None, description="the Mamba-2 mixer of a hybrid model's M layers")
     published_params_total: float | None = Field(default=None, gt=0, description="published total, for tests")
     published_params_active: float | None = Field(default=None, gt=0)
     notes: str | None = None
@@ -132,7 +175,33 @@ class DecoderLM(_Frozen):
             raise ValueError("moe.first_dense_layers exceeds num_layers")
         if self.attention.sliding_window_layers > self.num_layers:
             raise ValueError("attention.sliding_window_layers exceeds num_layers")
+        if self.hybrid_pattern is not None:
+            if len(self.hybrid_pattern) != self.num_layers:
+                raise ValueError(f"hybrid_pattern has {len(self.hybrid_pattern)} layers, num_layers is {self.num_layers}")
+            if ("M" in self.hybrid_pattern) != (self.mamba is not None):
+                raise ValueError("a hybrid_pattern with M layers needs a 'mamba' section (and only then)")
+            if "*" not in self.hybrid_pattern:
+                raise ValueError("hybrid_pattern has no attention layer ('*')")
+            if self.moe is not None:
+                raise ValueError("hybrid models with MoE layers are not supported yet (only M, * and - blocks)")
+            if self.attention.sliding_window_layers or self.parallel_attention_mlp:
+                raise ValueError("hybrid models take neither sliding-window layers nor a parallel attention/MLP block")
+        elif self.mamba is not None:
+            raise ValueError("a 'mamba' section needs a hybrid_pattern saying which layers are Mamba-2")
         return self
+
+    def block_counts(self, start: int = 0, end: int | None = None) -> tuple[int, int, int]:
+        """(attention, MLP, Mamba-2) blocks among layers [start, end): (n, n, 0) when not hybrid."""
+        end = self.num_layers if end is None else end
+        if self.hybrid_pattern is None:
+            return end - start, end - start, 0
+        part = self.hybrid_pattern[start:end]
+        return part.count("*"), part.count("-"), part.count("M")
+
+    @property
+    def attention_layers(self) -> int:
+        """Layers that hold a KV cache."""
+        return self.block_counts()[0]
 
 
 class TextEncoder(_Frozen):

@@ -76,6 +76,8 @@ class Query(BaseModel):
                                              "it differs from their weights' (W4A8, W4A16 MoE kernels)")
     dense_precision: str | None = Field(default=None, description="precision of the GEMMs outside the routed "
                                         "experts where the checkpoint quantises only the experts")
+    ssm_state_precision: str | None = Field(default=None, description="hybrid models: the Mamba-2 state cache's "
+                                            "precision where the run sets it (vLLM mamba-ssm-cache-dtype)")
     dp_balance: bool = Field(default=False, description="the attention-DP ranks synchronise their prompts "
                              "(TensorRT-LLM attention_dp_config enable_balance), where the run's config sets it")
     batch: int | None = Field(default=None, gt=0)
@@ -110,6 +112,8 @@ class CheckpointPrecision(BaseModel):
     dense_precision: str | None = None
     #: the KV cache's precision; None: the server rule (`ServerSettings.fp8_kv_precision`)
     kv_precision: str | None = None
+    #: a hybrid model's Mamba-2 state cache (vLLM --mamba-ssm-cache-dtype); None: the activations' ('auto')
+    ssm_state_precision: str | None = None
     source: str
 
 
@@ -248,6 +252,7 @@ def energy_queries(mapping: Mapping | None = None) -> tuple[dict[str, Query], di
             precision=precision, kv_precision=kv, tp=row.num_gpus, ep=ep,
             activation_precision=checkpoint.activation_precision if checkpoint else None,
             dense_precision=checkpoint.dense_precision if checkpoint else None,
+            ssm_state_precision=checkpoint.ssm_state_precision if checkpoint else None,
             input_len=inp, output_len=out, batch=row.batch, assumed=task.source, stack="vllm",
         )
     return queries, unmapped

@@ -6,7 +6,7 @@ published totals (e.g. Llama-3.1-8B 8.03B, DeepSeek-V3 671B/37B).
 
 from __future__ import annotations
 
-from cosim.specs.workload import Attention, DecoderLM, Mlp, VideoDiT
+from cosim.specs.workload import Attention, DecoderLM, Mamba2, Mlp, VideoDiT
 
 
 def attention_params(hidden: int, att: Attention) -> int:
@@ -40,6 +40,26 @@ def mlp_params(hidden: int, mlp: Mlp, intermediate: int | None = None) -> int:
     if mlp.bias:  # GPT-J fc_in/fc_out biases: (2 if gated) x width + hidden
         params += (2 if mlp.gated else 1) * width + hidden
     return params
+
+
+def mamba_params(hidden: int, mamba: Mamba2) -> int:
+    """Weights of one Mamba-2 mixer: in_proj and out_proj (and their biases), the depthwise conv (and its
+    bias), dt_bias, A_log and D (one per head each) and the gated norm's weight (one per inner channel)."""
+    params = hidden * mamba.in_proj_size + mamba.inner_size * hidden
+    if mamba.proj_bias:
+        params += mamba.in_proj_size + hidden
+    params += mamba.conv_channels * (mamba.conv_kernel + (1 if mamba.conv_bias else 0))
+    return params + 3 * mamba.num_heads + mamba.inner_size
+
+
+def _hybrid_block_params(model: DecoderLM) -> int:
+    """All blocks of a hybrid model (`hybrid_pattern`), each with its own pre-norm."""
+    h = model.hidden_size
+    n_att, n_mlp, n_mamba = model.block_counts()
+    total = n_att * attention_params(h, model.attention) + n_mlp * mlp_params(h, model.mlp)
+    if n_mamba:
+        total += n_mamba * mamba_params(h, model.mamba)
+    return total + model.num_layers * _norm_params(model)
 
 
 def _norm_params(model: DecoderLM) -> int:
@@ -84,6 +104,8 @@ def params_total(model: DecoderLM | VideoDiT) -> float:
         from cosim.workloads.video import dit_params_held
 
         return float(dit_params_held(model))
+    if model.hybrid_pattern is not None:
+        return float(_hybrid_block_params(model) + _embedding_params(model) + _norm_params(model))
     h = model.hidden_size
     n_dense, n_moe, dense_layer, moe_base = _decoder_layer_params(model)
     total = n_dense * dense_layer + _embedding_params(model) + _norm_params(model)
@@ -122,13 +144,25 @@ def params_active(model: DecoderLM | VideoDiT, include_input_embedding: bool = T
 
 
 def kv_cache_elements_per_token(model: DecoderLM) -> float:
-    """Cached elements per token over all layers (K and V; MLA caches the compressed latent + rope key)."""
+    """Cached elements per token over all attention layers (K and V; MLA caches the compressed latent + rope
+    key); a hybrid model's Mamba-2 layers keep a state per sequence instead (`ssm_state_bytes_per_sequence`)."""
     att = model.attention
     if att.kind == "mla":
-        return float(model.num_layers * (att.kv_lora_rank + att.qk_rope_head_dim))
-    return float(2 * model.num_layers * att.num_kv_heads * att.head_dim)
+        return float(model.attention_layers * (att.kv_lora_rank + att.qk_rope_head_dim))
+    return float(2 * model.attention_layers * att.num_kv_heads * att.head_dim)
 
 
 def kv_cache_bytes_per_token(model: DecoderLM, bytes_per_element: float = 2.0) -> float:
     """KV-cache bytes per token = 2 x layers x KV heads x head dim x bytes (MLA: latent + rope key)."""
     return kv_cache_elements_per_token(model) * bytes_per_element
+
+
+def ssm_state_bytes_per_sequence(model: DecoderLM, state_bytes: float = 2.0, conv_bytes: float = 2.0) -> float:
+    """Mamba-2 cache of one sequence over all layers: heads x head_dim x state size SSM state elements and
+    (conv_kernel - 1) x (inner + 2 groups x state) conv-window elements per Mamba-2 layer; 0 without any."""
+    n_mamba = model.block_counts()[2]
+    if not n_mamba:
+        return 0.0
+    mb = model.mamba
+    conv = (mb.conv_kernel - 1) * mb.conv_channels
+    return float(n_mamba * (mb.num_heads * mb.head_dim * mb.state_size * state_bytes + conv * conv_bytes))

@@ -61,6 +61,10 @@ def _rows(hw: Hardware, ops: OpTable) -> list[dict]:
         if kind not in _SUPPORTED:
             out.append(row)
             continue
+        if kind == OpKind.ATTENTION and ops.q_len[i] <= 0:  # a Mamba-2 scan (cosim.graph.mamba): no GEMM shape
+            row["reason"] = "Mamba-2 scan: not simulated (analytical time only)"
+            out.append(row)
+            continue
         prec = PRECISIONS[int(ops.precision[i])]
         b = BYTES_PER_ELEMENT[prec]
         groups = max(1.0, float(ops.groups[i])) if kind == OpKind.GROUPED_GEMM else 1.0
