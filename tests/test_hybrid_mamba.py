@@ -41,10 +41,10 @@ def _scenario(phase: str, batch: int, input_len: int = 1024, state: str | None =
 
 
 def test_block_counts_follow_the_pattern(model):
-    assert model.block_counts() == (N_ATT, N_MLP, N_MAMBA)
+    assert model.block_counts() == (N_ATT, N_MLP, N_MAMBA, 0)
     assert model.attention_layers == N_ATT
     # the first three layers are M, -, M
-    assert model.block_counts(0, 3) == (0, 1, 2)
+    assert model.block_counts(0, 3) == (0, 1, 2, 0)
 
 
 def test_params_match_hand_count_and_published(model):
@@ -161,14 +161,14 @@ def test_hf_config_imports_as_the_catalog_spec(model):
                                                                 model.attention, model.mlp)
 
 
-def test_hf_moe_blocks_are_a_clear_error():
+def test_hf_unknown_block_letters_are_a_clear_error():
     from cosim.specs.hf_import import workload_from_hf_config
 
     data = json.loads((FIXTURES / "nvidia-nemotron-nano-9b-v2.json").read_text())
-    data["hybrid_override_pattern"] = "ME" * 28
+    data["hybrid_override_pattern"] = "MX" * 28
     with pytest.raises(CosimInputError, match="hybrid_override_pattern") as err:
         workload_from_hf_config(data, "x.json")
-    assert "E" in str(err.value)
+    assert "'X'" in str(err.value)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -196,3 +196,71 @@ def test_mappings_the_mixer_cannot_take_are_errors(model):
         update={"parallelism": _scenario("prefill", 2).parallelism.model_copy(update={"sp": 2})})
     with pytest.raises(CosimInputError, match="sequence parallelism over Mamba-2"):
         resolve(model, sp2)
+
+
+# --- Nemotron 3 Nano 30B-A3B: Mamba-2, attention and MoE blocks (the config's E layers) ---
+NANO3 = "nemotron-3-nano-30b-a3b"
+H3, MH3, MP3 = 2688, 64, 64  # hidden; Mamba-2 heads x head_dim
+E3, K3, W3, WS3 = 128, 6, 1856, 3712  # experts, per token, expert width, shared width
+
+
+def _nano3_blocks():
+    inner = MH3 * MP3
+    mamba = H3 * (2 * inner + 2 * G * N + MH3) + inner * H3 + (inner + 2 * G * N) * (K + 1) + 3 * MH3 + inner
+    attention = H3 * 32 * 128 * 2 + 2 * H3 * 2 * 128
+    expert = 2 * H3 * W3  # squared ReLU: up and down
+    router = H3 * E3 + E3  # plus the per-expert score-correction bias
+    return mamba, attention, expert, router, 2 * H3 * WS3
+
+
+def test_nano3_params_match_the_model_card():
+    from cosim.workloads.params import params_active, params_total
+
+    w = load_workload(NANO3)
+    assert w.block_counts() == (6, 0, 23, 23) and w.moe_layers == 23
+    mamba, attention, expert, router, shared = _nano3_blocks()
+    blocks = 23 * mamba + 6 * attention + 52 * H3 + H3
+    total = 2 * VOCAB * H3 + blocks + 23 * (E3 * expert + router + shared)
+    active = 2 * VOCAB * H3 + blocks + 23 * (K3 * expert + router + shared)
+    assert params_total(w) == total
+    assert params_active(w) == active
+    assert params_total(w) == pytest.approx(31.6e9, rel=2e-3)  # model card: 31.6B total
+    # 3.2B active without the input embedding (DeepSeek's convention), 3.6B with it
+    assert params_active(w, include_input_embedding=False) == pytest.approx(3.2e9, rel=0.02)
+    assert params_active(w) == pytest.approx(3.6e9, rel=0.01)
+
+
+def test_nano3_hf_config_imports_as_the_catalog_spec():
+    from cosim.specs.hf_import import workload_from_hf_config
+    from cosim.workloads.params import params_total
+
+    data = json.loads((FIXTURES / "nvidia-nemotron-3-nano-30b-a3b-bf16.json").read_text())
+    w = workload_from_hf_config(data, "nano3.json")
+    c = load_workload(NANO3)
+    assert (w.family, w.hybrid_pattern, w.mamba, w.moe, w.attention) == (c.family, c.hybrid_pattern, c.mamba,
+                                                                          c.moe, c.attention)
+    assert params_total(w) == params_total(c)
+
+
+def test_nano3_graph_runs_its_experts_on_the_e_layers_only():
+    from cosim.engines.eager import eager_host_s
+    from cosim.engines.efficiency import load_engine_defaults
+    from cosim.graph.build import decode_graph
+
+    w = load_workload(NANO3)
+    t = decode_graph(w, _scenario("decode", 64), 1024)
+    assert set(t.repeat[np.char.startswith(t.name.astype(str), "moe.")]) == {23}
+    assert set(t.repeat[np.char.startswith(t.name.astype(str), "mamba.")]) == {23}
+    assert "mlp.up_proj" not in set(t.name)
+    per_layer = float(load_engine_defaults()["eager_moe_layer_host_s"]["value"])
+    assert eager_host_s(w, _scenario("generate", 64)) == pytest.approx(23 * per_layer)
+
+
+def test_an_e_block_needs_a_moe_section(model):
+    from pydantic import ValidationError
+
+    from cosim.specs.workload import DecoderLM
+
+    data = model.model_dump() | {"hybrid_pattern": "E" + model.hybrid_pattern[1:]}
+    with pytest.raises(ValidationError, match="E \\(MoE\\) layers needs a 'moe' section"):
+        DecoderLM(**data)

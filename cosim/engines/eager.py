@@ -37,7 +37,7 @@ def eager_host_s(workload, scenario: Scenario) -> float:
     if moe is None:
         return 0.0
     per_layer = float(load_engine_defaults()["eager_moe_layer_host_s"]["value"])
-    return per_layer * (workload.num_layers - moe.first_dense_layers)
+    return per_layer * workload.moe_layers
 
 
 def ranks_coupled(workload, scenario: Scenario) -> bool:

@@ -73,7 +73,7 @@ def expert_params(model: DecoderLM) -> float:
 
     if model.moe is None:
         return 0.0
-    n_moe = model.num_layers - model.moe.first_dense_layers
+    n_moe = model.moe_layers
     return float(n_moe * model.moe.num_experts * mlp_params(model.hidden_size, model.mlp,
                                                             model.moe.expert_intermediate_size))
 
@@ -149,7 +149,7 @@ def ssm_state_bytes_per_chip(model: DecoderLM, scenario: Scenario, batch: int) -
     """Mamba-2 state cache one chip holds for `batch` sequences (global, split over DP): each sequence's SSM
     state (at `scenario.ssm_state_precision`, else the activation stream's) and conv window, for the chip's
     heads and its share of the layers; 0 for models without Mamba-2 layers."""
-    n_mamba = model.block_counts()[2]
+    n_mamba = model.block_counts().mamba
     if not n_mamba:
         return 0.0
     from cosim.graph.build import dtypes

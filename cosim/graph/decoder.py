@@ -2,8 +2,8 @@
 
 Per layer: fused residual-add + norm, the attention block (`attention.py`), a TP all-reduce, fused
 residual-add + norm, the MLP or MoE block (`moe.py`), a TP all-reduce. A hybrid model (`hybrid_pattern`,
-Nemotron-H) has one block per layer instead, attention, MLP or a Mamba-2 mixer (`mamba.py`), each behind
-its own fused residual-add + norm and ending in a TP all-reduce. Layers that differ (sliding
+Nemotron-H) has one block per layer instead, attention, MLP, MoE or a Mamba-2 mixer (`mamba.py`), each
+behind its own fused residual-add + norm and ending in a TP all-reduce. Layers that differ (sliding
 window vs full attention; the first `moe.first_dense_layers` dense layers vs MoE layers) get separate
 rows with their own `repeat`; ops common to all layers are one row with repeat = layers on the stage.
 Windowed layers are assumed interleaved evenly through the stack (layer i is windowed when
@@ -46,7 +46,7 @@ def is_windowed(layer: int, num_layers: int, windowed_layers: int) -> bool:
 
 
 def is_moe_layer(model: DecoderLM, layer: int) -> bool:
-    return model.moe is not None and layer >= model.moe.first_dense_layers
+    return model.block_counts(layer, layer + 1).moe == 1
 
 
 def _norm_weight_elements(model: DecoderLM) -> int:
@@ -79,7 +79,7 @@ def stage_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tk: Tokens, start: int,
     if start == 0:
         rows.append(embedding("embed_tokens", Stage.DECODER, head_dtypes(dt), T, h))
     if model.hybrid_pattern is not None:
-        rows += _hybrid_block_rows(model, dt, m, tk, start, end)
+        rows += _hybrid_block_rows(model, dt, experts_dt, m, tk, start, end, imbalance, touch_all_experts)
     else:
         rows += _layer_rows(model, dt, experts_dt, m, tk, n, n_moe, window_counts, imbalance, touch_all_experts)
     if end == L:
@@ -113,21 +113,24 @@ def _layer_rows(model: DecoderLM, dt: Dtypes, experts_dt: Dtypes, m: Mapping, tk
     return rows
 
 
-def _hybrid_block_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tk: Tokens, start: int, end: int) -> list[dict]:
-    """A hybrid stage (`hybrid_pattern`): each layer is one block (attention, MLP or Mamba-2 mixer) behind its
-    own fused residual-add + norm, and each block's output projection ends in a TP all-reduce."""
+def _hybrid_block_rows(model: DecoderLM, dt: Dtypes, experts_dt: Dtypes, m: Mapping, tk: Tokens, start: int,
+                       end: int, imbalance: float, touch_all_experts: bool) -> list[dict]:
+    """A hybrid stage (`hybrid_pattern`): each layer is one block (attention, MLP, Mamba-2 mixer or MoE) behind
+    its own fused residual-add + norm, and each block's output projection ends in a TP all-reduce."""
     h, T = model.hidden_size, tk.tokens
-    n_att, n_mlp, n_mamba = model.block_counts(start, end)
+    n = model.block_counts(start, end)
     rows = [_add_norm("block_norm", model, dt, T, end - start)]
-    if n_att:
-        rows += self_attention_rows(model, dt, m, tk, [(0, n_att)])
-    if n_mlp:
-        rows += mlp_rows("mlp", Stage.DECODER, dt, model.mlp, T, h, model.mlp.intermediate_size / m.tp, n_mlp)
-    if n_mamba:
-        rows += mamba_rows(model, dt, m, tk, n_mamba)
-    if m.tp > 1 and n_att + n_mlp:
+    if n.attention:
+        rows += self_attention_rows(model, dt, m, tk, [(0, n.attention)])
+    if n.mlp:
+        rows += mlp_rows("mlp", Stage.DECODER, dt, model.mlp, T, h, model.mlp.intermediate_size / m.tp, n.mlp)
+    if n.moe:
+        rows += moe_rows(model, experts_dt, m, T, imbalance, n.moe, touch_all=touch_all_experts)
+    if n.mamba:
+        rows += mamba_rows(model, dt, m, tk, n.mamba)
+    if m.tp > 1 and n.attention + n.mlp + n.moe:
         rows.append(comm("block.tp_allreduce", Stage.DECODER, dt, CommKind.ALL_REDUCE, T * h * dt.a, m.tp,
-                         repeat=n_att + n_mlp))
+                         repeat=n.attention + n.mlp + n.moe))
     return rows
 
 

@@ -3,7 +3,7 @@
 Users have a model's config.json long before they write a cosim YAML for it; reading it directly
 removes a transcription step where head counts and expert widths get mistyped. Supported
 architectures: Llama, Llama 4, Mistral, Mixtral, Qwen2/Qwen2.5, Qwen3, Qwen3-MoE, DeepSeek-V2, DeepSeek-V3,
-gpt-oss, Gemma 3, and the hybrid Mamba-2 / attention Nemotron-H (Nemotron Nano 2; its MoE blocks are not read). A multimodal checkpoint (Gemma 3, Llama 4) is read through its `text_config`: the language
+gpt-oss, Gemma 3, and the hybrid Mamba-2 / attention / MoE Nemotron-H (Nemotron Nano 2, Nemotron 3). A multimodal checkpoint (Gemma 3, Llama 4) is read through its `text_config`: the language
 model only. Anything else raises `CosimInputError` naming the architecture and listing the supported ones.
 """
 
@@ -110,11 +110,10 @@ def _hybrid(data: dict[str, Any], layers: int, file: str | None) -> dict[str, An
     if not isinstance(pattern, str) or len(pattern) != layers:
         raise CosimInputError(f"expected a string of num_hidden_layers ({layers}) block letters, got {pattern!r}",
                               file=file, field="hybrid_override_pattern")
-    other = sorted(set(pattern) - set("M*-"))
+    other = sorted(set(pattern) - set("ME*-"))
     if other:
-        raise CosimInputError(f"block letters {other} are not supported (M Mamba-2, * attention, - MLP; "
-                              "E, the MoE blocks of Nemotron 3, is not modelled yet)", file=file,
-                              field="hybrid_override_pattern")
+        raise CosimInputError(f"block letters {other} are not supported (M Mamba-2, * attention, - MLP, E MoE)",
+                              file=file, field="hybrid_override_pattern")
     mamba = {"num_heads": _int(data, "mamba_num_heads", file), "head_dim": _int(data, "mamba_head_dim", file),
              "num_groups": _int(data, "n_groups", file), "state_size": _int(data, "ssm_state_size", file),
              "conv_kernel": _int(data, "conv_kernel", file), "chunk_size": _int(data, "chunk_size", file),
@@ -165,6 +164,18 @@ def _llama4_chunked(data: dict[str, Any], layers: int) -> tuple[int | None, int]
 
 
 def _moe(data: dict[str, Any], arch: str, layers: int, file: str | None) -> dict[str, Any] | None:
+    if arch == "nemotron_h":  # the pattern's E blocks (Nemotron 3): sigmoid routing with a score-correction bias
+        if "E" not in str(data.get("hybrid_override_pattern") or ""):
+            return None
+        shared = int(data.get("n_shared_experts") or 0)
+        return {
+            "num_experts": _int(data, "n_routed_experts", file),
+            "experts_per_token": _int(data, "num_experts_per_tok", file),
+            "expert_intermediate_size": _int(data, "moe_intermediate_size", file),
+            "num_shared_experts": shared,
+            "shared_expert_intermediate_size": _int(data, "moe_shared_expert_intermediate_size", file) if shared else None,
+            "router_bias": True,
+        }
     if arch == "llama4_text":
         experts = data.get("num_local_experts") or 0
         if not experts:

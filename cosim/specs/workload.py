@@ -6,7 +6,7 @@ Architecture numbers come from the model's published config, cited once in `sour
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -134,6 +134,15 @@ class Mamba2(_Frozen):
         return 2 * self.inner_size + 2 * self.num_groups * self.state_size + self.num_heads
 
 
+class BlockCounts(NamedTuple):
+    """Blocks of each kind among some layers of a decoder."""
+
+    attention: int
+    mlp: int
+    mamba: int
+    moe: int
+
+
 class DecoderLM(_Frozen):
     """A decoder-only language model (dense, or MoE when `moe` is set)."""
 
@@ -156,10 +165,10 @@ class DecoderLM(_Frozen):
     lm_head_bias: bool = Field(default=False, description="bias on the output projection to the vocabulary")
     max_position_embeddings: int | None = Field(default=None, gt=0)
     hybrid_pattern: str | None = Field(
-        default=None, pattern=r"^[M*-]+$",
+        default=None, pattern=r"^[ME*-]+$",
         description="hybrid models (Nemotron-H): one letter per layer, each layer one block with its own pre-norm "
-                    "and residual: M a Mamba-2 mixer, * self-attention, - the MLP; null: every layer is "
-                    "attention + MLP")
+                    "and residual: M a Mamba-2 mixer, * self-attention, - the MLP, E the MoE layer of `moe`; "
+                    "null: every layer is attention + MLP (or MoE)")
     mamba: Mamba2 | None = Field(default=None, description="the Mamba-2 mixer of a hybrid model's M layers")
     published_params_total: float | None = Field(default=None, gt=0, description="published total, for tests")
     published_params_active: float | None = Field(default=None, gt=0)
@@ -182,26 +191,36 @@ class DecoderLM(_Frozen):
                 raise ValueError("a hybrid_pattern with M layers needs a 'mamba' section (and only then)")
             if "*" not in self.hybrid_pattern:
                 raise ValueError("hybrid_pattern has no attention layer ('*')")
-            if self.moe is not None:
-                raise ValueError("hybrid models with MoE layers are not supported yet (only M, * and - blocks)")
+            if ("E" in self.hybrid_pattern) != (self.moe is not None):
+                raise ValueError("a hybrid_pattern with E (MoE) layers needs a 'moe' section (and only then)")
+            if self.moe is not None and self.moe.first_dense_layers:
+                raise ValueError("a hybrid model's MoE layers are its E blocks: moe.first_dense_layers must be 0")
             if self.attention.sliding_window_layers or self.parallel_attention_mlp:
                 raise ValueError("hybrid models take neither sliding-window layers nor a parallel attention/MLP block")
         elif self.mamba is not None:
             raise ValueError("a 'mamba' section needs a hybrid_pattern saying which layers are Mamba-2")
         return self
 
-    def block_counts(self, start: int = 0, end: int | None = None) -> tuple[int, int, int]:
-        """(attention, MLP, Mamba-2) blocks among layers [start, end): (n, n, 0) when not hybrid."""
+    def block_counts(self, start: int = 0, end: int | None = None) -> BlockCounts:
+        """Attention, dense-MLP, Mamba-2 and MoE blocks among layers [start, end). Not hybrid: every layer has
+        attention, and an MLP or (from `moe.first_dense_layers` on) a MoE block."""
         end = self.num_layers if end is None else end
         if self.hybrid_pattern is None:
-            return end - start, end - start, 0
+            first_moe = self.moe.first_dense_layers if self.moe else end
+            n_moe = max(0, end - max(start, first_moe))
+            return BlockCounts(end - start, end - start - n_moe, 0, n_moe)
         part = self.hybrid_pattern[start:end]
-        return part.count("*"), part.count("-"), part.count("M")
+        return BlockCounts(part.count("*"), part.count("-"), part.count("M"), part.count("E"))
 
     @property
     def attention_layers(self) -> int:
         """Layers that hold a KV cache."""
-        return self.block_counts()[0]
+        return self.block_counts().attention
+
+    @property
+    def moe_layers(self) -> int:
+        """Layers whose feed-forward is the routed experts."""
+        return self.block_counts().moe
 
 
 class TextEncoder(_Frozen):

@@ -52,14 +52,25 @@ def mamba_params(hidden: int, mamba: Mamba2) -> int:
     return params + 3 * mamba.num_heads + mamba.inner_size
 
 
-def _hybrid_block_params(model: DecoderLM) -> int:
-    """All blocks of a hybrid model (`hybrid_pattern`), each with its own pre-norm."""
+def _hybrid_block_params(model: DecoderLM, active: bool = False) -> int:
+    """All blocks of a hybrid model (`hybrid_pattern`), each with its own pre-norm; `active`: the MoE blocks
+    count only the experts a token is routed to."""
     h = model.hidden_size
-    n_att, n_mlp, n_mamba = model.block_counts()
-    total = n_att * attention_params(h, model.attention) + n_mlp * mlp_params(h, model.mlp)
-    if n_mamba:
-        total += n_mamba * mamba_params(h, model.mamba)
+    n = model.block_counts()
+    total = n.attention * attention_params(h, model.attention) + n.mlp * mlp_params(h, model.mlp)
+    if n.mamba:
+        total += n.mamba * mamba_params(h, model.mamba)
+    if n.moe:
+        moe = model.moe
+        experts = moe.experts_per_token if active else moe.num_experts
+        total += n.moe * (experts * mlp_params(h, model.mlp, moe.expert_intermediate_size)
+                          + _router_params(model) + _shared_expert_params(model))
     return total + model.num_layers * _norm_params(model)
+
+
+def _router_params(model: DecoderLM) -> int:
+    moe = model.moe
+    return model.hidden_size * moe.num_experts + (moe.num_experts if moe.router_bias else 0)
 
 
 def _norm_params(model: DecoderLM) -> int:
@@ -72,8 +83,7 @@ def _decoder_layer_params(model: DecoderLM) -> tuple[int, int, int, int]:
     att = attention_params(h, model.attention)
     # GPT-J's parallel block feeds attention and MLP from one LayerNorm (ln_1 only)
     norms = (1 if model.parallel_attention_mlp else 2) * _norm_params(model)
-    moe = model.moe
-    n_moe = 0 if moe is None else model.num_layers - moe.first_dense_layers
+    n_moe = model.moe_layers
     n_dense = model.num_layers - n_moe
     dense_layer = att + norms + mlp_params(h, model.mlp)
     return n_dense, n_moe, dense_layer, att + norms
@@ -133,6 +143,8 @@ def params_active(model: DecoderLM | VideoDiT, include_input_embedding: bool = T
         return params_active(model) - float(drop)
     if model.moe is None:
         return params_total(model)
+    if model.hybrid_pattern is not None:
+        return float(_hybrid_block_params(model, active=True) + _embedding_params(model) + _norm_params(model))
     h = model.hidden_size
     moe = model.moe
     n_dense, n_moe, dense_layer, moe_base = _decoder_layer_params(model)
@@ -160,7 +172,7 @@ def kv_cache_bytes_per_token(model: DecoderLM, bytes_per_element: float = 2.0) -
 def ssm_state_bytes_per_sequence(model: DecoderLM, state_bytes: float = 2.0, conv_bytes: float = 2.0) -> float:
     """Mamba-2 cache of one sequence over all layers: heads x head_dim x state size SSM state elements and
     (conv_kernel - 1) x (inner + 2 groups x state) conv-window elements per Mamba-2 layer; 0 without any."""
-    n_mamba = model.block_counts()[2]
+    n_mamba = model.block_counts().mamba
     if not n_mamba:
         return 0.0
     mb = model.mamba
