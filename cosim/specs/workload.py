@@ -26,6 +26,14 @@ class Source(_Frozen):
     note: str | None = None
 
 
+def _divides_heads(value: int, name: str, info: ValidationInfo) -> int:
+    """`value` (KV heads, B/C groups) must divide the section's `num_heads`, validated before it."""
+    heads = info.data.get("num_heads")
+    if heads and heads % value:
+        raise ValueError(f"num_heads ({heads}) must be a multiple of {name} ({value})")
+    return value
+
+
 class Attention(_Frozen):
     """Self-attention geometry. `kind: mla` adds DeepSeek's low-rank projections."""
 
@@ -49,10 +57,7 @@ class Attention(_Frozen):
     @classmethod
     def _kv_divides_heads(cls, kv: int, info: ValidationInfo) -> int:
         # a field validator (not the model validator) so the error names `attention.num_kv_heads`
-        heads = info.data.get("num_heads")
-        if heads and heads % kv:
-            raise ValueError(f"num_heads ({heads}) must be a multiple of num_kv_heads ({kv})")
-        return kv
+        return _divides_heads(kv, "num_kv_heads", info)
 
     @model_validator(mode="after")
     def _check(self) -> Attention:
@@ -114,10 +119,7 @@ class Mamba2(_Frozen):
     @field_validator("num_groups")
     @classmethod
     def _groups_divide_heads(cls, g: int, info: ValidationInfo) -> int:
-        heads = info.data.get("num_heads")
-        if heads and heads % g:
-            raise ValueError(f"num_heads ({heads}) must be a multiple of num_groups ({g})")
-        return g
+        return _divides_heads(g, "num_groups", info)
 
     @property
     def inner_size(self) -> int:
