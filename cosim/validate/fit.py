@@ -97,6 +97,13 @@ def energy_stack_key(query) -> str:
     return query.stack
 
 
+def _is_hybrid(workload: str) -> bool:
+    """Whether a catalog workload has Mamba-2 blocks, whose kernels no stack factor stands for."""
+    from cosim.specs.loader import load_workload
+
+    return getattr(load_workload(workload), "mamba", None) is not None
+
+
 def energy_stack_keys() -> list[str]:
     from cosim.engines.calibration import MOE, stack_key
 
@@ -352,11 +359,14 @@ def _ml_energy_predictions(sub: pd.DataFrame, thetas: dict[str, np.ndarray], sta
 
 
 def fit_energy_stack(thetas: dict[str, np.ndarray], stacks: dict[str, float], grouped: tuple[float, float],
-                     verbose: bool = True) -> dict[str, tuple[float, list[str], np.ndarray, np.ndarray]]:
-    """{stack: (factor, rows, in-sample errors, LOO errors)} of the vLLM stack on the ML.ENERGY rows, every
-    generation's scales held at their performance fit. Each row contributes two log residuals, its energy
-    per output token and its measured output tokens/s (the factor is a speed: the rows' published speed
-    constrains it as much as their energy); the errors reported are the energy ones, leave-one-row-out."""
+                     verbose: bool = True) -> dict[str, tuple[float, list[str], np.ndarray, np.ndarray, list[str]]]:
+    """{stack: (factor, rows, in-sample errors, LOO errors, held-out rows)} of the vLLM stack on the ML.ENERGY
+    rows, every generation's scales held at their performance fit. Each row contributes two log residuals, its
+    energy per output token and its measured output tokens/s (the factor is a speed: the rows' published speed
+    constrains it as much as their energy); the errors reported are the energy ones, leave-one-row-out.
+    Hybrid models' rows (Mamba-2 blocks: vLLM's SSD and state-update kernels, which the factor, fitted on
+    attention, GEMM and MoE kernels, does not stand for) are scored at the fitted factor, never fitted: they
+    are listed last in `rows`, with their out-of-sample errors as both in-sample and LOO errors."""
     from scipy.optimize import minimize_scalar
 
     from cosim.validate.reference import load_energy_rows
@@ -370,8 +380,10 @@ def fit_energy_stack(thetas: dict[str, np.ndarray], stacks: dict[str, float], gr
     lo, hi = np.log(SCALE_BOUNDS[0]), np.log(SCALE_BOUNDS[1])
     prior = 1.0 / STACK_PRIOR_SIGMA**2
     out = {}
+    table["hybrid"] = [_is_hybrid(w) for w in table["workload"]]
     for stack in energy_stack_keys():
-        sub = table[table["stack"] == stack].reset_index(drop=True)
+        held = table[(table["stack"] == stack) & table["hybrid"]].reset_index(drop=True)
+        sub = table[(table["stack"] == stack) & ~table["hybrid"]].reset_index(drop=True)
         if sub.empty:
             continue
         e_meas = sub["measured"].to_numpy(dtype=float)
@@ -400,11 +412,18 @@ def fit_energy_stack(thetas: dict[str, np.ndarray], stacks: dict[str, float], gr
             xi = float(np.clip(x - g / h, lo, hi))
             loo[i] = np.exp(re[i] + de[i] * (xi - x)) - 1.0  # first order in the factor, as the GN step
         in_sample = np.exp(re) - 1.0
-        out[stack] = (float(np.exp(x)), list(sub["id"]), in_sample, loo)
+        held_err = np.zeros(0)
+        if len(held):
+            e, _ = _ml_energy_predictions(held, thetas, {**stacks, stack: float(np.exp(x))}, grouped)
+            held_err = e / held["measured"].to_numpy(dtype=float) - 1.0
+        out[stack] = (float(np.exp(x)), list(sub["id"]) + list(held["id"]), np.concatenate([in_sample, held_err]),
+                      np.concatenate([loo, held_err]), list(held["id"]))
         if verbose:
             print(f"calibrate stack {stack}: factor {np.exp(x):.3f} on {len(sub)} ML.ENERGY rows (energy and speed), "
                   f"energy median |err| in-sample {np.median(np.abs(in_sample)):.3f}, LOO {np.median(np.abs(loo)):.3f}; "
-                  f"speed median |err| {np.median(np.abs(np.expm1(rt[np.isfinite(t_meas)]))):.3f}", file=sys.stderr)
+                  f"speed median |err| {np.median(np.abs(np.expm1(rt[np.isfinite(t_meas)]))):.3f}"
+                  + (f"; {len(held)} hybrid-model rows held out, energy median |err| "
+                     f"{np.nanmedian(np.abs(held_err)):.3f}" if len(held) else ""), file=sys.stderr)
     return out
 
 
@@ -543,12 +562,17 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
             stack_doc.setdefault(stack, {"scale": 1.0}).setdefault("by_generation", {})[generation] = entry
         else:
             stack_doc[stack] = entry
-    for key, (e_scale, e_rows, e_in, e_loo) in sorted(energy_fits.items(), key=lambda kv: GENERATION_SEP in kv[0]):
+    for key, (e_scale, e_rows, e_in, e_loo, e_held) in sorted(energy_fits.items(),
+                                                              key=lambda kv: GENERATION_SEP in kv[0]):
+        fit = len(e_rows) - len(e_held)
         entry = {
             "scale": round(e_scale, 4),
             "fitted_on": "ML.ENERGY rows (energy per token and output tokens/s), generation scales fixed",
-            "rows": len(e_rows), "in_sample_median_abs_error": round(float(np.median(np.abs(e_in))), 4),
-            "loo_median_abs_error": round(float(np.median(np.abs(e_loo))), 4)}
+            "rows": fit, "in_sample_median_abs_error": round(float(np.median(np.abs(e_in[:fit]))), 4),
+            "loo_median_abs_error": round(float(np.median(np.abs(e_loo[:fit]))), 4)}
+        if e_held:
+            entry["held_out_hybrid_rows"] = list(e_held)
+            entry["held_out_median_abs_error"] = round(float(np.nanmedian(np.abs(e_loo[fit:]))), 4)
         stack, _, qualifier = key.partition(GENERATION_SEP)
         if qualifier:
             stack_doc.setdefault(stack, {"scale": 1.0}).setdefault("by_workload", {})[qualifier] = entry
@@ -565,7 +589,7 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     loo_rows += [{"id": rid, "generation": generation_of(hw), "in_sample_error": float(e), "loo_error": float(e)}
                  for rid, hw, e in zip(held_out["id"], held_out["hardware"], held_errors, strict=True)]
     loo_rows += [{"id": rid, "generation": st, "in_sample_error": float(a), "loo_error": float(b)}
-                 for st, (_, e_rows, e_in, e_loo) in energy_fits.items()
+                 for st, (_, e_rows, e_in, e_loo, _) in energy_fits.items()
                  for rid, a, b in zip(e_rows, e_in, e_loo, strict=True)]
     doc = {
         "schema_version": 1,
@@ -583,7 +607,8 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                    f"bounds {list(SCALE_BOUNDS)} (overhead "
                    f"{list(OVERHEAD_BOUNDS)}); the {list(ENERGY_STACKS)} factors (a second one for MoE models: "
                    f"{list(ENERGY_STACK_MOE)}) are fitted afterwards on the ML.ENERGY "
-                   "rows' energy per token and output tokens/s with the generation scales fixed; last, the host time "
+                   "rows' energy per token and output tokens/s with the generation scales fixed (a hybrid Mamba-2 "
+                   "model's rows scored at the factor, not fitted); last, the host time "
                    "per MoE layer per micro-batch of a training step (bounds "
                    f"{list(TRAIN_OVERHEAD_BOUNDS)} s) on the MoE training rows, everything else fixed, left out "
                    "row by row by an exact refit; rows of reliability "
