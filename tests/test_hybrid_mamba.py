@@ -264,3 +264,23 @@ def test_an_e_block_needs_a_moe_section(model):
     data = model.model_dump() | {"hybrid_pattern": "E" + model.hybrid_pattern[1:]}
     with pytest.raises(ValidationError, match="E \\(MoE\\) layers needs a 'moe' section"):
         DecoderLM(**data)
+
+
+def test_hybrid_ml_energy_rows_are_scored_not_fitted():
+    """The vLLM factor is fitted on attention/GEMM/MoE models; a hybrid's rows are held out of its fit and keep
+    an out-of-sample error (cosim.validate.fit.fit_energy_stack)."""
+    from cosim.engines.calibration import load_calibration
+    from cosim.validate.fit import energy_stack_key
+    from cosim.validate.runner import base_table, query_for
+
+    cal = load_calibration()
+    table = base_table()
+    hybrid = table[(table.source_class == "ml_energy") & (table.workload == SLUG)]
+    assert len(hybrid) == 8
+    vllm = cal["stacks"]["vllm"]
+    assert set(vllm["held_out_hybrid_rows"]) == set(hybrid.id)
+    rows = table[(table.source_class == "ml_energy") & table.reliability.isin(["high", "medium"])]
+    fitted = [rid for rid, w in zip(rows.id, rows.workload, strict=True)
+              if w != SLUG and energy_stack_key(query_for(rid)) == "vllm"]
+    assert vllm["rows"] == len(fitted)
+    assert all(rid in cal["loo_errors"] for rid in hybrid.id)
