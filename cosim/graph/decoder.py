@@ -73,7 +73,7 @@ def stage_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tk: Tokens, start: int,
     # the routed experts may run in another precision than everything else (Scenario.dense_precision)
     experts_dt, dt = dt, dt.outside_experts
     windowed = sum(is_windowed(i, L, att.sliding_window_layers) for i in range(start, end))
-    n_moe = sum(is_moe_layer(model, i) for i in range(start, end))
+    n_moe = model.block_counts(start, end).moe
     window_counts = [(0, n - windowed), (att.sliding_window or 0, windowed)]
     rows: list[dict] = []
     if start == 0:
