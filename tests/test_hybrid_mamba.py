@@ -242,6 +242,20 @@ def test_nano3_hf_config_imports_as_the_catalog_spec():
     assert params_total(w) == params_total(c)
 
 
+def test_nano3_reads_the_block_names_spelling_too():
+    """Newer Nemotron-H configs list `layers_block_type` names instead of `hybrid_override_pattern` letters."""
+    from cosim.specs.hf_import import workload_from_hf_config
+
+    data = json.loads((FIXTURES / "nvidia-nemotron-3-nano-30b-a3b-bf16.json").read_text())
+    names = {"M": "mamba", "E": "moe", "*": "attention", "-": "mlp"}
+    data["layers_block_type"] = [names[c] for c in data.pop("hybrid_override_pattern")]
+    w = workload_from_hf_config(data, "nano3.json")
+    assert w.hybrid_pattern == load_workload(NANO3).hybrid_pattern and w.moe is not None
+    data["layers_block_type"][0] = "gated_deltanet"
+    with pytest.raises(CosimInputError, match="hybrid_override_pattern"):
+        workload_from_hf_config(data, "nano3.json")
+
+
 def test_nano3_graph_runs_its_experts_on_the_e_layers_only():
     from cosim.engines.eager import eager_host_s
     from cosim.engines.efficiency import load_engine_defaults

@@ -104,9 +104,23 @@ def _mlp_kind(data: dict[str, Any]) -> str:
     return "geglu" if act in _GELU_ACTS else "swiglu"
 
 
-def _hybrid(data: dict[str, Any], layers: int, file: str | None) -> dict[str, Any]:
-    """Nemotron-H's `hybrid_override_pattern` and Mamba-2 mixer as the spec's `hybrid_pattern` and `mamba`."""
+#: Nemotron-H's block names (transformers' NemotronHConfig.layers_block_type) -> hybrid_pattern letters
+_BLOCK_LETTERS = {"mamba": "M", "attention": "*", "full_attention": "*", "mlp": "-", "moe": "E"}
+
+
+def _block_pattern(data: dict[str, Any]) -> Any:
+    """The layer pattern as letters: `hybrid_override_pattern`, or a `layers_block_type` list of block names (the
+    spelling of newer configs); the raw value when neither reads as one."""
     pattern = data.get("hybrid_override_pattern")
+    names = data.get("layers_block_type")
+    if pattern is None and isinstance(names, list) and all(n in _BLOCK_LETTERS for n in names):
+        return "".join(_BLOCK_LETTERS[n] for n in names)
+    return pattern if pattern is not None else names
+
+
+def _hybrid(data: dict[str, Any], layers: int, file: str | None) -> dict[str, Any]:
+    """Nemotron-H's layer pattern and Mamba-2 mixer as the spec's `hybrid_pattern` and `mamba`."""
+    pattern = _block_pattern(data)
     if not isinstance(pattern, str) or len(pattern) != layers:
         raise CosimInputError(f"expected a string of num_hidden_layers ({layers}) block letters, got {pattern!r}",
                               file=file, field="hybrid_override_pattern")
@@ -117,7 +131,8 @@ def _hybrid(data: dict[str, Any], layers: int, file: str | None) -> dict[str, An
     mamba = {"num_heads": _int(data, "mamba_num_heads", file), "head_dim": _int(data, "mamba_head_dim", file),
              "num_groups": _int(data, "n_groups", file), "state_size": _int(data, "ssm_state_size", file),
              "conv_kernel": _int(data, "conv_kernel", file), "chunk_size": _int(data, "chunk_size", file),
-             "conv_bias": bool(data.get("use_conv_bias")), "proj_bias": bool(data.get("use_bias"))}
+             "conv_bias": bool(data.get("use_conv_bias")),
+             "proj_bias": bool(data.get("use_bias") or data.get("mamba_proj_bias"))}
     return {"hybrid_pattern": pattern, "mamba": mamba if "M" in pattern else None}
 
 
@@ -165,7 +180,7 @@ def _llama4_chunked(data: dict[str, Any], layers: int) -> tuple[int | None, int]
 
 def _moe(data: dict[str, Any], arch: str, layers: int, file: str | None) -> dict[str, Any] | None:
     if arch == "nemotron_h":  # the pattern's E blocks (Nemotron 3): sigmoid routing with a score-correction bias
-        if "E" not in str(data.get("hybrid_override_pattern") or ""):
+        if "E" not in str(_block_pattern(data) or ""):
             return None
         shared = int(data.get("n_shared_experts") or 0)
         return {
