@@ -187,6 +187,17 @@ def test_inconsistent_hybrid_specs_are_rejected(model, change, message):
         DecoderLM(**data)
 
 
+def test_a_state_precision_vllm_cannot_hold_is_rejected():
+    from pydantic import ValidationError
+
+    from cosim.specs.scenario import Scenario
+
+    with pytest.raises(ValidationError, match="ssm_state_precision"):
+        Scenario(phase="decode", ssm_state_precision="fp8")
+    with pytest.raises(CosimInputError, match="--ssm-state-precision"):
+        _scenario("decode", 1, state="fp8")
+
+
 def test_mappings_the_mixer_cannot_take_are_errors(model):
     from cosim.graph.sharding import resolve
 
@@ -252,7 +263,7 @@ def test_nano3_reads_the_block_names_spelling_too():
     w = workload_from_hf_config(data, "nano3.json")
     assert w.hybrid_pattern == load_workload(NANO3).hybrid_pattern and w.moe is not None
     data["layers_block_type"][0] = "gated_deltanet"
-    with pytest.raises(CosimInputError, match="hybrid_override_pattern"):
+    with pytest.raises(CosimInputError, match="layers_block_type"):
         workload_from_hf_config(data, "nano3.json")
 
 

@@ -77,10 +77,6 @@ def parse_batch(batch: str) -> int | None:
     return value
 
 
-#: precisions a Mamba-2 state cache can be held in (vLLM's mamba_ssm_cache_dtype choices besides 'auto')
-SSM_STATE_PRECISION_CHOICES = ("fp32", "bf16", "fp16")
-
-
 def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_len: int = 128,
                    frames: int | None = None, height: int | None = None, width: int | None = None,
                    steps: int | None = None, precision: str = "bf16", tp: int = 1, pp: int = 1,
@@ -96,7 +92,13 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
     default of quantized checkpoints), else in the weight precision."""
     from pydantic import ValidationError
 
-    from cosim.specs.scenario import KV_PRECISION_CHOICES, Parallelism, Scenario, default_kv_precision
+    from cosim.specs.scenario import (
+        KV_PRECISION_CHOICES,
+        SSM_STATE_PRECISION_CHOICES,
+        Parallelism,
+        Scenario,
+        default_kv_precision,
+    )
 
     if phase not in PHASES:
         raise CosimInputError(f"--phase must be one of {', '.join(PHASES)}, got '{phase}'")

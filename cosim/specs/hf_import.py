@@ -121,13 +121,14 @@ def _block_pattern(data: dict[str, Any]) -> Any:
 def _hybrid(data: dict[str, Any], layers: int, file: str | None) -> dict[str, Any]:
     """Nemotron-H's layer pattern and Mamba-2 mixer as the spec's `hybrid_pattern` and `mamba`."""
     pattern = _block_pattern(data)
+    field = "hybrid_override_pattern" if "hybrid_override_pattern" in data else "layers_block_type"
     if not isinstance(pattern, str) or len(pattern) != layers:
-        raise CosimInputError(f"expected a string of num_hidden_layers ({layers}) block letters, got {pattern!r}",
-                              file=file, field="hybrid_override_pattern")
+        raise CosimInputError(f"expected num_hidden_layers ({layers}) blocks (letters M * - E, or the names "
+                              f"{sorted(_BLOCK_LETTERS)}), got {pattern!r}", file=file, field=field)
     other = sorted(set(pattern) - set("ME*-"))
     if other:
         raise CosimInputError(f"block letters {other} are not supported (M Mamba-2, * attention, - MLP, E MoE)",
-                              file=file, field="hybrid_override_pattern")
+                              file=file, field=field)
     mamba = {"num_heads": _int(data, "mamba_num_heads", file), "head_dim": _int(data, "mamba_head_dim", file),
              "num_groups": _int(data, "n_groups", file), "state_size": _int(data, "ssm_state_size", file),
              "conv_kernel": _int(data, "conv_kernel", file), "chunk_size": _int(data, "chunk_size", file),

@@ -11,6 +11,8 @@ from cosim.specs.hardware import Precision
 Phase = Literal["prefill", "decode", "generate", "train", "video"]
 #: precisions a KV cache can be stored in
 KV_PRECISION_CHOICES = ("fp32", "bf16", "fp16", "fp8")
+#: precisions a Mamba-2 state cache can be held in (vLLM's mamba_ssm_cache_dtype choices besides 'auto')
+SSM_STATE_PRECISION_CHOICES = ("fp32", "bf16", "fp16")
 
 
 def default_kv_precision(precision: str) -> str:
@@ -106,7 +108,7 @@ class Scenario(BaseModel):
         description="weights and activations of every GEMM outside the routed experts (attention, dense MLPs, "
                     "shared experts, router, LM head) when a checkpoint quantises only the experts (gpt-oss's "
                     "MXFP4 experts beside BF16 attention); None: the weight/activation precisions above")
-    ssm_state_precision: Precision | None = Field(
+    ssm_state_precision: Literal["fp32", "bf16", "fp16"] | None = Field(
         default=None,
         description="hybrid models: the Mamba-2 state cache (vLLM --mamba-ssm-cache-dtype; Nemotron-H's model "
                     "cards recommend float32); None: the activation stream's (vLLM's 'auto')")
