@@ -2,9 +2,16 @@
 
 Users have a model's config.json long before they write a cosim YAML for it; reading it directly
 removes a transcription step where head counts and expert widths get mistyped. Supported
-architectures: Llama, Llama 4, Mistral, Mixtral, Qwen2/Qwen2.5, Qwen3, Qwen3-MoE, DeepSeek-V2, DeepSeek-V3,
-gpt-oss, Gemma 3, and the hybrid Mamba-2 / attention / MoE Nemotron-H (Nemotron Nano 2, Nemotron 3). A multimodal checkpoint (Gemma 3, Llama 4) is read through its `text_config`: the language
-model only. Anything else raises `CosimInputError` naming the architecture and listing the supported ones.
+architectures: Llama (and IBM Granite), Llama 4, Mistral, Mixtral, Qwen2/Qwen2.5, Qwen1.5/Qwen2-MoE, Qwen3,
+Qwen3-MoE, DeepSeek-V2, DeepSeek-V3, GLM-4.5 (Glm4Moe), OLMoE, gpt-oss, Gemma, Gemma 2, Gemma 3, Phi-3/Phi-4,
+and the hybrid Mamba-2 / attention / MoE Nemotron-H (Nemotron Nano 2, Nemotron 3). A multimodal checkpoint
+(Gemma 3, Llama 4, Mistral Small 3.1) is read through its `text_config`: the language model only. Anything
+else raises `CosimInputError` naming the architecture and listing the supported ones.
+
+What an import leaves out, since it moves neither the weights nor the time by more than a few parts in ten
+thousand: Gemma 2's extra post-norms and logit soft-capping, the multipliers of Granite, the sigmoid gate
+on Qwen-MoE's shared expert, OLMoE's full-width q/k norms (counted per head). Multi-token-prediction layers
+(GLM-4.5's and DeepSeek-V3's `num_nextn_predict_layers`) are not imported: speculative decoding is not modelled.
 """
 
 from __future__ import annotations
@@ -19,15 +26,22 @@ from cosim.specs.workload import DecoderLM
 # model_type -> the `architectures` class name transformers writes for it
 SUPPORTED: dict[str, str] = {
     "llama": "LlamaForCausalLM",
+    "granite": "GraniteForCausalLM",
     "mistral": "MistralForCausalLM",
     "mixtral": "MixtralForCausalLM",
     "qwen2": "Qwen2ForCausalLM",
+    "qwen2_moe": "Qwen2MoeForCausalLM",
     "qwen3": "Qwen3ForCausalLM",
     "qwen3_moe": "Qwen3MoeForCausalLM",
     "deepseek_v2": "DeepseekV2ForCausalLM",
     "deepseek_v3": "DeepseekV3ForCausalLM",
+    "glm4_moe": "Glm4MoeForCausalLM",
+    "olmoe": "OlmoeForCausalLM",
     "gpt_oss": "GptOssForCausalLM",
+    "gemma": "GemmaForCausalLM",
+    "gemma2": "Gemma2ForCausalLM",
     "gemma3_text": "Gemma3ForCausalLM",
+    "phi3": "Phi3ForCausalLM",
     "llama4_text": "Llama4ForCausalLM",
     "nemotron_h": "NemotronHForCausalLM",
 }
@@ -35,10 +49,14 @@ SUPPORTED: dict[str, str] = {
 _MULTIMODAL: dict[str, str] = {
     "gemma3": "Gemma3ForConditionalGeneration",
     "llama4": "Llama4ForConditionalGeneration",
+    "mistral3": "Mistral3ForConditionalGeneration",
 }
 # config defaults of the text models where the key may be absent (transformers' Gemma3TextConfig,
 # Llama4TextConfig)
 _TEXT_DEFAULTS: dict[str, dict[str, Any]] = {
+    # transformers' GemmaConfig, Gemma2Config (Gemma ties its embeddings whether or not the config says so)
+    "gemma": {"tie_word_embeddings": True},
+    "gemma2": {"tie_word_embeddings": True, "sliding_window": 4096, "hidden_activation": "gelu_pytorch_tanh"},
     "gemma3_text": {"tie_word_embeddings": True, "sliding_window_pattern": 6, "hidden_activation": "gelu_pytorch_tanh"},
     "llama4_text": {"tie_word_embeddings": False, "interleave_moe_layer_step": 1, "no_rope_layer_interval": 4},
     # transformers' NemotronHConfig
@@ -143,11 +161,16 @@ def _sliding(data: dict[str, Any], arch: str, layers: int) -> tuple[int | None, 
     window = data.get("sliding_window")
     if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
         return None, 0
-    if arch in ("mistral", "mixtral"):
+    if arch in ("mistral", "mixtral", "phi3"):  # Phi-3's window (2047 on the 4K-context mini) is on every layer
         return window, layers
     if arch == "gpt_oss":
         types = data.get("layer_types")
         # the config's own default alternates sliding and full attention, starting with a sliding layer
+        n = sum(1 for t in types if t == "sliding_attention") if isinstance(types, list) else (layers + 1) // 2
+        return (window, n) if n else (None, 0)
+    if arch == "gemma2":
+        types = data.get("layer_types")
+        # Gemma2Config's own default alternates sliding and full attention, starting with a sliding layer
         n = sum(1 for t in types if t == "sliding_attention") if isinstance(types, list) else (layers + 1) // 2
         return (window, n) if n else (None, 0)
     if arch == "gemma3_text":
@@ -222,19 +245,30 @@ def _moe(data: dict[str, Any], arch: str, layers: int, file: str | None) -> dict
             "experts_per_token": _int(data, "num_experts_per_tok", file),
             "expert_intermediate_size": _int(data, "intermediate_size", file),
         }
-    if arch == "qwen3_moe":
+    if arch == "olmoe":  # every layer sparse; intermediate_size is an expert's width
+        return {
+            "num_experts": _int(data, "num_experts", file),
+            "experts_per_token": _int(data, "num_experts_per_tok", file),
+            "expert_intermediate_size": _int(data, "intermediate_size", file),
+        }
+    if arch in ("qwen2_moe", "qwen3_moe"):
         step = data.get("decoder_sparse_step", 1) or 1
         mlp_only = set(data.get("mlp_only_layers") or [])
         # layer i is sparse when it is not listed in mlp_only_layers and (i + 1) % step == 0; the schema
         # keeps dense layers as a leading block, which leaves the parameter count unchanged
         dense = sum(1 for i in range(layers) if i in mlp_only or (i + 1) % step)
+        # Qwen1.5/Qwen2-MoE: one shared expert of shared_expert_intermediate_size beside the routed ones
+        shared = data.get("shared_expert_intermediate_size") if arch == "qwen2_moe" else None
+        shared = _int(data, "shared_expert_intermediate_size", file) if shared is not None else None
         return {
             "num_experts": _int(data, "num_experts", file),
             "experts_per_token": _int(data, "num_experts_per_tok", file),
             "expert_intermediate_size": _int(data, "moe_intermediate_size", file),
+            "num_shared_experts": 1 if shared else 0,
+            "shared_expert_intermediate_size": shared,
             "first_dense_layers": dense,
         }
-    if arch in ("deepseek_v2", "deepseek_v3"):
+    if arch in ("deepseek_v2", "deepseek_v3", "glm4_moe"):
         if not data.get("n_routed_experts"):
             return None
         width = _int(data, "moe_intermediate_size", file)
@@ -249,8 +283,8 @@ def _moe(data: dict[str, Any], arch: str, layers: int, file: str | None) -> dict
             "num_shared_experts": shared,
             "shared_expert_intermediate_size": width if shared else None,
             "first_dense_layers": dense,
-            # V3's noaux_tc routing adds a per-expert score-correction bias
-            "router_bias": data.get("topk_method") == "noaux_tc" or arch == "deepseek_v3",
+            # V3's (and GLM-4.5's) noaux_tc routing adds a per-expert score-correction bias
+            "router_bias": data.get("topk_method") == "noaux_tc" or arch in ("deepseek_v3", "glm4_moe"),
         }
     return None
 
@@ -282,15 +316,18 @@ def _attention(data: dict[str, Any], arch: str, hidden: int, layers: int, file: 
             file=file, field="num_key_value_heads",
         )
     bias = bool(data.get("attention_bias", False))
+    qwen2 = arch in ("qwen2", "qwen2_moe")
     window, window_layers = _llama4_chunked(data, layers) if arch == "llama4_text" else _sliding(data, arch, layers)
     return {
         "kind": "mha" if kv == heads else ("mqa" if kv == 1 else "gqa"),
         "num_heads": heads, "num_kv_heads": kv, "head_dim": head_dim,
-        # Qwen2 always has q/k/v biases; Llama's (and gpt-oss's) attention_bias puts biases on q, k, v and o
-        "qkv_bias": arch == "qwen2" or bias,
-        "out_bias": bias and arch != "qwen2",
+        # Qwen2 always has q/k/v biases; GLM-4.5's attention_bias puts them on q, k and v; Llama's (and
+        # gpt-oss's) on q, k, v and o
+        "qkv_bias": qwen2 or bias,
+        "out_bias": bias and not qwen2 and arch != "glm4_moe",
         # Llama 4's qk norm is a weightless L2 norm, so it adds no parameters
-        "qk_norm": arch in ("qwen3", "qwen3_moe", "gemma3_text"),
+        "qk_norm": arch in ("qwen3", "qwen3_moe", "gemma3_text", "olmoe")
+        or (arch == "glm4_moe" and bool(data.get("use_qk_norm"))),
         "sliding_window": window, "sliding_window_layers": window_layers,
     }
 
@@ -314,7 +351,7 @@ def workload_from_hf_config(data: dict, file: str | None = None, name: str | Non
             f"num_experts_per_tok ({moe['experts_per_token']}) exceeds the expert count ({moe['num_experts']})",
             file=file, field="num_experts_per_tok",
         )
-    if arch == "qwen3_moe" and "intermediate_size" not in data:
+    if arch in ("qwen2_moe", "qwen3_moe") and "intermediate_size" not in data:
         intermediate = moe["expert_intermediate_size"] if moe else _int(data, "intermediate_size", file)
     elif arch == "llama4_text":  # intermediate_size is the experts' width, intermediate_size_mlp the dense one
         intermediate = _int(data, "intermediate_size_mlp", file)
