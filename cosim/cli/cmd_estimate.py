@@ -34,6 +34,20 @@ from cosim.cli.common import (
 )
 
 
+def _with_image_tokens(workload: str, scenario):
+    """The scenario with the prompt's image tokens added to its text `input_len` (the engine's input_len counts
+    every prompt token); a clear error for a model without an image encoder."""
+    from cosim.errors import CosimInputError
+    from cosim.specs.loader import load_workload
+
+    vision = getattr(load_workload(workload), "vision", None)
+    if vision is None:
+        raise CosimInputError(f"--images-per-request needs a model with an image encoder; '{workload}' has none "
+                              "(workload `vision`: fixed-resolution encoders such as Gemma 3's)")
+    extra = scenario.images_per_request * vision.tokens_per_image
+    return scenario.model_copy(update={"input_len": scenario.input_len + extra})
+
+
 def register(app: typer.Typer) -> None:
     @app.command("estimate")
     def estimate_cmd(
@@ -62,6 +76,10 @@ def register(app: typer.Typer) -> None:
                                              "per-rank batch sizes the engine captured CUDA graphs "
                                              "for (TensorRT-LLM cuda_graph_config batch_sizes with enable_padding); "
                                              "a step without a prompt pads its batch up to the next one"),
+        images_per_request: int = typer.Option(0, "--images-per-request", help="prefill, generate: images each "
+                                               "prompt carries, for a model with an image encoder (Gemma 3); "
+                                               "their tokens (images x the encoder's tokens per image) are added "
+                                               "to --input-len, which counts the text"),
         frames: FramesOpt = None,
         height: HeightOpt = None,
         width: WidthOpt = None,
@@ -133,7 +151,10 @@ def register(app: typer.Typer) -> None:
                                   recompute="selective" if recompute == "auto" else recompute,
                                   kv_precision=kv_precision, activation_precision=activation_precision,
                                   dense_precision=dense_precision, dp_prompt_balance=dp_balance,
-                                  dp_imbalance=dp_imbalance, ssm_state_precision=ssm_state_precision)
+                                  dp_imbalance=dp_imbalance, ssm_state_precision=ssm_state_precision,
+                                  images_per_request=images_per_request)
+        if images_per_request:
+            scenario = _with_image_tokens(workload, scenario)
         if cuda_graph_sizes:
             from cosim.cli.common import parse_graph_sizes
 

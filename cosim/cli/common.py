@@ -85,7 +85,7 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
                    kv_precision: str | None = None, eager_prompt_steps: bool = False,
                    dp_prompt_balance: bool = False, activation_precision: str | None = None,
                    dense_precision: str | None = None, dp_imbalance: float = 1.0,
-                   ssm_state_precision: str | None = None):
+                   ssm_state_precision: str | None = None, images_per_request: int = 0):
     """A validated Scenario from CLI values; bad values raise CosimInputError naming the flag.
 
     `kv_precision` None: the KV cache is stored in fp8 when the weights are 8-bit or narrower (the common
@@ -124,6 +124,8 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
     if ssm_state_precision is not None and ssm_state_precision not in SSM_STATE_PRECISION_CHOICES:
         raise CosimInputError(f"--ssm-state-precision must be one of {', '.join(SSM_STATE_PRECISION_CHOICES)}, "
                               f"got '{ssm_state_precision}'")
+    if images_per_request is None or images_per_request < 0:
+        raise CosimInputError(f"--images-per-request must be 0 or more, got {images_per_request}")
     if not (math.isfinite(dp_imbalance) and dp_imbalance >= 1.0):
         raise CosimInputError(f"--dp-imbalance must be a finite number >= 1 (1: ranks in step), got {dp_imbalance}")
     kv = kv_precision or default_kv_precision(precision)
@@ -136,6 +138,7 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
             weight_precision=precision, activation_precision=activation_precision or precision,
             dense_precision=dense_precision,
             kv_precision=kv, recompute=recompute, ssm_state_precision=ssm_state_precision,
+            images_per_request=images_per_request,
             parallelism=Parallelism(tp=tp, pp=pp, ep=ep, dp=dp, sp=sp, zero=zero, microbatch=microbatch,
                                     vpp=vpp),
         )

@@ -100,15 +100,30 @@ def inference_weight_bytes(workload: DecoderLM | VideoDiT, scenario: Scenario) -
     wbytes = BYTES_PER_ELEMENT[scenario.weight_precision]
     if isinstance(workload, VideoDiT):
         return params * wbytes
+    vision = _vision_bytes(workload, scenario)
     if scenario.dense_precision is None:
-        return params * wbytes + _vocab_widening_bytes(workload, scenario, wbytes)
+        return params * wbytes + _vocab_widening_bytes(workload, scenario, wbytes) + vision
     dense = BYTES_PER_ELEMENT[scenario.dense_precision]
-    widening = _vocab_widening_bytes(workload, scenario, dense)
+    widening = _vocab_widening_bytes(workload, scenario, dense) + vision
     if workload.moe is None:
         return params * dense + widening
     m = _mapping(workload, scenario)
     experts = expert_params(workload) / (m.pp * m.ep * m.expert_tp)
     return experts * wbytes + (params - experts) * dense + widening
+
+
+def _vision_bytes(workload: DecoderLM, scenario: Scenario) -> float:
+    """Bytes of a multimodal model's image encoder on one chip: loaded whether or not a prompt has images,
+    split over the TP group (vLLM shards the vision tower's linear layers), at BF16 as the vocabulary tables of
+    a quantised checkpoint (cosim.graph.vision). Counted on every chip: the first pipeline stage holds it, and
+    the footprint is the fullest chip's."""
+    from cosim.graph.rows import VOCAB_TABLE_PRECISION
+    from cosim.workloads.params import vision_params
+
+    if workload.vision is None:
+        return 0.0
+    wide = max(BYTES_PER_ELEMENT[VOCAB_TABLE_PRECISION], BYTES_PER_ELEMENT[scenario.weight_precision])
+    return vision_params(workload) * wide / _mapping(workload, scenario).tp
 
 
 def _vocab_widening_bytes(workload: DecoderLM, scenario: Scenario, dense_bytes: float) -> float:

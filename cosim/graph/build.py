@@ -31,6 +31,7 @@ from cosim.graph.optable import CommKind, OpKind, OpTable, Stage
 from cosim.graph.rows import STREAM_MIN_BYTES, Dtypes, comm
 from cosim.graph.sharding import Mapping, ceil_div, resolve, stage_layer_ranges
 from cosim.graph.video import video_stage_rows
+from cosim.graph.vision import vision_rows
 from cosim.specs.hardware import BYTES_PER_ELEMENT
 from cosim.specs.scenario import Scenario
 from cosim.specs.workload import DecoderLM, VideoDiT
@@ -78,9 +79,12 @@ def _decoder_stages(workload, scenario: Scenario, phase: str, context: int = 0) 
     m = resolve(model, scenario)
     dt = dtypes(scenario)
     tk = _tokens(model, scenario, m, phase, context)
+    images = _images(model, scenario, phase) * tk.b
     stages = []
     for start, end in stage_layer_ranges(model.num_layers, m.pp):
         rows = stage_rows(model, dt, m, tk, start, end, scenario.routing_imbalance)
+        if images and start == 0:  # the image encoder feeds the first stage's embeddings
+            rows = vision_rows(model.vision, model.hidden_size, dt, m.tp, images) + rows
         if phase == "train" and scenario.parallelism.vpp > 1:
             # interleaved 1F1B: a micro-batch leaves each chip once per chunk, the last chip's chunks
             # included (all but its final one go back to the first chip): vpp - 1 sends beyond the plain one
@@ -92,6 +96,26 @@ def _decoder_stages(workload, scenario: Scenario, phase: str, context: int = 0) 
             rows.append(comm("dp_grad_allreduce", Stage.OPTIMIZER, dt, CommKind.ALL_REDUCE, grad_bytes, m.dp))
         stages.append(OpTable.from_rows(rows))
     return stages
+
+
+def _images(model: DecoderLM, scenario: Scenario, phase: str) -> int:
+    """Images per prompt whose encoder runs in this pass: the scenario's in a prefill, none in a decode step
+    (the images were encoded when the prompt entered). Errors where the question cannot be answered."""
+    n = scenario.images_per_request
+    if not n:
+        return 0
+    if model.vision is None:
+        raise CosimInputError(f"'{model.name}' has no image encoder (workload `vision`); images_per_request "
+                              "needs a multimodal model", field="images_per_request")
+    if phase == "train":
+        raise CosimInputError("images_per_request is modelled for inference only (prefill, decode, generate)",
+                              field="images_per_request")
+    need = n * model.vision.tokens_per_image
+    if scenario.input_len < need:
+        raise CosimInputError(f"input_len ({scenario.input_len}) must count the prompt's image tokens: "
+                              f"{n} image(s) x {model.vision.tokens_per_image} = {need} with the text",
+                              field="input_len")
+    return n if phase == "prefill" else 0
 
 
 def _busiest(stages: list[OpTable]) -> OpTable:
@@ -176,7 +200,9 @@ def mixed_step_graph(workload: DecoderLM, scenario: Scenario, context: int) -> O
     prompt = prefill_graph(workload, scenario)
     per_request = (decode.kind == OpKind.ATTENTION) | (decode.stage == Stage.LM_HEAD)
     per_token = (merged.kind != OpKind.ATTENTION) & (merged.stage != Stage.LM_HEAD)
-    prompt_attention = prompt.select(prompt.kind == OpKind.ATTENTION).with_repeat(share / scenario.output_len)
+    # a prompt's attention, and its images' encoder, run once per prompt: a step carries its share
+    per_prompt = (prompt.kind == OpKind.ATTENTION) | (prompt.stage == Stage.VISION_ENCODER)
+    prompt_attention = prompt.select(per_prompt).with_repeat(share / scenario.output_len)
     if share == 1.0:
         return OpTable.concat([merged.select(per_token), decode.select(per_request), prompt_attention])
     from cosim.graph.moe import expert_assignment_mask

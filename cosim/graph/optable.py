@@ -35,7 +35,8 @@ class CommKind(IntEnum):
 
 
 class Stage(IntEnum):
-    """Which part of a workload an op belongs to (video models have three)."""
+    """Which part of a workload an op belongs to (video models have three; a multimodal LM's image encoder
+    is its own)."""
 
     DECODER = 0
     TEXT_ENCODER = 1
@@ -43,6 +44,7 @@ class Stage(IntEnum):
     VAE = 3
     LM_HEAD = 4
     OPTIMIZER = 5
+    VISION_ENCODER = 6
 
 
 PRECISION_CODE: dict[str, int] = {p: i for i, p in enumerate(PRECISIONS)}

@@ -80,7 +80,33 @@ def _language_model(data: dict[str, Any]) -> dict[str, Any]:
     for key in ("_name_or_path", "tie_word_embeddings"):
         if key in data and key not in merged:
             merged[key] = data[key]
+    vision = data.get("vision_config")
+    if wrapper == "gemma3" and isinstance(vision, dict):  # a fixed-resolution SigLIP tower
+        merged[_VISION_KEY] = {**vision, "mm_tokens_per_image": data.get("mm_tokens_per_image", 256)}
     return merged
+
+
+#: where `_language_model` leaves a wrapper's image encoder for `_vision` (not a config.json key)
+_VISION_KEY = "_cosim_vision_config"
+
+
+def _vision(data: dict[str, Any], file: str | None) -> dict[str, Any] | None:
+    """Gemma 3's SigLIP tower (vision_config; mm_tokens_per_image, Gemma3Config's default 256) as the spec's
+    `vision`; None for other models, whose image encoders (Llama 4's tiles) are not imported."""
+    vision = data.get(_VISION_KEY)
+    if vision is None:
+        return None
+    out = {}
+    for key, name in (("num_hidden_layers", "num_layers"), ("hidden_size", "hidden_size"),
+                      ("intermediate_size", "intermediate_size"), ("num_attention_heads", "num_heads"),
+                      ("patch_size", "patch_size"), ("image_size", "image_size"),
+                      ("mm_tokens_per_image", "tokens_per_image")):
+        value = vision.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            field = key if key == "mm_tokens_per_image" else f"vision_config.{key}"
+            raise CosimInputError(f"must be a positive integer, got {value!r}", file=file, field=field)
+        out[name] = value
+    return out
 
 
 def _arch(data: dict[str, Any], file: str | None) -> str:
@@ -376,6 +402,9 @@ def workload_from_hf_config(data: dict, file: str | None = None, name: str | Non
     }
     if moe:
         spec["moe"] = moe
+    vision = _vision(data, file)
+    if vision:
+        spec["vision"] = vision
     if arch == "nemotron_h":
         spec.update(_hybrid(data, layers, file))
     return workload_from_dict(spec, file)

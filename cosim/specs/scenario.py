@@ -94,6 +94,11 @@ class Scenario(BaseModel):
                     "without a prompt pads its batch up to the next one (TensorRT-LLM cuda_graph_config with "
                     "enable_padding; cosim.engines.graph_padding); None: no padding")
     # video
+    images_per_request: int = Field(
+        default=0, ge=0,
+        description="prefill and generate, a multimodal model (workload `vision`): images each prompt carries; "
+                    "the image encoder runs once per image, and `input_len` counts the prompt's image tokens "
+                    "(images x vision.tokens_per_image) with its text")
     frames: int | None = Field(default=None, gt=0)
     height: int | None = Field(default=None, gt=0)
     width: int | None = Field(default=None, gt=0)

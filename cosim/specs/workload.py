@@ -136,6 +136,42 @@ class Mamba2(_Frozen):
         return 2 * self.inner_size + 2 * self.num_groups * self.state_size + self.num_heads
 
 
+class VisionEncoder(_Frozen):
+    """A fixed-resolution ViT image encoder (SigLIP, as Gemma 3 uses) and its projection into the language model.
+
+    Every image is resized to `image_size` x `image_size` and cut into (image_size / patch_size)^2 patches,
+    which run through `num_layers` pre-LayerNorm blocks (non-causal attention over the patches, a GELU MLP,
+    biases throughout); the patches are pooled to `tokens_per_image` tokens, RMS-normalised and projected to
+    the language model's width. Tiled (Llama 4) and dynamic-resolution (Qwen-VL) encoders, whose token count
+    depends on each image's size, are not this schema."""
+
+    num_layers: int = Field(gt=0)
+    hidden_size: int = Field(gt=0)
+    intermediate_size: int = Field(gt=0)
+    num_heads: int = Field(gt=0)
+    patch_size: int = Field(gt=0, description="pixels on a side of one patch")
+    image_size: int = Field(gt=0, description="pixels on a side every image is resized to")
+    tokens_per_image: int = Field(gt=0, description="tokens each image adds to the prompt (after pooling)")
+
+    @model_validator(mode="after")
+    def _check(self) -> VisionEncoder:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size ({self.hidden_size}) must be a multiple of num_heads ({self.num_heads})")
+        if self.image_size % self.patch_size:
+            raise ValueError(f"image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})")
+        if self.tokens_per_image > self.patches:
+            raise ValueError(f"tokens_per_image ({self.tokens_per_image}) exceeds the {self.patches} patches")
+        return self
+
+    @property
+    def patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+
 class BlockCounts(NamedTuple):
     """Blocks of each kind among some layers of a decoder."""
 
@@ -172,6 +208,9 @@ class DecoderLM(_Frozen):
                     "and residual: M a Mamba-2 mixer, * self-attention, - the MLP, E the MoE layer of `moe`; "
                     "null: every layer is attention + MLP (or MoE)")
     mamba: Mamba2 | None = Field(default=None, description="the Mamba-2 mixer of a hybrid model's M layers")
+    vision: VisionEncoder | None = Field(
+        default=None, description="multimodal checkpoints: the image encoder whose tokens join the prompt "
+                                  "(Scenario.images_per_request); null: a text-only model")
     published_params_total: float | None = Field(default=None, gt=0, description="published total, for tests")
     published_params_active: float | None = Field(default=None, gt=0)
     notes: str | None = None

@@ -104,6 +104,14 @@ def _is_hybrid(workload: str) -> bool:
     return getattr(load_workload(workload), "mamba", None) is not None
 
 
+def _held_out_of_stack_fit(row_id: str, workload: str) -> bool:
+    """Rows a serving stack's factor is scored on but not fitted to: a hybrid model's (its Mamba-2 kernels) and
+    prompts with images (the image encoder), which test those parts of the model out of sample."""
+    from cosim.validate.runner import query_for
+
+    return _is_hybrid(workload) or query_for(row_id).images_per_request > 0
+
+
 def energy_stack_keys() -> list[str]:
     from cosim.engines.calibration import MOE, stack_key
 
@@ -380,10 +388,10 @@ def fit_energy_stack(thetas: dict[str, np.ndarray], stacks: dict[str, float], gr
     lo, hi = np.log(SCALE_BOUNDS[0]), np.log(SCALE_BOUNDS[1])
     prior = 1.0 / STACK_PRIOR_SIGMA**2
     out = {}
-    table["hybrid"] = [_is_hybrid(w) for w in table["workload"]]
+    table["held"] = [_held_out_of_stack_fit(i, w) for i, w in zip(table["id"], table["workload"], strict=True)]
     for stack in energy_stack_keys():
-        held = table[(table["stack"] == stack) & table["hybrid"]].reset_index(drop=True)
-        sub = table[(table["stack"] == stack) & ~table["hybrid"]].reset_index(drop=True)
+        held = table[(table["stack"] == stack) & table["held"]].reset_index(drop=True)
+        sub = table[(table["stack"] == stack) & ~table["held"]].reset_index(drop=True)
         if sub.empty:
             continue
         e_meas = sub["measured"].to_numpy(dtype=float)
@@ -422,7 +430,7 @@ def fit_energy_stack(thetas: dict[str, np.ndarray], stacks: dict[str, float], gr
             print(f"calibrate stack {stack}: factor {np.exp(x):.3f} on {len(sub)} ML.ENERGY rows (energy and speed), "
                   f"energy median |err| in-sample {np.median(np.abs(in_sample)):.3f}, LOO {np.median(np.abs(loo)):.3f}; "
                   f"speed median |err| {np.median(np.abs(np.expm1(rt[np.isfinite(t_meas)]))):.3f}"
-                  + (f"; {len(held)} hybrid-model rows held out, energy median |err| "
+                  + (f"; {len(held)} rows held out (hybrid models, image prompts), energy median |err| "
                      f"{np.nanmedian(np.abs(held_err)):.3f}" if len(held) else ""), file=sys.stderr)
     return out
 
@@ -571,7 +579,7 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
             "rows": fit, "in_sample_median_abs_error": round(float(np.median(np.abs(e_in[:fit]))), 4),
             "loo_median_abs_error": round(float(np.median(np.abs(e_loo[:fit]))), 4)}
         if e_held:
-            entry["held_out_hybrid_rows"] = list(e_held)
+            entry["held_out_rows"] = list(e_held)
             entry["held_out_median_abs_error"] = round(float(np.nanmedian(np.abs(e_loo[fit:]))), 4)
         stack, _, qualifier = key.partition(GENERATION_SEP)
         if qualifier:
@@ -608,7 +616,7 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                    f"{list(OVERHEAD_BOUNDS)}); the {list(ENERGY_STACKS)} factors (a second one for MoE models: "
                    f"{list(ENERGY_STACK_MOE)}) are fitted afterwards on the ML.ENERGY "
                    "rows' energy per token and output tokens/s with the generation scales fixed (a hybrid Mamba-2 "
-                   "model's rows scored at the factor, not fitted); last, the host time "
+                   "model's rows and prompts with images scored at the factor, not fitted); last, the host time "
                    "per MoE layer per micro-batch of a training step (bounds "
                    f"{list(TRAIN_OVERHEAD_BOUNDS)} s) on the MoE training rows, everything else fixed, left out "
                    "row by row by an exact refit; rows of reliability "

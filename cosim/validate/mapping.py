@@ -78,6 +78,8 @@ class Query(BaseModel):
                                         "experts where the checkpoint quantises only the experts")
     ssm_state_precision: str | None = Field(default=None, description="hybrid models: the Mamba-2 state cache's "
                                             "precision where the run sets it (vLLM mamba-ssm-cache-dtype)")
+    images_per_request: int = Field(default=0, ge=0, description="images each prompt carries (a multimodal "
+                                    "model's image encoder runs once per image; input_len counts their tokens)")
     dp_balance: bool = Field(default=False, description="the attention-DP ranks synchronise their prompts "
                              "(TensorRT-LLM attention_dp_config enable_balance), where the run's config sets it")
     batch: int | None = Field(default=None, gt=0)
@@ -97,6 +99,8 @@ class EnergyTask(BaseModel):
 
     input_len: int | None = Field(default=None, gt=0)
     input_over_output: float | None = Field(default=None, gt=0)
+    images_per_request: int = Field(default=0, ge=0, description="images each prompt carries; the text length "
+                                    "above excludes their tokens")
     source: str
 
 
@@ -227,15 +231,25 @@ def energy_queries(mapping: Mapping | None = None) -> tuple[dict[str, Query], di
             unmapped[row.id] = rules.unmapped_tasks[row.task]
             continue
         slug = rules.models.get(row.model)
+        task = rules.tasks.get(row.task)
         if slug is None:
             unmapped[row.id] = f"{row.model} is not in the workload catalog"
+            if task is not None and task.images_per_request:
+                unmapped[row.id] = (f"multimodal prompts: {row.model} is not in the workload catalog (cosim models "
+                                    "fixed-resolution image encoders only, Gemma 3's)")
             continue
-        task = rules.tasks.get(row.task)
         if task is None or row.gpu not in rules.gpus or not row.batch or not row.avg_output_len:
             unmapped[row.id] = f"task '{row.task}' or GPU '{row.gpu}' has no mapping rule"
             continue
         out = int(round(row.avg_output_len))
         inp = task.input_len or int(round((task.input_over_output or 1.0) * out))
+        if task.images_per_request:
+            vision = load_workload(slug).vision
+            if vision is None:
+                unmapped[row.id] = (f"multimodal prompts: {slug} has no image encoder in cosim (only fixed-resolution "
+                                    "encoders are modelled; tiled and dynamic-resolution ones are not)")
+                continue
+            inp += task.images_per_request * vision.tokens_per_image
         precision = "fp8" if row.model.upper().endswith("FP8") else "bf16"
         checkpoint = rules.precisions.get(row.model)
         if checkpoint is not None:
@@ -254,5 +268,6 @@ def energy_queries(mapping: Mapping | None = None) -> tuple[dict[str, Query], di
             dense_precision=checkpoint.dense_precision if checkpoint else None,
             ssm_state_precision=checkpoint.ssm_state_precision if checkpoint else None,
             input_len=inp, output_len=out, batch=row.batch, assumed=task.source, stack="vllm",
+            images_per_request=task.images_per_request,
         )
     return queries, unmapped

@@ -6,7 +6,7 @@ published totals (e.g. Llama-3.1-8B 8.03B, DeepSeek-V3 671B/37B).
 
 from __future__ import annotations
 
-from cosim.specs.workload import Attention, DecoderLM, Mamba2, Mlp, VideoDiT
+from cosim.specs.workload import Attention, DecoderLM, Mamba2, Mlp, VideoDiT, VisionEncoder
 
 
 def attention_params(hidden: int, att: Attention) -> int:
@@ -108,8 +108,27 @@ def _embedding_params(model: DecoderLM, include_input: bool = True) -> int:
     return (emb if include_input else 0) + head
 
 
+def vision_tower_params(vision: VisionEncoder) -> int:
+    """A SigLIP-style encoder: patch embedding (a conv of 3 x patch^2 inputs, with bias), one learned position
+    per patch, per block q/k/v/o and the GELU MLP with biases and two LayerNorms, the final LayerNorm."""
+    h, inner = vision.hidden_size, vision.intermediate_size
+    block = (4 * h * h + 4 * h) + (2 * h * inner + inner + h) + 2 * 2 * h
+    return 3 * vision.patch_size**2 * h + h + vision.patches * h + vision.num_layers * block + 2 * h
+
+
+def vision_params(model: DecoderLM) -> int:
+    """The image encoder and its projector (an RMSNorm and a matrix into the language model's width); 0 for a
+    text-only model. Not part of `params_total`, which counts the language model (as the video models' text
+    encoder and VAE are not)."""
+    vision = model.vision
+    if vision is None:
+        return 0
+    return vision_tower_params(vision) + vision.hidden_size + vision.hidden_size * model.hidden_size
+
+
 def params_total(model: DecoderLM | VideoDiT) -> float:
-    """All weights, embeddings included (DiT only for video models)."""
+    """All weights of the language model, embeddings included (DiT only for video models; a multimodal
+    model's image encoder is `vision_params`)."""
     if isinstance(model, VideoDiT):  # every denoiser expert's weights are held
         from cosim.workloads.video import dit_params_held
 
