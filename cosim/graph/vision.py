@@ -24,7 +24,7 @@ from cosim.graph.rows import (
     gemm,
     head_dtypes,
 )
-from cosim.specs.workload import Mlp, VisionEncoder
+from cosim.specs.workload import VisionEncoder
 
 #: FLOPs per input element of average pooling (one add per input, the divide amortised)
 POOL_FLOPS_PER_ELEMENT = 1.0
@@ -52,8 +52,7 @@ def vision_rows(vision: VisionEncoder, lm_hidden: int, dt: Dtypes, tp: int, imag
         elementwise("vision.mlp_norm", st, dt, tokens * h, norm, inputs=2, outputs=2, weight_elements=2 * h,
                     repeat=L),
     ]
-    rows += mlp_rows("vision.mlp", st, dt, Mlp(kind="gelu", intermediate_size=inner, bias=True), tokens, h,
-                     inner / tp, L)
+    rows += mlp_rows("vision.mlp", st, dt, vision.mlp, tokens, h, inner / tp, L)
     if tp > 1:
         rows += [comm("vision.attn_allreduce", st, dt, CommKind.ALL_REDUCE, tokens * h * dt.a, tp, repeat=L),
                  comm("vision.mlp_allreduce", st, dt, CommKind.ALL_REDUCE, tokens * h * dt.a, tp, repeat=L)]

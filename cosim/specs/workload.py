@@ -171,6 +171,11 @@ class VisionEncoder(_Frozen):
     def head_dim(self) -> int:
         return self.hidden_size // self.num_heads
 
+    @property
+    def mlp(self) -> Mlp:
+        """A block's MLP: ungated GELU with biases (SigLIP's fc1, fc2)."""
+        return Mlp(kind="gelu", intermediate_size=self.intermediate_size, bias=True)
+
 
 class BlockCounts(NamedTuple):
     """Blocks of each kind among some layers of a decoder."""

@@ -233,10 +233,10 @@ def energy_queries(mapping: Mapping | None = None) -> tuple[dict[str, Query], di
         slug = rules.models.get(row.model)
         task = rules.tasks.get(row.task)
         if slug is None:
-            unmapped[row.id] = f"{row.model} is not in the workload catalog"
-            if task is not None and task.images_per_request:
-                unmapped[row.id] = (f"multimodal prompts: {row.model} is not in the workload catalog (cosim models "
-                                    "fixed-resolution image encoders only, Gemma 3's)")
+            images = task is not None and task.images_per_request
+            unmapped[row.id] = (f"multimodal prompts: {row.model} is not in the workload catalog (cosim models "
+                                "fixed-resolution image encoders only, Gemma 3's)" if images
+                                else f"{row.model} is not in the workload catalog")
             continue
         if task is None or row.gpu not in rules.gpus or not row.batch or not row.avg_output_len:
             unmapped[row.id] = f"task '{row.task}' or GPU '{row.gpu}' has no mapping rule"

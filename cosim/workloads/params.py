@@ -111,8 +111,8 @@ def _embedding_params(model: DecoderLM, include_input: bool = True) -> int:
 def vision_tower_params(vision: VisionEncoder) -> int:
     """A SigLIP-style encoder: patch embedding (a conv of 3 x patch^2 inputs, with bias), one learned position
     per patch, per block q/k/v/o and the GELU MLP with biases and two LayerNorms, the final LayerNorm."""
-    h, inner = vision.hidden_size, vision.intermediate_size
-    block = (4 * h * h + 4 * h) + (2 * h * inner + inner + h) + 2 * 2 * h
+    h = vision.hidden_size
+    block = (4 * h * h + 4 * h) + mlp_params(h, vision.mlp) + 2 * 2 * h
     return 3 * vision.patch_size**2 * h + h + vision.patches * h + vision.num_layers * block + 2 * h
 
 
