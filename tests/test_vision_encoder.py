@@ -139,3 +139,12 @@ def test_image_chat_rows_map_where_the_encoder_is_modelled():
         assert q.images_per_request == 1 and q.input_len == q.output_len + 256
     scout = [r for k, r in unmapped.items() if "llama-4-scout" in k and "image-chat" in k]
     assert scout and all("no image encoder" in r for r in scout)
+
+
+def test_serving_says_it_does_not_simulate_images():
+    from cosim.serving.service import make_requests, serve
+
+    req = make_requests(offline=True, num_requests=4, qps=None, duration_s=None, input_len="600", output_len="10")
+    with pytest.raises(CosimInputError) as err:
+        serve("h100-sxm", "gemma-3-12b", Scenario(phase="generate", images_per_request=1), chips=1, requests=req)
+    assert err.value.field == "images_per_request"

@@ -136,6 +136,9 @@ def serve(hardware, workload, scenario, *, chips: int | None, requests: RequestS
     wl = load_workload(workload)
     if not isinstance(wl, DecoderLM):
         raise CosimInputError(f"'{wl.name}' is a video model; cosim serve simulates language-model serving")
+    if scenario.images_per_request:
+        raise CosimInputError("image prompts are not simulated in serving yet (cosim estimate runs them)",
+                              field="images_per_request")
     d = serving_defaults()
     max_seqs = int(max_seqs or d["max_seqs"])
     max_batched_tokens = int(max_batched_tokens or d["max_batched_tokens"])
