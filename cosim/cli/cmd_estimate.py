@@ -37,14 +37,13 @@ from cosim.cli.common import (
 def _with_image_tokens(workload: str, scenario):
     """The scenario with the prompt's image tokens added to its text `input_len` (the engine's input_len counts
     every prompt token); a clear error for a model without an image encoder."""
-    from cosim.errors import CosimInputError
     from cosim.specs.loader import load_workload
+    from cosim.workloads.params import image_tokens
 
-    vision = getattr(load_workload(workload), "vision", None)
-    if vision is None:
-        raise CosimInputError(f"--images-per-request needs a model with an image encoder; '{workload}' has none "
-                              "(workload `vision`: fixed-resolution encoders such as Gemma 3's)")
-    extra = scenario.images_per_request * vision.tokens_per_image
+    model = load_workload(workload)
+    if not hasattr(model, "vision"):  # a video model: its phase check gives the error
+        return scenario
+    extra = image_tokens(model, scenario.images_per_request)
     return scenario.model_copy(update={"input_len": scenario.input_len + extra})
 
 

@@ -101,16 +101,15 @@ def _decoder_stages(workload, scenario: Scenario, phase: str, context: int = 0) 
 def _images(model: DecoderLM, scenario: Scenario, phase: str) -> int:
     """Images per prompt whose encoder runs in this pass: the scenario's in a prefill, none in a decode step
     (the images were encoded when the prompt entered). Errors where the question cannot be answered."""
+    from cosim.workloads.params import image_tokens
+
     n = scenario.images_per_request
+    need = image_tokens(model, n)
     if not n:
         return 0
-    if model.vision is None:
-        raise CosimInputError(f"'{model.name}' has no image encoder (workload `vision`); images_per_request "
-                              "needs a multimodal model", field="images_per_request")
     if phase == "train":
         raise CosimInputError("images_per_request is modelled for inference only (prefill, decode, generate)",
                               field="images_per_request")
-    need = n * model.vision.tokens_per_image
     if scenario.input_len < need:
         raise CosimInputError(f"input_len ({scenario.input_len}) must count the prompt's image tokens: "
                               f"{n} image(s) x {model.vision.tokens_per_image} = {need} with the text",

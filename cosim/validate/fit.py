@@ -104,12 +104,10 @@ def _is_hybrid(workload: str) -> bool:
     return getattr(load_workload(workload), "mamba", None) is not None
 
 
-def _held_out_of_stack_fit(row_id: str, workload: str) -> bool:
+def _held_out_of_stack_fit(query) -> bool:
     """Rows a serving stack's factor is scored on but not fitted to: a hybrid model's (its Mamba-2 kernels) and
     prompts with images (the image encoder), which test those parts of the model out of sample."""
-    from cosim.validate.runner import query_for
-
-    return _is_hybrid(workload) or query_for(row_id).images_per_request > 0
+    return _is_hybrid(query.workload) or query.images_per_request > 0
 
 
 def energy_stack_keys() -> list[str]:
@@ -373,7 +371,8 @@ def fit_energy_stack(thetas: dict[str, np.ndarray], stacks: dict[str, float], gr
     energy per output token and its measured output tokens/s (the factor is a speed: the rows' published speed
     constrains it as much as their energy); the errors reported are the energy ones, leave-one-row-out.
     Hybrid models' rows (Mamba-2 blocks: vLLM's SSD and state-update kernels, which the factor, fitted on
-    attention, GEMM and MoE kernels, does not stand for) are scored at the fitted factor, never fitted: they
+    attention, GEMM and MoE kernels, does not stand for) and prompts with images (the image encoder) are
+    scored at the fitted factor, never fitted: they
     are listed last in `rows`, with their out-of-sample errors as both in-sample and LOO errors."""
     from scipy.optimize import minimize_scalar
 
@@ -383,12 +382,13 @@ def fit_energy_stack(thetas: dict[str, np.ndarray], stacks: dict[str, float], gr
     table = base_table()
     table = table[(table["source_class"] == "ml_energy") & table["reliability"].isin(FIT_RELIABILITY)]
     table = table.reset_index(drop=True)
-    table["stack"] = [energy_stack_key(query_for(i)) for i in table["id"]]
+    queries = [query_for(i) for i in table["id"]]
+    table["stack"] = [energy_stack_key(q) for q in queries]
+    table["held"] = [_held_out_of_stack_fit(q) for q in queries]
     speed = {r.id: r.output_tokens_per_s for r in load_energy_rows()}
     lo, hi = np.log(SCALE_BOUNDS[0]), np.log(SCALE_BOUNDS[1])
     prior = 1.0 / STACK_PRIOR_SIGMA**2
     out = {}
-    table["held"] = [_held_out_of_stack_fit(i, w) for i, w in zip(table["id"], table["workload"], strict=True)]
     for stack in energy_stack_keys():
         held = table[(table["stack"] == stack) & table["held"]].reset_index(drop=True)
         sub = table[(table["stack"] == stack) & ~table["held"]].reset_index(drop=True)

@@ -214,6 +214,7 @@ def energy_queries(mapping: Mapping | None = None) -> tuple[dict[str, Query], di
     from cosim.engines.calibration import is_moe
     from cosim.specs.loader import load_workload
     from cosim.validate.reference import load_energy_rows
+    from cosim.workloads.params import image_tokens
 
     mapping = mapping or load_mapping()
     rules = mapping.energy
@@ -244,12 +245,12 @@ def energy_queries(mapping: Mapping | None = None) -> tuple[dict[str, Query], di
         out = int(round(row.avg_output_len))
         inp = task.input_len or int(round((task.input_over_output or 1.0) * out))
         if task.images_per_request:
-            vision = load_workload(slug).vision
-            if vision is None:
+            model = load_workload(slug)
+            if model.vision is None:
                 unmapped[row.id] = (f"multimodal prompts: {slug} has no image encoder in cosim (only fixed-resolution "
                                     "encoders are modelled; tiled and dynamic-resolution ones are not)")
                 continue
-            inp += task.images_per_request * vision.tokens_per_image
+            inp += image_tokens(model, task.images_per_request)
         precision = "fp8" if row.model.upper().endswith("FP8") else "bf16"
         checkpoint = rules.precisions.get(row.model)
         if checkpoint is not None:

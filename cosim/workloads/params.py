@@ -126,6 +126,19 @@ def vision_params(model: DecoderLM) -> int:
     return vision_tower_params(vision) + vision.hidden_size + vision.hidden_size * model.hidden_size
 
 
+def image_tokens(model: DecoderLM, images: int) -> int:
+    """Prompt tokens `images` images add through the model's image encoder; an error for a model without one."""
+    if not images:
+        return 0
+    if model.vision is None:
+        from cosim.errors import CosimInputError
+
+        raise CosimInputError(f"'{model.name}' has no image encoder (workload `vision`: fixed-resolution encoders "
+                              "such as Gemma 3's); images_per_request needs a multimodal model",
+                              field="images_per_request")
+    return images * model.vision.tokens_per_image
+
+
 def params_total(model: DecoderLM | VideoDiT) -> float:
     """All weights of the language model, embeddings included (DiT only for video models; a multimodal
     model's image encoder is `vision_params`)."""
