@@ -79,6 +79,12 @@ def register(app: typer.Typer) -> None:
                                                "prompt carries, for a model with an image encoder (Gemma 3); "
                                                "their tokens (images x the encoder's tokens per image) are added "
                                                "to --input-len, which counts the text"),
+        draft_tokens: int = typer.Option(0, "--draft-tokens", help="decode: speculative decoding with the model's "
+                                         "multi-token-prediction module (DeepSeek-V3/R1): tokens drafted per "
+                                         "sequence per step, which the main model verifies in one pass"),
+        accepted_tokens_per_step: float | None = typer.Option(
+            None, "--accepted-tokens-per-step", help="decode with --draft-tokens: mean tokens a sequence emits per "
+            "step (accepted drafts + 1; TensorRT-LLM's 'acceptance rate'), between 1 and draft tokens + 1"),
         frames: FramesOpt = None,
         height: HeightOpt = None,
         width: WidthOpt = None,
@@ -151,7 +157,8 @@ def register(app: typer.Typer) -> None:
                                   kv_precision=kv_precision, activation_precision=activation_precision,
                                   dense_precision=dense_precision, dp_prompt_balance=dp_balance,
                                   dp_imbalance=dp_imbalance, ssm_state_precision=ssm_state_precision,
-                                  images_per_request=images_per_request)
+                                  images_per_request=images_per_request, draft_tokens=draft_tokens,
+                                  accepted_tokens_per_step=accepted_tokens_per_step)
         if images_per_request:
             scenario = _with_image_tokens(workload, scenario)
         if cuda_graph_sizes:

@@ -85,7 +85,8 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
                    kv_precision: str | None = None, eager_prompt_steps: bool = False,
                    dp_prompt_balance: bool = False, activation_precision: str | None = None,
                    dense_precision: str | None = None, dp_imbalance: float = 1.0,
-                   ssm_state_precision: str | None = None, images_per_request: int = 0):
+                   ssm_state_precision: str | None = None, images_per_request: int = 0,
+                   draft_tokens: int = 0, accepted_tokens_per_step: float | None = None):
     """A validated Scenario from CLI values; bad values raise CosimInputError naming the flag.
 
     `kv_precision` None: the KV cache is stored in fp8 when the weights are 8-bit or narrower (the common
@@ -126,6 +127,11 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
                               f"got '{ssm_state_precision}'")
     if images_per_request is None or images_per_request < 0:
         raise CosimInputError(f"--images-per-request must be 0 or more, got {images_per_request}")
+    if draft_tokens is None or draft_tokens < 0:
+        raise CosimInputError(f"--draft-tokens must be 0 or more, got {draft_tokens}")
+    if accepted_tokens_per_step is not None and not (math.isfinite(accepted_tokens_per_step)
+                                                     and accepted_tokens_per_step >= 1.0):
+        raise CosimInputError(f"--accepted-tokens-per-step must be a finite number >= 1, got {accepted_tokens_per_step}")
     if not (math.isfinite(dp_imbalance) and dp_imbalance >= 1.0):
         raise CosimInputError(f"--dp-imbalance must be a finite number >= 1 (1: ranks in step), got {dp_imbalance}")
     kv = kv_precision or default_kv_precision(precision)
@@ -138,13 +144,15 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
             weight_precision=precision, activation_precision=activation_precision or precision,
             dense_precision=dense_precision,
             kv_precision=kv, recompute=recompute, ssm_state_precision=ssm_state_precision,
-            images_per_request=images_per_request,
+            images_per_request=images_per_request, draft_tokens=draft_tokens,
+            accepted_tokens_per_step=accepted_tokens_per_step,
             parallelism=Parallelism(tp=tp, pp=pp, ep=ep, dp=dp, sp=sp, zero=zero, microbatch=microbatch,
                                     vpp=vpp),
         )
     except ValidationError as err:
         first = err.errors()[0]
-        raise CosimInputError(first["msg"], field=".".join(str(p) for p in first["loc"])) from None
+        raise CosimInputError(first["msg"].removeprefix("Value error, "),
+                              field=".".join(str(p) for p in first["loc"])) from None
 
 
 def check_stack(stack: str) -> None:

@@ -283,9 +283,16 @@ def footprint(workload: DecoderLM | VideoDiT, scenario: Scenario, batch: int | N
         chunk = float(_defaults()["prefill_chunk_tokens"]["value"])
         in_flight = min(seqs * math.ceil(scenario.input_len / m.sp), max(chunk, math.ceil(scenario.input_len / m.sp)))
         context = scenario.input_len + scenario.output_len
-    act = in_flight * (4 * h + 3 * width / m.tp) * abytes + seqs * workload.vocab_size / m.tp * 4.0
+    q = 1 + scenario.draft_tokens  # a speculative step verifies (and scores) drafts + 1 tokens per sequence
+    act = q * (in_flight * (4 * h + 3 * width / m.tp) * abytes + seqs * workload.vocab_size / m.tp * 4.0)
     kv = kv_bytes_per_chip(workload, scenario, b, context) + ssm_state_bytes_per_chip(workload, scenario, b)
-    return Footprint(inference_weight_bytes(workload, scenario), kv, act, 0.0)
+    weights = inference_weight_bytes(workload, scenario)
+    if scenario.draft_tokens and workload.mtp_modules:  # the MTP module and its own KV cache are loaded too
+        from cosim.workloads.params import mtp_params, params_total
+
+        weights *= 1.0 + mtp_params(workload) / params_total(workload)
+        kv *= 1.0 + workload.mtp_modules / workload.attention_layers
+    return Footprint(weights, kv, act, 0.0)
 
 
 def usable_bytes(capacity_bytes: float, reserve_fraction: float) -> float:

@@ -11,7 +11,9 @@ Every function works on N design points at once (arrays in, arrays out). Convent
   sequence advances once every pp stage steps of one micro-batch: TPOT = pp x stage step(batch / pp),
   and every stage is busy for the whole iteration (its counters are pp micro-batch steps).
 - prefill: TTFT = latency; throughput = processed (prompt) tokens per second.
-- decode: one step at context `input_len`; TPOT = latency; throughput = output tokens per second.
+- decode: one step at context `input_len`; TPOT = latency; throughput = output tokens per second. A
+  speculative step (`draft_tokens`) emits `accepted_tokens_per_step` tokens per sequence: TPOT = latency /
+  accepted, throughput = batch x accepted / latency.
 - generate: TTFT = prefill; TPOT = mean decode step over the growing context input_len ...
   input_len + output_len - 1, integrated by Gauss-Legendre quadrature (the step time is piecewise
   linear in the context, `generate_context_samples` nodes); with spread output lengths (`output_len_cv`)
@@ -215,12 +217,12 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
             tokens = scenario.batch * scenario.input_len
         else:
             r = _interleaved(pad_graphs(run("decode", build.decode_graph(workload, micro, scenario.input_len)), 1.0), pp)
-            tokens = scenario.batch
+            tokens = scenario.batch * scenario.tokens_per_sequence_step  # accepted tokens when speculative
         lat = pp * r["step_time_s"] if phase == "prefill" else r["step_time_s"]
         return _finish(hw, scenario, r, latency=lat, step_time=r["step_time_s"], flops=r["flops"],
                        hbm=r["bytes_main_memory"], tokens_per_step=tokens,
-                       throughput=tokens * replicas / lat,
-                       ttft=lat if phase == "prefill" else None, tpot=lat if phase == "decode" else None)
+                       throughput=tokens * replicas / lat, ttft=lat if phase == "prefill" else None,
+                       tpot=lat / scenario.tokens_per_sequence_step if phase == "decode" else None)
 
     if phase == "generate":
         pre = run("prefill", build.prefill_graph(workload, scenario))

@@ -68,7 +68,7 @@ class Tokens:
 
     phase: prefill | decode | train. b: sequences on this chip. seq: prompt length (prefill/train).
     seq_local: tokens per sequence on this chip after SP. context: cached tokens (decode).
-    tokens: rows of every GEMM (b x seq_local, or b in decode).
+    tokens: rows of every GEMM (b x seq_local, or b x q in decode).
     """
 
     phase: str
@@ -77,6 +77,7 @@ class Tokens:
     seq_local: int
     context: int
     tokens: int
+    q: int = 1  # decode: query tokens per sequence (1, or the drafts + 1 a speculative step verifies)
 
     @property
     def writes_cache(self) -> bool:
@@ -102,10 +103,10 @@ def _sp_comms(prefix: str, dt: Dtypes, m: Mapping, tk: Tokens, q_elems: float, k
 
 def core_geometry(m: Mapping, tk: Tokens, heads_c: int, kv_c: int, window: int, causal: bool = True) -> dict:
     """Heads, lengths and pairs of the core on one chip for prefill/train (SP-aware) or decode."""
-    if tk.phase == "decode":
-        pairs = attended_pairs(1, tk.context + 1, window) / m.sp
+    if tk.phase == "decode":  # q new tokens (causal among themselves) after `context` cached ones
+        pairs = attended_pairs(tk.q, tk.context + tk.q, window) / m.sp
         cached = min(tk.context, window - 1) if window else tk.context
-        return {"heads": heads_c, "kv_heads": kv_c, "q_len": 1, "kv_len": ceil_div(cached, m.sp) + 1,
+        return {"heads": heads_c, "kv_heads": kv_c, "q_len": tk.q, "kv_len": ceil_div(cached, m.sp) + tk.q,
                 "pairs": pairs, "cached": cached / m.sp}
     full = attended_pairs(tk.seq, tk.seq, window, causal)
     if m.sp > 1 and m.sp_kind == "ulysses":
@@ -127,11 +128,11 @@ def _core_rows(prefix: str, dt: Dtypes, m: Mapping, tk: Tokens, heads_c: int, kv
         h, kvh, q_len, kv_len = g["heads"], g["kv_heads"], g["q_len"], g["kv_len"]
         tag = f"{prefix}.attention" + (f"_window{window}" if window else "")
         if tk.phase == "decode":
-            # Q of the new token, its K/V (or latent) as activations; the cache read in full
+            # Q of the new token(s), their K/V (or latent) as activations; the cache read in full
             kv_new = cache_elems_per_token if shared_latent else kv_c * (d + dv)
-            act_in = tk.b * (h * d + kv_new)
+            act_in = tk.b * tk.q * (h * d + kv_new)
             kv_read = tk.b * g["cached"] * cache_elems_per_token
-            kv_write = tk.b * cache_elems_per_token
+            kv_write = tk.b * tk.q * cache_elems_per_token
         else:
             act_in = tk.b * (q_len * h * d + kv_len * kvh * (d + dv))
             kv_read = 0.0
@@ -143,7 +144,7 @@ def _core_rows(prefix: str, dt: Dtypes, m: Mapping, tk: Tokens, heads_c: int, kv
             repeat=count))
         if tk.phase == "decode" and m.sp > 1:
             rows.append(comm(f"{tag}.sp_combine", Stage.DECODER, dt, CommKind.ALL_REDUCE,
-                             tk.b * h * dv * dt.a, m.sp, repeat=count))
+                             tk.b * tk.q * h * dv * dt.a, m.sp, repeat=count))
     return rows
 
 

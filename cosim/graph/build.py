@@ -3,7 +3,8 @@
 - `prefill_graph`: one forward pass over `batch` prompts of `input_len` tokens (causal), LM head on
   the last position of each prompt (the first generated token).
 - `decode_graph`: one decode step; each of `batch` sequences adds one token attending to `context`
-  cached tokens plus itself.
+  cached tokens plus itself. A speculative step (`scenario.draft_tokens` k) runs the model's MTP module k
+  times (one drafted token per sequence each), then the main model over k + 1 tokens per sequence.
 - `train_graph`: the forward pass over batch x input_len tokens (LM head on every position), plus the
   data-parallel gradient all-reduce as a COMM row in stage OPTIMIZER carrying the gradient bytes per
   chip (every weight resident on the chip, reduced in bf16, or in the weight precision when wider;
@@ -26,7 +27,7 @@ import numpy as np
 
 from cosim.errors import CosimInputError
 from cosim.graph.attention import Tokens
-from cosim.graph.decoder import resident_weight_bytes, stage_rows
+from cosim.graph.decoder import mtp_draft_rows, resident_weight_bytes, stage_rows
 from cosim.graph.optable import CommKind, OpKind, OpTable, Stage
 from cosim.graph.rows import STREAM_MIN_BYTES, Dtypes, comm
 from cosim.graph.sharding import Mapping, ceil_div, resolve, stage_layer_ranges
@@ -69,7 +70,8 @@ def _tokens(model: DecoderLM, scenario: Scenario, m: Mapping, phase: str, contex
     if phase == "decode":
         if context < 0:
             raise CosimInputError(f"context must be >= 0, got {context}", field="context")
-        return Tokens("decode", b, 0, 0, context, b)
+        q = 1 + scenario.draft_tokens  # a speculative step verifies the drafts beside the model's own token
+        return Tokens("decode", b, 0, 0, context, b * q, q=q)
     s_loc = ceil_div(scenario.input_len, m.sp)
     return Tokens(phase, b, scenario.input_len, s_loc, 0, b * s_loc)
 
@@ -81,8 +83,12 @@ def _decoder_stages(workload, scenario: Scenario, phase: str, context: int = 0) 
     tk = _tokens(model, scenario, m, phase, context)
     images = _images(model, scenario, phase) * tk.b
     stages = []
+    drafts = _draft_passes(model, scenario, phase)
     for start, end in stage_layer_ranges(model.num_layers, m.pp):
         rows = stage_rows(model, dt, m, tk, start, end, scenario.routing_imbalance)
+        if drafts and end == model.num_layers:  # the MTP module sits beside the output head
+            draft_tk = Tokens("decode", tk.b, 0, 0, context, tk.b)
+            rows += mtp_draft_rows(model, dt, m, draft_tk, drafts, scenario.routing_imbalance)
         if images and start == 0:  # the image encoder feeds the first stage's embeddings
             rows = vision_rows(model.vision, model.hidden_size, dt, m.tp, images) + rows
         if phase == "train" and scenario.parallelism.vpp > 1:
@@ -96,6 +102,17 @@ def _decoder_stages(workload, scenario: Scenario, phase: str, context: int = 0) 
             rows.append(comm("dp_grad_allreduce", Stage.OPTIMIZER, dt, CommKind.ALL_REDUCE, grad_bytes, m.dp))
         stages.append(OpTable.from_rows(rows))
     return stages
+
+
+def _draft_passes(model: DecoderLM, scenario: Scenario, phase: str) -> int:
+    """Passes of the multi-token-prediction module in one step: `draft_tokens` in a speculative decode step
+    (the Scenario allows drafts in decode only), an error for a model that ships no MTP module."""
+    if not scenario.draft_tokens or phase != "decode":
+        return 0
+    if not model.mtp_modules:
+        raise CosimInputError(f"'{model.name}' ships no multi-token-prediction module (workload `mtp_modules`); "
+                              "draft_tokens needs one (DeepSeek-V3/R1)", field="draft_tokens")
+    return scenario.draft_tokens
 
 
 def _images(model: DecoderLM, scenario: Scenario, phase: str) -> int:

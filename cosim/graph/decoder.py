@@ -60,8 +60,9 @@ def _add_norm(name: str, model: DecoderLM, dt: Dtypes, tokens: float, repeat: fl
 
 
 def head_tokens(tk: Tokens) -> int:
-    """Positions whose logits are computed: every token in training, the last of each sequence otherwise."""
-    return tk.tokens if tk.phase == "train" else tk.b
+    """Positions whose logits are computed: every token in training and in a decode step (one per sequence, or
+    every verified position of a speculative one), the last of each prompt in prefill."""
+    return tk.b if tk.phase == "prefill" else tk.tokens
 
 
 def stage_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tk: Tokens, start: int, end: int,
@@ -83,14 +84,46 @@ def stage_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tk: Tokens, start: int,
     else:
         rows += _layer_rows(model, dt, experts_dt, m, tk, n, n_moe, window_counts, imbalance, touch_all_experts)
     if end == L:
-        rows.append(_add_norm("final_norm", model, dt, T, 1, outputs=1.0))
-        ht, hd = head_tokens(tk), head_dtypes(dt)  # a quantised checkpoint keeps its head unquantised
-        rows.append(gemm("lm_head", Stage.LM_HEAD, hd, ht, h, model.vocab_size / m.tp, bias=model.lm_head_bias))
-        if m.tp > 1:
-            rows.append(comm("lm_head.logits_allgather", Stage.LM_HEAD, hd, CommKind.ALL_GATHER,
-                             ht * model.vocab_size / m.tp * hd.a, m.tp))
+        rows += head_rows(model, dt, m, tk)
     else:
         rows.append(comm("pp_send_activations", Stage.DECODER, dt, CommKind.P2P, T * h * dt.a, 2))
+    return rows
+
+
+def head_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tk: Tokens, prefix: str = "") -> list[dict]:
+    """The final norm, the output head (vocab / tp columns) and, with tp > 1, the logits all-gather."""
+    h = model.hidden_size
+    rows = [_add_norm(f"{prefix}final_norm", model, dt, tk.tokens, 1, outputs=1.0)]
+    ht, hd = head_tokens(tk), head_dtypes(dt)  # a quantised checkpoint keeps its head unquantised
+    rows.append(gemm(f"{prefix}lm_head", Stage.LM_HEAD, hd, ht, h, model.vocab_size / m.tp, bias=model.lm_head_bias))
+    if m.tp > 1:
+        rows.append(comm(f"{prefix}lm_head.logits_allgather", Stage.LM_HEAD, hd, CommKind.ALL_GATHER,
+                         ht * model.vocab_size / m.tp * hd.a, m.tp))
+    return rows
+
+
+def mtp_draft_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tk: Tokens, passes: int,
+                   imbalance: float = 1.0) -> list[dict]:
+    """`passes` runs of a multi-token-prediction module, each drafting one token per sequence (`tk`: one token
+    each at the step's context): the embedding of the last token, the two input norms, the 2h -> h projection
+    (row-parallel over tp, as o_proj), one decoder layer of the model's last kind and the shared head.
+    TensorRT-LLM's autoregressive MTP reruns the module for every draft token."""
+    h, T = model.hidden_size, tk.tokens
+    experts_dt, dense_dt = dt, dt.outside_experts
+    last = model.num_layers - 1
+    n_moe = 1 if is_moe_layer(model, last) else 0
+    rows = [embedding("mtp.embed_tokens", Stage.DECODER, head_dtypes(dense_dt), T, h),
+            _add_norm("mtp.input_norms", model, dense_dt, 2 * T, 1, outputs=1.0),
+            gemm("mtp.eh_proj", Stage.DECODER, dense_dt, T, 2 * h / m.tp, h)]
+    if m.tp > 1:
+        rows.append(comm("mtp.eh_proj.tp_allreduce", Stage.DECODER, dense_dt, CommKind.ALL_REDUCE, T * h * dense_dt.a,
+                         m.tp))
+    rows += _layer_rows(model, dense_dt, experts_dt, m, tk, 1, n_moe, [(0, 1)], imbalance, False)
+    rows += head_rows(model, dense_dt, m, tk, prefix="mtp.")
+    for r in rows:
+        r["name"] = r["name"] if r["name"].startswith("mtp.") else f"mtp.{r['name']}"
+        r["stage"] = int(Stage.DRAFT)
+        r["repeat"] = r.get("repeat", 1.0) * passes
     return rows
 
 

@@ -45,6 +45,7 @@ class Stage(IntEnum):
     LM_HEAD = 4
     OPTIMIZER = 5
     VISION_ENCODER = 6
+    DRAFT = 7  # the multi-token-prediction module drafting tokens for a speculative decode step
 
 
 PRECISION_CODE: dict[str, int] = {p: i for i, p in enumerate(PRECISIONS)}

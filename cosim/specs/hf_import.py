@@ -10,8 +10,9 @@ else raises `CosimInputError` naming the architecture and listing the supported 
 
 What an import leaves out, since it moves neither the weights nor the time by more than a few parts in ten
 thousand: Gemma 2's extra post-norms and logit soft-capping, the multipliers of Granite, the sigmoid gate
-on Qwen-MoE's shared expert, OLMoE's full-width q/k norms (counted per head). Multi-token-prediction layers
-(GLM-4.5's and DeepSeek-V3's `num_nextn_predict_layers`) are not imported: speculative decoding is not modelled.
+on Qwen-MoE's shared expert, OLMoE's full-width q/k norms (counted per head). Multi-token-prediction modules
+(GLM-4.5's and DeepSeek-V3's `num_nextn_predict_layers`) become `mtp_modules`, which draft tokens for
+speculative decoding (`Scenario.draft_tokens`).
 """
 
 from __future__ import annotations
@@ -405,6 +406,9 @@ def workload_from_hf_config(data: dict, file: str | None = None, name: str | Non
     vision = _vision(data, file)
     if vision:
         spec["vision"] = vision
+    mtp = data.get("num_nextn_predict_layers")
+    if mtp:
+        spec["mtp_modules"] = _int(data, "num_nextn_predict_layers", file)
     if arch == "nemotron_h":
         spec.update(_hybrid(data, layers, file))
     return workload_from_dict(spec, file)

@@ -119,6 +119,17 @@ class Scenario(BaseModel):
                     "cards recommend float32); None: the activation stream's (vLLM's 'auto')")
     # mapping
     parallelism: Parallelism = Parallelism()
+    # speculative decoding
+    draft_tokens: int = Field(
+        default=0, ge=0,
+        description="decode: tokens the model's multi-token-prediction module (workload `mtp_modules`) drafts per "
+                    "sequence per step, run autoregressively, one pass per token; the main model then verifies "
+                    "them, running draft_tokens + 1 query tokens per sequence; 0: plain autoregressive decoding")
+    accepted_tokens_per_step: float | None = Field(
+        default=None, ge=1.0,
+        description="decode with draft_tokens: mean tokens a sequence emits per step, the verified drafts plus "
+                    "the main model's own token (TensorRT-LLM's 'acceptance rate'; at most draft_tokens + 1). A "
+                    "property of the model, the drafter and the text, not of the hardware, so it is an input")
     # MoE
     routing_imbalance: float = Field(default=1.0, ge=1.0, description="max/mean tokens per expert")
     # training
@@ -129,7 +140,21 @@ class Scenario(BaseModel):
     def _check(self) -> Scenario:
         if self.phase == "train" and self.parallelism.sp > 1 and self.parallelism.sp_kind not in ("ulysses", "ring"):
             raise ValueError("unknown sp_kind")
+        if self.draft_tokens:
+            if self.phase != "decode":
+                raise ValueError(f"draft_tokens (speculative decoding) is modelled for the decode phase only, "
+                                 f"not '{self.phase}'")
+            if self.accepted_tokens_per_step is None or self.accepted_tokens_per_step > self.draft_tokens + 1:
+                raise ValueError(f"draft_tokens {self.draft_tokens} needs accepted_tokens_per_step between 1 and "
+                                 f"{self.draft_tokens + 1} (the drafts plus the main model's own token)")
+        elif self.accepted_tokens_per_step is not None:
+            raise ValueError("accepted_tokens_per_step needs draft_tokens > 0")
         return self
+
+    @property
+    def tokens_per_sequence_step(self) -> float:
+        """Tokens a sequence emits per decode step: 1, or the accepted tokens under speculative decoding."""
+        return self.accepted_tokens_per_step if self.draft_tokens else 1.0
 
     @property
     def decode_span(self) -> int:

@@ -216,6 +216,12 @@ class DecoderLM(_Frozen):
     vision: VisionEncoder | None = Field(
         default=None, description="multimodal checkpoints: the image encoder whose tokens join the prompt "
                                   "(Scenario.images_per_request); null: a text-only model")
+    mtp_modules: int = Field(
+        default=0, ge=0,
+        description="multi-token-prediction modules shipped with the checkpoint (DeepSeek-V3's "
+                    "num_nextn_predict_layers): each is one decoder layer of the model's last kind behind two "
+                    "norms and a 2h -> h projection, sharing the embedding and output head; they draft tokens "
+                    "for speculative decoding (Scenario.draft_tokens). Not counted in params_total")
     published_params_total: float | None = Field(default=None, gt=0, description="published total, for tests")
     published_params_active: float | None = Field(default=None, gt=0)
     notes: str | None = None
@@ -243,6 +249,8 @@ class DecoderLM(_Frozen):
                 raise ValueError("a hybrid model's MoE layers are its E blocks: moe.first_dense_layers must be 0")
             if self.attention.sliding_window_layers or self.parallel_attention_mlp:
                 raise ValueError("hybrid models take neither sliding-window layers nor a parallel attention/MLP block")
+            if self.mtp_modules:
+                raise ValueError("mtp_modules is modelled for attention + MLP/MoE stacks, not hybrid models")
         elif self.mamba is not None:
             raise ValueError("a 'mamba' section needs a hybrid_pattern saying which layers are Mamba-2")
         return self

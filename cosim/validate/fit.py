@@ -519,7 +519,9 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     # a performance row served on a stack whose factor the ML.ENERGY rows fit comes after every stage that
     # would fit it: held out, and scored with that factor (fitted as if tuned, it would bend the shares)
     on_energy_stack = table["stack"].isin(energy_stack_keys())
-    held = (table["metric"].isin(HELD_OUT_METRICS) | on_energy_stack) & ~train_moe
+    # speculative-decoding rows test the draft/verify step out of sample (their acceptance is the source's)
+    speculative = table["id"].map(lambda i: query_for(i).draft_tokens > 0)
+    held = (table["metric"].isin(HELD_OUT_METRICS) | on_energy_stack | speculative) & ~train_moe
     held_out = table[held].reset_index(drop=True)
     moe = ~held & ~train_moe & (table["workload_class"] == MOE_CLASS)
     moe_table = table[moe].reset_index(drop=True)

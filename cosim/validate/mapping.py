@@ -80,6 +80,10 @@ class Query(BaseModel):
                                             "precision where the run sets it (vLLM mamba-ssm-cache-dtype)")
     images_per_request: int = Field(default=0, ge=0, description="images each prompt carries (a multimodal "
                                     "model's image encoder runs once per image; input_len counts their tokens)")
+    draft_tokens: int = Field(default=0, ge=0, description="per_user_decode: tokens the model's MTP module drafts "
+                              "per step (speculative decoding)")
+    accepted_tokens_per_step: float | None = Field(default=None, ge=1.0, description="with draft_tokens: the mean "
+                                                   "tokens a sequence emits per step, as the source states it")
     dp_balance: bool = Field(default=False, description="the attention-DP ranks synchronise their prompts "
                              "(TensorRT-LLM attention_dp_config enable_balance), where the run's config sets it")
     batch: int | None = Field(default=None, gt=0)

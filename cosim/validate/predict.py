@@ -61,6 +61,8 @@ def _scenario(q: Query, phase: str, batch: int = 1, input_len: int = 1, output_l
         dp=q.dp, sp=q.sp, zero=q.zero, microbatch=q.microbatch, vpp=q.vpp, recompute=recompute,
         kv_precision=q.kv_precision, activation_precision=q.activation_precision, dense_precision=q.dense_precision,
         ssm_state_precision=q.ssm_state_precision, images_per_request=q.images_per_request,
+        draft_tokens=q.draft_tokens if phase == "decode" else 0,
+        accepted_tokens_per_step=q.accepted_tokens_per_step if phase == "decode" and q.draft_tokens else None,
     )
 
 

@@ -19,8 +19,8 @@ COLUMNS = ["query", "faster", "slower", "rows", "measured_ratio", "predicted_rat
 
 
 def query_key(row_id: str) -> str | None:
-    """What two rows must share to be the same query: workload, metric, lengths, latency bounds and stack
-    (the source class is added by `hardware_ratios`)."""
+    """What two rows must share to be the same query: workload, metric, lengths, latency bounds, speculative
+    drafts and stack (the source class is added by `hardware_ratios`)."""
     from cosim.validate.runner import query_for
 
     try:
@@ -30,7 +30,8 @@ def query_key(row_id: str) -> str | None:
     lengths = q.profile or f"{q.input_len}/{q.output_len}"
     slo = f" SLO {q.slo_ttft_s:g} s/{q.slo_tpot_s:g} s" if q.slo_ttft_s or q.slo_tpot_s else ""
     batch = f" batch {q.batch}" if q.batch else ""
-    return f"{q.workload} {q.kind} {lengths}{batch}{slo} ({q.stack})"
+    drafts = f" drafts {q.draft_tokens} accepting {q.accepted_tokens_per_step:g}" if q.draft_tokens else ""
+    return f"{q.workload} {q.kind} {lengths}{batch}{slo}{drafts} ({q.stack})"
 
 
 def hardware_ratios(rows: pd.DataFrame, keys: dict[str, str | None] | None = None) -> pd.DataFrame:

@@ -139,6 +139,23 @@ def image_tokens(model: DecoderLM, images: int) -> int:
     return images * model.vision.tokens_per_image
 
 
+def mtp_params(model: DecoderLM) -> int:
+    """The multi-token-prediction modules (`mtp_modules`): each one decoder layer of the model's last kind (a MoE
+    layer with its router and shared experts, else a dense one), the 2h -> h projection of [embedding; hidden]
+    and three RMSNorms (the two inputs', the head's), sharing the embedding and output head with the main model
+    (DeepSeek-V3, arXiv 2412.19437 Sec. 2.2). Not part of `params_total`, as DeepSeek's 671B is not."""
+    if not model.mtp_modules:
+        return 0
+    h = model.hidden_size
+    _, _, dense_layer, moe_base = _decoder_layer_params(model)
+    layer = dense_layer
+    if model.moe is not None:
+        moe = model.moe
+        experts = moe.num_experts * mlp_params(h, model.mlp, moe.expert_intermediate_size)
+        layer = moe_base + experts + _router_params(model) + _shared_expert_params(model)
+    return model.mtp_modules * (layer + 2 * h * h + 3 * _norm_params(model))
+
+
 def params_total(model: DecoderLM | VideoDiT) -> float:
     """All weights of the language model, embeddings included (DiT only for video models; a multimodal
     model's image encoder is `vision_params`)."""
