@@ -108,6 +108,8 @@ def test_tpot_is_the_step_over_the_accepted_tokens(k, low, extra):
     assert a.latency_s == pytest.approx(b.latency_s)  # the step does not depend on how many drafts survive
     assert a.tpot_s == pytest.approx(a.latency_s / low)
     assert b.throughput_tokens_per_s == pytest.approx(2 * high / b.latency_s)
+    # a step's joules are the same; each emitted token carries its share
+    assert a.energy_j_per_token * low == pytest.approx(b.energy_j_per_token * high)
 
 
 def test_a_speculative_step_costs_more_than_one_step_and_less_than_k_plus_one():
