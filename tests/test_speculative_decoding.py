@@ -140,10 +140,29 @@ def test_bad_acceptance_is_a_clear_error(kw, field):
 
 
 def test_drafts_outside_decode_and_without_a_module_are_errors():
-    with pytest.raises(CosimInputError, match="decode phase only"):
-        build_scenario(phase="generate", draft_tokens=1, accepted_tokens_per_step=1.5)
+    for phase, chunked in (("prefill", False), ("train", False), ("generate", True)):
+        with pytest.raises(CosimInputError, match="speculative decoding"):
+            build_scenario(phase=phase, chunked_prefill=chunked, draft_tokens=1, accepted_tokens_per_step=1.5)
     with pytest.raises(CosimInputError, match="multi-token-prediction"):
         estimate("h100-sxm", "llama-3.1-8b", _decode(1, 1.5))
+
+
+def test_generate_runs_output_len_over_accepted_speculative_steps():
+    """A static batch: its prompt once (the MTP module runs over it too), then (output_len - 1) / A speculative
+    steps over the growing context; TPOT = step / A, as a decode step at the mean context gives."""
+    sc = dict(batch=16, precision="fp4", tp=8, ep=8)
+    k, acc, inp, out = 3, 2.8, 1024, 2048
+    plain = estimate("b200", "deepseek-r1", build_scenario(phase="generate", input_len=inp, output_len=out, **sc),
+                     chips=8)
+    spec = estimate("b200", "deepseek-r1", build_scenario(phase="generate", input_len=inp, output_len=out,
+                                                          draft_tokens=k, accepted_tokens_per_step=acc, **sc), chips=8)
+    step = spec.tpot_s * acc
+    assert spec.latency_s == pytest.approx(spec.ttft_s + (out - 1) / acc * step)
+    assert spec.throughput_tokens_per_s == pytest.approx(16 * out / spec.latency_s)
+    mid = estimate("b200", "deepseek-r1", _decode(k, acc, context=inp + out // 2, **sc), chips=8)
+    assert spec.tpot_s == pytest.approx(mid.tpot_s, rel=0.01)
+    # the module's one pass over the prompt: one decoder layer and the head beside 61 layers
+    assert plain.ttft_s < spec.ttft_s < plain.ttft_s * (1 + 3 / 61)
 
 
 def test_cli_flags_and_their_error(capsys):

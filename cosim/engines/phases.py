@@ -14,7 +14,8 @@ Every function works on N design points at once (arrays in, arrays out). Convent
 - decode: one step at context `input_len`; TPOT = latency; throughput = output tokens per second. A
   speculative step (`draft_tokens`) emits `accepted_tokens_per_step` tokens per sequence: TPOT = latency /
   accepted, throughput = batch x accepted / latency.
-- generate: TTFT = prefill; TPOT = mean decode step over the growing context input_len ...
+- generate: TTFT = prefill; TPOT = mean decode step over the growing context input_len ... (a speculative step
+  over accepted_tokens_per_step, of which (output_len - 1) / accepted run; not with chunked prefill)
   input_len + output_len - 1, integrated by Gauss-Legendre quadrature (the step time is piecewise
   linear in the context, `generate_context_samples` nodes); with spread output lengths (`output_len_cv`)
   the contexts reach input_len + `decode_span`, as a length-biased running batch does; with attention DP
@@ -229,7 +230,9 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
         ttft = pp * pre["step_time_s"]
         nodes = int(load_engine_defaults()["generate_context_samples"]["value"])
         ctxs, wts = gauss_legendre_contexts(scenario.input_len, scenario.decode_span, nodes)
-        steps = scenario.output_len - 1
+        # a speculative step emits accepted_tokens_per_step tokens per sequence (1 otherwise)
+        per_step = scenario.tokens_per_sequence_step
+        steps = (scenario.output_len - 1) / per_step
         agg = {k: np.zeros(len(hw)) for k in _COUNTERS}
         feas = pre["feasible"].copy()
         reason = pre["reason"].copy()
@@ -256,13 +259,13 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
             wait = (scenario.dp_imbalance - 1.0) * agg["step_time_s"]  # the ranks wait for the busiest one
             agg["step_time_s"] = agg["step_time_s"] + wait
             agg["overhead_s"] = agg["overhead_s"] + wait
-        tpot = agg["step_time_s"]
+        tpot = agg["step_time_s"] / per_step
         if chunked:  # a request's prompt rides on the step it arrives in; it then decodes output_len - 1 more
             ttft = tpot
             lat = steps * tpot
             parts = {k: steps * agg[k] for k in agg}
         else:
-            lat = ttft + steps * tpot
+            lat = ttft + steps * agg["step_time_s"]
             parts = {k: pre[k] + steps * agg[k] for k in agg}
         parts["feasible"], parts["reason"] = feas, reason
         out_tokens = scenario.batch * scenario.output_len

@@ -87,7 +87,7 @@ def _decoder_stages(workload, scenario: Scenario, phase: str, context: int = 0) 
     for start, end in stage_layer_ranges(model.num_layers, m.pp):
         rows = stage_rows(model, dt, m, tk, start, end, scenario.routing_imbalance)
         if drafts and end == model.num_layers:  # the MTP module sits beside the output head
-            draft_tk = Tokens("decode", tk.b, 0, 0, context, tk.b)
+            draft_tk = Tokens("decode", tk.b, 0, 0, context, tk.b) if phase == "decode" else tk
             rows += mtp_draft_rows(model, dt, m, draft_tk, drafts, scenario.routing_imbalance)
         if images and start == 0:  # the image encoder feeds the first stage's embeddings
             rows = vision_rows(model.vision, model.hidden_size, dt, m.tp, images) + rows
@@ -105,14 +105,15 @@ def _decoder_stages(workload, scenario: Scenario, phase: str, context: int = 0) 
 
 
 def _draft_passes(model: DecoderLM, scenario: Scenario, phase: str) -> int:
-    """Passes of the multi-token-prediction module in one step: `draft_tokens` in a speculative decode step
-    (the Scenario allows drafts in decode only), an error for a model that ships no MTP module."""
-    if not scenario.draft_tokens or phase != "decode":
+    """Passes of the multi-token-prediction module in one pass of the model: `draft_tokens` in a speculative
+    decode step, one over a prompt (the module fills its own cache from the prompt's hidden states and drafts
+    the first tokens), none otherwise; an error for a model that ships no MTP module."""
+    if not scenario.draft_tokens or phase not in ("decode", "prefill"):
         return 0
     if not model.mtp_modules:
         raise CosimInputError(f"'{model.name}' ships no multi-token-prediction module (workload `mtp_modules`); "
                               "draft_tokens needs one (DeepSeek-V3/R1)", field="draft_tokens")
-    return scenario.draft_tokens
+    return scenario.draft_tokens if phase == "decode" else 1
 
 
 def _images(model: DecoderLM, scenario: Scenario, phase: str) -> int:

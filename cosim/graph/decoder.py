@@ -104,10 +104,10 @@ def head_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tk: Tokens, prefix: str 
 
 def mtp_draft_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tk: Tokens, passes: int,
                    imbalance: float = 1.0) -> list[dict]:
-    """`passes` runs of a multi-token-prediction module, each drafting one token per sequence (`tk`: one token
-    each at the step's context): the embedding of the last token, the two input norms, the 2h -> h projection
-    (row-parallel over tp, as o_proj), one decoder layer of the model's last kind and the shared head.
-    TensorRT-LLM's autoregressive MTP reruns the module for every draft token."""
+    """`passes` runs of a multi-token-prediction module over `tk` (in a decode step one token per sequence at the
+    step's context, each pass drafting one; over a prompt, its tokens once): the embeddings, the two input norms,
+    the 2h -> h projection (row-parallel over tp, as o_proj), one decoder layer of the model's last kind and the
+    shared head. TensorRT-LLM's autoregressive MTP reruns the module for every draft token."""
     h, T = model.hidden_size, tk.tokens
     experts_dt, dense_dt = dt, dt.outside_experts
     last = model.num_layers - 1

@@ -122,12 +122,13 @@ class Scenario(BaseModel):
     # speculative decoding
     draft_tokens: int = Field(
         default=0, ge=0,
-        description="decode: tokens the model's multi-token-prediction module (workload `mtp_modules`) drafts per "
-                    "sequence per step, run autoregressively, one pass per token; the main model then verifies "
-                    "them, running draft_tokens + 1 query tokens per sequence; 0: plain autoregressive decoding")
+        description="decode, generate (without chunked prefill): tokens the model's multi-token-prediction module "
+                    "(workload `mtp_modules`) drafts per sequence per step, run autoregressively, one pass per token; "
+                    "the main model then verifies them, running draft_tokens + 1 query tokens per sequence; 0: plain "
+                    "autoregressive decoding")
     accepted_tokens_per_step: float | None = Field(
         default=None, ge=1.0,
-        description="decode with draft_tokens: mean tokens a sequence emits per step, the verified drafts plus "
+        description="with draft_tokens: mean tokens a sequence emits per step, the verified drafts plus "
                     "the main model's own token (TensorRT-LLM's 'acceptance rate'; at most draft_tokens + 1). A "
                     "property of the model, the drafter and the text, not of the hardware, so it is an input")
     # MoE
@@ -141,9 +142,10 @@ class Scenario(BaseModel):
         if self.phase == "train" and self.parallelism.sp > 1 and self.parallelism.sp_kind not in ("ulysses", "ring"):
             raise ValueError("unknown sp_kind")
         if self.draft_tokens:
-            if self.phase != "decode":
-                raise ValueError(f"draft_tokens (speculative decoding) is modelled for the decode phase only, "
-                                 f"not '{self.phase}'")
+            if self.phase not in ("decode", "generate") or (self.phase == "generate" and self.chunked_prefill):
+                raise ValueError("draft_tokens (speculative decoding) is modelled for decode and for generate without "
+                                 f"chunked prefill, not '{self.phase}'"
+                                 + (" with chunked prefill" if self.phase == "generate" else ""))
             if self.accepted_tokens_per_step is None or self.accepted_tokens_per_step > self.draft_tokens + 1:
                 raise ValueError(f"draft_tokens {self.draft_tokens} needs accepted_tokens_per_step between 1 and "
                                  f"{self.draft_tokens + 1} (the drafts plus the main model's own token)")
