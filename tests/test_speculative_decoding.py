@@ -6,6 +6,7 @@ the embedding and output head (arXiv 2412.19437 Sec. 2.2; README_WEIGHTS.md: "11
 """
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from cosim.cli.main import main
 from cosim.engines.estimate import estimate
 from cosim.engines.memory import footprint
 from cosim.errors import CosimInputError
-from cosim.graph.build import decode_graph
+from cosim.graph.build import decode_graph, mixed_step_graph
 from cosim.graph.optable import Stage
 from cosim.specs.hf_import import workload_from_hf_config
 from cosim.specs.loader import load_workload
@@ -140,9 +141,9 @@ def test_bad_acceptance_is_a_clear_error(kw, field):
 
 
 def test_drafts_outside_decode_and_without_a_module_are_errors():
-    for phase, chunked in (("prefill", False), ("train", False), ("generate", True)):
+    for phase in ("prefill", "train"):
         with pytest.raises(CosimInputError, match="speculative decoding"):
-            build_scenario(phase=phase, chunked_prefill=chunked, draft_tokens=1, accepted_tokens_per_step=1.5)
+            build_scenario(phase=phase, draft_tokens=1, accepted_tokens_per_step=1.5)
     with pytest.raises(CosimInputError, match="multi-token-prediction"):
         estimate("h100-sxm", "llama-3.1-8b", _decode(1, 1.5))
 
@@ -163,6 +164,44 @@ def test_generate_runs_output_len_over_accepted_speculative_steps():
     assert spec.tpot_s == pytest.approx(mid.tpot_s, rel=0.01)
     # the module's one pass over the prompt: one decoder layer and the head beside 61 layers
     assert plain.ttft_s < spec.ttft_s < plain.ttft_s * (1 + 3 / 61)
+
+
+def test_continuous_batching_admits_prompts_as_fast_as_speculative_steps_finish_requests():
+    """Little's law with A tokens a step: a request stays output_len / A steps, so A times the prompts enter per
+    step; the step's GEMMs see batch x (K + 1) verified rows beside the prompt chunk, the drafts run beside them
+    on the batch, and a prompt's attention and MTP pass are spread over the steps a request stays."""
+    k, acc, b, inp, out = 3, 2.8, 64, 1024, 2048
+    kw = dict(phase="generate", batch=b, input_len=inp, output_len=out, chunked_prefill=True, precision="fp4",
+              tp=8, ep=8)
+    plain, spec = build_scenario(**kw), build_scenario(**kw, draft_tokens=k, accepted_tokens_per_step=acc)
+    assert spec.steps_per_request == pytest.approx(out / acc)
+    assert spec.prompt_tokens_per_step == pytest.approx(acc * plain.prompt_tokens_per_step) == b * inp * acc / out
+    table = mixed_step_graph(load_workload("deepseek-r1"), spec, 1500)
+    rows: dict = {}
+    for name, m, r, stage in zip(table.name, table.m, table.repeat, table.stage, strict=True):
+        rows.setdefault((name, int(stage)), []).append((float(m), float(r)))
+    chunk = math.ceil(b * inp * acc / out)
+    assert rows[("mla.q_down", Stage.DECODER)] == [(b * (k + 1) + chunk, 61)]
+    assert rows[("lm_head", Stage.LM_HEAD)] == [(b * (k + 1), 1)]
+    # the drafts on the running batch, and the module's pass over the prompts a step carries
+    assert rows[("mtp.eh_proj", Stage.DRAFT)] == [(b, k), (b * inp, pytest.approx(acc / out))]
+
+
+def test_continuous_batching_speculation_pays_less_where_steps_are_compute_bound():
+    def speedup(batch):
+        kw = dict(phase="generate", batch=batch, input_len=1024, output_len=2048, chunked_prefill=True,
+                  precision="fp4", tp=8, ep=8)
+        plain = estimate("b200", "deepseek-r1", build_scenario(**kw), chips=8)
+        spec = estimate("b200", "deepseek-r1", build_scenario(**kw, draft_tokens=3, accepted_tokens_per_step=2.8),
+                        chips=8)
+        step = spec.tpot_s * 2.8
+        assert spec.ttft_s == pytest.approx(step)  # a prompt rides on the step it arrives in
+        assert spec.latency_s == pytest.approx(2048 / 2.8 * step)
+        assert spec.throughput_tokens_per_s == pytest.approx(batch * 2.8 / step)
+        return spec.throughput_tokens_per_s / plain.throughput_tokens_per_s
+    one, many = speedup(1), speedup(1024)
+    # at batch 1 the step reads weights whatever its rows; at 1,024 sequences the 4x rows cost compute
+    assert 1.0 < many < one < 2.8
 
 
 def test_cli_flags_and_their_error(capsys):

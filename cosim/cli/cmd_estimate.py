@@ -79,8 +79,8 @@ def register(app: typer.Typer) -> None:
                                                "prompt carries, for a model with an image encoder (Gemma 3); "
                                                "their tokens (images x the encoder's tokens per image) are added "
                                                "to --input-len, which counts the text"),
-        draft_tokens: int = typer.Option(0, "--draft-tokens", help="decode, generate (without --chunked-prefill): "
-                                         "speculative decoding with the model's multi-token-prediction module "
+        draft_tokens: int = typer.Option(0, "--draft-tokens", help="decode, generate: speculative decoding with the "
+                                         "model's multi-token-prediction module "
                                          "(DeepSeek-V3/R1): tokens drafted per sequence per step, which the main "
                                          "model verifies in one pass"),
         accepted_tokens_per_step: float | None = typer.Option(

@@ -6,7 +6,8 @@ path (routing, quantisation, the fused-MoE wrapper, expert-parallel collectives)
 a fast GPU, so such a step takes max(GPU time, host time). With attention data parallelism a graph runs only
 when every rank is generation-only, so one rank's prompt makes the whole step eager.
 
-In the steady state of continuous batching `batch / output_len` prompts enter per step (Little's law).
+In the steady state of continuous batching `batch / steps_per_request` prompts enter per step (Little's law;
+`output_len` steps, fewer when speculative steps emit several tokens).
 Arriving independently, a step carries at least one with probability 1 - exp(-prompts per step); when the
 ranks synchronise their prompts (TensorRT-LLM's attention-DP balance) a step carries about one per rank,
 so prompt_steps / steps = min(1, prompts per step / dp).
@@ -49,7 +50,7 @@ def prompt_step_fraction(workload, scenario: Scenario) -> float:
     """Share of a generate run's steps that carry at least one prompt (see the module doc)."""
     dp = scenario.parallelism.dp
     coupled = ranks_coupled(workload, scenario)  # attention-DP ranks share each step
-    prompts = scenario.batch / scenario.output_len / (1 if coupled else dp)
+    prompts = scenario.batch / scenario.steps_per_request / (1 if coupled else dp)
     if coupled and scenario.dp_prompt_balance:
         return min(1.0, prompts / dp)
     return 1.0 - math.exp(-prompts)

@@ -16,7 +16,7 @@ Every function works on N design points at once (arrays in, arrays out). Convent
   accepted, throughput = batch x accepted / latency.
 - generate: TTFT = prefill; TPOT = mean decode step over the growing context input_len ...
   input_len + output_len - 1 (a speculative step over accepted_tokens_per_step, of which (output_len - 1) /
-  accepted run; not with chunked prefill), integrated by Gauss-Legendre quadrature (the step time is piecewise
+  accepted run, output_len / accepted with chunked prefill), integrated by Gauss-Legendre quadrature (the step time is piecewise
   linear in the context, `generate_context_samples` nodes); with spread output lengths (`output_len_cv`)
   the contexts reach input_len + `decode_span`, as a length-biased running batch does; with attention DP
   over an MoE model every step lasts `dp_imbalance` times its balanced time (the ranks wait for the busiest);
@@ -237,8 +237,8 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
         feas = pre["feasible"].copy()
         reason = pre["reason"].copy()
         chunked = scenario.chunked_prefill
-        if chunked:  # every step decodes and carries prompt chunks: output_len steps, no separate prefill
-            steps = scenario.output_len
+        if chunked:  # every step decodes and carries prompt chunks: a request's steps, no separate prefill
+            steps = scenario.steps_per_request
         if steps > 0:
             step_graph = build.mixed_step_graph if chunked else build.decode_graph
             for c, wt in zip(ctxs, wts, strict=True):
@@ -261,8 +261,8 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
             agg["overhead_s"] = agg["overhead_s"] + wait
         tpot = agg["step_time_s"] / per_step
         if chunked:  # a request's prompt rides on the step it arrives in; it then decodes output_len - 1 more
-            ttft = tpot
-            lat = steps * tpot
+            ttft = agg["step_time_s"]
+            lat = steps * agg["step_time_s"]
             parts = {k: steps * agg[k] for k in agg}
         else:
             lat = ttft + steps * agg["step_time_s"]

@@ -166,7 +166,7 @@ def critical_rank_prompt_share(workload, scenario: Scenario) -> float:
     With attention data parallelism the MoE layers synchronise the ranks every layer, so a step lasts as
     long as its busiest rank's attention and dense work (TensorRT-LLM's ADP-balance blog: the iteration is
     "dominated by the slowest rank"). When output lengths vary, the ranks' requests finish at unrelated
-    steps and the prompts replacing them, `batch / output_len` per step, land on the ranks independently:
+    steps and the prompts replacing them, `batch / steps_per_request` per step, land on the ranks independently:
     the busiest rank carries E[max of dp Poisson(prompts / dp)]. With fixed lengths the ranks' requests,
     started together, finish and are replaced in the same steps, and when the ranks wait for each other's
     prompts (`dp_prompt_balance`) they take them together: about the mean either way. Dense replicas never
@@ -175,7 +175,7 @@ def critical_rank_prompt_share(workload, scenario: Scenario) -> float:
     if (dp <= 1 or getattr(workload, "moe", None) is None or scenario.dp_prompt_balance
             or scenario.output_len_cv <= 0.0):
         return 1.0
-    mean = scenario.batch / scenario.output_len / dp
+    mean = scenario.batch / scenario.steps_per_request / dp
     return expected_max_poisson(mean, dp) / mean if mean > 0 else 1.0
 
 
@@ -194,13 +194,23 @@ def _step_varying(table: OpTable, chunk: int, dp: int, prompt_len: int) -> OpTab
     return out
 
 
+def _per_token_graph(workload: DecoderLM, scenario: Scenario, context: int, prompt_tokens: int) -> OpTable:
+    """A decode table whose per-token rows (GEMMs, norms, collectives, MoE) see a step's decode tokens (one per
+    sequence, or the drafts + 1 a speculative step verifies) and `prompt_tokens` prompt tokens as one batch."""
+    q = 1 + scenario.draft_tokens
+    if q == 1:
+        return decode_graph(workload, scenario.model_copy(update={"batch": scenario.batch + prompt_tokens}), context)
+    flat = {"batch": scenario.batch * q + prompt_tokens, "draft_tokens": 0, "accepted_tokens_per_step": None}
+    return decode_graph(workload, scenario.model_copy(update=flat), context)
+
+
 def mixed_step_graph(workload: DecoderLM, scenario: Scenario, context: int) -> OpTable:
-    """One step of continuous batching with chunked prefill: `batch` sequences decode one token each at
-    `context` while `scenario.prompt_tokens_per_step` prompt tokens ride along.
+    """One step of continuous batching with chunked prefill: `batch` sequences decode one token each (or verify
+    their drafts, a speculative step) at `context` while `scenario.prompt_tokens_per_step` prompt tokens ride along.
 
     Every per-token op (GEMMs, norms, collectives, MoE dispatch) runs once over the merged tokens, so the
     weights are read once and the GEMMs see M = decode + prompt tokens; attention stays per request: the
-    decode attention of the running sequences plus 1 / output_len of the whole batch's prompt attention
+    decode attention of the running sequences plus 1 / steps_per_request of the whole batch's prompt attention
     (the share of a prompt a step carries); logits only for the decoding sequences. Under attention data
     parallelism with MoE the table is the busiest rank's: its own tokens and prompt attention carry that
     rank's prompts (`critical_rank_prompt_share`), while the expert assignments, pooled over the ranks,
@@ -211,22 +221,25 @@ def mixed_step_graph(workload: DecoderLM, scenario: Scenario, context: int) -> O
     prompt_tokens = scenario.prompt_tokens_per_step
     share = critical_rank_prompt_share(workload, scenario)
     chunk = -(-int(round(prompt_tokens)) // dp) * dp
-    merged = _step_varying(decode_graph(workload, scenario.model_copy(update={"batch": scenario.batch + chunk}),
-                                        context), chunk, dp, scenario.input_len)
+    merged = _step_varying(_per_token_graph(workload, scenario, context, chunk), chunk, dp, scenario.input_len)
     decode = decode_graph(workload, scenario, context)
     prompt = prefill_graph(workload, scenario)
-    per_request = (decode.kind == OpKind.ATTENTION) | (decode.stage == Stage.LM_HEAD)
+    # per request: attention, the logits and a speculative step's draft passes (they run beside, not merged)
+    per_request = ((decode.kind == OpKind.ATTENTION) | (decode.stage == Stage.LM_HEAD)
+                   | (decode.stage == Stage.DRAFT))
     per_token = (merged.kind != OpKind.ATTENTION) & (merged.stage != Stage.LM_HEAD)
-    # a prompt's attention, and its images' encoder, run once per prompt: a step carries its share
-    per_prompt = (prompt.kind == OpKind.ATTENTION) | (prompt.stage == Stage.VISION_ENCODER)
-    prompt_attention = prompt.select(per_prompt).with_repeat(share / scenario.output_len)
+    # a prompt's attention, its images' encoder and the MTP module's pass over it run once per prompt: a step
+    # carries its share
+    per_prompt = ((prompt.kind == OpKind.ATTENTION) | (prompt.stage == Stage.VISION_ENCODER)
+                  | (prompt.stage == Stage.DRAFT))
+    prompt_attention = prompt.select(per_prompt).with_repeat(share / scenario.steps_per_request)
     if share == 1.0:
         return OpTable.concat([merged.select(per_token), decode.select(per_request), prompt_attention])
     from cosim.graph.moe import expert_assignment_mask
 
     busiest_chunk = -(-int(round(prompt_tokens * share)) // dp) * dp
-    busiest = _step_varying(decode_graph(workload, scenario.model_copy(update={"batch": scenario.batch + busiest_chunk}),
-                                         context), busiest_chunk, dp, scenario.input_len)
+    busiest = _step_varying(_per_token_graph(workload, scenario, context, busiest_chunk), busiest_chunk, dp,
+                            scenario.input_len)
     pooled = expert_assignment_mask(merged)
     own_token = (busiest.kind != OpKind.ATTENTION) & (busiest.stage != Stage.LM_HEAD) & ~expert_assignment_mask(busiest)
     return OpTable.concat([busiest.select(own_token), merged.select(per_token & pooled), decode.select(per_request),

@@ -122,7 +122,7 @@ class Scenario(BaseModel):
     # speculative decoding
     draft_tokens: int = Field(
         default=0, ge=0,
-        description="decode, generate (without chunked prefill): tokens the model's multi-token-prediction module "
+        description="decode, generate: tokens the model's multi-token-prediction module "
                     "(workload `mtp_modules`) drafts per sequence per step, run autoregressively, one pass per token; "
                     "the main model then verifies them, running draft_tokens + 1 query tokens per sequence; 0: plain "
                     "autoregressive decoding")
@@ -142,10 +142,9 @@ class Scenario(BaseModel):
         if self.phase == "train" and self.parallelism.sp > 1 and self.parallelism.sp_kind not in ("ulysses", "ring"):
             raise ValueError("unknown sp_kind")
         if self.draft_tokens:
-            if self.phase not in ("decode", "generate") or (self.phase == "generate" and self.chunked_prefill):
-                raise ValueError("draft_tokens (speculative decoding) is modelled for decode and for generate without "
-                                 f"chunked prefill, not '{self.phase}'"
-                                 + (" with chunked prefill" if self.phase == "generate" else ""))
+            if self.phase not in ("decode", "generate"):
+                raise ValueError(f"draft_tokens (speculative decoding) is modelled for decode and generate, not "
+                                 f"'{self.phase}'")
             if self.accepted_tokens_per_step is None or self.accepted_tokens_per_step > self.draft_tokens + 1:
                 raise ValueError(f"draft_tokens {self.draft_tokens} needs accepted_tokens_per_step between 1 and "
                                  f"{self.draft_tokens + 1} (the drafts plus the main model's own token)")
@@ -169,13 +168,19 @@ class Scenario(BaseModel):
         return max(1, round(self.output_len * (1.0 + self.output_len_cv ** 2)))
 
     @property
-    def prompt_tokens_per_step(self) -> float:
-        """Prompt tokens a chunked-prefill step carries in steady state: batch x input_len / output_len.
+    def steps_per_request(self) -> float:
+        """Steps a request stays in a continuous batch: output_len, or output_len / accepted_tokens_per_step when
+        each speculative step emits several of its tokens."""
+        return self.output_len / self.tokens_per_sequence_step
 
-        By Little's law `batch` running requests that each stay output_len steps (the mean, whatever the
-        spread) finish, and are replaced, at batch / output_len per step; each replacement brings its prompt.
+    @property
+    def prompt_tokens_per_step(self) -> float:
+        """Prompt tokens a chunked-prefill step carries in steady state: batch x input_len / steps_per_request.
+
+        By Little's law `batch` running requests that each stay steps_per_request steps (the mean, whatever the
+        spread) finish, and are replaced, at batch / steps_per_request per step; each replacement brings its prompt.
         """
-        return self.batch * self.input_len / self.output_len
+        return self.batch * self.input_len / self.steps_per_request
 
     @property
     def compute_precision(self) -> str:
