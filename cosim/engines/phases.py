@@ -16,8 +16,8 @@ Every function works on N design points at once (arrays in, arrays out). Convent
   accepted, throughput = batch x accepted / latency.
 - generate: TTFT = prefill; TPOT = mean decode step over the growing context input_len ...
   input_len + output_len - 1 (a speculative step over accepted_tokens_per_step, of which (output_len - 1) /
-  accepted run, output_len / accepted with chunked prefill), integrated by Gauss-Legendre quadrature (the step time is piecewise
-  linear in the context, `generate_context_samples` nodes); with spread output lengths (`output_len_cv`)
+  accepted run, output_len / accepted with chunked prefill), integrated by Gauss-Legendre quadrature (the
+  step time is piecewise linear in the context, `generate_context_samples` nodes); with spread output lengths (`output_len_cv`)
   the contexts reach input_len + `decode_span`, as a length-biased running batch does; with attention DP
   over an MoE model every step lasts `dp_imbalance` times its balanced time (the ranks wait for the busiest);
   latency = TTFT + (output_len - 1) x TPOT;

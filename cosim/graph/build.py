@@ -197,10 +197,8 @@ def _step_varying(table: OpTable, chunk: int, dp: int, prompt_len: int) -> OpTab
 def _per_token_graph(workload: DecoderLM, scenario: Scenario, context: int, prompt_tokens: int) -> OpTable:
     """A decode table whose per-token rows (GEMMs, norms, collectives, MoE) see a step's decode tokens (one per
     sequence, or the drafts + 1 a speculative step verifies) and `prompt_tokens` prompt tokens as one batch."""
-    q = 1 + scenario.draft_tokens
-    if q == 1:
-        return decode_graph(workload, scenario.model_copy(update={"batch": scenario.batch + prompt_tokens}), context)
-    flat = {"batch": scenario.batch * q + prompt_tokens, "draft_tokens": 0, "accepted_tokens_per_step": None}
+    rows = scenario.batch * (1 + scenario.draft_tokens) + prompt_tokens  # each row one token, no drafts of its own
+    flat = {"batch": rows, "draft_tokens": 0, "accepted_tokens_per_step": None}
     return decode_graph(workload, scenario.model_copy(update=flat), context)
 
 
