@@ -81,6 +81,20 @@ def test_training_knobs_reach_the_estimate():
     assert at.query_params["vpp"] in ("2", ["2"])
 
 
+def test_speculative_drafts_reach_the_estimate():
+    """Three MTP drafts accepting 2.8 tokens a step, set in the form, show the API's throughput for them."""
+    at = page(wl="deepseek-r1", hw="b200", precision="fp4", tp="8", ep="8", input_len="2048")
+    at.number_input(key="est_draft").set_value(3)
+    at.number_input(key="est_accept").set_value(2.8)
+    at.button(key="FormSubmitter:est_form-Estimate").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    kw = dict(hw="b200", wl="deepseek-r1", precision="fp4", tp=8, ep=8, input_len=2048)
+    r = direct(1, draft_tokens=3, accepted_tokens_per_step=2.8, **kw)
+    assert metric(at, "Throughput (tokens/s)") == fmt(r.throughput_tokens_per_s)
+    assert r.throughput_tokens_per_s > direct(1, **kw).throughput_tokens_per_s
+    assert at.query_params["draft"] in ("3", ["3"])
+
+
 def test_shared_link_restores_scenario_and_bad_values_warn():
     at = page(batch="4", phase="prefill", tp="2", precision="fp8")
     assert at.number_input(key="est_batch").value == 4

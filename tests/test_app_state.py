@@ -122,3 +122,21 @@ def test_training_knobs_reach_a_train_scenario_only():
     assert scenario_kwargs({**state, "mb": 0})["microbatch"] is None
     # they round-trip through a link like every other field
     assert parse_query(to_query(state))[0]["vpp"] == 2
+
+
+def test_speculative_fields_reach_decode_and_generate_and_round_trip():
+    from cosim.cli.common import build_scenario
+
+    state = {**defaults(), "wl": "deepseek-r1", "precision": "fp4", "tp": 8, "draft": 3, "accept": 2.8}
+    assert parse_query(to_query(state))[0] == state
+    for phase in ("decode", "generate"):
+        sc = build_scenario(**scenario_kwargs({**state, "phase": phase}))
+        assert (sc.draft_tokens, sc.accepted_tokens_per_step) == (3, 2.8)
+    # other phases, and drafts left at 0, never see them (a prefill with drafts would be an error)
+    assert "draft_tokens" not in scenario_kwargs({**state, "phase": "prefill"})
+    assert "draft_tokens" not in scenario_kwargs({**state, "draft": 0})
+    # a bad link value falls back with a message; an acceptance above drafts + 1 is the scenario's clear error
+    back, problems = parse_query({"accept": "nan", "draft": "99"})
+    assert (back["accept"], back["draft"]) == (1.0, 0) and len(problems) == 2
+    with pytest.raises(CosimInputError, match="accepted_tokens_per_step"):
+        build_scenario(**scenario_kwargs({**state, "draft": 1, "accept": 2.5}))

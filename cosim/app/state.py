@@ -23,7 +23,7 @@ RECOMPUTE = ("selective", "full", "none")
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """One state field: default, kind ('int', 'str', 'bool', 'list'), bounds or choices."""
+    """One state field: default, kind ('int', 'float', 'str', 'bool', 'list'), bounds or choices."""
 
     default: Any
     kind: str
@@ -58,6 +58,10 @@ FIELDS: dict[str, FieldSpec] = {
     "mb": FieldSpec(0, "int", 0, CAPS["batch"]),
     "vpp": FieldSpec(1, "int", 1, CAPS["parallel"]),
     "recompute": FieldSpec("selective", "str", choices=RECOMPUTE),
+    # decode and generate: speculative decoding with the model's own MTP module (DeepSeek-V3/R1): tokens drafted
+    # per step (0: off) and the mean tokens a sequence emits per step (the acceptance a run reports)
+    "draft": FieldSpec(0, "int", 0, 16),
+    "accept": FieldSpec(1.0, "float", 1, 17),
     "cmp_hw": FieldSpec(("h100-sxm", "h200-sxm", "mi300x"), "list"),
     "cmp_wl": FieldSpec(("llama-3.1-8b", "llama-3.1-70b"), "list"),
     "cmp_by": FieldSpec("chips", "str", choices=("chips", "workloads")),
@@ -67,6 +71,8 @@ FIELDS: dict[str, FieldSpec] = {
 SCENARIO_KEYS = ("phase", "batch", "input_len", "output_len", "precision", "tp", "pp", "ep", "dp", "sp")
 #: fields that only a training step reads (`scenario_kwargs` passes them for phase train)
 TRAINING_KEYS = ("zero", "mb", "vpp", "recompute")
+#: phases a speculative step applies to (`scenario_kwargs` passes the drafts for them when drafts are set)
+SPECULATIVE_PHASES = ("decode", "generate")
 
 
 def defaults() -> dict[str, Any]:
@@ -86,6 +92,14 @@ def coerce(name: str, raw: Any) -> Any:
             raise ValueError(f"{name} must be an integer, got '{raw}'") from None
         if (f.low is not None and value < f.low) or (f.high is not None and value > f.high):
             raise ValueError(f"{name} must be between {f.low} and {f.high:,}, got {value:,}")
+        return value
+    if f.kind == "float":
+        try:
+            value = float(str(raw).strip())
+        except ValueError:
+            raise ValueError(f"{name} must be a number, got '{raw}'") from None
+        if not (f.low <= value <= f.high):  # NaN fails too
+            raise ValueError(f"{name} must be between {f.low} and {f.high}, got {value}")
         return value
     if f.kind == "bool":
         text = str(raw).strip().lower()
@@ -143,6 +157,8 @@ def scenario_kwargs(state: Mapping[str, Any], *, training: bool = True, **overri
     kw = {k: state[k] for k in SCENARIO_KEYS}
     act = state.get("act", "same")
     kw["activation_precision"] = None if act == "same" else act
+    if kw["phase"] in SPECULATIVE_PHASES and int(state.get("draft", 0)):
+        kw.update(draft_tokens=int(state["draft"]), accepted_tokens_per_step=float(state["accept"]))
     kw.update(override)
     if training and kw["phase"] == "train":
         kw.update(zero=int(state.get("zero", 0)), microbatch=int(state.get("mb", 0)) or None,

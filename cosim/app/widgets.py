@@ -115,6 +115,16 @@ def scenario_form(key: str, *, phases: tuple[str, ...] = PHASES, show_mapping: b
                 values["recompute"] = t4.selectbox(
                     "Recompute (train)", RECOMPUTE, index=RECOMPUTE.index(state["recompute"]),
                     key=f"{key}_recompute", help="activation recompute: selective (attention core), full, none")
+            if set(phases) & {"decode", "generate"}:
+                s1, s2, _ = st.columns((1, 1, 2))
+                values["draft"] = int(s1.number_input(
+                    "Draft tokens (decode, generate)", min_value=0, max_value=16, value=int(state["draft"]), step=1,
+                    key=f"{key}_draft", help="speculative decoding with the model's own multi-token-prediction "
+                                             "module (DeepSeek-V3/R1): tokens drafted per step; 0: off"))
+                values["accept"] = float(s2.number_input(
+                    "Accepted tokens per step", min_value=1.0, max_value=17.0, value=float(state["accept"]),
+                    step=0.1, key=f"{key}_accept", help="with drafts: mean tokens a sequence emits per step (the "
+                                                        "accepted drafts + 1), at most drafts + 1"))
             values["batch_max"] = st.checkbox("Largest batch that fits (ignores Batch)", value=bool(state["batch_max"]),
                                               key=f"{key}_batch_max")
         submitted = st.form_submit_button(submit_label, type="primary")
