@@ -177,6 +177,31 @@ def test_band_uses_the_model_class_before_the_generation(monkeypatch):
         "offline_throughput, dense models, on nvidia-hopper"
 
 
+def test_tpot_band_takes_per_user_rows_only_for_a_single_sequence_of_their_class(monkeypatch):
+    """The per-user speed rows are single-sequence MoE runs: a MoE TPOT at batch 1 carries their record (as a
+    time: an error e on a rate is 1 / (1 + e) - 1 on the TPOT); a dense TPOT, or one at a larger batch, the
+    throughput rows'."""
+    from cosim.validate import uncertainty
+
+    per_user = np.array([0.36, 0.37, 0.38, 0.44, 0.41, 0.28])  # cosim fast on batch-1 MoE decode
+    throughput = np.array([-0.1, -0.05, 0.0, 0.05, 0.1])
+
+    def fake(metric, generation=None, moe=None):
+        if metric == "per_user_decode":
+            return per_user if moe is True else per_user[:0]
+        return throughput
+
+    monkeypatch.setattr(uncertainty, "loo_errors", fake)
+    b = uncertainty.band("tpot_s", 0.006, "b200", moe=True, batch=1)
+    as_time = 1.0 / (1.0 + per_user) - 1.0
+    q10, q90 = np.quantile(as_time, [0.1, 0.9])
+    assert b["group"] == "per_user_decode, MoE models, on nvidia-blackwell"
+    assert b["p10"] == pytest.approx(0.006 / (1 + q90)) and b["p90"] == pytest.approx(0.006 / (1 + q10))
+    assert b["p10"] > 0.006  # the truth has been slower than cosim's TPOT there
+    for kw in (dict(moe=False, batch=1), dict(moe=True, batch=64), dict(moe=True, batch=None)):
+        assert uncertainty.band("tpot_s", 0.006, "b200", **kw)["group"].startswith("offline_throughput")
+
+
 def test_malformed_reference_row_exits_2_naming_row_and_field(tmp_path, capsys):
     doc = yaml.safe_load((DATA_DIR / "measurements.yaml").read_text())
     doc["records"] = doc["records"][:3]

@@ -39,6 +39,8 @@ def _metric_table(phase: str | None) -> dict[str, str]:
 
 MIN_ROWS = 3
 MIN_GENERATION_ROWS = 5
+#: the batch of every per-user speed row (min-latency runs at concurrency 1)
+PER_USER_BATCH = 1
 
 
 @functools.cache
@@ -80,11 +82,26 @@ def _errors(metric: str, generation: str | None, moe: bool | None = None) -> tup
     return loo_errors(metric), metric
 
 
+def _class_errors(metric: str, generation: str | None, moe: bool | None) -> tuple[np.ndarray, str]:
+    """The rows of the estimate's own model class (on its generation, else on any), or none: the per-user
+    speed rows are few and of one kind (batch-1 DeepSeek-R1 decode, with and without MTP drafts), so they judge
+    an estimate of that class only; a dense model's TPOT is judged by the throughput rows instead."""
+    if moe is None:
+        return np.zeros(0), metric
+    kind = "MoE" if moe else "dense"
+    for gen in ((generation, None) if generation is not None else (None,)):
+        e = loo_errors(metric, gen, moe)
+        if len(e) >= MIN_GENERATION_ROWS:
+            return e, f"{metric}, {kind} models" + (f", on {gen}" if gen else "")
+    return np.zeros(0), metric
+
+
 def band(output: str, value: float | None, hardware: str | None = None,
-         moe: bool | None = None, phase: str | None = None) -> dict[str, float | None] | None:
+         moe: bool | None = None, phase: str | None = None, batch: int | None = None) -> dict[str, float | None] | None:
     """{'p10': ..., 'p90': ..., 'n': rows, 'group': ...} for an output value, or None without enough
     evidence; `hardware` (a catalog slug) and `moe` (the model's class) narrow the evidence to its
-    generation and class when those have enough rows; `phase` 'train' judges by the training rows."""
+    generation and class when those have enough rows; `phase` 'train' judges by the training rows; a TPOT at
+    `batch` 1 is judged by the per-user speed rows of its model class when they suffice."""
     from cosim.validate.fit import generation_of
 
     table = _metric_table(phase)
@@ -93,8 +110,10 @@ def band(output: str, value: float | None, hardware: str | None = None,
     metric = table[output]
     generation = generation_of(hardware) if hardware else None
     if output == "tpot_s":  # per-user speed rows are 1/TPOT; fall back on throughput rows when few
-        e, group = _errors(metric, generation, moe)
-        if len(e) < MIN_ROWS:
+        # they are all single-sequence runs: a TPOT at a larger batch is a throughput question
+        single = batch is not None and batch <= PER_USER_BATCH
+        e, group = _class_errors(metric, generation, moe) if single else (np.zeros(0), metric)
+        if len(e) < MIN_GENERATION_ROWS:
             metric = "offline_throughput"
             e, group = _errors(metric, generation, moe)
         e = 1.0 / (1.0 + e) - 1.0  # an error on a rate is the inverse error on a time
@@ -112,4 +131,5 @@ def bands_for(result: dict, hardware: str | None = None, moe: bool | None = None
     """Bands for every output of a result dict that has a metric group (of `hardware`'s generation and the
     model's class when those have enough validated rows; a training run's by the training rows)."""
     table = _metric_table(phase)
-    return {k: band(k, result.get(k), hardware, moe, phase) for k in table if result.get(k) is not None}
+    return {k: band(k, result.get(k), hardware, moe, phase, result.get("batch")) for k in table
+            if result.get(k) is not None}
