@@ -64,36 +64,23 @@ def loo_errors(metric: str, generation: str | None = None, moe: bool | None = No
                      and (moe is None or _workload_is_moe(mapping.rows[rid].workload) == moe)])
 
 
-def _errors(metric: str, generation: str | None, moe: bool | None = None) -> tuple[np.ndarray, str]:
+def _errors(metric: str, generation: str | None, moe: bool | None = None,
+            class_only: bool = False) -> tuple[np.ndarray, str]:
     """The narrowest group with enough rows (the model class on the generation, the model class, the
-    generation, else the whole metric), with its label."""
+    generation, else the whole metric), with its label; `class_only`: the model-class groups or none."""
     kind = None if moe is None else ("MoE" if moe else "dense")
     candidates = []
     if moe is not None and generation is not None:
         candidates.append((generation, moe, f"{metric}, {kind} models, on {generation}"))
     if moe is not None:
         candidates.append((None, moe, f"{metric}, {kind} models"))
-    if generation is not None:
+    if generation is not None and not class_only:
         candidates.append((generation, None, f"{metric} on {generation}"))
     for gen, cls, label in candidates:
         e = loo_errors(metric, gen, cls)
         if len(e) >= MIN_GENERATION_ROWS:
             return e, label
-    return loo_errors(metric), metric
-
-
-def _class_errors(metric: str, generation: str | None, moe: bool | None) -> tuple[np.ndarray, str]:
-    """The rows of the estimate's own model class (on its generation, else on any), or none: the per-user
-    speed rows are few and of one kind (batch-1 DeepSeek-R1 decode, with and without MTP drafts), so they judge
-    an estimate of that class only; a dense model's TPOT is judged by the throughput rows instead."""
-    if moe is None:
-        return np.zeros(0), metric
-    kind = "MoE" if moe else "dense"
-    for gen in ((generation, None) if generation is not None else (None,)):
-        e = loo_errors(metric, gen, moe)
-        if len(e) >= MIN_GENERATION_ROWS:
-            return e, f"{metric}, {kind} models" + (f", on {gen}" if gen else "")
-    return np.zeros(0), metric
+    return (np.zeros(0), metric) if class_only else (loo_errors(metric), metric)
 
 
 def band(output: str, value: float | None, hardware: str | None = None,
@@ -110,9 +97,10 @@ def band(output: str, value: float | None, hardware: str | None = None,
     metric = table[output]
     generation = generation_of(hardware) if hardware else None
     if output == "tpot_s":  # per-user speed rows are 1/TPOT; fall back on throughput rows when few
-        # they are all single-sequence runs: a TPOT at a larger batch is a throughput question
+        # they are few, all single-sequence runs of one kind (batch-1 DeepSeek-R1 decode, with and without MTP
+        # drafts): they judge a single sequence of their own model class; anything else is a throughput question
         single = batch is not None and batch <= PER_USER_BATCH
-        e, group = _class_errors(metric, generation, moe) if single else (np.zeros(0), metric)
+        e, group = _errors(metric, generation, moe, class_only=True) if single else (np.zeros(0), metric)
         if len(e) < MIN_GENERATION_ROWS:
             metric = "offline_throughput"
             e, group = _errors(metric, generation, moe)

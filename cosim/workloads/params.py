@@ -148,12 +148,15 @@ def mtp_params(model: DecoderLM) -> int:
         return 0
     h = model.hidden_size
     _, _, dense_layer, moe_base = _decoder_layer_params(model)
-    layer = dense_layer
-    if model.moe is not None:
-        moe = model.moe
-        experts = moe.num_experts * mlp_params(h, model.mlp, moe.expert_intermediate_size)
-        layer = moe_base + experts + _router_params(model) + _shared_expert_params(model)
+    layer = dense_layer if model.moe is None else _moe_layer_params(model, moe_base)
     return model.mtp_modules * (layer + 2 * h * h + 3 * _norm_params(model))
+
+
+def _moe_layer_params(model: DecoderLM, moe_base: int) -> int:
+    """One MoE layer: its shared part (`moe_base`: attention and norms), every routed expert, the router and the
+    shared experts."""
+    experts = model.moe.num_experts * mlp_params(model.hidden_size, model.mlp, model.moe.expert_intermediate_size)
+    return moe_base + experts + _router_params(model) + _shared_expert_params(model)
 
 
 def params_total(model: DecoderLM | VideoDiT) -> float:
@@ -165,14 +168,10 @@ def params_total(model: DecoderLM | VideoDiT) -> float:
         return float(dit_params_held(model))
     if model.hybrid_pattern is not None:
         return float(_hybrid_block_params(model) + _embedding_params(model) + _norm_params(model))
-    h = model.hidden_size
     n_dense, n_moe, dense_layer, moe_base = _decoder_layer_params(model)
     total = n_dense * dense_layer + _embedding_params(model) + _norm_params(model)
     if model.moe:
-        moe = model.moe
-        experts = moe.num_experts * mlp_params(h, model.mlp, moe.expert_intermediate_size)
-        router = h * moe.num_experts + (moe.num_experts if moe.router_bias else 0)
-        total += n_moe * (moe_base + experts + router + _shared_expert_params(model))
+        total += n_moe * _moe_layer_params(model, moe_base)
     return float(total)
 
 
