@@ -55,10 +55,10 @@ from cosim.specs.hardware import BYTES_PER_ELEMENT, PRECISIONS
 # op table columns packed for the kernels
 OPF = ("m", "k", "n", "groups", "heads", "kv_heads", "q_len", "flops", "bytes_weight", "bytes_act_in",
        "bytes_act_out", "bytes_kv_read", "bytes_kv_write", "comm_bytes", "comm_group", "repeat", "size_mult",
-       "compute_override_s", "quant_eff", "m_prompt", "m_prompt_step")
+       "compute_override_s", "quant_eff", "m_prompt", "m_prompt_step", "work_share")
 OPI = ("kind", "precision", "fused", "comm_kind", "stage", "weight_precision")
 (F_M, F_K, F_N, F_GROUPS, F_HEADS, F_KVH, F_QLEN, F_FLOPS, F_W, F_AIN, F_AOUT, F_KVR, F_KVW, F_COMM,
- F_GROUP, F_REPEAT, F_SIZE, F_OVR, F_QEFF, F_PROMPT, F_PSTEP) = range(len(OPF))
+ F_GROUP, F_REPEAT, F_SIZE, F_OVR, F_QEFF, F_PROMPT, F_PSTEP, F_SHARE) = range(len(OPF))
 I_KIND, I_PREC, I_FUSED, I_COMMK, I_STAGE, I_WPREC = range(len(OPI))
 
 # scalar parameters packed for the kernels
@@ -449,6 +449,7 @@ def evaluate_kernel(peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_c
         out_dp = 0.0
         for j in range(n_ops):
             r = opf[F_REPEAT, j]
+            rs = r * opf[F_SHARE, j]  # energy counters: the chips' mean work (time: the row's own)
             tc, tm, tn, tl, bound, bh, bc, bu, bo = _op_cost(
                 i, j, peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_cols, sys_arrays, mem_bw,
                 onchip_cap, onchip_bw, up_bw, up_lat, domain, topo, in_switch, tx, ty, tz, out_bw, out_lat,
@@ -456,12 +457,12 @@ def evaluate_kernel(peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_c
             if bound == 2:
                 if opi[I_STAGE, j] == STAGE_OPTIMIZER:  # once per step, not per pass
                     net_dp += tn * r
-                    up_dp += bu * r
-                    out_dp += bo * r
+                    up_dp += bu * rs
+                    out_dp += bo * rs
                 else:
                     net += tn * r
-                    up += bu * r
-                    outb += bo * r
+                    up += bu * rs
+                    outb += bo * rs
                 continue
             body = max(tc, tm)
             if bound == 0 or (bound == 3 and tc >= tm):
@@ -469,8 +470,8 @@ def evaluate_kernel(peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_c
             else:
                 mem += body * r
             ovh += tl * r
-            hbm += bh * r
-            chip += bc * r
+            hbm += bh * rs
+            chip += bc * rs
         # training: forward + backward (+ recompute); collectives of the step run comm_mult times
         comp *= fwd
         mem *= fwd

@@ -187,11 +187,12 @@ def estimate(hardware, workload, scenario, *, chips: int | None = None, mode: st
     flops_by_prec: dict[str, float] = {}
     for table, _ in opf_all[:1]:
         mask = table.kind != int(OpKind.COMM)
-        graph_flops = float(np.sum(table.flops[mask] * table.repeat[mask]))
+        work = table.flops * table.repeat * table.work_share  # the chips' mean FLOPs
+        graph_flops = float(np.sum(work[mask]))
         scale = float(cols["flops"][0]) / graph_flops if graph_flops > 0 else 1.0
         for p in np.unique(table.precision[mask]):
             sel = mask & (table.precision == p)
-            flops_by_prec[PRECISIONS[int(p)]] = scale * float(np.sum(table.flops[sel] * table.repeat[sel]))
+            flops_by_prec[PRECISIONS[int(p)]] = scale * float(np.sum(work[sel]))
     result = EstimateResult(
         feasible=feasible, reason=reason, batch=int(scenario.batch),
         latency_s=_num(cols["latency_s"][0]), ttft_s=_num(cols["ttft_s"][0]), tpot_s=_num(cols["tpot_s"][0]),

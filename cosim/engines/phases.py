@@ -67,7 +67,9 @@ def kernel_run(hw, table, params: EngineParams, *, foot: float, wfoot: float, fw
     prm = A.pack_params(params, footprint_bytes=foot, weight_footprint_bytes=wfoot, fwd_mult=fwd_mult,
                         comm_mult=comm_mult, extra_memory_bytes=extra)
     res = A.run_points(hw, opf, opi, prm, params)
-    res["flops"] = np.full(len(hw), float(np.sum(table.flops * table.repeat * (table.kind != A.KIND_COMM))) * fwd_mult)
+    # the chips' mean FLOPs (work_share), as the energy counters
+    res["flops"] = np.full(len(hw), float(np.sum(table.flops * table.repeat * table.work_share
+                                                 * (table.kind != A.KIND_COMM))) * fwd_mult)
     return res
 
 

@@ -213,15 +213,16 @@ def evaluate_point(hw: dict, ops: list[dict], prm: dict, params) -> dict:
     for op in ops:
         c = op_cost(hw, op, prm, params)
         r = op["repeat"]
+        rs = r * op["work_share"]  # energy counters count the chips' mean work
         if c["bound"] == 2:
             if op["stage"] == A.STAGE_OPTIMIZER:  # once per step
                 net_dp += c["tn"] * r
-                up_dp += c["up"] * r
-                out_dp += c["out"] * r
+                up_dp += c["up"] * rs
+                out_dp += c["out"] * rs
             else:  # every pass (x comm_mult below)
                 net += c["tn"] * r
-                up += c["up"] * r
-                out += c["out"] * r
+                up += c["up"] * rs
+                out += c["out"] * rs
             continue
         body = max(c["tc"], c["tm"])
         if c["tc"] >= c["tm"] and c["bound"] in (0, 3):
@@ -229,8 +230,8 @@ def evaluate_point(hw: dict, ops: list[dict], prm: dict, params) -> dict:
         else:
             mem += body * r
         ovh += c["launch"] * r
-        hbm += c["hbm"] * r
-        chip += c["chip"] * r
+        hbm += c["hbm"] * rs
+        chip += c["chip"] * rs
     f = prm["fwd_mult"]
     comp, mem, hbm, chip = comp * f, mem * f, hbm * f, chip * f
     ovh = ovh * f + prm["step_overhead_s"]

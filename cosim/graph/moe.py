@@ -11,9 +11,12 @@ E_chip). Only touched experts' weights are read; each touched expert runs a GEMM
 m = T k (E_chip / E) / E_touched tokens (the expected tokens per touched expert). This is neither
 "all experts" nor "just top-k" and is what makes small-batch MoE decode memory-cheap.
 
-Routing imbalance (`scenario.routing_imbalance`, max/mean load) scales the work of this chip's
-experts when experts are spread over chips (ep > 1): the table describes the slowest EP rank. With
-ep = 1 every chip holds every expert (TP-sharded), so imbalance does not change its total work.
+With experts spread over chips (ep > 1) the table describes the slowest EP rank. When few tokens are
+routed, its group touches more experts than the mean (`cosim.graph.expert_load`: exact for uniform routing,
+3.49 against 2 of DeepSeek-R1's 256 experts over 4 groups at one token, 1.00 once every expert is touched);
+its touched experts and assignments scale by that ratio. Routing imbalance beyond uniform routing
+(`scenario.routing_imbalance`, max/mean load) scales its work further. With ep = 1 every chip holds every
+expert (TP-sharded), so neither changes its total work.
 
 EP dispatch and combine are all-to-alls, needed only where the tokens of several data-parallel replicas
 meet at the experts (ep > tp): each chip's share of tokens (T / tp: TP ranks split the replicated tokens)
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cosim.graph.expert_load import busiest_group_ratio
 from cosim.graph.optable import CommKind, OpKind, Stage
 from cosim.graph.rows import (
     ACT_FLOPS_PER_ELEMENT,
@@ -133,7 +137,10 @@ def moe_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tokens: float, imbalance:
     pooled = tokens * m.ep_token_pool
     e_chip = E / m.ep
     touched = e_chip if touch_all else expected_experts_touched(E, k, pooled, e_chip)
-    assignments = pooled * k * e_chip / E * (imbalance if m.ep > 1 else 1.0)
+    # the busiest EP group touches more than the mean when few tokens are routed (cosim.graph.expert_load)
+    busiest = 1.0 if touch_all else busiest_group_ratio(E, k, pooled, m.ep)
+    touched *= busiest
+    assignments = pooled * k * e_chip / E * busiest * (imbalance if m.ep > 1 else 1.0)
     per_expert = assignments / touched
     width = moe.expert_intermediate_size / m.expert_tp
     up = (2 if mlp.gated else 1) * width
@@ -153,6 +160,9 @@ def moe_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tokens: float, imbalance:
              kind=OpKind.GROUPED_GEMM, repeat=repeat),
         combine,
     ]
+    for row in rows:  # the busiest group's work sets the time; the energy counts the groups' mean
+        if row["name"].startswith(EXPERT_ASSIGNMENT_ROWS):
+            row["work_share"] = 1.0 / busiest
     if exchange:
         rows.append(comm("moe.ep_combine", Stage.DECODER, dt, CommKind.ALL_TO_ALL, send * dt.a, m.ep, repeat=repeat))
     return rows

@@ -55,7 +55,7 @@ _FLOAT_COLUMNS = (
     "m", "k", "n", "groups",
     "batch", "heads", "kv_heads", "q_len", "kv_len", "head_dim", "head_dim_v", "window",
     "flops", "bytes_weight", "bytes_act_in", "bytes_act_out", "bytes_kv_read", "bytes_kv_write",
-    "comm_bytes", "repeat", "m_prompt", "m_prompt_step",
+    "comm_bytes", "repeat", "m_prompt", "m_prompt_step", "work_share",
 )
 
 
@@ -78,6 +78,9 @@ class OpTable:
       the mean prompt rows in `m` and the rows one prompt adds to a step that carries it: the steps alternate
       between m - m_prompt + k x m_prompt_step rows for the two k around m_prompt / m_prompt_step, each
       padded to its own tile (0, 0: every execution has `m` rows).
+      work_share: the mean chip's work in this op over the work the row describes (1: every chip does the
+      same). A row of the busiest rank (an expert-parallel group touching more experts than the mean) sets
+      the step's time at its own work, while the energy counts the chips' mean work.
     """
 
     name: np.ndarray = field(default_factory=lambda: np.array([], dtype=object))
@@ -111,6 +114,7 @@ class OpTable:
     repeat: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.float64))
     m_prompt: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.float64))
     m_prompt_step: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.float64))
+    work_share: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.float64))
 
     def __len__(self) -> int:
         return len(self.kind)
@@ -124,7 +128,7 @@ class OpTable:
             fallback = "precision" if col == "weight_precision" else None
             data[col] = np.array([int(r.get(col, r.get(fallback, 0))) for r in rows], dtype=np.int64)
         for col in _FLOAT_COLUMNS:
-            default = 1.0 if col in ("repeat", "groups") else 0.0
+            default = 1.0 if col in ("repeat", "groups", "work_share") else 0.0
             data[col] = np.array([float(r.get(col, default)) for r in rows], dtype=np.float64)
         return cls(**data)
 

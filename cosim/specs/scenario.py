@@ -132,7 +132,10 @@ class Scenario(BaseModel):
                     "the main model's own token (TensorRT-LLM's 'acceptance rate'; at most draft_tokens + 1). A "
                     "property of the model, the drafter and the text, not of the hardware, so it is an input")
     # MoE
-    routing_imbalance: float = Field(default=1.0, ge=1.0, description="max/mean tokens per expert")
+    routing_imbalance: float = Field(default=1.0, ge=1.0,
+                                     description="max/mean tokens per expert beyond uniform routing (skewed "
+                                                 "routers); the busiest EP group of uniform routing is modelled "
+                                                 "already (cosim.graph.expert_load)")
     # training
     recompute: Literal["none", "selective", "full"] = "selective"
     optimizer: Literal["adam", "sgd"] = "adam"
