@@ -471,13 +471,17 @@ def test_moe_shares_fit_recovers_known_shares_and_scores_each_row_without_it(mon
     c = int(np.argmax(compute_at_1 / truth))  # the row that answers to the compute share
     m = 1 - c
     assert compute_at_1[c] > 1.1 * truth[c] and compute_at_1[m] == pytest.approx(truth[m], rel=1e-9)
-    assert memory_at_1[m] > 1.1 * truth[m] and memory_at_1[c] == pytest.approx(truth[c], rel=1e-9)
+    # (the compute-bound row's grouped GEMMs store their outputs at the grouped memory bandwidth after their
+    # main loops, so the memory share moves it by that store's few percent of its time)
+    assert memory_at_1[m] > 1.1 * truth[m] and memory_at_1[c] == pytest.approx(truth[c], rel=0.03)
     table["measured"] = truth
     shares, in_sample, loo = fit.fit_moe_share(table, scales, {}, verbose=False)
     assert abs(shares[0] - 0.6) < 0.01 and abs(shares[1] - 0.7) < 0.01
     assert np.all(np.abs(in_sample) < 0.01)
     assert loo[c] == pytest.approx(compute_at_1[c] / truth[c] - 1.0, rel=0.02)
-    assert loo[m] == pytest.approx(memory_at_1[m] / truth[m] - 1.0, rel=0.02)
+    # left out, the memory-bound row's share is pinned only weakly by the other row's output stores: its error
+    # falls short of the share-at-1 figure, but not by much
+    assert 0.75 * (memory_at_1[m] / truth[m] - 1.0) < loo[m] <= memory_at_1[m] / truth[m] - 1.0 + 1e-9
 
 
 def test_rows_served_on_vllm_are_held_out_and_priced_with_its_factor(capsys):

@@ -66,9 +66,9 @@ PRM = ("launch_overhead_s", "step_overhead_s", "comm_overlap_fraction", "dp_over
        "memory_fraction", "onchip_activation_fraction", "onchip_weight_fraction", "memory_reserve_fraction",
        "min_tile_m", "min_tile_n", "split_k", "footprint_bytes", "weight_footprint_bytes", "fwd_mult",
        "comm_mult", "extra_memory_bytes", "link_fraction", "grouped_gemm_scale", "curve_reference_flops_per_s",
-       "grouped_gemm_memory_scale")
+       "grouped_gemm_memory_scale", "serial_output_store")
 (P_LAUNCH, P_STEP, P_OVL, P_DPOVL, P_MEMF, P_ACTF, P_WF, P_RESERVE, P_MINM, P_MINN, P_SPLITK, P_FOOT,
- P_WFOOT, P_FWD, P_COMMM, P_EXTRA, P_LINKF, P_GROUPED, P_CURVEREF, P_GROUPED_MEM) = range(len(PRM))
+ P_WFOOT, P_FWD, P_COMMM, P_EXTRA, P_LINKF, P_GROUPED, P_CURVEREF, P_GROUPED_MEM, P_SERIAL) = range(len(PRM))
 
 # per-point outputs
 OUT = ("step_time_s", "compute_s", "memory_s", "network_s", "overhead_s", "bottleneck", "bytes_main_memory",
@@ -354,6 +354,17 @@ def _matrix_rate(i, j, kind, prec, flops, peak, tile_m, tile_n, tile_k, units, s
 
 
 @njit(cache=True, inline="always")
+def _store_s(out_bytes, on_chip, onchip_bw, hbm_bw):
+    """Seconds a GEMM's epilogue spends storing its output tiles after their main loops: the store does not
+    overlap the tile's multiply-adds, so a compute-bound GEMM pays its output write on top (the roofline's
+    overlap keeps only the reads). Per tile, main loop / store = 2 K / (output bytes x ridge point): at small K
+    and a high ridge (FP4 on B200: 1,125 FLOP/B) the store is a third of a K = 2,048 GEMM."""
+    if on_chip:
+        return out_bytes / onchip_bw if onchip_bw > 0.0 else 0.0
+    return out_bytes / hbm_bw if hbm_bw > 0.0 else math.inf
+
+
+@njit(cache=True, inline="always")
 def _widening_s(flops, unpadded_rate, upcast_fraction):
     """Seconds a GEMM spends widening its weights: (1 / f - 1) x its multiply-adds' own time, padding excluded."""
     if unpadded_rate <= 0.0:
@@ -406,10 +417,12 @@ def _op_cost(i, j, peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_co
     else:
         hbm += act
     tm_ = 0.0
+    bw = mem_bw[i] * prm[P_MEMF]
+    if opi[I_KIND, j] == KIND_GROUPED:
+        bw *= prm[P_GROUPED_MEM]
+    if prm[P_SERIAL] > 0.0 and kind in (KIND_GEMM, KIND_GROUPED) and tc > 0.0 and opf[F_OVR, j] < 0.0:
+        tc += _store_s(opf[F_AOUT, j], act <= onchip_cap[i] * prm[P_ACTF], onchip_bw[i], bw)
     if hbm > 0.0:
-        bw = mem_bw[i] * prm[P_MEMF]
-        if opi[I_KIND, j] == KIND_GROUPED:
-            bw *= prm[P_GROUPED_MEM]
         tm_ = hbm / bw if bw > 0.0 else math.inf
     if chip > 0.0 and onchip_bw[i] > 0.0:
         tchip = chip / onchip_bw[i]
@@ -589,6 +602,7 @@ def pack_params(params, *, footprint_bytes: float, weight_footprint_bytes: float
         "link_fraction": params.link_fraction, "grouped_gemm_scale": params.grouped_gemm_scale,
         "curve_reference_flops_per_s": params.curve_reference_flops_per_s or 0.0,
         "grouped_gemm_memory_scale": params.grouped_gemm_memory_scale,
+        "serial_output_store": 1.0 if params.serial_output_store else 0.0,
     }
     return np.array([float(values[k]) for k in PRM], dtype=np.float64)
 

@@ -72,6 +72,10 @@ class EngineParams:
     # op takes at its own precision's peak (a kernel's fixed prologue/epilogue is time, not work); None:
     # keyed by FLOPs
     curve_reference_flops_per_s: float | None = None
+    # whether a GEMM kernel stores each output tile after its main loop, the multiply-adds waiting (GPU tile
+    # epilogues), so a compute-bound GEMM pays its output write on top; False: the store overlaps (systolic
+    # arrays whose output buffers drain while they compute)
+    serial_output_store: bool = False
 
     def __post_init__(self) -> None:
         if self.attention_fraction is None:  # a family without attention data: attention runs like GEMMs
@@ -162,6 +166,7 @@ def engine_params(family: str) -> EngineParams:
         min_tile_m=float(_value(fam["min_tile_m"])),
         min_tile_n=float(_value(fam["min_tile_n"])),
         split_k=bool(fam.get("split_k", True)),
+        serial_output_store=bool(fam.get("serial_output_store", False)),
         launch_overhead_s=float(_value(d["launch_overhead_s"])),
         step_overhead_s=float(_value(d["step_overhead_s"])),
         per_sequence_overhead_s=float(_value(d["per_sequence_overhead_s"])),

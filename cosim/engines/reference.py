@@ -194,9 +194,17 @@ def op_cost(hw: dict, op: dict, prm: dict, params) -> dict:
         0.0 if act_on_chip else act)
     chip = (op["bytes_weight"] if weights_on_chip else 0.0) + (act if act_on_chip else 0.0)
     tmem = 0.0
+    bw = hw["mem_bandwidth_bytes_per_s"] * prm["memory_fraction"] * (
+        prm["grouped_gemm_memory_scale"] if op["kind"] == A.KIND_GROUPED else 1.0)
+    if (prm["serial_output_store"] > 0 and op["kind"] in (A.KIND_GEMM, A.KIND_GROUPED) and tc > 0
+            and op["compute_override_s"] < 0):
+        # the epilogue stores the output after the main loop (analytical._store_s)
+        if act_on_chip:
+            obw = hw["onchip_bandwidth_bytes_per_s"]
+            tc += op["bytes_act_out"] / obw if obw > 0 else 0.0
+        else:
+            tc += op["bytes_act_out"] / bw if bw > 0 else math.inf
     if hbm > 0:
-        bw = hw["mem_bandwidth_bytes_per_s"] * prm["memory_fraction"] * (
-            prm["grouped_gemm_memory_scale"] if op["kind"] == A.KIND_GROUPED else 1.0)
         tmem = hbm / bw if bw > 0 else math.inf
     if chip > 0 and hw["onchip_bandwidth_bytes_per_s"] > 0:
         tmem = max(tmem, chip / hw["onchip_bandwidth_bytes_per_s"])
