@@ -412,16 +412,17 @@ def _op_cost(i, j, peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_co
         chip += w
     else:
         hbm += w
-    if act <= onchip_cap[i] * prm[P_ACTF]:
+    act_on_chip = act <= onchip_cap[i] * prm[P_ACTF]
+    if act_on_chip:
         chip += act
     else:
         hbm += act
     tm_ = 0.0
     bw = mem_bw[i] * prm[P_MEMF]
-    if opi[I_KIND, j] == KIND_GROUPED:
+    if kind == KIND_GROUPED:
         bw *= prm[P_GROUPED_MEM]
     if prm[P_SERIAL] > 0.0 and kind in (KIND_GEMM, KIND_GROUPED) and tc > 0.0 and opf[F_OVR, j] < 0.0:
-        tc += _store_s(opf[F_AOUT, j], act <= onchip_cap[i] * prm[P_ACTF], onchip_bw[i], bw)
+        tc += _store_s(opf[F_AOUT, j], act_on_chip, onchip_bw[i], bw)
     if hbm > 0.0:
         tm_ = hbm / bw if bw > 0.0 else math.inf
     if chip > 0.0 and onchip_bw[i] > 0.0:
