@@ -4,7 +4,7 @@ Each token routes to `k` distinct experts out of `E`, uniformly. Expert parallel
 `G` = ep groups of E / G, and every MoE layer ends in a collective (the TP all-reduce or the EP combine) that
 waits for the slowest group. With many tokens every expert is touched and the groups are even; with few
 (batch-1 decode, a handful of draft tokens) the busiest group touches well above the mean and reads that many
-experts' weights: at one token of DeepSeek-R1 (k = 8 of 256) the busiest of 4 groups touches 3.49 experts in
+experts' weights: at one token of DeepSeek-R1 (k = 8 of 256) the busiest of 4 groups touches 3.51 experts in
 expectation, against a mean of 2 (TensorRT-LLM's DeepSeek-R1 min-latency blog moves from EP8 to EP4 and EP2
 "for better workload balance" for this reason).
 

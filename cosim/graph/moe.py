@@ -13,7 +13,7 @@ m = T k (E_chip / E) / E_touched tokens (the expected tokens per touched expert)
 
 With experts spread over chips (ep > 1) the table describes the slowest EP rank. When few tokens are
 routed, its group touches more experts than the mean (`cosim.graph.expert_load`: exact for uniform routing,
-3.49 against 2 of DeepSeek-R1's 256 experts over 4 groups at one token, 1.00 once every expert is touched);
+3.51 against 2 of DeepSeek-R1's 256 experts over 4 groups at one token, 1.00 once every expert is touched);
 its touched experts and assignments scale by that ratio. Routing imbalance beyond uniform routing
 (`scenario.routing_imbalance`, max/mean load) scales its work further. With ep = 1 every chip holds every
 expert (TP-sharded), so neither changes its total work.
