@@ -234,6 +234,10 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
     for r in ratios:
         assert r["measured_ratio"] >= 1.0 and r["faster"] != r["slower"]
         assert r["error"] == pytest.approx(r["predicted_ratio"] / r["measured_ratio"] - 1, rel=1e-9)
+    # the rows beyond a worst-case bound, each with a cause; as many as the target line's group has beyond it
+    bound = {t["target"]: t["target_worst_abs_error"] for t in data["targets"]}
+    for m in data["misses"]:
+        assert abs(m["error"]) > bound[m["target"]] and m["cause"] and m["family"]
 
 
 def test_every_energy_row_is_mapped_or_listed_with_a_reason():

@@ -140,6 +140,14 @@ def targets():
     return target_table()
 
 
+@st.cache_data(max_entries=1, show_spinner=False)
+def misses():
+    """The rows beyond a target's worst-case bound with their stated causes (`cosim.validate.misses`)."""
+    from cosim.validate.misses import target_misses
+
+    return target_misses()
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def describe(slug: str) -> dict[str, Any]:
     from cosim.api import describe_spec

@@ -34,7 +34,9 @@ def register(app: typer.Typer) -> None:
         JSON: {"rows": [{id, predicted, measured, error, ...}], "summary": [{group_by, group, count,
         median_abs_error, mape, worst_error, worst_id}], "unmapped": [{id, reason}], "calibrated": bool,
         "targets": [{target, count, cv_median_abs_error, cv_worst_error, target_median_abs_error,
-        target_worst_abs_error, met}] (calibrated runs), "hardware_ratios": [{query, faster, slower, rows,
+        target_worst_abs_error, met}] and "misses": [{target, id, hardware, workload, error, family, cause, see}]
+        (the rows beyond a target's worst-case bound, with the stated cause of their family; calibrated runs),
+        "hardware_ratios": [{query, faster, slower, rows,
         measured_ratio, predicted_ratio, error}] (the same query on two chips, per chip)}.
         error = predicted / measured - 1.
         """
@@ -69,11 +71,13 @@ def register(app: typer.Typer) -> None:
         if update_thresholds:
             write_thresholds(report.summary)
             print("updated cosim/data/validation_thresholds.yaml", file=sys.stderr)
-        targets = None
+        targets = misses = None
         if report.calibrated and not reference:
+            from cosim.validate.misses import target_misses
             from cosim.validate.targets import target_table
 
             targets = target_table()
+            misses = target_misses()
         if fmt == "json":
             from cosim.validate.ratios import hardware_ratios
 
@@ -82,6 +86,7 @@ def register(app: typer.Typer) -> None:
                    "unmapped": report.unmapped.to_dict(orient="records")}
             if targets is not None:
                 doc["targets"] = targets.to_dict(orient="records")
+                doc["misses"] = misses.to_dict(orient="records")
             doc["hardware_ratios"] = hardware_ratios(report.rows).to_dict(orient="records")
             print_json(doc)
         elif fmt == "csv":
@@ -92,6 +97,9 @@ def register(app: typer.Typer) -> None:
             print_table(report.summary, title="error by group")
             if targets is not None:
                 print_table(targets, title="targets (cross-validated, leave-one-out)")
+                if len(misses):
+                    print_table(misses[["id", "error", "family", "see"]],
+                                title="rows beyond the worst-case target (causes: cosim/data/reference/known_misses.yaml)")
         if check:
             problems = check_thresholds(report.summary)
             for line in problems:

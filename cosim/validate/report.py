@@ -34,6 +34,31 @@ def _md_table(frame: pd.DataFrame, columns: list[str]) -> list[str]:
     return lines
 
 
+def _misses_section() -> list[str]:
+    """The rows beyond a target's worst-case bound with their family's stated cause (cosim.validate.misses)."""
+    from cosim.validate.misses import UNEXPLAINED, load_known_misses, target_misses
+
+    misses = target_misses()
+    if not len(misses):
+        return []
+    lines = ["## Rows beyond the worst-case target", "",
+             f"{len(misses)} rows are further from their measurement than their target's worst-case bound "
+             "(leave-one-out). Each belongs to a family with one stated cause",
+             "(`cosim/data/reference/known_misses.yaml`); the measurements behind it are under the named heading "
+             "of \"Where cosim misses, and why\" below.", "",
+             "| family | rows | errors | cause | tried or ruled out | see |", "|---|---|---|---|---|---|"]
+    tried = {f.key: f.tried for f in load_known_misses()}
+    for key, grp in misses.groupby("family", sort=False):
+        lo, hi = grp["error"].min(), grp["error"].max()
+        span = _pct(lo) if lo == hi else f"{_pct(lo)}..{_pct(hi)}"
+        lines.append(f"| {key} | {len(grp)} | {span} | {grp['cause'].iloc[0]} | "
+                     f"{tried.get(key, '-') if key != UNEXPLAINED else '-'} | {grp['see'].iloc[0] or '-'} |")
+    lines += ["", "| row | hardware | workload | error | family |", "|---|---|---|---|---|"]
+    lines += [f"| {r.id} | {r.hardware} | {r.workload} | {_pct(r.error)} | {r.family} |"
+              for r in misses.itertuples(index=False)]
+    return lines + [""]
+
+
 def write_report(report: ValidationReport, out_dir: Path, *, cv: pd.DataFrame | None = None,
                  calibration: dict | None = None) -> Path:
     """Markdown report plus `validation_pred_vs_meas.{png,html}`; PNG needs Chromium (skipped otherwise)."""
@@ -86,6 +111,7 @@ def write_report(report: ValidationReport, out_dir: Path, *, cv: pd.DataFrame | 
         lines += ["", "The last two lines are informational: the throughput rows whose query the row fully specifies",
                   "(no estimated dataset length, no assumed parallel layout), which separates model error from input",
                   "guesses; and the rows of the shared research data alone, without the added table cells.", ""]
+        lines += _misses_section()
     if cv is not None and len(cv):
         lines += ["## Cross-validated error (leave-one-out over the calibration rows)", "",
                   "Each row is predicted with parameters fitted without it; this is the figure to quote.", ""]

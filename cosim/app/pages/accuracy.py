@@ -36,6 +36,14 @@ def render() -> None:
         st.subheader("Targets (cross-validated, leave-one-out; percent)")
         st.dataframe(table.rename(columns=lambda c: c.replace("_abs_error", " |err| %").replace("_error", " err %")),
                      hide_index=True)
+        missed = cache.misses()
+        if len(missed):
+            st.subheader(f"Rows beyond the worst-case target ({len(missed)}), and why")
+            st.caption("Each row's leave-one-out error and the stated cause of its family "
+                       "(cosim/data/reference/known_misses.yaml; measurements in reports/validation.md).")
+            shown = missed.assign(error=(100 * missed["error"]).round(1))
+            st.dataframe(shown[["id", "error", "family", "cause", "see"]].rename(columns={"error": "error %"}),
+                         hide_index=True)
     st.subheader("Summary per group")
     st.dataframe(summary, hide_index=True)
     csv_download(summary, "validation_summary.csv", label="Download summary CSV", key="acc_dl_summary")
