@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cosim.errors import CosimInputError
 from cosim.specs.loader import read_document
+from cosim.validate.targets import TARGETS, cv_rows
 
 KNOWN_MISSES_PATH = Path(__file__).resolve().parent.parent / "data" / "reference" / "known_misses.yaml"
 #: family of a row beyond the bound that no entry covers
@@ -65,8 +66,6 @@ def family_of(row_id: str, families: tuple[MissFamily, ...]) -> MissFamily | Non
 def target_misses(rows: pd.DataFrame | None = None, families: tuple[MissFamily, ...] | None = None) -> pd.DataFrame:
     """One line per row beyond the worst-case bound of a target (largest |error| first): the target, the row,
     its leave-one-out error and its family's cause, or `UNEXPLAINED`."""
-    from cosim.validate.targets import TARGETS, cv_rows
-
     rows = cv_rows() if rows is None else rows
     families = load_known_misses() if families is None else families
     out = []
