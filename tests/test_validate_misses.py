@@ -80,3 +80,17 @@ def test_every_current_miss_is_explained_and_every_family_still_explains_one():
     headings = set(re.findall(r"^#+ (.+)$", NOTES.read_text(), flags=re.M))
     for fam in families:
         assert any(h.startswith(fam.see) for h in headings), f"{fam.key}: no notes.md heading '{fam.see}'"
+
+
+def test_report_section_lists_each_family_once_and_every_row():
+    from cosim.validate.report import _misses_section
+
+    misses = target_misses()
+    text = "\n".join(_misses_section())
+    assert text.startswith("## Rows beyond the worst-case target")
+    assert f"{len(misses)} rows are further" in text
+    for key, grp in misses.groupby("family"):
+        family_lines = [ln for ln in text.splitlines() if ln.startswith(f"| {key} |")]
+        assert len(family_lines) == 1 and family_lines[0].split(" | ")[1] == str(len(grp))
+    for rid in misses["id"]:
+        assert f"| {rid} |" in text
