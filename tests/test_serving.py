@@ -11,7 +11,7 @@ from cosim.errors import CosimInputError
 from cosim.serving.kernel import TL_END, TL_PREFILL_TOKENS, TL_START, TL_TOKENS
 from cosim.serving.metrics import Slo, in_system, latency_arrays, summarize, waiting
 from cosim.serving.requests import LengthDist, arrival_times, parse_length_spec, read_trace
-from cosim.serving.search import find_max_qps
+from cosim.serving.search import LIGHT_LOAD_FRACTION, find_max_qps
 from cosim.serving.simulator import RequestSet, ServingConfig, simulate
 from cosim.serving.steptime import AffineStepTime
 
@@ -183,6 +183,20 @@ def test_max_qps_search_brackets_capacity():
     assert 0.5 * cap < res.max_qps <= 1.25 * cap
     strict = find_max_qps(lambda q: _poisson(q, 100.0, seed=4), TABLE, cfg, cap, Slo(ttft_s=0.2, tpot_s=0.05))
     assert strict.max_qps is None or strict.max_qps <= res.max_qps
+
+
+def test_max_qps_search_probes_the_light_load_floor_only_when_nothing_faster_passes():
+    cap = _capacity_rps()
+    cfg = ServingConfig(kv_capacity_tokens=200_000, max_seqs=64)
+    floor = LIGHT_LOAD_FRACTION * cap
+    res = find_max_qps(lambda q: _poisson(q, 100.0, seed=4), TABLE, cfg, cap)
+    assert all(q > floor for q, _ in res.probes)  # a faster rate passed: the slow floor run was never needed
+    passed = [q for q, ok in res.probes if ok]
+    assert res.max_qps == max(passed) and all(q > res.max_qps for q, ok in res.probes if not ok)
+    # an SLO no load can meet: every bisection rate fails, then the floor, probed last, fails too
+    never = find_max_qps(lambda q: _poisson(q, 100.0, seed=4), TABLE, cfg, cap, Slo(ttft_s=1e-9), max_probes=6)
+    assert never.max_qps is None and len(never.probes) == 6
+    assert never.probes[-1][0] == pytest.approx(floor) and not any(ok for _, ok in never.probes)
 
 
 def test_lengths_and_arrivals():
