@@ -55,8 +55,8 @@ def find_max_qps(make_requests: Callable[[float], RequestSet], table: StepTimeTa
     ok, s_hi = probe(hi)
     if ok:
         return SearchResult(hi, s_hi, probes)
-    # the light-load floor is probed only if no faster rate passes: at 2% of capacity a run spans fifty times
-    # as many steps, the slowest probe to simulate; it keeps its place in the probe budget
+    # the light-load floor is probed only if no faster rate passes: its requests run in small batches, so it
+    # takes the most steps of any probe to simulate; it keeps its place in the probe budget
     lo, best = LIGHT_LOAD_FRACTION * capacity_rps, None
     while len(probes) < max_probes - 1 and (hi - lo) > rel_tol * hi:
         mid = 0.5 * (lo + hi)

@@ -33,8 +33,8 @@ def catalog_dir(kind: str) -> Path:
     raise CosimInputError(f"built-in catalog '{kind}' not found next to the cosim package")
 
 
-#: PyYAML's safe loader, in C (libyaml) where the install has it: the same documents, about 9x faster on the
-#: reference data `cosim validate` reads at every run
+#: PyYAML's safe loader, in C (libyaml) where the install has it: the same documents, several times faster on
+#: the reference data `cosim validate` reads at every run (reports/benchmarks.md, "Validation speed")
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
