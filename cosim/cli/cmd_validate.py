@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         JSON: {"rows": [{id, predicted, measured, error, ...}], "summary": [{group_by, group, count,
         median_abs_error, mape, worst_error, worst_id}], "unmapped": [{id, reason}], "calibrated": bool,
         "targets": [{target, count, cv_median_abs_error, cv_worst_error, target_median_abs_error,
-        target_worst_abs_error, met}] and "misses": [{target, id, hardware, workload, error, family, cause, see}]
+        target_worst_abs_error, met}] and "misses": [{target, id, hardware, workload, error, family, cause, tried, see}]
         (the rows beyond a target's worst-case bound, with the stated cause of their family; calibrated runs),
         "hardware_ratios": [{query, faster, slower, rows,
         measured_ratio, predicted_ratio, error}] (the same query on two chips, per chip)}.

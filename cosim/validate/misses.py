@@ -22,7 +22,7 @@ from cosim.validate.targets import TARGETS, cv_rows
 KNOWN_MISSES_PATH = Path(__file__).resolve().parent.parent / "data" / "reference" / "known_misses.yaml"
 #: family of a row beyond the bound that no entry covers
 UNEXPLAINED = "unexplained"
-COLUMNS = ["target", "id", "hardware", "workload", "error", "family", "cause", "see"]
+COLUMNS = ["target", "id", "hardware", "workload", "error", "family", "cause", "tried", "see"]
 
 
 class MissFamily(BaseModel):
@@ -77,5 +77,6 @@ def target_misses(rows: pd.DataFrame | None = None, families: tuple[MissFamily, 
             fam = family_of(r.id, families)
             out.append({"target": tg.name, "id": r.id, "hardware": r.hardware, "workload": r.workload,
                         "error": float(r.error), "family": fam.key if fam else UNEXPLAINED,
-                        "cause": fam.cause if fam else "not yet explained", "see": fam.see if fam else ""})
+                        "cause": fam.cause if fam else "not yet explained", "tried": fam.tried if fam else "",
+                        "see": fam.see if fam else ""})
     return pd.DataFrame(out, columns=COLUMNS)

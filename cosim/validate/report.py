@@ -36,7 +36,7 @@ def _md_table(frame: pd.DataFrame, columns: list[str]) -> list[str]:
 
 def _misses_section() -> list[str]:
     """The rows beyond a target's worst-case bound with their family's stated cause (cosim.validate.misses)."""
-    from cosim.validate.misses import UNEXPLAINED, load_known_misses, target_misses
+    from cosim.validate.misses import target_misses
 
     misses = target_misses()
     if not len(misses):
@@ -47,12 +47,11 @@ def _misses_section() -> list[str]:
              "(`cosim/data/reference/known_misses.yaml`); the measurements behind it are under the named heading "
              "of \"Where cosim misses, and why\" below.", "",
              "| family | rows | errors | cause | tried or ruled out | see |", "|---|---|---|---|---|---|"]
-    tried = {f.key: f.tried for f in load_known_misses()}
     for key, grp in misses.groupby("family", sort=False):
         lo, hi = grp["error"].min(), grp["error"].max()
         span = _pct(lo) if lo == hi else f"{_pct(lo)}..{_pct(hi)}"
         lines.append(f"| {key} | {len(grp)} | {span} | {grp['cause'].iloc[0]} | "
-                     f"{tried.get(key, '-') if key != UNEXPLAINED else '-'} | {grp['see'].iloc[0] or '-'} |")
+                     f"{grp['tried'].iloc[0] or '-'} | {grp['see'].iloc[0] or '-'} |")
     lines += ["", "| row | hardware | workload | error | family |", "|---|---|---|---|---|"]
     lines += [f"| {r.id} | {r.hardware} | {r.workload} | {_pct(r.error)} | {r.family} |"
               for r in misses.itertuples(index=False)]
