@@ -102,7 +102,7 @@ def main() -> None:
               f"(**{t_old / t_new:.1f}x**) |", "",
               "The MLPerf Server rows run the serving simulator's max-QPS bisection; its light-load floor (2% of",
               "capacity, the slowest probe to simulate) is probed only when no faster rate passes. Its outcome",
-              "decides a result only when every faster rate fails, so the 527 predictions are bit-for-bit those of",
+              "decides a result only when every faster rate fails, so the predictions (527 then) were bit-for-bit those of",
               "the search that probed it first (compared on the JSON of `cosim validate`, session 27).", ""]
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text("\n".join(lines))

@@ -160,7 +160,8 @@ def test_energy_for_estimate_per_token_is_total_over_tokens():
 def test_training_energy_charges_forward_backward_and_recompute_flops():
     """A training step runs the forward graph 3 times (forward, backward = 2 x forward) with selective
     recompute and 4 times with full recompute, plus half a forward of attention (FlashAttention's backward
-    recomputes QK^T: 2.5x the forward's FLOPs, not 2x); the energy model must be charged all of it."""
+    recomputes QK^T: 2.5x the forward's FLOPs, not 2x) and the loss over the logits (6 FLOPs per logit, each
+    token's 128,256 of them); the energy model must be charged all of it."""
     from cosim.api import estimate
     from cosim.cli.common import build_scenario
     from cosim.graph import train_graph
@@ -176,7 +177,9 @@ def test_training_energy_charges_forward_backward_and_recompute_flops():
         forward = float((g.flops * g.repeat)[g.kind != int(OpKind.COMM)].sum())
         attention = float((g.flops * g.repeat)[g.kind == int(OpKind.ATTENTION)].sum())
         assert attention > 0
-        assert sum(r.flops_by_precision.values()) == pytest.approx(mult * forward + 0.5 * attention, rel=1e-9)
+        loss = 6.0 * 8 * 1024 / 8 * 128256  # tokens per chip x vocabulary
+        assert sum(r.flops_by_precision.values()) == pytest.approx(mult * forward + 0.5 * attention + loss,
+                                                                   rel=1e-9)
 
 
 def test_generate_energy_charges_prefill_and_every_decode_step():

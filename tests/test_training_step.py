@@ -7,6 +7,10 @@ Hand-derived expectations:
   output layer in BF16.
 * Each FP8 GEMM casts its input (every forward pass) and its output gradient (once) at 2 bytes read + 2
   written per element.
+* The MLP activation is a kernel of its own in training: each forward pass reads its inputs (gate and up when
+  gated) and writes its output; the backward reads the saved inputs and the output gradient and writes the
+  inputs' gradients. For E output elements and i inputs that is passes x (i + 1) E + (2 i + 1) E elements.
+* The loss reads every logit once and writes its gradient once: 2 x tokens x vocab elements at 2 bytes.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from hypothesis import strategies as st
 from cosim.cli.common import build_scenario
 from cosim.engines.estimate import estimate
 from cosim.graph.optable import PRECISION_CODE, OpKind, OpTable, Stage
-from cosim.graph.rows import Dtypes, gemm, head_dtypes
+from cosim.graph.rows import Dtypes, elementwise, gemm, head_dtypes
 from cosim.graph.training import training_table
 from cosim.specs.loader import load_hardware
 
@@ -40,7 +44,7 @@ def test_attention_backward_recomputes_the_scores(passes):
     att = list(out.name).index("attn.attention")
     # the engines multiply every row by passes + 2: attention must come to passes + 2.5 forwards
     assert out.repeat[att] * (passes + 2) == pytest.approx(32.0 * (passes + 2.5))
-    assert out.repeat[0] == 32.0 and len(out) == 3  # GEMMs unchanged, no casts in BF16
+    assert out.repeat[0] == 32.0 and len(out) == 4  # GEMMs unchanged, no casts in BF16, one loss row
 
 
 def test_fp8_keeps_attention_and_the_output_layer_in_bf16():
@@ -119,3 +123,32 @@ def test_training_estimates_carry_the_training_rows_bands():
     assert train["n"] == len(errs)
     lo, hi = 1e5 / (1 + max(errs)), 1e5 / (1 + min(errs))  # the band lies within the extreme errors' range
     assert lo <= train["p10"] <= train["p90"] <= hi
+
+
+@pytest.mark.parametrize("passes", [1, 2])
+def test_the_loss_reads_the_logits_and_writes_their_gradient(passes):
+    out = training_table(_table("bf16"), passes)
+    loss = list(out.name).index("loss.cross_entropy")
+    assert out.kind[loss] == int(OpKind.ELEMENTWISE) and out.stage[loss] == int(Stage.LM_HEAD)
+    per_step = (out.bytes_act_in[loss] + out.bytes_act_out[loss]) * (passes + 2) * out.repeat[loss]
+    assert per_step == pytest.approx(2 * 8192 * 128256 * 2.0)  # once each way, BF16 logits
+
+
+@pytest.mark.parametrize(("gated", "passes"), [(True, 1), (True, 2), (False, 1), (False, 2)])
+def test_the_activation_moves_its_inputs_and_gradients(gated, passes):
+    dt = Dtypes(2.0, 2.0, 2.0, "bf16")
+    tokens, width, hidden = 8192, 14336, 4096
+    up = "mlp.gate_up_proj" if gated else "mlp.up_proj"
+    table = OpTable.from_rows([
+        gemm(up, Stage.DECODER, dt, tokens, hidden, (2 if gated else 1) * width, repeat=32.0),
+        elementwise("mlp.act", Stage.DECODER, dt, tokens * width, 4.0, fused=True, repeat=32.0),
+        gemm("mlp.down_proj", Stage.DECODER, dt, tokens, width, hidden, repeat=32.0),
+    ])
+    out = training_table(table, passes)
+    act = list(out.name).index("mlp.act")
+    assert out.fused[act] == 0
+    inputs = 2 if gated else 1
+    elements = passes * (inputs + 1) + 2 * inputs + 1  # per output element, over the whole step
+    per_step = (out.bytes_act_in[act] + out.bytes_act_out[act]) * (passes + 2)
+    assert per_step == pytest.approx(elements * tokens * width * 2.0)
+    assert out.bytes_act_in[list(out.name).index("mlp.down_proj")] == table.bytes_act_in[2]  # GEMMs untouched

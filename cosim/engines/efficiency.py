@@ -180,14 +180,14 @@ def engine_params(family: str) -> EngineParams:
 
 
 @functools.cache
-def _attention_for_hardware(family: str, slug: str) -> np.ndarray | None:
-    """The family file's `attention_fraction.by_hardware[slug]` (kernel generation of that chip), if any."""
-    att = load_family(family).get("attention_fraction") or {}
-    entry = (att.get("by_hardware") or {}).get(slug)
+def _fraction_for_hardware(family: str, slug: str, section: str) -> np.ndarray | None:
+    """The family file's `<section>.by_hardware[slug]` (a chip's own measured fraction of peak), if any."""
+    sec = load_family(family).get(section) or {}
+    entry = (sec.get("by_hardware") or {}).get(slug)
     if entry is None:
         return None
-    return _per_precision(entry, file=f"efficiency/{family}.yaml", field=f"attention_fraction.by_hardware.{slug}",
-                          fallback=engine_params(family).attention_fraction)
+    return _per_precision(entry, file=f"efficiency/{family}.yaml", field=f"{section}.by_hardware.{slug}",
+                          fallback=getattr(engine_params(family), section))
 
 
 def params_for(hw: Hardware, calibrated: bool = True, **overrides) -> EngineParams:
@@ -203,7 +203,8 @@ def params_for(hw: Hardware, calibrated: bool = True, **overrides) -> EnginePara
         return p.with_overrides(**overrides) if overrides else p
     family = family_of(hw)
     p = engine_params(family)
-    att = _attention_for_hardware(family, hw.name)
-    if att is not None and "attention_fraction" not in overrides:
-        overrides = {**overrides, "attention_fraction": att}
+    for section in ("compute_fraction", "attention_fraction"):
+        own = _fraction_for_hardware(family, hw.name, section)
+        if own is not None and section not in overrides:
+            overrides = {**overrides, section: own}
     return p.with_overrides(**overrides) if overrides else p

@@ -261,7 +261,8 @@ def footprint(workload: DecoderLM | VideoDiT, scenario: Scenario, batch: int | N
         elif scenario.recompute == "selective":
             per_tok = selective
         else:
-            per_tok = (coef["none_coefficient"] * h + coef["attention_coefficient"] * a * s) / m.tp
+            # fused (FlashAttention) attention keeps no s x s scores, only a log-sum-exp per head and query
+            per_tok = (coef["none_coefficient"] * h + coef["flash_softmax_stat_bytes_per_head"] * a) / m.tp
         layers = workload.num_layers / m.pp
         _, micro, n_micro = microbatching(sc)
         in_flight = pipeline_in_flight(m.pp, scenario.parallelism.vpp, n_micro)

@@ -16,6 +16,14 @@ forward, plus one more forward under full recompute). Three things real trainers
   column-wise-scaled (Blackwell MXFP8) copy the other GEMM of the pair reads: 2 bytes read and 2 written
   per element.
 
+* **The activation function is a kernel of its own, and the loss reads the logits.** Inference engines fuse
+  the MLP activation into the up-projection's epilogue, and the forward graph prices it so (no bytes). A
+  training step keeps the activation's input for its backward: the forward kernel (Megatron's fused
+  bias-GeLU / bias-SwiGLU, PyTorch's GELU) reads the up-projection's output and writes the activation, the
+  backward reads both saved inputs and the incoming gradient and writes the input gradients. The loss reads
+  every logit once in the forward and writes its gradient once in the backward (the least a fused
+  cross-entropy moves; unfused FP32 losses move several times more, which is left out).
+
 Model FLOPs (MFU) stay the forward's x 3; the recompute shows up in time and hardware FLOPs only.
 """
 
@@ -23,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cosim.graph.optable import PRECISION_CODE, OpKind, OpTable
+from cosim.graph.optable import PRECISION_CODE, OpKind, OpTable, Stage
 from cosim.specs.hardware import BYTES_PER_ELEMENT, PRECISIONS
 
 #: backward FLOPs of a FlashAttention kernel over its forward FLOPs (QK^T recomputed, then dV, dP, dQ, dK)
@@ -33,6 +41,8 @@ FLASH_BACKWARD_FLOPS_RATIO = 2.5
 FP8_QUANTIZE_BYTES_PER_ELEMENT = 4.0
 #: the 16-bit format FP8 training keeps outside its Linear layers
 TRAINING_HIGH_PRECISION = "bf16"
+#: FLOPs per logit of a softmax cross-entropy (max, exp, sum, log, subtract; the gradient's subtract)
+CROSS_ENTROPY_FLOPS_PER_LOGIT = 6.0
 
 _GEMM_KINDS = (int(OpKind.GEMM), int(OpKind.GROUPED_GEMM))
 #: bytes per element of each precision code (PRECISIONS order)
@@ -51,15 +61,60 @@ def training_table(table: OpTable, forward_passes: int) -> OpTable:
     attention = out.kind == int(OpKind.ATTENTION)
     out.repeat = np.where(attention, out.repeat * (forward_passes + FLASH_BACKWARD_FLOPS_RATIO) / fwd_mult,
                           out.repeat)
+    _unfuse_activations(out, forward_passes)
+    extra = [_loss_rows(out, forward_passes)]
     narrow = _BYTES[out.precision] < BYTES_PER_ELEMENT[TRAINING_HIGH_PRECISION]  # the FP8/FP4 recipes
-    if not np.any(narrow):
-        return out
     keep_high = narrow & attention
     out.precision = np.where(keep_high, PRECISION_CODE[TRAINING_HIGH_PRECISION], out.precision)
     quantised = narrow & ~keep_high & np.isin(out.kind, _GEMM_KINDS)
-    if not np.any(quantised):
-        return out
-    return OpTable.concat([out, _quantize_rows(out.select(quantised), forward_passes)])
+    if np.any(quantised):
+        extra.append(_quantize_rows(out.select(quantised), forward_passes))
+    extra = [t for t in extra if len(t.name)]
+    return OpTable.concat([out, *extra]) if extra else out
+
+
+def _stream_bytes(precision: np.ndarray) -> np.ndarray:
+    """Bytes per element of the activation stream: the compute precision, at least BF16 (FP8 recipes keep
+    what is stored between kernels in BF16)."""
+    return np.maximum(_BYTES[precision], BYTES_PER_ELEMENT[TRAINING_HIGH_PRECISION])
+
+
+def _unfuse_activations(table: OpTable, forward_passes: int) -> None:
+    """Give each MLP activation row (`<prefix>.act`, fused in the forward graph) the bytes it moves in a
+    training step, stored per forward (the engines multiply every row by forward_passes + 2): each forward
+    reads its inputs (gate and up for a gated MLP) and writes its output; the backward reads the saved inputs
+    and the output gradient and writes the inputs' gradients."""
+    names = set(table.name.tolist())
+    act = np.array([str(n).endswith(".act") for n in table.name]) & (table.fused == 1)
+    if not np.any(act):
+        return
+    gated = np.array([f"{str(n)[:-len('.act')]}.gate_up_proj" in names for n in table.name])
+    inputs = np.where(gated, 2.0, 1.0)
+    elements = table.m * _stream_bytes(table.precision)  # bytes of one output-sized tensor
+    fwd_mult = forward_passes + 2.0
+    reads = (forward_passes * inputs + inputs + 1.0) * elements / fwd_mult
+    writes = (forward_passes + inputs) * elements / fwd_mult
+    table.bytes_act_in = np.where(act, reads, table.bytes_act_in)
+    table.bytes_act_out = np.where(act, writes, table.bytes_act_out)
+    table.fused = np.where(act, 0, table.fused)
+
+
+def _loss_rows(table: OpTable, forward_passes: int) -> OpTable:
+    """The cross-entropy over the output head's logits (vocab / tp of them per token on a chip): read once in
+    the forward, the gradient written once in the backward; one row, stored per forward."""
+    head = np.array([str(n).endswith("lm_head") for n in table.name]) & (table.stage == int(Stage.LM_HEAD))
+    if not np.any(head):
+        return OpTable.from_rows([])
+    fwd_mult = forward_passes + 2.0
+    logit_bytes = _stream_bytes(table.precision[head])
+    rows = [{"name": f"{str(name)[:-len('lm_head')]}loss.cross_entropy", "kind": int(OpKind.ELEMENTWISE),
+             "stage": int(stage), "precision": int(prec), "m": float(m * n),
+             "flops": CROSS_ENTROPY_FLOPS_PER_LOGIT * m * n / fwd_mult,
+             "bytes_act_in": m * n * b / fwd_mult, "bytes_act_out": m * n * b / fwd_mult, "repeat": float(r)}
+            for name, stage, prec, m, n, b, r in zip(table.name[head], table.stage[head], table.precision[head],
+                                                     table.m[head], table.n[head], logit_bytes, table.repeat[head],
+                                                     strict=True)]
+    return OpTable.from_rows(rows)
 
 
 def _quantize_rows(gemms: OpTable, forward_passes: int) -> OpTable:

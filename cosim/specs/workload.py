@@ -207,6 +207,9 @@ class DecoderLM(_Frozen):
     )
     lm_head_bias: bool = Field(default=False, description="bias on the output projection to the vocabulary")
     max_position_embeddings: int | None = Field(default=None, gt=0)
+    learned_position_embeddings: bool = Field(
+        default=False, description="a learned table of max_position_embeddings x hidden_size added to the input "
+                                   "embedding (GPT-2, MPT's learned_pos_emb) instead of rotary or ALiBi positions")
     hybrid_pattern: str | None = Field(
         default=None, pattern=r"^[ME*-]+$",
         description="hybrid models (Nemotron-H): one letter per layer, each layer one block with its own pre-norm "
@@ -236,6 +239,8 @@ class DecoderLM(_Frozen):
             raise ValueError("moe.first_dense_layers exceeds num_layers")
         if self.attention.sliding_window_layers > self.num_layers:
             raise ValueError("attention.sliding_window_layers exceeds num_layers")
+        if self.learned_position_embeddings and self.max_position_embeddings is None:
+            raise ValueError("learned_position_embeddings needs max_position_embeddings (the table's rows)")
         if self.hybrid_pattern is not None:
             if len(self.hybrid_pattern) != self.num_layers:
                 raise ValueError(f"hybrid_pattern has {len(self.hybrid_pattern)} layers, num_layers is {self.num_layers}")

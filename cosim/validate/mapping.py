@@ -62,6 +62,9 @@ class Query(BaseModel):
     zero: int = Field(default=0, ge=0, le=3)
     microbatch: int | None = Field(default=None, gt=0)
     vpp: int = Field(default=1, gt=0, description="training: model chunks per pipeline stage (interleaved 1F1B)")
+    recompute: Literal["none", "selective", "full"] | None = Field(
+        default=None, description="training: the activation recompute the run states (None: selective where it "
+        "fits, else full, as trainers are configured)")
     input_len: int | None = Field(default=None, gt=0)
     output_len: int | None = Field(default=None, gt=0)
     profile: str | None = None

@@ -331,10 +331,10 @@ def predict(q: Query, mapping: Mapping, params=None) -> tuple[float | None, str 
             return None, res.reason or "no video time"
         return res.seconds_per_video, None
     if q.kind in ("training_mfu", "training_tflops_per_gpu", "training_tokens_per_s_per_gpu"):
-        # as trainers are configured: selective recompute when it fits, else full recompute
-        sc = _scenario(q, "train", q.batch or q.dp, q.input_len or 4096, 1)
+        # the run's stated recompute; else as trainers are configured: selective when it fits, else full
+        sc = _scenario(q, "train", q.batch or q.dp, q.input_len or 4096, 1, recompute=q.recompute or "selective")
         res = estimate(q.hardware, q.workload, sc, chips=q.chips, params=params)
-        if not res.feasible:
+        if not res.feasible and q.recompute is None:
             sc = _scenario(q, "train", q.batch or q.dp, q.input_len or 4096, 1, recompute="full")
             res = estimate(q.hardware, q.workload, sc, chips=q.chips, params=params)
         if not res.feasible or res.mfu is None or not math.isfinite(res.mfu):

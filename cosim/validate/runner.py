@@ -13,6 +13,10 @@ from cosim.validate.mapping import load_mapping
 from cosim.validate.reference import load_measurements
 
 GROUP_COLUMNS = ("vendor", "hardware", "workload_class", "metric", "source_class", "reliability", "origin")
+#: crossed groups, so that a chip's training rows cannot hide a regression of its inference rows in the gate
+CROSSED_GROUPS = (("hardware", "metric"),)
+#: a crossed group is summarised from this many rows up
+CROSSED_MIN_ROWS = 3
 
 
 @dataclass
@@ -164,15 +168,23 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
     """Per group: count, median |error|, MAPE and the worst row, over rows with a prediction."""
     ok = rows[rows["predicted"].notna()]
     records = []
+
+    def add(group_by: str, key: str, g: pd.DataFrame) -> None:
+        err = g["error"].to_numpy()
+        worst = int(np.argmax(np.abs(err)))
+        records.append({
+            "group_by": group_by, "group": key, "count": len(g),
+            "median_abs_error": float(np.median(np.abs(err))), "mape": float(np.mean(np.abs(err))),
+            "worst_error": float(err[worst]), "worst_id": g["id"].iloc[worst],
+        })
+
     for col in (c for c in GROUP_COLUMNS if c in ok.columns):
         for key, g in ok.groupby(col):
-            err = g["error"].to_numpy()
-            worst = int(np.argmax(np.abs(err)))
-            records.append({
-                "group_by": col, "group": key, "count": len(g),
-                "median_abs_error": float(np.median(np.abs(err))), "mape": float(np.mean(np.abs(err))),
-                "worst_error": float(err[worst]), "worst_id": g["id"].iloc[worst],
-            })
+            add(col, key, g)
+    for cols in (c for c in CROSSED_GROUPS if set(c) <= set(ok.columns)):
+        for keys, g in ok.groupby(list(cols)):
+            if len(g) >= CROSSED_MIN_ROWS:
+                add("/".join(cols), "/".join(str(k) for k in keys), g)
     if len(ok):
         err = ok["error"].to_numpy()
         worst = int(np.argmax(np.abs(err)))

@@ -98,14 +98,15 @@ def _shared_expert_params(model: DecoderLM) -> int:
 
 
 def _embedding_params(model: DecoderLM, include_input: bool = True) -> int:
-    """Input embedding plus (untied) output head, with the head's bias if any."""
+    """Input embedding (with a learned position table, if any) plus (untied) output head, with the head's bias."""
     emb = model.vocab_size * model.hidden_size
     head = 0 if model.tie_word_embeddings else emb
     if model.lm_head_bias:
         head += model.vocab_size
     if model.tie_word_embeddings and not include_input:
         return emb + head  # tied: the one matrix is used by the output head
-    return (emb if include_input else 0) + head
+    positions = model.max_position_embeddings * model.hidden_size if model.learned_position_embeddings else 0
+    return (emb + positions if include_input else 0) + head
 
 
 def vision_tower_params(vision: VisionEncoder) -> int:

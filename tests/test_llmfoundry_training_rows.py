@@ -1,0 +1,100 @@
+"""MosaicML llm-foundry's MPT training benchmarks (session 28): the models, the rows, how they are queried.
+
+Values asserted here come from the benchmark README (scripts/train/benchmarking/README.md at 061f2c7c) and the
+MPT configurations it ran, or from closed forms, never from cosim's own output.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from pydantic import ValidationError
+
+from cosim.cli.common import build_scenario
+from cosim.engines.efficiency import params_for
+from cosim.engines.memory import footprint, usable_bytes
+from cosim.specs.loader import load_hardware, load_workload
+from cosim.specs.workload import DecoderLM
+from cosim.validate.mapping import Query, load_mapping
+from cosim.validate.predict import predict
+from cosim.validate.reference import load_measurements
+
+VOCAB, POSITIONS = 50368, 2048
+# d_model, n_heads, n_layers of scripts/train/yamls/pretrain/mpt-<size>.yaml, and the README's NumParams at
+# sequence 2048
+MPT = {
+    "125m": (768, 12, 12, 125_311_488), "350m": (1024, 16, 24, 355_985_408), "760m": (1536, 12, 24, 760_470_528),
+    "1b": (2048, 16, 24, 1_315_950_592), "3b": (2560, 20, 32, 2_651_837_440), "7b": (4096, 32, 32, 6_658_859_008),
+    "13b": (5120, 40, 40, 12_853_954_560), "30b": (7168, 56, 48, 29_975_214_080),
+    "70b": (8192, 64, 80, 64_862_437_376),
+}
+
+
+@pytest.mark.parametrize("size", sorted(MPT))
+def test_mpt_parameter_count_is_the_readme_numparams(size):
+    from cosim.workloads.params import params_total
+
+    d, heads, layers, numparams = MPT[size]
+    model = load_workload(f"llmfoundry-mpt-{size}")
+    assert (model.hidden_size, model.attention.num_heads, model.num_layers) == (d, heads, layers)
+    # 12 L d^2 weights, 9 L d biases (Wqkv 3d, out d, up 4d, down d), two LayerNorms a layer and a final one
+    # with weight and bias, the tied vocabulary embedding and the learned table of 2048 positions
+    closed_form = 12 * layers * d * d + 9 * layers * d + (2 * layers + 1) * 2 * d + VOCAB * d + POSITIONS * d
+    assert closed_form == numparams
+    assert params_total(model) == numparams
+
+
+def test_learned_positions_need_a_table_length():
+    base = load_workload("llmfoundry-mpt-125m").model_dump()
+    base.update(max_position_embeddings=None)
+    with pytest.raises(ValidationError, match="max_position_embeddings"):
+        DecoderLM.model_validate(base)
+
+
+def test_a100_gemm_fraction_is_its_measured_matmul_ceiling():
+    # ml-engineering's MAMF table: A100 SXM 267.9 of 312 TFLOPS BF16; other chips keep the family default
+    assert params_for(load_hardware("a100-sxm-80gb"), calibrated=False).compute_fraction[0] == pytest.approx(
+        267.9 / 312, abs=5e-4)
+    assert params_for(load_hardware("h100-sxm"), calibrated=False).compute_fraction[0] == pytest.approx(0.92)
+
+
+def test_mpt_7b_without_checkpointing_fits_as_it_ran():
+    # the README's A100 80GB row: MPT-7B, sequence 2048, 8 GPUs, micro-batch 6, no activation checkpointing.
+    # The run happened, so the model must fit: FlashAttention keeps no 2048 x 2048 scores per head
+    sc = build_scenario(phase="train", batch=96, input_len=2048, dp=8, zero=3, microbatch=6, recompute="none")
+    fp = footprint(load_workload("llmfoundry-mpt-7b"), sc)
+    assert fp.weights + fp.activations + fp.optimizer < usable_bytes(80e9, 0.1)
+    # 34 bytes per hidden element per token and layer, plus an FP32 log-sum-exp per head and token
+    assert fp.activations == pytest.approx((34 * 4096 + 4 * 32) * 2048 * 6 * 32, rel=1e-12)
+
+
+def _rows():
+    return {r.id: r for r in load_measurements() if r.id.startswith("llmfoundry-")}
+
+
+def test_every_readme_row_is_in_the_reference_data_and_mapped():
+    rows, mapping = _rows(), load_mapping()
+    # README tables H100 80GB BF16 (52 rows), H100 80GB FP8 (10) and A100 80GB (61)
+    assert len(rows) == 123
+    for rid, row in rows.items():
+        q = mapping.rows[rid]
+        assert q.kind == "training_tokens_per_s_per_gpu" and q.zero == 3 and q.dp == q.chips
+        locator = row.source["locator"]
+        assert f"{int(row.value)}" in locator.split("Throughput (T/s/GPU) ")[1]
+        size, seq, gpus, micro = re.search(r"row (\w+) / SeqLen (\d+) / (\d+) GPUs / MicroBatchSize (\d+)",
+                                           locator).groups()
+        assert q.workload == f"llmfoundry-mpt-{size}"
+        assert (q.input_len, q.chips, q.microbatch) == (int(seq), int(gpus), int(micro))
+        assert q.recompute in ("full", "none")
+        assert (q.recompute == "full") == ("activation checkpointing True" in row.workload["parallelism"])
+
+
+def test_a_stated_recompute_is_priced_not_replaced():
+    # the same run with full recompute pays one more forward pass: at most 4/3 of the time, and more than
+    # the 5% its attention and communication could hide
+    q = Query(kind="training_tokens_per_s_per_gpu", hardware="a100-sxm-80gb", chips=8,
+              workload="llmfoundry-mpt-1b", dp=8, zero=3, microbatch=4, input_len=2048, batch=64, recompute="none")
+    none, _ = predict(q, load_mapping())
+    full, _ = predict(q.model_copy(update={"recompute": "full"}), load_mapping())
+    assert 1.05 < none / full <= 4.0 / 3.0 + 1e-9
