@@ -1,7 +1,8 @@
-"""MosaicML llm-foundry's MPT training benchmarks (session 28): the models, the rows, how they are queried.
+"""Training runs of session 28: MosaicML llm-foundry's MPT benchmarks and flash-attention's GPT3 runs on A100s.
 
-Values asserted here come from the benchmark README (scripts/train/benchmarking/README.md at 061f2c7c) and the
-MPT configurations it ran, or from closed forms, never from cosim's own output.
+Values asserted here come from the READMEs (llm-foundry scripts/train/benchmarking/README.md at 061f2c7c,
+flash-attention training/README.md at 0b037c2d) and the configurations they ran, or from closed forms, never
+from cosim's own output.
 """
 
 from __future__ import annotations
@@ -98,3 +99,23 @@ def test_a_stated_recompute_is_priced_not_replaced():
     none, _ = predict(q, load_mapping())
     full, _ = predict(q.model_copy(update={"recompute": "full"}), load_mapping())
     assert 1.05 < none / full <= 4.0 / 3.0 + 1e-9
+
+
+# flash-attention's training README: GPT3 sizes as it names them, the node's tokens/s on 8 A100s, the experiment
+# configs' micro-batch per GPU and whether the optimizer state is sharded (ZeroRedundancyOptimizer)
+FLASHATTN = {"125m": (125e6, 1310e3, 32, 0), "355m": (355e6, 503e3, 32, 0), "760m": (760e6, 245e3, 16, 1),
+             "1.3b": (1.3e9, 169e3, 8, 1), "2.7b": (2.7e9, 85e3, 4, 1)}
+
+
+@pytest.mark.parametrize("size", sorted(FLASHATTN))
+def test_flashattn_gpt3_rows_and_models(size):
+    from cosim.workloads.params import params_total
+
+    nominal, node_tokens_per_s, micro, zero = FLASHATTN[size]
+    model = load_workload(f"flashattn-gpt3-{size}")
+    assert params_total(model) == pytest.approx(nominal, rel=0.02)  # the size the README names it by
+    row = next(r for r in load_measurements() if r.id == f"flashattn-gpt3-{size}-a100x8")
+    assert row.value == pytest.approx(node_tokens_per_s / 8) and row.unit == "tokens/s/GPU"
+    q = load_mapping().rows[row.id]
+    assert (q.hardware, q.chips, q.dp, q.microbatch, q.zero, q.recompute) == ("a100-sxm-80gb", 8, 8, micro, zero, "none")
+    assert q.batch * q.input_len == (512 if size in ("1.3b", "2.7b") else 256) * 2048  # 1M or 0.5M tokens a step
