@@ -84,16 +84,17 @@ def _unfuse_activations(table: OpTable, forward_passes: int) -> None:
     training step, stored per forward (the engines multiply every row by forward_passes + 2): each forward
     reads its inputs (gate and up for a gated MLP) and writes its output; the backward reads the saved inputs
     and the output gradient and writes the inputs' gradients."""
-    names = set(table.name.tolist())
-    act = np.array([str(n).endswith(".act") for n in table.name]) & (table.fused == 1)
+    names = table.name.astype(str)
+    act = np.char.endswith(names, ".act") & (table.fused == 1)
     if not np.any(act):
         return
-    gated = np.array([f"{str(n)[:-len('.act')]}.gate_up_proj" in names for n in table.name])
-    inputs = np.where(gated, 2.0, 1.0)
-    elements = table.m * _stream_bytes(table.precision)  # bytes of one output-sized tensor
+    # a gated MLP's activation (`<prefix>.act` beside `<prefix>.gate_up_proj`) reads gate and up
+    gated = [n.removesuffix(".gate_up_proj") + ".act" for n in names if n.endswith(".gate_up_proj")]
+    inputs = np.where(np.isin(names, np.array(gated, dtype=str)), 2.0, 1.0)
+    tensor_bytes = table.m * _stream_bytes(table.precision)  # one output-sized tensor
     fwd_mult = forward_passes + 2.0
-    reads = (forward_passes * inputs + inputs + 1.0) * elements / fwd_mult
-    writes = (forward_passes + inputs) * elements / fwd_mult
+    reads = (forward_passes * inputs + inputs + 1.0) * tensor_bytes / fwd_mult
+    writes = (forward_passes + inputs) * tensor_bytes / fwd_mult
     table.bytes_act_in = np.where(act, reads, table.bytes_act_in)
     table.bytes_act_out = np.where(act, writes, table.bytes_act_out)
     table.fused = np.where(act, 0, table.fused)
@@ -102,7 +103,7 @@ def _unfuse_activations(table: OpTable, forward_passes: int) -> None:
 def _loss_rows(table: OpTable, forward_passes: int) -> OpTable:
     """The cross-entropy over the output head's logits (vocab / tp of them per token on a chip): read once in
     the forward, the gradient written once in the backward; one row, stored per forward."""
-    head = np.array([str(n).endswith("lm_head") for n in table.name]) & (table.stage == int(Stage.LM_HEAD))
+    head = np.char.endswith(table.name.astype(str), "lm_head") & (table.stage == int(Stage.LM_HEAD))
     if not np.any(head):
         return OpTable.from_rows([])
     fwd_mult = forward_passes + 2.0

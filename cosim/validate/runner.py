@@ -186,11 +186,7 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
             if len(g) >= CROSSED_MIN_ROWS:
                 add("/".join(cols), "/".join(str(k) for k in keys), g)
     if len(ok):
-        err = ok["error"].to_numpy()
-        worst = int(np.argmax(np.abs(err)))
-        records.append({"group_by": "all", "group": "all", "count": len(ok),
-                        "median_abs_error": float(np.median(np.abs(err))), "mape": float(np.mean(np.abs(err))),
-                        "worst_error": float(err[worst]), "worst_id": ok["id"].iloc[worst]})
+        add("all", "all", ok)
     return pd.DataFrame.from_records(records)
 
 
