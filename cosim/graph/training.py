@@ -62,14 +62,14 @@ def training_table(table: OpTable, forward_passes: int) -> OpTable:
     out.repeat = np.where(attention, out.repeat * (forward_passes + FLASH_BACKWARD_FLOPS_RATIO) / fwd_mult,
                           out.repeat)
     _unfuse_activations(out, forward_passes)
-    extra = [_loss_rows(out, forward_passes)]
+    loss = _loss_rows(out, forward_passes)
+    extra = [loss] if loss is not None else []
     narrow = _BYTES[out.precision] < BYTES_PER_ELEMENT[TRAINING_HIGH_PRECISION]  # the FP8/FP4 recipes
     keep_high = narrow & attention
     out.precision = np.where(keep_high, PRECISION_CODE[TRAINING_HIGH_PRECISION], out.precision)
     quantised = narrow & ~keep_high & np.isin(out.kind, _GEMM_KINDS)
     if np.any(quantised):
         extra.append(_quantize_rows(out.select(quantised), forward_passes))
-    extra = [t for t in extra if len(t.name)]
     return OpTable.concat([out, *extra]) if extra else out
 
 
@@ -100,12 +100,12 @@ def _unfuse_activations(table: OpTable, forward_passes: int) -> None:
     table.fused = np.where(act, 0, table.fused)
 
 
-def _loss_rows(table: OpTable, forward_passes: int) -> OpTable:
+def _loss_rows(table: OpTable, forward_passes: int) -> OpTable | None:
     """The cross-entropy over the output head's logits (vocab / tp of them per token on a chip): read once in
     the forward, the gradient written once in the backward; one row, stored per forward."""
     head = np.char.endswith(table.name.astype(str), "lm_head") & (table.stage == int(Stage.LM_HEAD))
-    if not np.any(head):
-        return OpTable.from_rows([])
+    if not np.any(head):  # a pipeline stage without the output head
+        return None
     fwd_mult = forward_passes + 2.0
     logit_bytes = _stream_bytes(table.precision[head])
     rows = [{"name": f"{str(name)[:-len('lm_head')]}loss.cross_entropy", "kind": int(OpKind.ELEMENTWISE),
