@@ -247,7 +247,11 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
     # (all but the one Megatron-Bridge row that trains DeepSeek-V3's MTP module, listed as unmapped, and one
     # llm-foundry run, MPT-3B at 8,192 tokens in micro-batches of 3 without checkpointing, which cosim finds 2.3 GB
     # over its usable memory: the row's error is None and its note says why)
-    added = 352 + 122 + 5
+    # ML.ENERGY's configurations (session 29): 335 text-to-video runs, seconds and joules per video each, and 290
+    # vLLM runs; five Wan runs "do not fit" (cosim doubles the batch for guidance, Diffusers runs it in two passes)
+    configs = [r for r in predicted if r["source_class"] == "ml_energy_configs"]
+    assert len(configs) == 2 * 335 + 290
+    added = 352 + 122 + 5 + len(configs)
     assert sum(r["origin"] == "added" for r in predicted) == added
     origin_groups = {s["group"]: s["count"] for s in data["summary"] if s["group_by"] == "origin"}
     assert origin_groups["added"] == added and origin_groups["shared"] == len(predicted) - added
@@ -266,9 +270,11 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
 
 def test_every_energy_row_is_mapped_or_listed_with_a_reason():
     from cosim.validate.mapping import energy_queries
+    from cosim.validate.reference import diffusion_summary_rows
 
     queries, unmapped = energy_queries()
-    ids = {r.id for r in load_energy_rows()}
+    # every per-token row, and every diffusion run's summary row (per video or image, listed, not scored)
+    ids = {r.id for r in load_energy_rows()} | set(diffusion_summary_rows())
     assert set(queries) | set(unmapped) == ids and not set(queries) & set(unmapped)
     assert all(reason.strip() for reason in unmapped.values())
     # ML.ENERGY rows of catalog models on H100/B200 chat/GPQA tasks are predicted, e.g. Llama-3.1-8B

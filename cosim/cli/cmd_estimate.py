@@ -121,6 +121,11 @@ def register(app: typer.Typer) -> None:
                                                  "waits per MoE layer per micro-batch (default: the time cosim "
                                                  "validate fitted for Megatron-Core on Hopper and Blackwell, 0 "
                                                  "elsewhere; 0 for a stack whose MoE path never syncs with the host)"),
+        attention_kernel: str | None = typer.Option(None, "--attention-kernel", help="the fused attention "
+                                                    "kernel the stack runs, where it pins one: flash-attention-2 "
+                                                    "(Diffusers/xDiT; on a B200 it runs at its measured 355 "
+                                                    "TFLOP/s, not at Blackwell's attention fraction); chips "
+                                                    "without a figure keep their own"),
         fmt: str = typer.Option("table", "--format", help="table | json"),
     ) -> None:
         """Estimate latency, throughput, MFU/MBU, memory per chip and the bottleneck.
@@ -189,6 +194,10 @@ def register(app: typer.Typer) -> None:
             from cosim.engines.efficiency import params_for
 
             params = (params or params_for(hw)).with_overrides(moe_train_layer_overhead_s=moe_host_ms / 1e3)
+        if attention_kernel:
+            from cosim.engines.efficiency import params_for, with_attention_kernel
+
+            params = with_attention_kernel(params or params_for(hw), hw, attention_kernel)
         result = estimate(hardware, workload, scenario, chips=chips, mode=mode, batch_max=b is None, params=params)
         out = result.to_dict()
         if chosen is not None:

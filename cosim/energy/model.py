@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
@@ -335,19 +335,22 @@ def step_energy(hw: Hardware | EnergyParams, *, flops_by_precision: dict[str, fl
 def energy_for_estimate(hw: Hardware, result, params: EnergyParams | None = None) -> dict[str, float | None]:
     """The energy fields of `cosim estimate` JSON, from an engine result's per-chip step counters.
 
-    Reads `flops_by_precision`, `bytes_main_memory`, `bytes_onchip`, `comm_bytes_scale_up`,
+    Reads `energy_flops_by_precision` (else `flops_by_precision`), `bytes_main_memory`, `bytes_onchip`, `comm_bytes_scale_up`,
     `comm_bytes_scale_out`, `step_time_s`, `tokens_per_step` (None for video) and `chips`.
     `energy_j` is the accelerator energy of one step on all chips; per-token figures are None when
     the step produces no tokens.
     """
     params = params or EnergyParams.from_hardware(hw)
     chips = float(getattr(result, "chips", 1) or 1)
-    br = step_energy(
-        params, flops_by_precision=dict(result.flops_by_precision), bytes_main_memory=result.bytes_main_memory,
-        bytes_onchip=getattr(result, "bytes_onchip", 0.0) or 0.0,
-        comm_bytes_scale_up=getattr(result, "comm_bytes_scale_up", 0.0) or 0.0,
-        comm_bytes_scale_out=getattr(result, "comm_bytes_scale_out", 0.0) or 0.0,
-        time_s=result.step_time_s, chips=chips)
+    counters = dict(bytes_main_memory=result.bytes_main_memory, bytes_onchip=getattr(result, "bytes_onchip", 0.0) or 0.0,
+                    comm_bytes_scale_up=getattr(result, "comm_bytes_scale_up", 0.0) or 0.0,
+                    comm_bytes_scale_out=getattr(result, "comm_bytes_scale_out", 0.0) or 0.0, chips=chips)
+    br = step_energy(params, flops_by_precision=dict(result.flops_by_precision), time_s=result.step_time_s,
+                     **counters)
+    charged = getattr(result, "energy_flops_by_precision", None)
+    if charged and charged != result.flops_by_precision:
+        br = _with_busy_attention(params, br, step_energy(params, flops_by_precision=dict(charged),
+                                                          time_s=br.time_s_capped, **counters))
     tokens = getattr(result, "tokens_per_step", None)
     per_token = bool(tokens) and tokens > 0
     return {
@@ -359,6 +362,26 @@ def energy_for_estimate(hw: Hardware, result, params: EnergyParams | None = None
         "step_time_s_capped": br.time_s_capped,
         "tdp_derate": br.derate,
     }
+
+
+def _with_busy_attention(params: EnergyParams, flop_based: EnergyBreakdown, busy: EnergyBreakdown) -> EnergyBreakdown:
+    """The step's energy with compute-bound attention charged at a GEMM's power (`busy`, over the time the
+    FLOP-and-byte energy set, TDP derate included), up to the TDP for that time: the extra power fills the
+    headroom but does not throttle the clocks further. The throughput fits were made with the FLOP-based
+    derate, and ML.ENERGY's attention-heavy runs sit just under the TDP (661-689 W on an H100), not above it."""
+    if busy.derate <= 1.0:
+        return replace(busy, time_s=flop_based.time_s, derate=flop_based.derate)
+    t = flop_based.time_s_capped
+    acc = params.tdp_w * t
+    host = params.host_w_per_chip
+    system = acc * (1.0 + params.host_overhead_fraction) if host is None else acc + host * t
+    scale = acc / busy.accelerator_j if busy.accelerator_j > 0 else 1.0
+    return EnergyBreakdown(
+        compute_j=busy.compute_j * scale, memory_j=busy.memory_j * scale, onchip_j=busy.onchip_j * scale,
+        comm_j=busy.comm_j * scale, dynamic_j=acc - params.static_power_w * t, static_j=params.static_power_w * t,
+        accelerator_j=acc, system_j=system, facility_j=system * params.pue, time_s=flop_based.time_s,
+        time_s_capped=t, derate=flop_based.derate, avg_power_w=params.tdp_w, tdp_w=params.tdp_w,
+        static_power_w=params.static_power_w, chips=busy.chips)
 
 
 # --- calibrated families -------------------------------------------------------------------------

@@ -404,6 +404,8 @@ def _op_cost(i, j, peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_co
                 tc += _widening_s(flops, unpadded, cfrac[E_UPCAST + prec])
         elif vector[i] > 0.0:
             tc = flops / vector[i]
+        elif peak[i, prec] > 0.0:  # no vector rate in the spec: the matrix datapath's achievable rate
+            tc = flops / (peak[i, prec] * cfrac[prec])
     w = opf[F_W, j]
     act = opf[F_AIN, j] + opf[F_AOUT, j]
     hbm = opf[F_KVR, j] + opf[F_KVW, j]

@@ -208,3 +208,43 @@ def params_for(hw: Hardware, calibrated: bool = True, **overrides) -> EnginePara
         if own is not None and section not in overrides:
             overrides = {**overrides, section: own}
     return p.with_overrides(**overrides) if overrides else p
+
+
+ATTENTION_KERNELS_PATH = Path(__file__).resolve().parent.parent / "data" / "attention_kernels.yaml"
+
+
+@functools.lru_cache(maxsize=1)
+def attention_kernels() -> dict[str, dict[str, float]]:
+    """{kernel: {hardware slug: forward FLOP/s}} of the named attention kernels (attention_kernels.yaml)."""
+    doc = yaml.safe_load(ATTENTION_KERNELS_PATH.read_text(encoding="utf-8")) or {}
+    out: dict[str, dict[str, float]] = {}
+    for name, kernel in (doc.get("kernels") or {}).items():
+        out[name] = {}
+        for slug, rate in (kernel.get("rates_flops_per_s") or {}).items():
+            try:
+                out[name][slug] = parse_quantity(rate["value"], "flops_per_s")
+            except (KeyError, TypeError, ValueError) as err:
+                raise CosimInputError(f"rate of '{name}' on '{slug}': {err}", file=str(ATTENTION_KERNELS_PATH),
+                                      field=f"kernels.{name}.rates_flops_per_s.{slug}") from None
+    return out
+
+
+def with_attention_kernel(params: EngineParams, hw, kernel: str | None) -> EngineParams:
+    """`params` with fused attention capped at `kernel`'s measured rate on `hw` (BF16/FP16, the precisions the
+    kernel runs), or unchanged when the kernel has no figure for this chip. Unknown kernels are an input error."""
+    if not kernel:
+        return params
+    kernels = attention_kernels()
+    if kernel not in kernels:
+        raise CosimInputError(f"unknown attention kernel '{kernel}'; known: {', '.join(sorted(kernels))}",
+                              file=str(ATTENTION_KERNELS_PATH), field="kernels")
+    rate = kernels[kernel].get(hw.name)
+    if rate is None:
+        return params
+    af = np.array(params.attention_fraction, dtype=np.float64)
+    for p in ("bf16", "fp16"):
+        i = PRECISIONS.index(p)
+        peak = hw.peak_flops(p) or 0.0
+        if peak > 0:
+            af[i] = min(af[i], rate / peak)
+    return params.with_overrides(attention_fraction=af)

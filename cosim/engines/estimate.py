@@ -53,6 +53,9 @@ class EstimateResult:
     # not in the JSON contract
     breakdown: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     flops_by_precision: dict[str, float] = field(default_factory=dict)
+    # the FLOPs the energy model charges: compute-bound attention at the GEMM rate's power (see
+    # attention_energy_factor); empty: flops_by_precision
+    energy_flops_by_precision: dict[str, float] = field(default_factory=dict)
     bytes_main_memory: float = 0.0
     bytes_onchip: float = 0.0
     comm_bytes_scale_up: float = 0.0
@@ -73,6 +76,29 @@ class EstimateResult:
                 v = None
             out[k] = v
         return out
+
+
+def attention_energy_factor(table, bound: np.ndarray, params) -> np.ndarray:
+    """Per op, the FLOPs an op's energy is charged at, over its FLOPs: 1, except for compute-bound fused
+    attention, charged compute_fraction / attention_fraction of its precision (at least 1).
+
+    A FlashAttention kernel that reaches a smaller share of peak than a GEMM keeps its SMs as busy: the
+    softmax exponentials, rescaling and shared-memory traffic between its matmuls draw the power that the
+    tensor-core FLOPs it lacks would have. So a compute-bound attention kernel draws the power of a GEMM at
+    the chip's achievable rate for as long as it runs. No fitted parameter: both fractions are the
+    engine's own (ML.ENERGY's text-to-video runs, 78% attention, draw 0.97 x TDP on an H100).
+    """
+    from cosim.engines import analytical as A
+
+    factor = np.ones(len(table.kind))
+    attn = (table.kind == A.KIND_ATTN) & (np.asarray(bound) == A.BOTTLENECKS.index("compute"))
+    if not attn.any():
+        return factor
+    cf = np.asarray(params.compute_fraction, dtype=np.float64)
+    af = np.asarray(params.attention_fraction, dtype=np.float64)
+    prec = table.precision[attn].astype(int)
+    factor[attn] = np.maximum(cf[prec] / af[prec], 1.0)
+    return factor
 
 
 def _num(x) -> float | None:
@@ -174,7 +200,7 @@ def estimate(hardware, workload, scenario, *, chips: int | None = None, mode: st
             df["achieved_flops_per_s"] = np.where(t > 0, df["flops"] / t, 0.0)
             df["achieved_bytes_per_s"] = np.where(t > 0, df["bytes"] / t, 0.0)
         frames.append(df)
-        opf_all.append((table, opi))
+        opf_all.append((table, ops["bound"]))
     breakdown = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if len(breakdown):
         denom = breakdown.groupby("graph")["time_s"].transform("sum").replace(0, np.nan)
@@ -185,14 +211,17 @@ def estimate(hardware, workload, scenario, *, chips: int | None = None, mode: st
     # FLOPs per chip by precision: the run's (a generate run's prefill and every decode step; a training
     # step's forward, backward and recompute) in the main graph's precision mix
     flops_by_prec: dict[str, float] = {}
-    for table, _ in opf_all[:1]:
+    energy_flops: dict[str, float] = {}  # the FLOPs the energy model charges (attention_energy_factor)
+    for table, bound in opf_all[:1]:
         mask = table.kind != int(OpKind.COMM)
         work = table.flops * table.repeat * table.work_share  # the chips' mean FLOPs
         graph_flops = float(np.sum(work[mask]))
         scale = float(cols["flops"][0]) / graph_flops if graph_flops > 0 else 1.0
+        charged = work * attention_energy_factor(table, bound, params)
         for p in np.unique(table.precision[mask]):
             sel = mask & (table.precision == p)
             flops_by_prec[PRECISIONS[int(p)]] = scale * float(np.sum(work[sel]))
+            energy_flops[PRECISIONS[int(p)]] = scale * float(np.sum(charged[sel]))
     result = EstimateResult(
         feasible=feasible, reason=reason, batch=int(scenario.batch),
         latency_s=_num(cols["latency_s"][0]), ttft_s=_num(cols["ttft_s"][0]), tpot_s=_num(cols["tpot_s"][0]),
@@ -201,6 +230,7 @@ def estimate(hardware, workload, scenario, *, chips: int | None = None, mode: st
         mfu=_num(cols["mfu"][0]), mbu=_num(cols["mbu"][0]),
         bottleneck=A.BOTTLENECKS[int(cols["bottleneck"][0])],
         memory_bytes_per_chip=float(fp.total), breakdown=breakdown, flops_by_precision=flops_by_prec,
+        energy_flops_by_precision=energy_flops,
         bytes_main_memory=float(cols["bytes_main_memory"][0]), bytes_onchip=float(cols["bytes_onchip"][0]),
         comm_bytes_scale_up=float(cols["comm_bytes_scale_up"][0]),
         comm_bytes_scale_out=float(cols["comm_bytes_scale_out"][0]),

@@ -186,6 +186,8 @@ def op_cost(hw: dict, op: dict, prm: dict, params) -> dict:
                 tc += widening_s(op, unpadded, params)
         elif hw["vector_flops_per_s"] > 0:
             tc = op["flops"] / hw["vector_flops_per_s"]
+        elif hw["peak"][op["precision"]] > 0:  # no vector rate in the spec: the matrix datapath's rate
+            tc = op["flops"] / (hw["peak"][op["precision"]] * params.compute_fraction[op["precision"]])
     cap = hw["onchip_capacity_bytes"]
     weights_on_chip = cap > 0 and prm["weight_footprint_bytes"] <= cap * prm["onchip_weight_fraction"]
     act = op["bytes_act_in"] + op["bytes_act_out"]

@@ -20,10 +20,12 @@ projection are replicated); SP splits the video (and joint) tokens, padding a re
 tokens of cross-attention are replicated on every SP chip.
 
 The text encoder is an encoder-only transformer over `max_tokens` (non-causal, `layers_used` layers),
-replicated on every chip (no TP/SP). The VAE decoder is one GEMM-kind op carrying the spec's
-`decoder_flops_per_pixel` x pixels x frames, shaped as an equivalent square GEMM (m = output
-pixel-frames, k = n = sqrt(FLOPs per pixel / 2)) with the latent read and the RGB frames written;
-it runs once per video on one chip.
+replicated on every chip (no TP/SP). The VAE decoder is one op carrying the spec's
+`decoder_flops_per_pixel` x pixels x frames with the latent read and the RGB frames written; it runs
+once per video on one chip, at the chip's vector (CUDA-core FP32) rate, not at a GEMM's: an estimate
+for 3D-convolution decoders (causal convolutions over latent-frame chunks, FP32 GroupNorm; Diffusers
+runs Wan's VAE in FP32) whose kernels reach a few percent of the tensor-core peak. A chip whose spec
+gives no vector rate runs it at its matrix rate.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import math
 from cosim.errors import CosimInputError
 from cosim.graph.attention import attention_core
 from cosim.graph.moe import activation_flops_per_element, mlp_rows
-from cosim.graph.optable import CommKind, Stage
+from cosim.graph.optable import CommKind, OpKind, Stage
 from cosim.graph.rows import (
     MODULATION_FLOPS_PER_ELEMENT,
     NORM_FLOPS_PER_ELEMENT,
@@ -376,12 +378,14 @@ def text_encoder_rows(model: VideoDiT, dt: Dtypes, batch: int) -> list[dict]:
 
 
 def vae_row(model: VideoDiT, dt: Dtypes, batch: int, frames: int, height: int, width: int) -> dict:
-    """The VAE decoder as one conv-as-GEMM op with the spec's FLOPs per output pixel-frame."""
+    """The VAE decoder as one op with the spec's FLOPs per output pixel-frame, priced at the vector rate
+    (elementwise kind; the GEMM shape stays for the op's size)."""
     vae = model.vae
     pixels = float(batch) * frames * height * width
     side = math.sqrt(vae.decoder_flops_per_pixel / 2.0)
     t, lh, lw = latent_shape(model, frames, height, width)
     row = gemm("vae.decode", Stage.VAE, dt, pixels, side, side, weight_bytes=(vae.decoder_params or 0.0) * dt.w)
+    row["kind"] = int(OpKind.ELEMENTWISE)  # 3D-conv decoders run far below a GEMM's rate (module docstring)
     row["bytes_act_in"] = batch * vae.latent_channels * t * lh * lw * dt.a
     row["bytes_act_out"] = pixels * 3 * dt.a
     return row

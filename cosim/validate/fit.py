@@ -504,12 +504,14 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     the MoE rows, the serving stacks' energy factors on the ML.ENERGY rows and the MoE training host time on
     the MoE training rows; write cosim/data/calibration.yaml; return it and the table of in-sample and
     leave-one-out errors."""
-    from cosim.validate.runner import base_table, query_for
+    from cosim.validate.runner import CONFIG_SOURCE_CLASS, base_table, query_for
 
     table = base_table()
     # performance rows only: energy rows are scored here but calibrated by cosim/energy/calibration.py
+    # (the ML.ENERGY configuration rows' energy per token is scored here too, held out like their video rows)
     table = table[table["reliability"].isin(FIT_RELIABILITY)
-                  & ~table["metric"].isin(["energy_per_token", "system_energy_per_token"])].reset_index(drop=True)
+                  & (~table["metric"].isin(["energy_per_token", "system_energy_per_token"])
+                     | (table["source_class"] == CONFIG_SOURCE_CLASS))].reset_index(drop=True)
     table["generation"] = [generation_of(s) for s in table["hardware"]]
     table = table[table["generation"].notna()].reset_index(drop=True)
     table["stack"] = [fit_stack_key(query_for(i).stack, g)
@@ -521,7 +523,9 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     on_energy_stack = table["stack"].isin(energy_stack_keys())
     # speculative-decoding rows test the draft/verify step out of sample (their acceptance is the source's)
     speculative = table["id"].map(lambda i: query_for(i).draft_tokens > 0)
-    held = (table["metric"].isin(HELD_OUT_METRICS) | on_energy_stack | speculative) & ~train_moe
+    # the ML.ENERGY configuration rows (diffusion time and energy per video) test cosim out of sample
+    configs = table["source_class"] == CONFIG_SOURCE_CLASS
+    held = (table["metric"].isin(HELD_OUT_METRICS) | on_energy_stack | speculative | configs) & ~train_moe
     held_out = table[held].reset_index(drop=True)
     moe = ~held & ~train_moe & (table["workload_class"] == MOE_CLASS)
     moe_table = table[moe].reset_index(drop=True)

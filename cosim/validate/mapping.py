@@ -25,7 +25,7 @@ MAPPING_PATH = Path(__file__).resolve().parent.parent / "data" / "reference" / "
 #: (cosim/data/calibration.yaml `stacks`).
 Stack = Literal["tuned", "trtllm-bench", "trtllm-pytorch", "vllm"]
 
-Kind = Literal["offline_throughput", "server_throughput", "per_user_decode", "video_seconds",
+Kind = Literal["offline_throughput", "server_throughput", "per_user_decode", "video_seconds", "video_energy_j",
                "training_tflops_per_gpu", "training_mfu", "training_tokens_per_s_per_gpu", "energy_per_token",
                "system_energy_per_token"]
 
@@ -96,6 +96,10 @@ class Query(BaseModel):
     steps: int | None = None
     note: str | None = None
     assumed: str | None = None
+    attention_kernel: str | None = Field(default=None, description="a named attention kernel the run's stack "
+                                         "pins (cosim/data/attention_kernels.yaml), where the source says which")
+    sp_kind: Literal["ulysses", "ring"] = Field(default="ulysses", description="how sequence parallelism splits "
+                                                 "attention: heads (Ulysses all-to-all) or queries (ring KV passing)")
     stack: Stack = "tuned"
     slo_ttft_s: float | None = Field(default=None, gt=0)
     slo_tpot_s: float | None = Field(default=None, gt=0)
@@ -153,6 +157,13 @@ class EnergyMapping(BaseModel):
     unmapped_tasks: dict[str, str]
     mlperf_power: dict[str, str]
     mlperf_power_unmapped: dict[str, str]
+    #: ML.ENERGY diffusion models (mlenergy_configs.yaml) by HF id -> cosim video workload slug
+    diffusion_models: dict[str, str] = Field(default_factory=dict)
+    #: why the other diffusion models' configurations are not predicted
+    diffusion_unmapped: dict[str, str] = Field(default_factory=dict)
+    diffusion_source: str | None = None
+    #: the attention kernel the diffusion stack calls (cosim/data/attention_kernels.yaml)
+    diffusion_attention_kernel: str | None = None
 
 
 class Mapping(BaseModel):
@@ -218,10 +229,7 @@ def output_cv(query: Query, mapping: Mapping) -> float:
 
 def energy_queries(mapping: Mapping | None = None) -> tuple[dict[str, Query], dict[str, str]]:
     """(queries, unmapped reasons) for every energy row: ML.ENERGY by rule, MLPerf Power by submission."""
-    from cosim.engines.calibration import is_moe
-    from cosim.specs.loader import load_workload
-    from cosim.validate.reference import load_energy_rows
-    from cosim.workloads.params import image_tokens
+    from cosim.validate.reference import diffusion_summary_rows, load_energy_rows
 
     mapping = mapping or load_mapping()
     rules = mapping.energy
@@ -235,47 +243,122 @@ def energy_queries(mapping: Mapping | None = None) -> tuple[dict[str, Query], di
             else:
                 unmapped[row.id] = rules.mlperf_power_unmapped.get(row.id, "no query for this MLPerf Power row")
             continue
-        if row.task in rules.unmapped_tasks:
-            unmapped[row.id] = rules.unmapped_tasks[row.task]
-            continue
-        slug = rules.models.get(row.model)
-        task = rules.tasks.get(row.task)
-        if slug is None:
-            images = task is not None and task.images_per_request
-            unmapped[row.id] = (f"multimodal prompts: {row.model} is not in the workload catalog (cosim models "
-                                "fixed-resolution image encoders only, Gemma 3's)" if images
-                                else f"{row.model} is not in the workload catalog")
-            continue
-        if task is None or row.gpu not in rules.gpus or not row.batch or not row.avg_output_len:
-            unmapped[row.id] = f"task '{row.task}' or GPU '{row.gpu}' has no mapping rule"
-            continue
-        out = int(round(row.avg_output_len))
-        inp = task.input_len or int(round((task.input_over_output or 1.0) * out))
-        if task.images_per_request:
-            model = load_workload(slug)
-            if model.vision is None:
-                unmapped[row.id] = (f"multimodal prompts: {slug} has no image encoder in cosim (only fixed-resolution "
-                                    "encoders are modelled; tiled and dynamic-resolution ones are not)")
+        q = ml_energy_query(rules, row.model, row.task, row.gpu, row.num_gpus, row.batch, row.avg_output_len)
+        if isinstance(q, str):
+            unmapped[row.id] = q
+        else:
+            queries[row.id] = q
+    for row_id, model in diffusion_summary_rows().items():
+        unmapped[row_id] = (
+            "diffusion run's summary (minimum-energy configuration): scored as its configuration in "
+            "mlenergy_configs.yaml (mlenergy-cfg-* rows)" if model in rules.diffusion_models
+            else rules.diffusion_unmapped.get(model, f"{model} is not in the workload catalog"))
+    return queries, unmapped
+
+
+def ml_energy_query(rules: EnergyMapping, model_id: str, task_name: str, gpu: str, num_gpus: int,
+                    batch: int | None, avg_output_len: float | None) -> Query | str:
+    """The query of one ML.ENERGY vLLM run by the mapping's rules, or the reason it has none: tensor parallel
+    over the run's GPUs (experts parallel for MoE models), at max_num_seqs, the checkpoint's precision."""
+    from cosim.engines.calibration import is_moe
+    from cosim.specs.loader import load_workload
+    from cosim.workloads.params import image_tokens
+
+    if task_name in rules.unmapped_tasks:
+        return rules.unmapped_tasks[task_name]
+    slug = rules.models.get(model_id)
+    task = rules.tasks.get(task_name)
+    if slug is None:
+        images = task is not None and task.images_per_request
+        return (f"multimodal prompts: {model_id} is not in the workload catalog (cosim models fixed-resolution "
+                "image encoders only, Gemma 3's)" if images else f"{model_id} is not in the workload catalog")
+    if task is None or gpu not in rules.gpus or not batch or not avg_output_len:
+        return f"task '{task_name}' or GPU '{gpu}' has no mapping rule"
+    out = int(round(avg_output_len))
+    inp = task.input_len or int(round((task.input_over_output or 1.0) * out))
+    if task.images_per_request:
+        model = load_workload(slug)
+        if model.vision is None:
+            return (f"multimodal prompts: {slug} has no image encoder in cosim (only fixed-resolution encoders "
+                    "are modelled; tiled and dynamic-resolution ones are not)")
+        inp += image_tokens(model, task.images_per_request)
+    precision = "fp8" if model_id.upper().endswith("FP8") else "bf16"
+    checkpoint = rules.precisions.get(model_id)
+    if checkpoint is not None:
+        precision = checkpoint.precision
+    kv, ep = None, 1
+    if rules.server is not None:
+        kv = rules.server.fp8_kv_precision if precision == "fp8" else None
+        if rules.server.moe_expert_parallel and is_moe(load_workload(slug)):
+            ep = num_gpus
+    if checkpoint is not None and checkpoint.kv_precision:
+        kv = checkpoint.kv_precision
+    return Query(
+        kind="energy_per_token", hardware=rules.gpus[gpu], chips=num_gpus, workload=slug,
+        precision=precision, kv_precision=kv, tp=num_gpus, ep=ep,
+        activation_precision=checkpoint.activation_precision if checkpoint else None,
+        dense_precision=checkpoint.dense_precision if checkpoint else None,
+        ssm_state_precision=checkpoint.ssm_state_precision if checkpoint else None,
+        input_len=inp, output_len=out, batch=batch, assumed=task.source, stack="vllm",
+        images_per_request=task.images_per_request,
+    )
+
+
+def config_queries(mapping: Mapping | None = None) -> tuple[dict[str, Query], dict[str, str]]:
+    """(queries, unmapped reasons) for the ML.ENERGY configuration rows (mlenergy_configs.yaml).
+
+    A vLLM configuration is predicted as the energy rows are (`ml_energy_query`: tensor parallel over the GPUs,
+    at max_num_seqs), except where energy_measurements.yaml already scores the same run. The files'
+    `parallelization` fields are not used: they contradict the GPU counts (tensor_parallel 1 on 8 GPUs).
+
+    A diffusion configuration gives two rows: `<id>-time` (seconds per video: the batch's time over its
+    videos) and `<id>-energy` (GPU joules per video). xDiT's Ulysses x ring degrees map to cosim's sequence
+    parallelism over their product: Ulysses (heads split) when the ring degree is 1, else ring (queries
+    split, KV passed round), which also covers the mixed layouts' attention shapes.
+    """
+    from cosim.validate.reference import load_config_rows, load_energy_rows
+
+    mapping = mapping or load_mapping()
+    rules = mapping.energy
+    queries: dict[str, Query] = {}
+    unmapped: dict[str, str] = {}
+    scored = {(r.model, r.task, r.gpu, r.num_gpus, r.batch): r.id for r in load_energy_rows()
+              if r.source_class == "ml_energy"}
+    for row in load_config_rows():
+        if row.kind == "llm":
+            v = row.values
+            same = scored.get((row.model, row.task, row.gpu, row.num_gpus, v["max_num_seqs"]))
+            if same is not None:
+                unmapped[row.id] = f"the same run as {same}, scored there"
                 continue
-            inp += image_tokens(model, task.images_per_request)
-        precision = "fp8" if row.model.upper().endswith("FP8") else "bf16"
-        checkpoint = rules.precisions.get(row.model)
-        if checkpoint is not None:
-            precision = checkpoint.precision
-        kv, ep = None, 1
-        if rules.server is not None:
-            kv = rules.server.fp8_kv_precision if precision == "fp8" else None
-            if rules.server.moe_expert_parallel and is_moe(load_workload(slug)):
-                ep = row.num_gpus
-        if checkpoint is not None and checkpoint.kv_precision:
-            kv = checkpoint.kv_precision
-        queries[row.id] = Query(
-            kind="energy_per_token", hardware=rules.gpus[row.gpu], chips=row.num_gpus, workload=slug,
-            precision=precision, kv_precision=kv, tp=row.num_gpus, ep=ep,
-            activation_precision=checkpoint.activation_precision if checkpoint else None,
-            dense_precision=checkpoint.dense_precision if checkpoint else None,
-            ssm_state_precision=checkpoint.ssm_state_precision if checkpoint else None,
-            input_len=inp, output_len=out, batch=row.batch, assumed=task.source, stack="vllm",
-            images_per_request=task.images_per_request,
-        )
+            q = ml_energy_query(rules, row.model, row.task, row.gpu, row.num_gpus, int(v["max_num_seqs"]),
+                                v["avg_output_len"])
+            if isinstance(q, str):
+                unmapped[row.id] = q
+            else:
+                queries[row.id] = q
+            continue
+        ids = (f"{row.id}-time", f"{row.id}-energy")
+        slug = rules.diffusion_models.get(row.model)
+        reason = None
+        if slug is None:
+            reason = rules.diffusion_unmapped.get(row.model, f"{row.model} is not in the workload catalog")
+        elif row.gpu not in rules.gpus:
+            reason = f"GPU '{row.gpu}' has no mapping rule"
+        if reason is not None:
+            unmapped.update(dict.fromkeys(ids, reason))
+            continue
+        v = row.values
+        sp = int(v["ulysses"]) * int(v["ring"])
+        if sp != row.num_gpus:
+            unmapped.update(dict.fromkeys(ids, f"{row.num_gpus} GPUs but Ulysses x ring = {sp}: the other "
+                                               "GPUs' role is not stated"))
+            continue
+        base = Query(kind="video_seconds", hardware=rules.gpus[row.gpu], chips=row.num_gpus, workload=slug,
+                     precision="bf16", sp=sp, sp_kind="ulysses" if int(v["ring"]) == 1 else "ring",
+                     batch=int(v["batch"]), frames=int(v["frames"]), height=int(v["height"]),
+                     width=int(v["width"]), steps=int(v["steps"]), stack="tuned",
+                     attention_kernel=rules.diffusion_attention_kernel, note=rules.diffusion_source)
+        queries[ids[0]] = base
+        queries[ids[1]] = base.model_copy(update={"kind": "video_energy_j"})
     return queries, unmapped

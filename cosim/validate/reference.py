@@ -114,6 +114,19 @@ class EnergyRow(BaseModel):
     reliability: Literal["high", "medium", "low"] = "high"
 
 
+DIFFUSION_TASKS = ("text-to-image", "text-to-video", "image-to-video")
+
+
+def diffusion_summary_rows(path: str | None = None) -> dict[str, str]:
+    """{id: model} of the ML.ENERGY summary rows of diffusion runs in energy_measurements.yaml (energy per image
+    or video, not per token): not scored themselves, each is a configuration of mlenergy_configs.yaml."""
+    p = Path(path) if path else DATA_DIR / "energy_measurements.yaml"
+    ml = read_document(p).get("ml_energy_leaderboard_v3", {})
+    return {f"mlenergy-{_slug(raw['model'])}-{raw['task']}-{str(raw.get('gpu', 'gpu-unstated')).lower()}"
+            f"x{raw.get('num_gpus')}-minenergy": raw["model"]
+            for raw in ml.get("rows", []) if raw.get("task") in DIFFUSION_TASKS}
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-")
 
@@ -126,8 +139,8 @@ def load_energy_rows(path: str | None = None) -> tuple[EnergyRow, ...]:
     out: list[dict[str, Any]] = []
     ml = doc.get("ml_energy_leaderboard_v3", {})
     for raw in ml.get("rows", []):
-        if raw.get("task") in ("text-to-image", "text-to-video", "image-to-video"):
-            continue
+        if raw.get("task") in DIFFUSION_TASKS:
+            continue  # per image or video, not per token: listed by diffusion_summary_rows
         for label, cfg in (("maxbatch", raw.get("min_energy_config")),
                            ("batch8", (raw.get("smallest_batch") or {}))):
             if not cfg or "energy_per_output_token_j" not in cfg:
@@ -153,3 +166,75 @@ def load_energy_rows(path: str | None = None) -> tuple[EnergyRow, ...]:
             "avg_power_w": raw["avg_system_power_w"], "output_tokens_per_s": tokens,
         })
     return tuple(_validate_rows(out, str(p), EnergyRow))
+
+
+class ConfigRow(BaseModel):
+    """One configuration of an ML.ENERGY v3 data file (`mlenergy_configs.yaml`): a diffusion run (batch,
+    Ulysses x ring degrees, resolution, steps; time, energy and power of the batch) or a vLLM run
+    (max_num_seqs; energy per token, power, median ITL, output tokens/s)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    kind: Literal["diffusion", "llm"]
+    model: str
+    task: str
+    source: str
+    gpu: str
+    num_gpus: int = Field(gt=0)
+    values: dict[str, float | int | str | None]
+
+
+#: the columns each kind of configuration row must give (scripts/import_mlenergy_configs.py writes them)
+CONFIG_COLUMNS = {
+    "diffusion": ("gpu", "num_gpus", "batch", "ulysses", "ring", "height", "width", "frames", "steps",
+                  "batch_latency_s", "energy_per_output_j"),
+    "llm": ("gpu", "num_gpus", "tp", "ep", "dp", "max_num_seqs", "avg_output_len", "energy_per_output_token_j"),
+}
+
+
+def config_row_id(kind: str, model: str, task: str, v: dict) -> str:
+    """Stable id of a configuration: model, GPU and count, then the knobs that tell its runs apart."""
+    head = f"mlenergy-cfg-{_slug(model)}"
+    where = f"{str(v['gpu']).lower()}x{v['num_gpus']}"
+    if kind == "diffusion":
+        return f"{head}-{where}-b{v['batch']}-u{v['ulysses']}r{v['ring']}"
+    return f"{head}-{task}-{where}-tp{v['tp']}ep{v['ep']}dp{v['dp']}-seqs{v['max_num_seqs']}"
+
+
+@functools.lru_cache(maxsize=2)
+def load_config_rows(path: str | None = None) -> tuple[ConfigRow, ...]:
+    """Every configuration of the ML.ENERGY data files cosim carries, validated (columns, ids, types)."""
+    p = Path(path) if path else DATA_DIR / "mlenergy_configs.yaml"
+    if not p.exists():
+        return ()
+    doc = read_document(p)
+    source = str(doc.get("source", ""))
+    out: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for f_i, f in enumerate(doc.get("files") or []):
+        where = f"files[{f_i}]"
+        try:
+            cols, rows, kind = list(f["columns"]), list(f["rows"]), f["kind"]
+            model, task = str(f["model"]), str(f["task"])
+            file_source = f"{source}; {f['path']} at commit {f['commit']}"
+        except (KeyError, TypeError) as err:
+            raise CosimInputError(f"{where}: missing {err}", file=str(p), field=where) from None
+        missing = [c for c in CONFIG_COLUMNS.get(kind, ()) if c not in cols]
+        if kind not in CONFIG_COLUMNS or missing:
+            raise CosimInputError(f"{where}: kind '{kind}' needs the columns {', '.join(CONFIG_COLUMNS.get(kind, ()))}"
+                                  + (f" (missing {', '.join(missing)})" if missing else
+                                     f"; known kinds: {', '.join(CONFIG_COLUMNS)}"),
+                                  file=str(p), field=f"{where}.columns")
+        for r_i, raw in enumerate(rows):
+            if not isinstance(raw, list) or len(raw) != len(cols):
+                raise CosimInputError(f"{where}.rows[{r_i}]: expected {len(cols)} values ({', '.join(cols)})",
+                                      file=str(p), field=f"{where}.rows[{r_i}]")
+            v = dict(zip(cols, raw, strict=True))
+            row_id = config_row_id(kind, model, task, v)
+            seen[row_id] = seen.get(row_id, 0) + 1
+            if seen[row_id] > 1:  # a configuration a file lists again: a repeated run, kept as its own row
+                row_id = f"{row_id}-run{seen[row_id]}"
+            out.append({"id": row_id, "kind": kind, "model": model, "task": task,
+                        "source": file_source, "gpu": v["gpu"], "num_gpus": v["num_gpus"], "values": v})
+    return tuple(_validate_rows(out, str(p), ConfigRow))

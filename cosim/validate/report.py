@@ -107,9 +107,12 @@ def write_report(report: ValidationReport, out_dir: Path, *, cv: pd.DataFrame | 
             met = "-" if t.met is None else ("yes" if t.met else "no")
             lines.append(f"| {t.target} | {t.count} | {100 * t.cv_median_abs_error:.1f}% | {_pct(t.cv_worst_error)} | "
                          f"{bound(t.target_median_abs_error)} | {bound(t.target_worst_abs_error)} | {met} |")
-        lines += ["", "The last two lines are informational: the throughput rows whose query the row fully specifies",
-                  "(no estimated dataset length, no assumed parallel layout), which separates model error from input",
-                  "guesses; and the rows of the shared research data alone, without the added table cells.", ""]
+        lines += ["", "The lines without a bound are informational: the throughput rows whose query the row fully "
+                  "specifies", "(no estimated dataset length, no assumed parallel layout), which separates model "
+                  "error from input", "guesses; the rows of the shared research data alone, without the added table "
+                  "cells; and every", "configuration of ML.ENERGY's data files beyond the rows the fits see "
+                  "(text-to-video seconds and joules", "per video on xDiT, vLLM joules per token at the other "
+                  "max_num_seqs), never fitted, so out of sample.", ""]
         lines += _misses_section()
     if cv is not None and len(cv):
         lines += ["## Cross-validated error (leave-one-out over the calibration rows)", "",

@@ -63,7 +63,7 @@ def base_table(ids: list[str] | None = None, reference: str | None = None) -> pd
             "fully_specified": _fully_specified(q, mapping),
         })
     if reference is None:
-        records += _energy_records(ids)
+        records += _energy_records(ids) + _config_records(ids)
     return pd.DataFrame.from_records(records)
 
 
@@ -100,13 +100,64 @@ def _energy_records(ids: list[str] | None) -> list[dict]:
     return out
 
 
+def _config_records(ids: list[str] | None) -> list[dict]:
+    """ML.ENERGY configuration rows (mlenergy_configs.yaml) as validation records: a diffusion run's seconds
+    and GPU joules per video, a vLLM run's GPU joules per output token; scored out of sample (no fit sees
+    them)."""
+    from cosim.specs.loader import load_hardware
+    from cosim.validate.mapping import config_queries
+    from cosim.validate.reference import load_config_rows
+
+    queries, _ = config_queries()
+    out = []
+    for row in load_config_rows():
+        v = row.values
+        if row.kind == "llm":
+            parts = (("", float(v["energy_per_output_token_j"]), "J/output token"),)
+        else:
+            parts = (("-time", float(v["batch_latency_s"]) / int(v["batch"]), "s/video"),
+                     ("-energy", float(v["energy_per_output_j"]), "J/video"))
+        for suffix, measured, unit in parts:
+            row_id = f"{row.id}{suffix}"
+            q = queries.get(row_id)
+            if q is None or (ids is not None and row_id not in ids):
+                continue
+            out.append({
+                "id": row_id, "hardware": q.hardware, "vendor": load_hardware(q.hardware).vendor,
+                "chips": q.chips, "workload": q.workload,
+                "workload_class": "energy" if row.kind == "llm" else "video", "metric": q.kind,
+                "source_class": CONFIG_SOURCE_CLASS, "reliability": "high", "measured": measured, "unit": unit,
+                "assumed": q.assumed or "", "source": row.source, "fully_specified": True, "origin": "added",
+            })
+    return out
+
+
+#: the source class of the ML.ENERGY configuration rows (held out of every fit)
+CONFIG_SOURCE_CLASS = "ml_energy_configs"
+
+
+_CONFIG_QUERIES: dict[int, tuple] = {}
+
+
+def _config_query_table(mapping) -> dict:
+    """The configuration queries of `mapping`, built once per mapping object."""
+    from cosim.validate.mapping import config_queries
+
+    hit = _CONFIG_QUERIES.get(id(mapping))
+    if hit is None or hit[0] is not mapping:
+        hit = _CONFIG_QUERIES[id(mapping)] = (mapping, config_queries(mapping)[0])
+    return hit[1]
+
+
 def query_for(row_id: str):
-    """The Query of a performance or energy row id."""
+    """The Query of a performance, energy or ML.ENERGY configuration row id."""
     from cosim.validate.mapping import energy_queries
 
     mapping = load_mapping()
     if row_id in mapping.rows:
         return mapping.rows[row_id]
+    if row_id.startswith("mlenergy-cfg-"):
+        return _config_query_table(mapping)[row_id]
     return energy_queries(mapping)[0][row_id]
 
 
@@ -200,10 +251,11 @@ def run_validation(filter_expr: str | None = None, uncalibrated: bool = False,
     table["predicted"] = predict_rows(table, first_principles)
     table["error"] = table["predicted"] / table["measured"] - 1.0
     mapping = load_mapping()
-    from cosim.validate.mapping import energy_queries
+    from cosim.validate.mapping import config_queries, energy_queries
 
     unmapped_rows = [{"id": k, "reason": v} for k, v in mapping.unmapped.items()]
     unmapped_rows += [{"id": k, "reason": v} for k, v in energy_queries(mapping)[1].items()]
+    unmapped_rows += [{"id": k, "reason": v} for k, v in config_queries(mapping)[1].items()]
     if reference:
         unmapped_rows += [{"id": r.id, "reason": "no query in cosim/data/reference/mapping.yaml for this row"}
                           for r in load_measurements(reference)
