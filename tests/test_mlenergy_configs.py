@@ -252,3 +252,20 @@ def test_cli_attention_kernel_flag(capsys):
     assert main(base + ["--attention-kernel", "flash-attention-9"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown attention kernel 'flash-attention-9'" in err[0]
+
+
+def test_sequential_guidance_passes_hold_one_batch_of_activations():
+    """Diffusers' Wan pipelines run guidance's negative-prompt pass after the prompt's; CogVideoX's doubles the
+    batch. Activations held: tokens x sequences x (4 h + 3 ffn) x 2 bytes (BF16)."""
+    from cosim.engines.memory import footprint
+
+    sc = build_scenario(phase="video", batch=16, frames=81, height=480, width=832, steps=50)
+    wan = load_workload("wan2.1-t2v-1.3b")
+    assert wan.defaults.cfg_passes == "sequential"
+    assert footprint(wan, sc).activations == pytest.approx(32_760 * 16 * (4 * 1536 + 3 * 8960) * 2)
+    cog = load_workload("cogvideox-2b")
+    assert cog.defaults.cfg_passes == "batched"
+    sc = build_scenario(phase="video", batch=4, frames=49, height=480, width=720, steps=50)
+    tokens = 13 * (480 // 16) * (720 // 16) + 226  # latent frames x patches, plus the text it attends jointly
+    per_seq = footprint(cog, sc).activations / (2 * 4)
+    assert per_seq == pytest.approx(tokens * (4 * 1920 + 3 * 7680) * 2, rel=0.02)

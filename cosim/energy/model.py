@@ -375,10 +375,11 @@ def _with_busy_attention(params: EnergyParams, flop_based: EnergyBreakdown, busy
     acc = params.tdp_w * t
     host = params.host_w_per_chip
     system = acc * (1.0 + params.host_overhead_fraction) if host is None else acc + host * t
-    scale = acc / busy.accelerator_j if busy.accelerator_j > 0 else 1.0
+    static = params.static_power_w * t
+    scale = (acc - static) / busy.dynamic_j if busy.dynamic_j > 0 else 1.0  # the dynamic parts shrink alike
     return EnergyBreakdown(
         compute_j=busy.compute_j * scale, memory_j=busy.memory_j * scale, onchip_j=busy.onchip_j * scale,
-        comm_j=busy.comm_j * scale, dynamic_j=acc - params.static_power_w * t, static_j=params.static_power_w * t,
+        comm_j=busy.comm_j * scale, dynamic_j=acc - static, static_j=static,
         accelerator_j=acc, system_j=system, facility_j=system * params.pue, time_s=flop_based.time_s,
         time_s_capped=t, derate=flop_based.derate, avg_power_w=params.tdp_w, tdp_w=params.tdp_w,
         static_power_w=params.static_power_w, chips=busy.chips)

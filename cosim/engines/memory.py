@@ -244,7 +244,7 @@ def footprint(workload: DecoderLM | VideoDiT, scenario: Scenario, batch: int | N
         tokens = dit_tokens(workload, scenario.frames or dflt.frames, scenario.height or dflt.height,
                             scenario.width or dflt.width)
         cfg = scenario.cfg if scenario.cfg is not None else dflt.cfg
-        seqs = b * (2 if cfg else 1) / m.dp
+        seqs = b * (2 if cfg and dflt.cfg_passes == "batched" else 1) / m.dp  # sequential passes hold one batch
         h = workload.dit.hidden_size
         act = math.ceil(tokens / m.sp) * seqs * (4 * h + 3 * workload.dit.mlp.intermediate_size / m.tp) * abytes
         return Footprint(params * wbytes, 0.0, act, 0.0)

@@ -386,6 +386,10 @@ class VideoDefaults(_Frozen):
     width: int = Field(gt=0)
     steps: int = Field(gt=0)
     cfg: bool = True
+    #: how the pipeline runs classifier-free guidance's two passes: in one doubled batch ("batched", Diffusers'
+    #: CogVideoX) or one after the other ("sequential", Diffusers' and Wan's own Wan pipelines); the FLOPs are
+    #: the same, the activations held at once are not
+    cfg_passes: Literal["batched", "sequential"] = "batched"
 
 
 class VideoDiT(_Frozen):

@@ -301,9 +301,9 @@ def _server_throughput(q: Query, mapping: Mapping, params) -> tuple[float | None
 def _video_estimate(q: Query, params):
     """One video-generation estimate per (query less its kind, params): the time and energy rows of an
     ML.ENERGY configuration share it."""
-    key = (q.model_copy(update={"kind": "video_seconds"}), _params_key(params))
+    key = None if params is None else (q.model_copy(update={"kind": "video_seconds"}), _params_key(params))
     try:
-        hit = _VIDEO_CACHE.get(key)
+        hit = None if key is None else _VIDEO_CACHE.get(key)
     except TypeError:  # an unhashable parameter: no caching
         key, hit = None, None
     if hit is not None:
@@ -321,10 +321,8 @@ def _video_estimate(q: Query, params):
     return res
 
 
-def _params_key(params) -> tuple | None:
+def _params_key(params) -> tuple:
     """A hashable fingerprint of engine parameters (arrays by their bytes)."""
-    if params is None:
-        return None
     return tuple((k, v.tobytes() if isinstance(v, np.ndarray) else v) for k, v in sorted(vars(params).items()))
 
 
