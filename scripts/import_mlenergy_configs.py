@@ -40,13 +40,11 @@ def _round(x: float | None, digits: int = 4) -> float | None:
 
 
 def _diffusion_row(c: dict) -> list:
-    par = c.get("parallelization") or {}
-    return [c["gpu_model"], c["num_gpus"], c["batch_size"], par.get("ulysses_degree", 1), par.get("ring_degree", 1),
-            c["video_height"] if "video_height" in c else c.get("image_height", c.get("height")),
-            c["video_width"] if "video_width" in c else c.get("image_width", c.get("width")),
-            c.get("num_frames", 1), c["inference_steps"], _round(c["batch_latency_s"], 6),
-            _round(c.get("energy_per_video_joules", c.get("energy_per_image_joules")), 6),
-            _round(c["avg_power_watts"], 6)]
+    """A text-to-video configuration (the only diffusion files read; their field names, not the image files')."""
+    par = c["parallelization"]
+    return [c["gpu_model"], c["num_gpus"], c["batch_size"], par["ulysses_degree"], par["ring_degree"],
+            c["video_height"], c["video_width"], c["num_frames"], c["inference_steps"], _round(c["batch_latency_s"], 6),
+            _round(c["energy_per_video_joules"], 6), _round(c["avg_power_watts"], 6)]
 
 
 def _llm_row(c: dict) -> list:
@@ -69,7 +67,7 @@ def main(folders: list[str]) -> None:
                 print(f"skipped {path.name}: no commit in {folder / 'PROVENANCE.txt'}", file=sys.stderr)
                 continue
             doc = json.loads(path.read_text())
-            diffusion = doc["task"] in ("text-to-video", "text-to-image", "image-to-video")
+            diffusion = doc["task"] == "text-to-video"
             row = _diffusion_row if diffusion else _llm_row
             files.append({
                 "path": f"public/data/models/{path.name}", "commit": commits[path.name],

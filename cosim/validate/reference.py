@@ -120,11 +120,17 @@ DIFFUSION_TASKS = ("text-to-image", "text-to-video", "image-to-video")
 def diffusion_summary_rows(path: str | None = None) -> dict[str, str]:
     """{id: model} of the ML.ENERGY summary rows of diffusion runs in energy_measurements.yaml (energy per image
     or video, not per token): not scored themselves, each is a configuration of mlenergy_configs.yaml."""
+    return dict(_diffusion_summary_rows(path))
+
+
+@functools.lru_cache(maxsize=4)
+def _diffusion_summary_rows(path: str | None) -> tuple[tuple[str, str], ...]:
+    """The file parsed once (energy_queries, which lists these rows, runs once per energy row's query)."""
     p = Path(path) if path else DATA_DIR / "energy_measurements.yaml"
     ml = read_document(p).get("ml_energy_leaderboard_v3", {})
-    return {f"mlenergy-{_slug(raw['model'])}-{raw['task']}-{str(raw.get('gpu', 'gpu-unstated')).lower()}"
-            f"x{raw.get('num_gpus')}-minenergy": raw["model"]
-            for raw in ml.get("rows", []) if raw.get("task") in DIFFUSION_TASKS}
+    return tuple((f"mlenergy-{_slug(raw['model'])}-{raw['task']}-{str(raw.get('gpu', 'gpu-unstated')).lower()}"
+                  f"x{raw.get('num_gpus')}-minenergy", raw["model"])
+                 for raw in ml.get("rows", []) if raw.get("task") in DIFFUSION_TASKS)
 
 
 def _slug(text: str) -> str:
