@@ -18,8 +18,8 @@ from cosim.cli.common import build_scenario
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
-def page(name: str | None = None, **query: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=90)
+def page(name: str | None = None, timeout: float = 90, **query: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=timeout)
     for k, v in query.items():
         at.query_params[k] = v
     at.run()
@@ -248,7 +248,7 @@ def test_specs_page_lists_sources_and_validates_edits():
 
 @pytest.mark.slow
 def test_accuracy_page_renders_the_validation_or_says_not_available():
-    at = page("accuracy")
+    at = page("accuracy", timeout=300)  # every reference row is predicted on the first visit
     if any("Not available yet" in i.value for i in at.info):
         return
     assert len(at.get("plotly_chart")) == 1

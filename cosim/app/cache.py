@@ -1,11 +1,13 @@
 """Streamlit caches: the catalog and a Numba warm-up once per process, bounded result caches.
 
 Every cached function is keyed by plain values (slugs, `SpecText`, tuples of scenario items) that
-decide its result; nothing that affects a result is passed as an unhashed `_arg`.
+decide its result; nothing that affects a result is passed as an unhashed `_arg`. The validation keeps
+its own process-wide store, keyed the same way, so that a fresh run can drive a progress bar.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -127,9 +129,28 @@ def serving(hw_ref, wl_ref, scenario: dict[str, Any], *, chips: int, qps: float,
                     str(input_len), str(output_len), slo_ttft_s, slo_tpot_s, bool(find_max), int(seed))
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def validation(filter_expr: str, uncalibrated: bool):
-    return compute.validation(filter_expr or None, uncalibrated)
+#: (filter, uncalibrated) -> (rows, summary) of finished validations, shared by every session of the process
+#: (a dict rather than st.cache_data: the run reports progress to a bar drawn outside it, which a cached
+#: function's element replay cannot hold)
+_VALIDATIONS: dict[tuple[str, bool], Any] = {}
+_VALIDATIONS_MAX = 8
+_VALIDATIONS_LOCK = threading.Lock()
+
+
+def validation(filter_expr: str, uncalibrated: bool, progress=None):
+    """(rows, summary) of `cosim validate` for a filter, computed once per process; `progress` (0..1) is
+    told how far a fresh run has got."""
+    key = (filter_expr or "", bool(uncalibrated))
+    with _VALIDATIONS_LOCK:
+        hit = _VALIDATIONS.get(key)
+    if hit is not None:
+        return hit
+    result = compute.validation(filter_expr or None, uncalibrated, progress=progress)
+    with _VALIDATIONS_LOCK:
+        if len(_VALIDATIONS) >= _VALIDATIONS_MAX:
+            _VALIDATIONS.pop(next(iter(_VALIDATIONS)))
+        _VALIDATIONS[key] = result
+    return result
 
 
 @st.cache_data(max_entries=1, show_spinner=False)

@@ -402,8 +402,9 @@ def serving_run(hw_ref: str | SpecText, wl_ref: str | SpecText, scenario: Mappin
 
 # --- accuracy ---------------------------------------------------------------------------------------
 
-def validation(filter_expr: str | None = None, uncalibrated: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(rows, summary) of `cosim.validate.run_validation`."""
+def validation(filter_expr: str | None = None, uncalibrated: bool = False,
+               progress: Callable[[float], None] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows, summary) of `cosim.validate.run_validation`; `progress` is told the share of rows done."""
     run_validation = _import("validation", "cosim.validate", "run_validation")
-    report = run_validation(filter_expr or None, uncalibrated=uncalibrated)
+    report = run_validation(filter_expr or None, uncalibrated=uncalibrated, progress=progress)
     return pd.DataFrame(report.rows), pd.DataFrame(report.summary)

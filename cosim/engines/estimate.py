@@ -9,6 +9,7 @@ the per-op cost function.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,7 +52,9 @@ class EstimateResult:
     facility_energy_j_per_token: float | None = None
     tdp_derate: float | None = None
     # not in the JSON contract
-    breakdown: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    # the per-op breakdown's raw columns, one entry per op table (built into `breakdown` on first use:
+    # a validation or sweep asks for thousands of estimates and reads none of their breakdowns)
+    breakdown_parts: list = field(default_factory=list, repr=False)
     flops_by_precision: dict[str, float] = field(default_factory=dict)
     # the FLOPs the energy model charges: compute-bound attention at the GEMM rate's power (see
     # attention_energy_factor); empty: flops_by_precision
@@ -66,6 +69,34 @@ class EstimateResult:
     phase: str = ""
     memory_breakdown: dict[str, float] = field(default_factory=dict)
     mode: str = "analytical"
+
+    @functools.cached_property
+    def breakdown(self) -> pd.DataFrame:
+        """Per-op time, bound and achieved rates per chip per step (time x repeat), one row per op of each
+        op table; empty when the estimate ran no table."""
+        from cosim.engines.analytical import BOTTLENECKS
+        from cosim.graph.optable import OpKind, Stage
+
+        frames = []
+        for key, table, time_s, bound, op_bytes in self.breakdown_parts:
+            t = time_s * table.repeat
+            df = pd.DataFrame({
+                "graph": key, "name": table.name, "kind": [OpKind(k).name.lower() for k in table.kind],
+                "stage": [Stage(s).name.lower() for s in table.stage], "repeat": table.repeat, "time_s": t,
+                "bound": [BOTTLENECKS[int(b)] for b in bound],
+                "flops": table.flops * table.repeat, "bytes": op_bytes * table.repeat,
+            })
+            with np.errstate(divide="ignore", invalid="ignore"):
+                df["achieved_flops_per_s"] = np.where(t > 0, df["flops"] / t, 0.0)
+                df["achieved_bytes_per_s"] = np.where(t > 0, df["bytes"] / t, 0.0)
+            frames.append(df)
+        if not frames:
+            return pd.DataFrame()
+        out = pd.concat(frames, ignore_index=True)
+        denom = out.groupby("graph")["time_s"].transform("sum").replace(0, np.nan)
+        out["share"] = (out["time_s"] / denom).fillna(0.0)
+        return out[["graph", "name", "kind", "stage", "repeat", "time_s", "share", "bound",
+                    "achieved_flops_per_s", "achieved_bytes_per_s", "flops", "bytes"]]
 
     def to_dict(self) -> dict[str, Any]:
         """Exactly the contract keys; NaN/inf become None."""
@@ -133,7 +164,7 @@ def estimate(hardware, workload, scenario, *, chips: int | None = None, mode: st
     from cosim.engines.memory import footprint, max_batch
     from cosim.engines.phases import weight_footprint_bytes
     from cosim.engines.vectorized import evaluate_points, replicas_for
-    from cosim.graph.optable import OpKind, Stage
+    from cosim.graph.optable import OpKind
     from cosim.specs.hardware import PRECISIONS
     from cosim.specs.loader import load_hardware, load_workload
 
@@ -182,31 +213,14 @@ def estimate(hardware, workload, scenario, *, chips: int | None = None, mode: st
             reason = ("no finite time: a needed peak, bandwidth or interconnect is missing from the spec "
                       f"(precision {scenario.compute_precision}, {scenario.parallelism.chips * replicas} chips)")
     # per-op breakdown from the main table(s)
-    frames = []
+    parts = []
     opf_all = []
     for key, table in tables.items():
         opf, opi = A.pack_ops(table, params, None if override is None else override(table))
         prm = A.pack_params(params, footprint_bytes=fp.total, weight_footprint_bytes=weight_footprint_bytes(wl, scenario, fp))
         ops = A.run_ops(hwa, opf, opi, prm, params)
-        t = ops["time_s"] * table.repeat
-        df = pd.DataFrame({
-            "graph": key, "name": table.name, "kind": [OpKind(k).name.lower() for k in table.kind],
-            "stage": [Stage(s).name.lower() for s in table.stage], "repeat": table.repeat, "time_s": t,
-            "bound": [A.BOTTLENECKS[int(b)] for b in ops["bound"]],
-            "flops": table.flops * table.repeat,
-            "bytes": (ops["bytes_main_memory"] + ops["bytes_onchip"]) * table.repeat,
-        })
-        with np.errstate(divide="ignore", invalid="ignore"):
-            df["achieved_flops_per_s"] = np.where(t > 0, df["flops"] / t, 0.0)
-            df["achieved_bytes_per_s"] = np.where(t > 0, df["bytes"] / t, 0.0)
-        frames.append(df)
+        parts.append((key, table, ops["time_s"], ops["bound"], ops["bytes_main_memory"] + ops["bytes_onchip"]))
         opf_all.append((table, ops["bound"]))
-    breakdown = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if len(breakdown):
-        denom = breakdown.groupby("graph")["time_s"].transform("sum").replace(0, np.nan)
-        breakdown["share"] = (breakdown["time_s"] / denom).fillna(0.0)
-        breakdown = breakdown[["graph", "name", "kind", "stage", "repeat", "time_s", "share", "bound",
-                               "achieved_flops_per_s", "achieved_bytes_per_s", "flops", "bytes"]]
     phase = scenario.phase
     # FLOPs per chip by precision: the run's (a generate run's prefill and every decode step; a training
     # step's forward, backward and recompute) in the main graph's precision mix
@@ -229,7 +243,7 @@ def estimate(hardware, workload, scenario, *, chips: int | None = None, mode: st
         seconds_per_video=_num(cols["seconds_per_video"][0]) if phase == "video" else None,
         mfu=_num(cols["mfu"][0]), mbu=_num(cols["mbu"][0]),
         bottleneck=A.BOTTLENECKS[int(cols["bottleneck"][0])],
-        memory_bytes_per_chip=float(fp.total), breakdown=breakdown, flops_by_precision=flops_by_prec,
+        memory_bytes_per_chip=float(fp.total), breakdown_parts=parts, flops_by_precision=flops_by_prec,
         energy_flops_by_precision=energy_flops,
         bytes_main_memory=float(cols["bytes_main_memory"][0]), bytes_onchip=float(cols["bytes_onchip"][0]),
         comm_bytes_scale_up=float(cols["comm_bytes_scale_up"][0]),

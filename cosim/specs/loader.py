@@ -170,8 +170,8 @@ def _resolve(name_or_path: str | Path, kind: str) -> Path:
     path = Path(text)
     if path.suffix.lower() in (".yaml", ".yml", ".json") or "/" in text or path.exists():
         return path
-    candidate = catalog_dir(kind) / f"{text}.yaml"
-    if candidate.is_file():
+    candidate = _catalog_file(text, kind)
+    if candidate is not None:
         return candidate
     slugs = list_slugs(kind)
     close = difflib.get_close_matches(text, slugs, n=3, cutoff=0.5)
@@ -180,18 +180,37 @@ def _resolve(name_or_path: str | Path, kind: str) -> Path:
     raise CosimInputError(f"unknown {what} '{text}'{hint}")
 
 
+def _resolved(name_or_path: str | Path, kind: str) -> str:
+    """The absolute path a slug or path names (a catalog file's comes memoised, already absolute)."""
+    path = _resolve(name_or_path, kind)
+    return str(path if path.is_absolute() and path.parent == _catalog_parent(kind) else path.resolve())
+
+
+@functools.lru_cache(maxsize=4)
+def _catalog_parent(kind: str) -> Path:
+    return catalog_dir(kind).resolve()
+
+
+@functools.lru_cache(maxsize=512)
+def _catalog_file(slug: str, kind: str) -> Path | None:
+    """The catalog file of a slug, absolute, or None (memoised: a validation run looks slugs up ~20,000 times,
+    and the specs they name are memoised by path already)."""
+    candidate = catalog_dir(kind) / f"{slug}.yaml"
+    return candidate.resolve() if candidate.is_file() else None
+
+
 def load_hardware(name_or_path: str | Path) -> Hardware:
     """A hardware spec by catalog slug (`h100-sxm`) or path to a YAML file."""
     if isinstance(name_or_path, Hardware):
         return name_or_path
-    return _load_hardware_file(str(_resolve(name_or_path, "hardware_specs").resolve()))
+    return _load_hardware_file(_resolved(name_or_path, "hardware_specs"))
 
 
 def load_workload(name_or_path: str | Path) -> DecoderLM | VideoDiT:
     """A workload by catalog slug (`llama-3.1-8b`), YAML path, or Hugging Face config.json path."""
     if isinstance(name_or_path, DecoderLM | VideoDiT):
         return name_or_path
-    return _load_workload_file(str(_resolve(name_or_path, "workloads").resolve()))
+    return _load_workload_file(_resolved(name_or_path, "workloads"))
 
 
 def load_any(path: str | Path) -> Hardware | DecoderLM | VideoDiT:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -161,10 +162,12 @@ def query_for(row_id: str):
     return energy_queries(mapping)[0][row_id]
 
 
-def predict_rows(table: pd.DataFrame, params_by_hw=None, stack_scales: dict[str, float] | None = None) -> np.ndarray:
+def predict_rows(table: pd.DataFrame, params_by_hw=None, stack_scales: dict[str, float] | None = None,
+                 progress: Callable[[float], None] | None = None) -> np.ndarray:
     """Predicted values for each row of `table` (NaN where cosim returns no value). Each row runs with its
     serving stack's efficiency factor (`stack_scales`, default the stored calibration's; none when
-    `params_by_hw` is given without `stack_scales`, i.e. first principles)."""
+    `params_by_hw` is given without `stack_scales`, i.e. first principles). `progress` is told the share of
+    rows done (0..1) every few rows."""
     from cosim.engines.calibration import apply_stack, calibrated_params, is_moe, scale_for, stack_scale
     from cosim.specs.loader import load_hardware, load_workload
     from cosim.validate.fit import generation_of
@@ -186,6 +189,8 @@ def predict_rows(table: pd.DataFrame, params_by_hw=None, stack_scales: dict[str,
         if value is not None:
             out[i] = value
         reasons.append(reason or "")
+        if progress is not None and (i % 25 == 24 or i == len(table) - 1):
+            progress((i + 1) / len(table))
     table["note"] = reasons
     return out
 
@@ -242,13 +247,14 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_validation(filter_expr: str | None = None, uncalibrated: bool = False,
-                   reference: str | None = None) -> ValidationReport:
-    """Predict every mapped row (optionally filtered) and summarise the errors."""
+                   reference: str | None = None, progress: Callable[[float], None] | None = None) -> ValidationReport:
+    """Predict every mapped row (optionally filtered) and summarise the errors; `progress` is told the share
+    of rows predicted (0..1) as they go."""
     from cosim.engines.efficiency import params_for
 
     table = _apply_filter(base_table(reference=reference), filter_expr)
     first_principles = (lambda hw: params_for(hw, calibrated=False)) if uncalibrated else None
-    table["predicted"] = predict_rows(table, first_principles)
+    table["predicted"] = predict_rows(table, first_principles, progress=progress)
     table["error"] = table["predicted"] / table["measured"] - 1.0
     mapping = load_mapping()
     from cosim.validate.mapping import config_queries, energy_queries

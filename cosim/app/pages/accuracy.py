@@ -20,15 +20,6 @@ def render() -> None:
         filt = c1.text_input("Filter (e.g. hardware=h200-sxm)", "", key="acc_filter")
         uncal = c2.checkbox("Uncalibrated", key="acc_uncal")
         st.form_submit_button("Validate")
-    try:
-        with st.spinner("Predicting every reference point..."):
-            rows, summary = cache.validation(filt.strip(), bool(uncal))
-    except (CosimInputError, NotAvailable) as err:
-        show_failure(err)
-        return
-    if not len(rows):
-        st.warning("No reference point matches this filter.")
-        return
     if not uncal:
         table = cache.targets().copy()
         for col in ("cv_median_abs_error", "cv_worst_error", "target_median_abs_error", "target_worst_abs_error"):
@@ -44,6 +35,18 @@ def render() -> None:
             shown = missed.assign(error=(100 * missed["error"]).round(1))
             st.dataframe(shown[["id", "error", "family", "cause", "see"]].rename(columns={"error": "error %"}),
                          hide_index=True)
+    bar = st.empty()
+    try:
+        rows, summary = cache.validation(filt.strip(), bool(uncal), progress=lambda f: bar.progress(
+            f, text=f"Predicting every reference point: {f:.0%}"))
+    except (CosimInputError, NotAvailable) as err:
+        bar.empty()
+        show_failure(err)
+        return
+    bar.empty()
+    if not len(rows):
+        st.warning("No reference point matches this filter.")
+        return
     st.subheader("Summary per group")
     st.dataframe(summary, hide_index=True)
     csv_download(summary, "validation_summary.csv", label="Download summary CSV", key="acc_dl_summary")
