@@ -37,11 +37,13 @@ def test_every_diffusion_configuration_is_scored_or_listed_with_a_reason():
 def test_ulysses_and_ring_degrees_become_sequence_parallelism():
     queries, _ = config_queries()
     q = queries["mlenergy-cfg-wan-ai-wan2.1-t2v-1.3b-diffusers-h100x8-b1-u4r2-time"]
-    assert (q.sp, q.sp_kind, q.chips, q.batch) == (8, "ring", 8, 1)
+    assert (q.sp, q.sp_kind, q.sp_ring, q.chips, q.batch) == (8, "ulysses", 2, 8, 1)  # xDiT's USP hybrid
     assert (q.frames, q.height, q.width, q.steps) == (81, 480, 832, 50)
     assert q.attention_kernel == "flash-attention-2"
     q = queries["mlenergy-cfg-wan-ai-wan2.1-t2v-1.3b-diffusers-h100x4-b1-u4r1-time"]
-    assert (q.sp, q.sp_kind) == (4, "ulysses")
+    assert (q.sp, q.sp_kind, q.sp_ring) == (4, "ulysses", None)
+    q = queries["mlenergy-cfg-wan-ai-wan2.1-t2v-1.3b-diffusers-h100x8-b1-u1r8-time"]
+    assert (q.sp, q.sp_kind) == (8, "ring")
     assert queries["mlenergy-cfg-wan-ai-wan2.1-t2v-1.3b-diffusers-h100x4-b1-u4r1-energy"].kind == "video_energy_j"
 
 

@@ -184,18 +184,40 @@ def parse_resolutions(text: str) -> list[tuple[int, int]]:
     return sorted(set(out))
 
 
+#: how the Video page splits one video over its chips (`video_table`'s `split`)
+VIDEO_SPLITS = {"sp": "sequence parallel (Ulysses)", "usp": "Ulysses x ring (xDiT USP: Ulysses as far as the "
+                "heads allow)", "ring": "ring attention", "tp": "tensor parallel"}
+
+
+def video_parallelism(split: str, chips: int, heads: int) -> dict[str, Any]:
+    """Scenario parallelism values of one video over `chips` chips: Ulysses (sp), ring attention, tensor
+    parallel, or USP, whose Ulysses degree is the largest divisor of `chips` that divides the heads and the
+    rest a ring, as xDiT's users lay out a model whose heads do not divide the GPU count."""
+    if split == "tp":
+        return {"tp": chips}
+    if split == "ring":
+        return {"sp": chips, "sp_kind": "ring"}
+    if split == "usp":
+        ulysses = max(u for u in range(1, chips + 1) if chips % u == 0 and heads % u == 0)
+        return {"sp": chips, "sp_ring": chips // ulysses} if ulysses < chips else {"sp": chips}
+    return {"sp": chips}
+
+
 def video_table(hardware: Sequence[str], wl_ref: str | SpecText, *, resolutions: Sequence[tuple[int, int]],
                 frames: Sequence[int], steps: Sequence[int], chips: Sequence[int], precision: str = "bf16",
                 split: str = "sp") -> pd.DataFrame:
-    """Seconds and $ per video over hardware x resolution x frames x steps x chips (`split`: sp or tp)."""
+    """Seconds and $ per video over hardware x resolution x frames x steps x chips (`split`: a key of
+    VIDEO_SPLITS)."""
     n = len(hardware) * len(resolutions) * len(frames) * len(steps) * len(chips)
     if n == 0:
         raise CosimInputError("nothing to evaluate: pick at least one chip and one value of each setting")
     if n > VIDEO_MAX_POINTS:
         raise CosimInputError(f"{n} combinations requested; the page evaluates at most {VIDEO_MAX_POINTS}",
                               field="video grid")
-    if split not in ("sp", "tp"):
-        raise CosimInputError(f"split must be sp or tp, got '{split}'", field="split")
+    if split not in VIDEO_SPLITS:
+        raise CosimInputError(f"split must be one of {', '.join(VIDEO_SPLITS)}, got '{split}'", field="split")
+    model = resolve_workload(wl_ref)
+    heads = model.dit.num_heads if hasattr(model, "dit") else 1
     rows = []
     for hw in hardware:
         for (h, w) in resolutions:
@@ -203,7 +225,7 @@ def video_table(hardware: Sequence[str], wl_ref: str | SpecText, *, resolutions:
                 for s in steps:
                     for c in chips:
                         scen = {"phase": "video", "batch": 1, "frames": f, "height": h, "width": w, "steps": s,
-                                "precision": precision, split: c}
+                                "precision": precision, **video_parallelism(split, c, heads)}
                         row: dict[str, Any] = {"hardware": hw, "resolution": f"{h}x{w}", "height": h, "width": w,
                                                "frames": f, "steps": s, "chips": c}
                         try:

@@ -23,7 +23,9 @@ from cosim.cli.common import (
     PhaseOpt,
     PpOpt,
     PrecisionOpt,
+    SpKindOpt,
     SpOpt,
+    SpRingOpt,
     StepsOpt,
     TpOpt,
     WidthOpt,
@@ -98,6 +100,8 @@ def register(app: typer.Typer) -> None:
         ep: EpOpt = 1,
         dp: DpOpt = 1,
         sp: SpOpt = 1,
+        sp_kind: SpKindOpt = "ulysses",
+        sp_ring: SpRingOpt = None,
         fmt: Fmt = "table",
     ) -> None:
         """Print the operator table (per chip after sharding, per step) and its totals."""
@@ -116,7 +120,7 @@ def register(app: typer.Typer) -> None:
         wl = load_workload(workload)
         scenario = build_scenario(phase=phase, batch=b, input_len=input_len, output_len=output_len, frames=frames,
                                   height=height, width=width, steps=steps, precision=precision, tp=tp, pp=pp,
-                                  ep=ep, dp=dp, sp=sp)
+                                  ep=ep, dp=dp, sp=sp, sp_kind=sp_kind, sp_ring=sp_ring)
         table = build_graph(wl, scenario, context)
         frame = table.to_frame()
         totals = graph_totals(table)

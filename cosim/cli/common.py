@@ -30,6 +30,11 @@ PpOpt = Annotated[int, typer.Option("--pp", help="pipeline-parallel degree")]
 EpOpt = Annotated[int, typer.Option("--ep", help="expert-parallel degree")]
 DpOpt = Annotated[int, typer.Option("--dp", help="data-parallel degree")]
 SpOpt = Annotated[int, typer.Option("--sp", help="sequence/context-parallel degree")]
+SpKindOpt = Annotated[str, typer.Option("--sp-kind", help="how --sp splits attention: ulysses (heads, all-to-all) "
+                                        "| ring (queries, K/V passed around the ranks)")]
+SpRingOpt = Annotated[int | None, typer.Option("--sp-ring", help="video: ring degree of a Ulysses x ring hybrid "
+                                               "(xDiT's USP: --sp = Ulysses degree x --sp-ring), with --sp-kind "
+                                               "ulysses")]
 ZeroOpt = Annotated[int, typer.Option(
     "--zero", help="train: ZeRO stage over the DP group: 0 replicated, 1 optimizer states sharded, "
                    "2 + gradients, 3 (FSDP) + weights (all-gathered in forward and backward)")]
@@ -80,7 +85,8 @@ def parse_batch(batch: str) -> int | None:
 def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_len: int = 128,
                    frames: int | None = None, height: int | None = None, width: int | None = None,
                    steps: int | None = None, precision: str = "bf16", tp: int = 1, pp: int = 1,
-                   ep: int = 1, dp: int = 1, sp: int = 1, zero: int = 0, microbatch: int | None = None,
+                   ep: int = 1, dp: int = 1, sp: int = 1, sp_kind: str = "ulysses", sp_ring: int | None = None,
+                   zero: int = 0, microbatch: int | None = None,
                    vpp: int = 1, recompute: str = "selective", output_len_cv: float = 0.0, chunked_prefill: bool = False,
                    kv_precision: str | None = None, eager_prompt_steps: bool = False,
                    dp_prompt_balance: bool = False, activation_precision: str | None = None,
@@ -109,6 +115,10 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
                         ("--input-len", input_len), ("--output-len", output_len)):
         if value is None or value <= 0:
             raise CosimInputError(f"{flag} must be a positive integer, got {value}")
+    if sp_kind not in ("ulysses", "ring"):
+        raise CosimInputError(f"--sp-kind must be ulysses or ring, got '{sp_kind}'")
+    if sp_ring is not None and sp_ring <= 0:
+        raise CosimInputError(f"--sp-ring must be a positive integer, got {sp_ring}")
     if zero not in (0, 1, 2, 3):
         raise CosimInputError(f"--zero must be 0, 1, 2 or 3, got {zero}")
     if recompute not in ("none", "selective", "full"):
@@ -146,7 +156,8 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
             kv_precision=kv, recompute=recompute, ssm_state_precision=ssm_state_precision,
             images_per_request=images_per_request, draft_tokens=draft_tokens,
             accepted_tokens_per_step=accepted_tokens_per_step,
-            parallelism=Parallelism(tp=tp, pp=pp, ep=ep, dp=dp, sp=sp, zero=zero, microbatch=microbatch,
+            parallelism=Parallelism(tp=tp, pp=pp, ep=ep, dp=dp, sp=sp, sp_kind=sp_kind, sp_ring=sp_ring,
+                                    zero=zero, microbatch=microbatch,
                                     vpp=vpp),
         )
     except ValidationError as err:

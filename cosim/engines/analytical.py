@@ -66,9 +66,10 @@ PRM = ("launch_overhead_s", "step_overhead_s", "comm_overlap_fraction", "dp_over
        "memory_fraction", "onchip_activation_fraction", "onchip_weight_fraction", "memory_reserve_fraction",
        "min_tile_m", "min_tile_n", "split_k", "footprint_bytes", "weight_footprint_bytes", "fwd_mult",
        "comm_mult", "extra_memory_bytes", "link_fraction", "grouped_gemm_scale", "curve_reference_flops_per_s",
-       "grouped_gemm_memory_scale", "serial_output_store")
+       "grouped_gemm_memory_scale", "serial_output_store", "sp_link_fraction")
 (P_LAUNCH, P_STEP, P_OVL, P_DPOVL, P_MEMF, P_ACTF, P_WF, P_RESERVE, P_MINM, P_MINN, P_SPLITK, P_FOOT,
- P_WFOOT, P_FWD, P_COMMM, P_EXTRA, P_LINKF, P_GROUPED, P_CURVEREF, P_GROUPED_MEM, P_SERIAL) = range(len(PRM))
+ P_WFOOT, P_FWD, P_COMMM, P_EXTRA, P_LINKF, P_GROUPED, P_CURVEREF, P_GROUPED_MEM, P_SERIAL,
+ P_SPLINKF) = range(len(PRM))
 
 # per-point outputs
 OUT = ("step_time_s", "compute_s", "memory_s", "network_s", "overhead_s", "bottleneck", "bytes_main_memory",
@@ -82,7 +83,8 @@ OPOUT = ("compute_s", "memory_s", "network_s", "launch_s", "time_s", "bound", "b
 BOTTLENECKS = ("compute", "memory", "network", "overhead")
 REASONS = ("", "memory", "unsupported")  # reason codes: 0 ok, 1 does not fit, 2 infinite time
 KIND_GEMM, KIND_GROUPED, KIND_ATTN, KIND_ELEM, KIND_EMB, KIND_COMM = 0, 1, 2, 3, 4, 5
-STAGE_OPTIMIZER = 5
+STAGE_DIT, STAGE_OPTIMIZER = 2, 5
+COMM_ALL_TO_ALL, COMM_P2P = 4, 5
 N_PREC = 9  # len(PRECISIONS): the efficiency vector holds the GEMM fractions, the attention fractions,
 # the weight-upcast fractions, then the size curve (n, log10 FLOPs, multipliers)
 E_ATT = N_PREC  # offset of the attention fractions
@@ -380,6 +382,9 @@ def _op_cost(i, j, peak, vector, units, tile_m, tile_n, tile_k, sys_rows, sys_co
     kind = opi[I_KIND, j]
     if kind == KIND_COMM:
         linkf = prm[P_LINKF]  # achievable fraction of the links' datasheet bandwidth
+        if prm[P_SPLINKF] > 0.0 and opi[I_STAGE, j] == STAGE_DIT and (
+                opi[I_COMMK, j] == COMM_ALL_TO_ALL or opi[I_COMMK, j] == COMM_P2P):
+            linkf = prm[P_SPLINKF]  # a video DiT's sequence-parallel exchange (sp_link_fraction)
         t, bu, bo = collective(opi[I_COMMK, j], opf[F_COMM, j], opf[F_GROUP, j], up_bw[i] * linkf, up_lat[i],
                                domain[i], topo[i], in_switch[i], tx[i], ty[i], tz[i], out_bw[i] * linkf,
                                out_lat[i])
@@ -606,6 +611,7 @@ def pack_params(params, *, footprint_bytes: float, weight_footprint_bytes: float
         "curve_reference_flops_per_s": params.curve_reference_flops_per_s or 0.0,
         "grouped_gemm_memory_scale": params.grouped_gemm_memory_scale,
         "serial_output_store": 1.0 if params.serial_output_store else 0.0,
+        "sp_link_fraction": params.sp_link_fraction or 0.0,
     }
     return np.array([float(values[k]) for k in PRM], dtype=np.float64)
 

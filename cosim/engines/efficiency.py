@@ -13,6 +13,7 @@ memory reserve). Nothing here is fitted per measurement row.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -53,6 +54,9 @@ class EngineParams:
     per_sequence_overhead_s: float = 0.0
     # achievable fraction of the datasheet link bandwidth for collectives (1 = datasheet)
     link_fraction: float = 1.0
+    # the fraction a video DiT's sequence-parallel all-to-all and ring K/V exchange reach (xDiT's USP in eager
+    # PyTorch, measured per family; the family file's video_sp_link_fraction); None: link_fraction
+    sp_link_fraction: float | None = None
     # MoE grouped GEMMs (routing, token permutation, per-expert tile scheduling) reach this share of the
     # dense GEMM fraction; 1 in first principles, fitted across generations by cosim validate --calibrate
     grouped_gemm_scale: float = 1.0
@@ -207,7 +211,23 @@ def params_for(hw: Hardware, calibrated: bool = True, **overrides) -> EnginePara
         own = _fraction_for_hardware(family, hw.name, section)
         if own is not None and section not in overrides:
             overrides = {**overrides, section: own}
+    sp_link = _sp_link_fraction_for(family, hw.name)
+    if sp_link is not None and "sp_link_fraction" not in overrides:
+        overrides = {**overrides, "sp_link_fraction": sp_link}
     return p.with_overrides(**overrides) if overrides else p
+
+
+@functools.cache
+def _sp_link_fraction_for(family: str, slug: str) -> float | None:
+    """The family file's `video_sp_link_fraction.by_hardware` entry whose slug pattern matches, if any."""
+    entries = (load_family(family).get("video_sp_link_fraction") or {}).get("by_hardware") or {}
+    for pattern, value in entries.items():
+        if fnmatch.fnmatch(slug, pattern):
+            if not 0.0 < float(value) <= 1.0:
+                raise CosimInputError(f"must be in (0, 1], got {value}", file=f"efficiency/{family}.yaml",
+                                      field=f"video_sp_link_fraction.by_hardware.{pattern}")
+            return float(value)
+    return None
 
 
 ATTENTION_KERNELS_PATH = Path(__file__).resolve().parent.parent / "data" / "attention_kernels.yaml"

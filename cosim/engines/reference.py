@@ -164,12 +164,16 @@ def widening_s(op: dict, unpadded_rate: float, params) -> float:
 def op_cost(hw: dict, op: dict, prm: dict, params) -> dict:
     """One op on one point: compute/memory/network seconds, launch, bound code and bytes by level."""
     if op["kind"] == A.KIND_COMM:
+        linkf = prm["link_fraction"]
+        if prm["sp_link_fraction"] > 0 and op["stage"] == A.STAGE_DIT and op["comm_kind"] in (A.COMM_ALL_TO_ALL,
+                                                                                             A.COMM_P2P):
+            linkf = prm["sp_link_fraction"]
         t, bu, bo = collective.py_func(
             op["comm_kind"], op["comm_bytes"], op["comm_group"],
-            hw["scale_up_bandwidth_bytes_per_s"] * prm["link_fraction"],
+            hw["scale_up_bandwidth_bytes_per_s"] * linkf,
             hw["scale_up_latency_s"], hw["scale_up_domain"], hw["scale_up_topology"],
             hw["scale_up_in_switch_reduction"], hw["torus_x"], hw["torus_y"], hw["torus_z"],
-            hw["scale_out_bandwidth_bytes_per_s"] * prm["link_fraction"], hw["scale_out_latency_s"])
+            hw["scale_out_bandwidth_bytes_per_s"] * linkf, hw["scale_out_latency_s"])
         return {"tc": 0.0, "tm": 0.0, "tn": t, "launch": 0.0, "bound": 2, "hbm": 0.0, "chip": 0.0, "up": bu, "out": bo}
     tc = 0.0
     widens = op["kind"] in (A.KIND_GEMM, A.KIND_GROUPED) and op["flops"] > 0 and widens_weights(hw, op)

@@ -45,6 +45,12 @@ class Mapping:
     sp_kind: str
     expert_tp: int  # chips one expert's width is split over (tp / ep when ep <= tp, else 1)
     ep_token_pool: int  # data-parallel replicas whose tokens reach one chip's experts (ep / tp when ep > tp)
+    sp_ring: int = 1  # ranks of sp passing K/V around a ring (sp for ring attention; 1 < sp_ring < sp: USP)
+
+    @property
+    def sp_ulysses(self) -> int:
+        """Ranks of sp splitting the heads by all-to-all (1 for pure ring attention)."""
+        return self.sp // self.sp_ring
 
 
 def _err(field: str, message: str) -> CosimInputError:
@@ -63,7 +69,7 @@ def check_heads(heads: int, kv_heads: int, tp: int, sp: int, sp_kind: str, *, se
                          "are replicated when fewer than tp)")
     if sequence_split and sp > 1 and sp_kind == "ulysses" and heads % (tp * sp):
         raise _err("sp", f"Ulysses sp={sp} x tp={tp} does not divide {what}.num_heads={heads}; "
-                         "use ring attention or a smaller degree")
+                         "use ring attention, a Ulysses x ring hybrid (sp_ring) or a smaller degree")
 
 
 def stage_layer_ranges(num_layers: int, pp: int) -> list[tuple[int, int]]:
@@ -107,12 +113,17 @@ def resolve(workload: DecoderLM | VideoDiT, scenario: Scenario) -> Mapping:
     check_interleaving(workload.dit.num_layers if isinstance(workload, VideoDiT) else workload.num_layers, scenario)
     if isinstance(workload, VideoDiT):
         dit = workload.dit
-        check_heads(dit.num_heads, dit.num_heads, tp, sp, par.sp_kind, sequence_split=True, what="dit")
+        ring, uly = par.ring_degree, par.ulysses_degree
+        check_heads(dit.num_heads, dit.num_heads, tp, uly, "ulysses" if uly > 1 else "ring", sequence_split=True,
+                    what="dit")
         stage_layer_ranges(dit.num_layers, pp)
         if ep > 1:
             raise _err("ep", f"ep={ep} exceeds the number of experts (0): video DiTs have no experts")
-        return Mapping(tp, pp, ep, dp, sp, par.sp_kind, tp, 1)
+        return Mapping(tp, pp, ep, dp, sp, par.sp_kind, tp, 1, ring)
 
+    if par.sp_ring is not None and 1 < par.sp_ring < sp:
+        raise _err("sp_ring", f"sp_ring={par.sp_ring}: a Ulysses x ring hybrid is modelled for video DiTs only; "
+                              "use sp_kind ulysses or ring")
     att = workload.attention
     seq_split = scenario.phase in ("prefill", "train", "generate")
     kv_heads = att.num_heads if att.kind == "mla" else att.num_kv_heads
@@ -143,7 +154,7 @@ def resolve(workload: DecoderLM | VideoDiT, scenario: Scenario) -> Mapping:
             if ep % tp:
                 raise _err("ep", f"ep={ep} must be a multiple of tp={tp} when ep > tp")
             expert_tp, pool = 1, ep // tp
-    return Mapping(tp, pp, ep, dp, sp, par.sp_kind, expert_tp, pool)
+    return Mapping(tp, pp, ep, dp, sp, par.sp_kind, expert_tp, pool, par.ring_degree)
 
 
 def ceil_div(a: int, b: int) -> int:

@@ -111,26 +111,33 @@ class _Dit:
                             weight_elements=weights, repeat=repeat)]
 
     def sp_comms(self, name: str, seq_loc: float, repeat: float) -> list[dict]:
+        """Sequence-parallel traffic around one attention core, per chip: an all-to-all of Q, K, V and the
+        output among the Ulysses ranks, then (ring or USP hybrid) the K/V chunks of the ring ranks passed
+        around the ring, ring - 1 hops of each rank's chunk (its S / ring tokens, heads / Ulysses)."""
         m, dt = self.m, self.dt
         if m.sp == 1:
             return []
-        frac = (m.sp - 1) / m.sp
-        elems = self.B * seq_loc * self.a_c
-        if m.sp_kind == "ulysses":
-            return [comm(f"{name}.sp_a2a_qkv", Stage.DIT, dt, CommKind.ALL_TO_ALL, 3 * elems * dt.a * frac, m.sp,
-                         repeat=repeat),
-                    comm(f"{name}.sp_a2a_o", Stage.DIT, dt, CommKind.ALL_TO_ALL, elems * dt.a * frac, m.sp,
-                         repeat=repeat)]
-        return [comm(f"{name}.ring_kv", Stage.DIT, dt, CommKind.P2P, (m.sp - 1) * 2 * elems * dt.a, m.sp,
-                     repeat=repeat)]
+        uly, ring = m.sp_ulysses, m.sp_ring
+        elems = self.B * seq_loc * self.a_c  # one rank's share of one of Q, K, V or O
+        rows = []
+        if uly > 1:
+            frac = (uly - 1) / uly
+            rows += [comm(f"{name}.sp_a2a_qkv", Stage.DIT, dt, CommKind.ALL_TO_ALL, 3 * elems * dt.a * frac, uly,
+                          repeat=repeat),
+                     comm(f"{name}.sp_a2a_o", Stage.DIT, dt, CommKind.ALL_TO_ALL, elems * dt.a * frac, uly,
+                          repeat=repeat)]
+        if ring > 1:  # a K/V chunk after the all-to-all: (S / ring) x (heads / Ulysses) = seq_loc x all heads
+            rows.append(comm(f"{name}.ring_kv", Stage.DIT, dt, CommKind.P2P, (ring - 1) * 2 * elems * dt.a, ring,
+                             repeat=repeat))
+        return rows
 
     def self_core(self, name: str, seq: int, repeat: float) -> dict:
-        """Non-causal attention over `seq` tokens per sample, split by SP (Ulysses: heads; ring: queries)."""
+        """Non-causal attention over `seq` tokens per sample, split by SP: the Ulysses ranks split the heads,
+        the ring ranks the queries (each rank's queries meet every key, chunk by chunk)."""
         m, d, B = self.m, self.dit.head_dim, self.B
-        if m.sp > 1 and m.sp_kind == "ulysses":
-            heads, q_len, pairs = self.heads_c // m.sp, seq, float(seq) * seq
-        else:
-            heads, q_len, pairs = self.heads_c, self.loc(seq), float(seq) * seq / m.sp
+        heads = self.heads_c // m.sp_ulysses
+        q_len = ceil_div(seq, m.sp_ring)
+        pairs = float(seq) * seq / m.sp_ring
         return attention_core(name, Stage.DIT, self.dt, batch=B, heads=heads, kv_heads=heads, q_len=q_len,
                               kv_len=seq, head_dim=d, head_dim_v=d, pairs=pairs, causal=False,
                               act_in=B * heads * d * (q_len + 2 * seq), act_out=B * q_len * heads * d,

@@ -34,6 +34,33 @@ class Parallelism(BaseModel):
     dp: int = Field(default=1, gt=0)
     sp: int = Field(default=1, gt=0, description="sequence/context parallel degree (Ulysses or ring)")
     sp_kind: Literal["ulysses", "ring"] = "ulysses"
+    sp_ring: int | None = Field(
+        default=None, gt=0,
+        description="ring degree within sp for unified sequence parallelism (xDiT's USP, Fang & Zhao 2024, "
+                    "arXiv 2405.07719): sp = Ulysses degree x ring degree, an all-to-all among the Ulysses ranks "
+                    "and K/V passed around the ring ranks. Video DiTs only. None: sp with sp_kind ring, else 1")
+
+    @property
+    def ring_degree(self) -> int:
+        """Ranks of sp that pass K/V around a ring (sp for sp_kind ring, sp_ring for a hybrid, else 1)."""
+        if self.sp_kind == "ring":
+            return self.sp
+        return self.sp_ring or 1
+
+    @property
+    def ulysses_degree(self) -> int:
+        """Ranks of sp that split the heads with an all-to-all (sp / ring degree)."""
+        return self.sp // self.ring_degree
+
+    @model_validator(mode="after")
+    def _check_sp_ring(self) -> Parallelism:
+        if self.sp_ring is not None:
+            if self.sp % self.sp_ring:
+                raise ValueError(f"sp_ring={self.sp_ring} must divide sp={self.sp} (sp = Ulysses x ring degree)")
+            if self.sp_kind == "ring" and self.sp_ring != self.sp:
+                raise ValueError(f"sp_kind ring passes K/V around all sp={self.sp} ranks; sp_ring={self.sp_ring} "
+                                 "needs sp_kind ulysses (a Ulysses x ring hybrid)")
+        return self
     # training only
     zero: int = Field(
         default=0, ge=0, le=3,

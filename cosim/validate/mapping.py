@@ -100,6 +100,8 @@ class Query(BaseModel):
                                          "pins (cosim/data/attention_kernels.yaml), where the source says which")
     sp_kind: Literal["ulysses", "ring"] = Field(default="ulysses", description="how sequence parallelism splits "
                                                  "attention: heads (Ulysses all-to-all) or queries (ring KV passing)")
+    sp_ring: int | None = Field(default=None, gt=0, description="ring degree of a Ulysses x ring hybrid (xDiT's "
+                                "USP: sp = ulysses x ring), with sp_kind ulysses")
     stack: Stack = "tuned"
     slo_ttft_s: float | None = Field(default=None, gt=0)
     slo_tpot_s: float | None = Field(default=None, gt=0)
@@ -355,7 +357,8 @@ def config_queries(mapping: Mapping | None = None) -> tuple[dict[str, Query], di
                                                "GPUs' role is not stated"))
             continue
         base = Query(kind="video_seconds", hardware=rules.gpus[row.gpu], chips=row.num_gpus, workload=slug,
-                     precision="bf16", sp=sp, sp_kind="ulysses" if int(v["ring"]) == 1 else "ring",
+                     precision="bf16", sp=sp, sp_kind="ulysses" if int(v["ulysses"]) > 1 or sp == 1 else "ring",
+                     sp_ring=int(v["ring"]) if int(v["ulysses"]) > 1 and int(v["ring"]) > 1 else None,
                      batch=int(v["batch"]), frames=int(v["frames"]), height=int(v["height"]),
                      width=int(v["width"]), steps=int(v["steps"]), stack="tuned",
                      attention_kernel=rules.diffusion_attention_kernel, note=rules.diffusion_source)

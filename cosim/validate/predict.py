@@ -311,8 +311,9 @@ def _video_estimate(q: Query, params):
     from cosim.engines.estimate import estimate
 
     sc = _scenario(q, "video", q.batch or 1)
-    if q.sp > 1 and q.sp_kind != sc.parallelism.sp_kind:
-        sc = sc.model_copy(update={"parallelism": sc.parallelism.model_copy(update={"sp_kind": q.sp_kind})})
+    if q.sp > 1 and (q.sp_kind != sc.parallelism.sp_kind or q.sp_ring is not None):
+        sc = sc.model_copy(update={"parallelism": sc.parallelism.model_copy(
+            update={"sp_kind": q.sp_kind, "sp_ring": q.sp_ring})})
     res = estimate(q.hardware, q.workload, sc, chips=q.chips, params=params)
     if key is not None:
         if len(_VIDEO_CACHE) > 64:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from cosim.app import cache, session
-from cosim.app.compute import VIDEO_MAX_POINTS, NotAvailable, parse_int_list, parse_resolutions
+from cosim.app.compute import VIDEO_MAX_POINTS, VIDEO_SPLITS, NotAvailable, parse_int_list, parse_resolutions
 from cosim.app.state import PRECISIONS
 from cosim.app.widgets import csv_download, index_of, show_failure
 from cosim.errors import CosimInputError
@@ -35,8 +35,8 @@ def render() -> None:
         chips = c6.text_input("Chips per video", "1, 2, 4, 8", key="vid_chips")
         c7, c8 = st.columns(2)
         precision = c7.selectbox("Precision", PRECISIONS, key="vid_prec")
-        split = c8.selectbox("Split a video across chips by", ["sp", "tp"], key="vid_split",
-                             format_func={"sp": "sequence parallel (Ulysses)", "tp": "tensor parallel"}.get)
+        split = c8.selectbox("Split a video across chips by", list(VIDEO_SPLITS), key="vid_split",
+                             format_func=VIDEO_SPLITS.get)
         st.form_submit_button("Estimate videos", type="primary")
     if wl != state["vwl"]:
         session.update(vwl=wl)
