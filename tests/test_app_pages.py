@@ -177,6 +177,24 @@ def test_video_page_seconds_per_video_match_estimate():
     assert not at.exception and any("resolution" in e.value for e in at.error)
 
 
+def test_video_page_usp_split_lays_twelve_heads_out_as_ulysses_times_ring():
+    from cosim.engines.estimate import estimate
+
+    at = page("video")
+    at.selectbox(key="vid_wl").set_value("wan2.1-t2v-1.3b")
+    at.selectbox(key="vid_split").set_value("usp")
+    at.text_input(key="vid_res").set_value("480x832")
+    at.text_input(key="vid_frames").set_value("81")
+    at.text_input(key="vid_chips").set_value("8")
+    at.button(key="FormSubmitter:vid_form-Estimate videos").click().run()
+    assert not at.exception and not at.error
+    row = at.dataframe[0].value.iloc[0]
+    # 12 heads: Ulysses 4 (the largest divisor of 8 that divides 12) x ring 2
+    r = estimate("h100-sxm", "wan2.1-t2v-1.3b", build_scenario(phase="video", frames=81, height=480, width=832,
+                                                              steps=50, sp=8, sp_ring=2))
+    assert bool(row["feasible"]) and row["seconds_per_video"] == pytest.approx(r.seconds_per_video, rel=1e-9)
+
+
 def test_finance_page_cloud_price_input_moves_the_cost():
     at = page("finance")
     assert not at.error

@@ -128,8 +128,8 @@ def register(app: typer.Typer) -> None:
         attention_kernel: str | None = typer.Option(None, "--attention-kernel", help="the fused attention "
                                                     "kernel the stack runs, where it pins one: flash-attention-2 "
                                                     "(Diffusers/xDiT; on a B200 it runs at its measured 355 "
-                                                    "TFLOP/s, not at Blackwell's attention fraction); chips "
-                                                    "without a figure keep their own"),
+                                                    "TFLOP/s, not at Blackwell's attention fraction; on H100, "
+                                                    "H200 and H800 at 346); chips without a figure keep their own"),
         fmt: str = typer.Option("table", "--format", help="table | json"),
     ) -> None:
         """Estimate latency, throughput, MFU/MBU, memory per chip and the bottleneck.
