@@ -67,6 +67,8 @@ def test_layout_checks_name_the_field():
     with pytest.raises(CosimInputError, match="does not divide dit.num_heads=12"):  # Ulysses 8 over 12 heads
         resolve(wl, scenario(8))
     assert resolve(wl, scenario(8, "ulysses", 2)).sp_ulysses == 4
+    with pytest.raises(CosimInputError, match="sp / sp_ring = 16 / 2 = 8"):  # Ulysses 8 over 12 heads
+        resolve(wl, scenario(16, "ulysses", 2))
     lm = Scenario(phase="prefill", parallelism=Parallelism(sp=4, sp_ring=2))
     with pytest.raises(CosimInputError, match="video DiTs only"):
         resolve(load_workload("llama-3.1-8b"), lm)

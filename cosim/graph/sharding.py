@@ -114,6 +114,9 @@ def resolve(workload: DecoderLM | VideoDiT, scenario: Scenario) -> Mapping:
     if isinstance(workload, VideoDiT):
         dit = workload.dit
         ring, uly = par.ring_degree, par.ulysses_degree
+        if 1 < ring < sp and dit.num_heads % (tp * uly):
+            raise _err("sp_ring", f"the Ulysses degree sp / sp_ring = {sp} / {ring} = {uly} x tp={tp} does not "
+                                  f"divide dit.num_heads={dit.num_heads}; use a larger sp_ring")
         check_heads(dit.num_heads, dit.num_heads, tp, uly, "ulysses" if uly > 1 else "ring", sequence_split=True,
                     what="dit")
         stage_layer_ranges(dit.num_layers, pp)
