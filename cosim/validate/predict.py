@@ -58,7 +58,7 @@ def _scenario(q: Query, phase: str, batch: int = 1, input_len: int = 1, output_l
         eager_prompt_steps=q.stack in EAGER_PROMPT_STACKS, dp_prompt_balance=q.dp_balance,
         dp_imbalance=_dp_imbalance(q),
         frames=q.frames, height=q.height, width=q.width, steps=q.steps, precision=q.precision, tp=q.tp, pp=q.pp, ep=q.ep,
-        dp=q.dp, sp=q.sp, zero=q.zero, microbatch=q.microbatch, vpp=q.vpp, recompute=recompute,
+        dp=q.dp, sp=q.sp, sp_kind=q.sp_kind, sp_ring=q.sp_ring, zero=q.zero, microbatch=q.microbatch, vpp=q.vpp, recompute=recompute,
         kv_precision=q.kv_precision, activation_precision=q.activation_precision, dense_precision=q.dense_precision,
         ssm_state_precision=q.ssm_state_precision, images_per_request=q.images_per_request,
         draft_tokens=q.draft_tokens if phase == "decode" else 0,
@@ -311,9 +311,6 @@ def _video_estimate(q: Query, params):
     from cosim.engines.estimate import estimate
 
     sc = _scenario(q, "video", q.batch or 1)
-    if q.sp > 1 and (q.sp_kind != sc.parallelism.sp_kind or q.sp_ring is not None):
-        sc = sc.model_copy(update={"parallelism": sc.parallelism.model_copy(
-            update={"sp_kind": q.sp_kind, "sp_ring": q.sp_ring})})
     res = estimate(q.hardware, q.workload, sc, chips=q.chips, params=params)
     if key is not None:
         if len(_VIDEO_CACHE) > 64:
