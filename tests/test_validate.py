@@ -221,6 +221,43 @@ def test_tpot_band_takes_per_user_rows_only_for_a_single_sequence_of_their_class
         assert uncertainty.band("tpot_s", 0.006, "b200", **kw)["group"].startswith("offline_throughput")
 
 
+def test_energy_bands_are_judged_by_the_energy_rows_of_their_kind(monkeypatch):
+    """J per token carries ML.ENERGY's per-token record; a video's joules carry the text-to-video runs' (only
+    for a video estimate: an LLM step's joules are not judged by them); training has no energy record."""
+    from cosim.validate import uncertainty
+
+    seen = []
+    per_token, per_video = np.array([-0.3, -0.2, -0.1, 0.0, 0.1]), np.array([-0.1, -0.05, 0.0, 0.05, 0.1])
+
+    def fake(metric, generation=None, moe=None):
+        seen.append(metric)
+        return {"energy_per_token": per_token, "video_energy_j": per_video}.get(metric, np.zeros(0))
+
+    monkeypatch.setattr(uncertainty, "loo_errors", fake)
+    b = uncertainty.band("energy_j_per_token", 0.1, "h100-sxm", moe=False)
+    q10, q90 = np.quantile(per_token, [0.1, 0.9])
+    assert b["p10"] == pytest.approx(0.1 / (1 + q90)) and b["p90"] == pytest.approx(0.1 / (1 + q10))
+    assert b["p90"] > 0.1  # cosim has under-counted joules per token there
+    v = uncertainty.bands_for({"energy_j": 2.0e5, "seconds_per_video": 40.0}, "b200", False, phase="video")
+    q10, q90 = np.quantile(per_video, [0.1, 0.9])
+    assert v["energy_j"]["p10"] == pytest.approx(2.0e5 / (1 + q90))
+    assert "video_energy_j" in v["energy_j"]["group"]
+    assert "energy_j" not in uncertainty.bands_for({"energy_j": 5.0, "energy_j_per_token": 0.1}, "b200", False)
+    assert "energy_j_per_token" not in uncertainty.bands_for({"energy_j_per_token": 0.1}, "b200", False,
+                                                              phase="train")
+
+
+def test_the_stored_errors_of_ml_energy_rows_reach_the_bands():
+    """The bands draw on every scored row with a stored error, the ML.ENERGY energy and configuration rows
+    among them: 90 per-token rows plus 290 vLLM runs at other max_num_seqs; 339 text-to-video runs."""
+    from cosim.validate import uncertainty
+
+    per_token = uncertainty.loo_errors("energy_per_token")
+    per_video = uncertainty.loo_errors("video_energy_j")
+    assert len(per_token) >= 90 + 290 - 10 and len(per_video) >= 330
+    assert np.all(np.isfinite(per_token)) and np.all(np.isfinite(per_video))
+
+
 def test_malformed_reference_row_exits_2_naming_row_and_field(tmp_path, capsys):
     doc = yaml.safe_load((DATA_DIR / "measurements.yaml").read_text())
     doc["records"] = doc["records"][:3]

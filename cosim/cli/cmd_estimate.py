@@ -114,7 +114,8 @@ def register(app: typer.Typer) -> None:
         slo_ttft: float | None = typer.Option(None, "--slo-ttft", help="TTFT limit in s for --mapping auto"),
         slo_tpot: float | None = typer.Option(None, "--slo-tpot", help="TPOT limit in s for --mapping auto"),
         with_uncertainty: bool = typer.Option(False, "--with-uncertainty", help="add P10/P90 bands from the "
-                                              "cross-validated errors of cosim validate for this kind of output"),
+                                              "cross-validated errors of cosim validate for this kind of output "
+                                              "(throughput, TPOT, seconds per video, MFU, joules)"),
         stack: str = typer.Option("tuned", "--stack", help="serving software whose kernel efficiency, as fitted "
                                   "on cosim validate's rows, to use: tuned (MLPerf-class engines, the default) | "
                                   "trtllm-bench (also: its prompt-carrying steps run without CUDA graphs, so with "

@@ -18,6 +18,10 @@ the whole-chip TDP / peak figure is an upper bound, never the default. `e_main` 
 delivery factor `mem_path_factor`. Static power is the spec's `energy.static_power_w`, else the
 family's fitted fraction of TDP, else the spec's idle power, else a default fraction of TDP.
 
+Two corrections keep busy silicon from being charged as idle: a compute-bound attention kernel draws the
+power of a GEMM at the chip's rate (`_with_busy_attention`), and a video DiT's sequence-parallel exchange the
+dynamic power of the rest of its step (`_with_busy_exchange`); both stop at the TDP without a further derate.
+
 The derate keeps dynamic energy fixed and stretches time (a real part would also lower voltage, so
 this is conservative). `step_energy_arrays` is the vectorised form for sweeps over N design points;
 `step_energy` is the N = 1 convenience wrapper returning an `EnergyBreakdown`.
@@ -351,6 +355,9 @@ def energy_for_estimate(hw: Hardware, result, params: EnergyParams | None = None
     if charged and charged != result.flops_by_precision:
         br = _with_busy_attention(params, br, step_energy(params, flops_by_precision=dict(charged),
                                                           time_s=br.time_s_capped, **counters))
+    busy_exchange_s = float(getattr(result, "busy_exchange_time_s", 0.0) or 0.0)
+    if busy_exchange_s > 0.0 and result.step_time_s > 0.0:
+        br = _with_busy_exchange(params, br, busy_exchange_s / result.step_time_s)
     tokens = getattr(result, "tokens_per_step", None)
     per_token = bool(tokens) and tokens > 0
     return {
@@ -383,6 +390,23 @@ def _with_busy_attention(params: EnergyParams, flop_based: EnergyBreakdown, busy
         accelerator_j=acc, system_j=system, facility_j=system * params.pue, time_s=flop_based.time_s,
         time_s_capped=t, derate=flop_based.derate, avg_power_w=params.tdp_w, tdp_w=params.tdp_w,
         static_power_w=params.static_power_w, chips=busy.chips)
+
+
+def _with_busy_exchange(params: EnergyParams, br: EnergyBreakdown, share: float) -> EnergyBreakdown:
+    """The step's energy with the `share` of its time spent in a busy exchange (a video DiT's sequence-parallel
+    all-to-all and ring passes, `cosim.engines.estimate.sp_exchange_share`) drawing the dynamic power of the
+    rest of the step, up to the TDP. The FLOP-and-byte energy prices the work; the exchange's time would
+    otherwise be charged at static power only."""
+    if not 0.0 < share < 1.0 or br.dynamic_j <= 0.0:
+        return br
+    t = br.time_s_capped
+    acc = min(br.static_j + br.dynamic_j / (1.0 - share), params.tdp_w * t)
+    scale = (acc - br.static_j) / br.dynamic_j
+    host = params.host_w_per_chip
+    system = acc * (1.0 + params.host_overhead_fraction) if host is None else acc + host * t
+    return replace(br, compute_j=br.compute_j * scale, memory_j=br.memory_j * scale, onchip_j=br.onchip_j * scale,
+                   comm_j=br.comm_j * scale, dynamic_j=acc - br.static_j, accelerator_j=acc, system_j=system,
+                   facility_j=system * params.pue, avg_power_w=acc / t if t > 0 else br.avg_power_w)
 
 
 # --- calibrated families -------------------------------------------------------------------------

@@ -59,6 +59,9 @@ class EstimateResult:
     # the FLOPs the energy model charges: compute-bound attention at the GEMM rate's power (see
     # attention_energy_factor); empty: flops_by_precision
     energy_flops_by_precision: dict[str, float] = field(default_factory=dict)
+    # per chip, the seconds of a video DiT's sequence-parallel exchange, whose GPUs stay busy (see
+    # sp_exchange_share); the energy model charges them at the power of the work around them
+    busy_exchange_time_s: float = 0.0
     bytes_main_memory: float = 0.0
     bytes_onchip: float = 0.0
     comm_bytes_scale_up: float = 0.0
@@ -130,6 +133,27 @@ def attention_energy_factor(table, bound: np.ndarray, params) -> np.ndarray:
     prec = table.precision[attn].astype(int)
     factor[attn] = np.maximum(cf[prec] / af[prec], 1.0)
     return factor
+
+
+def sp_exchange_share(table, time_s: np.ndarray) -> float:
+    """The share of a table's time spent in a video DiT's sequence-parallel exchange (all-to-all, ring
+    P2P): ops that keep the GPUs busy rather than idle on the link.
+
+    The exchange is priced at `sp_link_fraction`, a small share of NVLink's rate (0.17 on an H100): most of
+    its time is GPU work around the transfer (layout copies, the ring's per-step attention launches and
+    merges), not waiting. ML.ENERGY's text-to-video runs draw the same power whatever their layout (Wan2.1-14B
+    on 8 B200s: 855-894 W from Ulysses 8 to ring 8, where the exchange is 12-35% of cosim's time), so the
+    exchange is charged at the power of the step's other work, with no parameter of its own.
+    """
+    from cosim.graph.optable import CommKind, OpKind, Stage
+
+    t = np.asarray(time_s, dtype=np.float64) * table.repeat
+    total = float(np.sum(t))
+    if total <= 0.0:
+        return 0.0
+    mask = ((table.kind == int(OpKind.COMM)) & (table.stage == int(Stage.DIT))
+            & np.isin(table.comm_kind, (int(CommKind.ALL_TO_ALL), int(CommKind.P2P))))
+    return float(np.sum(t[mask])) / total
 
 
 def _num(x) -> float | None:
@@ -236,6 +260,7 @@ def estimate(hardware, workload, scenario, *, chips: int | None = None, mode: st
             sel = mask & (table.precision == p)
             flops_by_prec[PRECISIONS[int(p)]] = scale * float(np.sum(work[sel]))
             energy_flops[PRECISIONS[int(p)]] = scale * float(np.sum(charged[sel]))
+    exchange_share = sp_exchange_share(parts[0][1], parts[0][2]) if parts and phase == "video" else 0.0
     result = EstimateResult(
         feasible=feasible, reason=reason, batch=int(scenario.batch),
         latency_s=_num(cols["latency_s"][0]), ttft_s=_num(cols["ttft_s"][0]), tpot_s=_num(cols["tpot_s"][0]),
@@ -249,6 +274,7 @@ def estimate(hardware, workload, scenario, *, chips: int | None = None, mode: st
         comm_bytes_scale_up=float(cols["comm_bytes_scale_up"][0]),
         comm_bytes_scale_out=float(cols["comm_bytes_scale_out"][0]),
         step_time_s=float(cols["step_time_s"][0]), tokens_per_step=float(cols["tokens_per_step"][0]),
+        busy_exchange_time_s=exchange_share * float(cols["step_time_s"][0]),
         chips=int(cols["chips"][0]), phase=phase, memory_breakdown=fp.as_dict(), mode=mode,
     )
     if result.feasible:

@@ -24,7 +24,10 @@ OUTPUT_METRIC = {
     "seconds_per_video": "video_seconds",
     "tpot_s": "per_user_decode",
     "mfu": "training_mfu",
+    "energy_j_per_token": "energy_per_token",
 }
+#: a video run's joules are judged by ML.ENERGY's text-to-video runs (GPU joules per video)
+VIDEO_OUTPUT_METRIC = {**OUTPUT_METRIC, "energy_j": "video_energy_j"}
 #: a training run's outputs are judged by the training rows (tokens/s per GPU errs as the total does)
 TRAIN_OUTPUT_METRIC = {
     "throughput_tokens_per_s": "training_tokens_per_s_per_gpu",
@@ -34,7 +37,9 @@ TRAIN_OUTPUT_METRIC = {
 
 def _metric_table(phase: str | None) -> dict[str, str]:
     """Which validation metric judges each output of a run of this phase."""
-    return TRAIN_OUTPUT_METRIC if phase == "train" else OUTPUT_METRIC
+    if phase == "train":
+        return TRAIN_OUTPUT_METRIC
+    return VIDEO_OUTPUT_METRIC if phase == "video" else OUTPUT_METRIC
 
 
 MIN_ROWS = 3
@@ -57,11 +62,28 @@ def loo_errors(metric: str, generation: str | None = None, moe: bool | None = No
     models."""
     from cosim.validate.fit import generation_of
 
-    mapping = load_mapping()
+    rows = _row_queries(load_mapping())
     errs = load_calibration().get("loo_errors") or {}
-    return np.array([e for rid, e in errs.items() if rid in mapping.rows and mapping.rows[rid].kind == metric
-                     and (generation is None or generation_of(mapping.rows[rid].hardware) == generation)
-                     and (moe is None or _workload_is_moe(mapping.rows[rid].workload) == moe)])
+    return np.array([e for rid, e in errs.items() if rid in rows and rows[rid][0] == metric
+                     and (generation is None or generation_of(rows[rid][1]) == generation)
+                     and (moe is None or _workload_is_moe(rows[rid][2]) == moe)])
+
+
+_ROW_QUERIES: dict[int, tuple] = {}
+
+
+def _row_queries(mapping) -> dict[str, tuple[str, str, str]]:
+    """(metric, hardware slug, workload) of every scored row: the reference rows, ML.ENERGY's energy rows and
+    its configuration rows (their stored errors are out of sample: no fit sees them), built once per mapping."""
+    hit = _ROW_QUERIES.get(id(mapping))
+    if hit is None or hit[0] is not mapping:
+        from cosim.validate.mapping import config_queries, energy_queries
+
+        table = {rid: (q.kind, q.hardware, q.workload) for rid, q in mapping.rows.items()}
+        for queries in (energy_queries(mapping)[0], config_queries(mapping)[0]):
+            table.update({rid: (q.kind, q.hardware, q.workload) for rid, q in queries.items()})
+        hit = _ROW_QUERIES[id(mapping)] = (mapping, table)
+    return hit[1]
 
 
 def _errors(metric: str, generation: str | None, moe: bool | None = None,
