@@ -35,7 +35,9 @@ def test_reference_rows_carry_sources_and_positive_values():
     # (gpt-oss-120b on NVIDIA and AMD systems, the MI350X, Llama 3.1 8B on B300 and MI355X), and Red Hat's v5.1
     # Llama 3.1 8B run on one H100 under vLLM; since session 25 the MTP 1-5 rows of TensorRT-LLM's min-latency
     # DeepSeek-R1 blog and the B200 and H200 min-latency MTP 3 runs of its best-practice blog
-    assert len(added) == 353 + 123 + 5  # + llm-foundry's MPT and flash-attention's GPT3 training runs (session 28)
+    # + llm-foundry's MPT and flash-attention's GPT3 training runs (session 28), torchtitan's FSDP2 runs on 64
+    # A100s (session 31)
+    assert len(added) == 353 + 123 + 5 + 8
     for r in rows:
         assert r.value > 0 and (r.source.get("url") or r.source.get("locator") or r.source.get("title"))
     by_id = {r.id: r for r in rows}
@@ -288,12 +290,15 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
     # each, and 290 vLLM runs; Wan2.1-1.3B at batch 32 on one H100 "does not fit" in cosim (83 GB), though it ran
     configs = [r for r in predicted if r["source_class"] == "ml_energy_configs"]
     assert len(configs) == 2 * 339 + 290
-    added = 352 + 122 + 5 + len(configs)
+    # torchtitan (session 31): 8 runs, 2 unmapped (checkpointing every second block), Llama 2 70B with op-level
+    # selective checkpointing "does not fit" under Korthikanti's selective activations (91 GB), though it ran
+    added = 352 + 122 + 5 + 5 + len(configs)
     assert sum(r["origin"] == "added" for r in predicted) == added
     origin_groups = {s["group"]: s["count"] for s in data["summary"] if s["group_by"] == "origin"}
     assert origin_groups["added"] == added and origin_groups["shared"] == len(predicted) - added
     unpredicted = {r["id"]: r["note"] for r in data["rows"] if r["predicted"] is None}
     assert "does not fit" in unpredicted["llmfoundry-a100-80gb-mpt-3b-s8192-x8-mb3"]
+    assert "does not fit" in unpredicted["torchtitan-a100-80gb-llama2-70b-s4096-x64-b1-sac-op"]
     ratios = data["hardware_ratios"]
     assert len(ratios) >= 10  # the TensorRT-LLM tables alone pair B200, H200 and H100 on four queries
     for r in ratios:

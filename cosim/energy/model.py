@@ -18,9 +18,11 @@ the whole-chip TDP / peak figure is an upper bound, never the default. `e_main` 
 delivery factor `mem_path_factor`. Static power is the spec's `energy.static_power_w`, else the
 family's fitted fraction of TDP, else the spec's idle power, else a default fraction of TDP.
 
-Two corrections keep busy silicon from being charged as idle: a compute-bound attention kernel draws the
-power of a GEMM at the chip's rate (`_with_busy_attention`), and a video DiT's sequence-parallel exchange the
-dynamic power of the rest of its step (`_with_busy_exchange`); both stop at the TDP without a further derate.
+Two corrections keep busy silicon from being charged as idle: a compute-bound matrix op (GEMM, MoE expert
+GEMM, fused attention) draws the power of a GEMM for as long as it runs (the engine's `energy_flops_by_precision`,
+`cosim.engines.estimate.busy_energy_flops`; `_with_busy_kernels`), and a video DiT's sequence-parallel
+exchange the dynamic power of the rest of its step (`_with_busy_exchange`); both stop at the TDP without a
+further derate.
 
 The derate keeps dynamic energy fixed and stretches time (a real part would also lower voltage, so
 this is conservative). `step_energy_arrays` is the vectorised form for sweeps over N design points;
@@ -353,7 +355,7 @@ def energy_for_estimate(hw: Hardware, result, params: EnergyParams | None = None
                      **counters)
     charged = getattr(result, "energy_flops_by_precision", None)
     if charged and charged != result.flops_by_precision:
-        br = _with_busy_attention(params, br, step_energy(params, flops_by_precision=dict(charged),
+        br = _with_busy_kernels(params, br, step_energy(params, flops_by_precision=dict(charged),
                                                           time_s=br.time_s_capped, **counters))
     busy_exchange_s = float(getattr(result, "busy_exchange_time_s", 0.0) or 0.0)
     if busy_exchange_s > 0.0 and result.step_time_s > 0.0:
@@ -371,8 +373,8 @@ def energy_for_estimate(hw: Hardware, result, params: EnergyParams | None = None
     }
 
 
-def _with_busy_attention(params: EnergyParams, flop_based: EnergyBreakdown, busy: EnergyBreakdown) -> EnergyBreakdown:
-    """The step's energy with compute-bound attention charged at a GEMM's power (`busy`, over the time the
+def _with_busy_kernels(params: EnergyParams, flop_based: EnergyBreakdown, busy: EnergyBreakdown) -> EnergyBreakdown:
+    """The step's energy with its compute-bound matrix ops charged at a GEMM's power (`busy`, over the time the
     FLOP-and-byte energy set, TDP derate included), up to the TDP for that time: the extra power fills the
     headroom but does not throttle the clocks further. The throughput fits were made with the FLOP-based
     derate, and ML.ENERGY's attention-heavy runs sit just under the TDP (661-689 W on an H100), not above it."""

@@ -56,8 +56,8 @@ class EstimateResult:
     # a validation or sweep asks for thousands of estimates and reads none of their breakdowns)
     breakdown_parts: list = field(default_factory=list, repr=False)
     flops_by_precision: dict[str, float] = field(default_factory=dict)
-    # the FLOPs the energy model charges: compute-bound attention at the GEMM rate's power (see
-    # attention_energy_factor); empty: flops_by_precision
+    # the FLOPs the energy model charges: compute-bound matrix ops at a GEMM's power for their time (see
+    # busy_energy_flops); empty: flops_by_precision
     energy_flops_by_precision: dict[str, float] = field(default_factory=dict)
     # per chip, the seconds of a video DiT's sequence-parallel exchange, whose GPUs stay busy (see
     # sp_exchange_share); the energy model charges them at the power of the work around them
@@ -112,27 +112,36 @@ class EstimateResult:
         return out
 
 
-def attention_energy_factor(table, bound: np.ndarray, params) -> np.ndarray:
-    """Per op, the FLOPs an op's energy is charged at, over its FLOPs: 1, except for compute-bound fused
-    attention, charged compute_fraction / attention_fraction of its precision (at least 1).
+def busy_energy_flops(table, bound: np.ndarray, time_s: np.ndarray, params, peak: np.ndarray,
+                      reference_fraction) -> np.ndarray:
+    """Per op, the FLOPs the energy model charges (per chip, all repeats): the op's own, except that a
+    compute-bound matrix op (GEMM, grouped GEMM, fused attention) is charged the FLOPs a GEMM would do in its
+    time, whichever is more.
 
-    A FlashAttention kernel that reaches a smaller share of peak than a GEMM keeps its SMs as busy: the
-    softmax exponentials, rescaling and shared-memory traffic between its matmuls draw the power that the
-    tensor-core FLOPs it lacks would have. So a compute-bound attention kernel draws the power of a GEMM at
-    the chip's achievable rate for as long as it runs. No fitted parameter: both fractions are the
-    engine's own (ML.ENERGY's text-to-video runs, 78% attention, draw 0.97 x TDP on an H100).
+    A kernel that keeps the tensor cores fed below a GEMM's rate keeps its SMs as busy: FlashAttention's
+    softmax and rescaling between its matmuls, a W4A16 GEMM widening each weight tile, a grouped GEMM's
+    padded and uneven expert tiles draw the power that the FLOPs they lack would have. So such an op draws
+    the power of a GEMM for as long as it runs: a dense GEMM or attention at the rate the chip's GEMMs reach
+    under the same engine parameters (`params.compute_fraction`: a serving stack's factor, which also stands
+    for host gaps between kernels, stays at static power), an MoE expert GEMM at a GEMM's first-principles
+    rate (`reference_fraction`): the stack's factor there is its own expert kernels, running. No fitted
+    parameter. ML.ENERGY: text-to-video runs (78% attention) draw 0.97 x TDP on an H100; gpt-oss-20b under
+    vLLM on one H100 at 256-2,048 sequences draws 564-607 W, where cosim's step is 5-35% shorter than the
+    measured inter-token latency and FLOP energy alone gave 387-432 W.
     """
     from cosim.engines import analytical as A
 
-    factor = np.ones(len(table.kind))
-    attn = (table.kind == A.KIND_ATTN) & (np.asarray(bound) == A.BOTTLENECKS.index("compute"))
-    if not attn.any():
-        return factor
-    cf = np.asarray(params.compute_fraction, dtype=np.float64)
-    af = np.asarray(params.attention_fraction, dtype=np.float64)
-    prec = table.precision[attn].astype(int)
-    factor[attn] = np.maximum(cf[prec] / af[prec], 1.0)
-    return factor
+    work = table.flops * table.repeat * table.work_share
+    matrix = (np.isin(table.kind, (A.KIND_GEMM, A.KIND_GROUPED, A.KIND_ATTN))
+              & (np.asarray(bound) == A.BOTTLENECKS.index("compute")))
+    if not matrix.any():
+        return work
+    prec = table.precision.astype(int)
+    own = np.asarray(params.compute_fraction, dtype=np.float64)[prec]
+    ref = np.asarray(reference_fraction, dtype=np.float64)[prec]
+    fraction = np.where(table.kind == A.KIND_GROUPED, ref, own)
+    busy = np.asarray(time_s, dtype=np.float64) * table.repeat * table.work_share * np.asarray(peak)[prec] * fraction
+    return np.where(matrix, np.maximum(work, busy), work)
 
 
 def sp_exchange_share(table, time_s: np.ndarray) -> float:
@@ -249,13 +258,14 @@ def estimate(hardware, workload, scenario, *, chips: int | None = None, mode: st
     # FLOPs per chip by precision: the run's (a generate run's prefill and every decode step; a training
     # step's forward, backward and recompute) in the main graph's precision mix
     flops_by_prec: dict[str, float] = {}
-    energy_flops: dict[str, float] = {}  # the FLOPs the energy model charges (attention_energy_factor)
-    for table, bound in opf_all[:1]:
+    energy_flops: dict[str, float] = {}  # the FLOPs the energy model charges (busy_energy_flops)
+    reference_cf = params_for(hw, calibrated=False).compute_fraction  # a GEMM's first-principles rate
+    for (table, bound), part in zip(opf_all[:1], parts[:1], strict=True):
         mask = table.kind != int(OpKind.COMM)
         work = table.flops * table.repeat * table.work_share  # the chips' mean FLOPs
         graph_flops = float(np.sum(work[mask]))
         scale = float(cols["flops"][0]) / graph_flops if graph_flops > 0 else 1.0
-        charged = work * attention_energy_factor(table, bound, params)
+        charged = busy_energy_flops(table, bound, part[2], params, hwa.peak_flops_per_s[0], reference_cf)
         for p in np.unique(table.precision[mask]):
             sel = mask & (table.precision == p)
             flops_by_prec[PRECISIONS[int(p)]] = scale * float(np.sum(work[sel]))
