@@ -151,7 +151,7 @@ def sp_exchange_share(table, time_s: np.ndarray) -> float:
     The exchange is priced at `sp_link_fraction`, a small share of NVLink's rate (0.17 on an H100): most of
     its time is GPU work around the transfer (layout copies, the ring's per-step attention launches and
     merges), not waiting. ML.ENERGY's text-to-video runs draw the same power whatever their layout (Wan2.1-14B
-    on 8 B200s: 855-894 W from Ulysses 8 to ring 8, where the exchange is 12-35% of cosim's time), so the
+    on 8 B200s: 855-860 W from Ulysses 8 to ring 8, where the exchange is 12-35% of cosim's time), so the
     exchange is charged at the power of the step's other work, with no parameter of its own.
     """
     from cosim.graph.optable import CommKind, OpKind, Stage

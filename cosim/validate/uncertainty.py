@@ -77,10 +77,11 @@ def _row_queries(mapping) -> dict[str, tuple[str, str, str]]:
     its configuration rows (their stored errors are out of sample: no fit sees them), built once per mapping."""
     hit = _ROW_QUERIES.get(id(mapping))
     if hit is None or hit[0] is not mapping:
-        from cosim.validate.mapping import config_queries, energy_queries
+        from cosim.validate.mapping import energy_queries
+        from cosim.validate.runner import _config_query_table
 
         table = {rid: (q.kind, q.hardware, q.workload) for rid, q in mapping.rows.items()}
-        for queries in (energy_queries(mapping)[0], config_queries(mapping)[0]):
+        for queries in (energy_queries(mapping)[0], _config_query_table(mapping)):
             table.update({rid: (q.kind, q.hardware, q.workload) for rid, q in queries.items()})
         hit = _ROW_QUERIES[id(mapping)] = (mapping, table)
     return hit[1]
