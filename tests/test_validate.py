@@ -249,6 +249,27 @@ def test_energy_bands_are_judged_by_the_energy_rows_of_their_kind(monkeypatch):
                                                               phase="train")
 
 
+def test_a_serving_or_video_mfu_errs_as_its_speed_does(monkeypatch):
+    """MFU is FLOPs over time: a serving run's carries its throughput rows' record, a video run's the inverse
+    of its time rows' record; only a training run's is judged by the training MFU rows."""
+    from cosim.validate import uncertainty
+
+    speed, times, train = (np.array([-0.2, -0.1, 0.0, 0.1, 0.2]), np.array([-0.3, -0.2, -0.1, 0.0, 0.1]),
+                           np.array([-0.05, 0.0, 0.05, 0.1, 0.15]))
+    table = {"offline_throughput": speed, "video_seconds": times, "training_mfu": train}
+    monkeypatch.setattr(uncertainty, "loo_errors", lambda metric, generation=None, moe=None: table[metric])
+    serving = uncertainty.band("mfu", 0.5, "h100-sxm", False, phase="decode")
+    q10, q90 = np.quantile(speed, [0.1, 0.9])
+    assert serving["p10"] == pytest.approx(0.5 / (1 + q90)) and serving["group"].startswith("offline_throughput")
+    video = uncertainty.band("mfu", 0.5, "b200", False, phase="video")
+    as_rate = 1.0 / (1.0 + times) - 1.0  # a time 30% short is a rate 1 / 0.7 - 1 = 43% high
+    q10, q90 = np.quantile(as_rate, [0.1, 0.9])
+    assert video["p10"] == pytest.approx(0.5 / (1 + q90)) and video["p90"] == pytest.approx(0.5 / (1 + q10))
+    # cosim's times have been short (errors below 0), so its MFU has been high: the truth lies mostly below
+    assert video["p10"] < 0.5 * 0.8 and video["p90"] < 0.5 * 1.1
+    assert uncertainty.band("mfu", 0.5, "h100-sxm", False, phase="train")["group"].startswith("training_mfu")
+
+
 def test_the_stored_errors_of_ml_energy_rows_reach_the_bands():
     """The bands draw on every scored row with a stored error, the ML.ENERGY energy and configuration rows
     among them: 90 per-token rows plus 290 vLLM runs at other max_num_seqs; 339 text-to-video runs."""

@@ -23,11 +23,16 @@ OUTPUT_METRIC = {
     "output_tokens_per_s": "offline_throughput",
     "seconds_per_video": "video_seconds",
     "tpot_s": "per_user_decode",
-    "mfu": "training_mfu",
+    # a serving run's MFU is its throughput x FLOPs per token / peak: it errs as the throughput does
+    "mfu": "offline_throughput",
     "energy_j_per_token": "energy_per_token",
 }
-#: a video run's joules are judged by ML.ENERGY's text-to-video runs (GPU joules per video)
-VIDEO_OUTPUT_METRIC = {**OUTPUT_METRIC, "energy_j": "video_energy_j"}
+#: a video run's joules are judged by ML.ENERGY's text-to-video runs (GPU joules per video), its MFU by the
+#: video times (inverted: MFU is FLOPs over time)
+VIDEO_OUTPUT_METRIC = {**OUTPUT_METRIC, "energy_j": "video_energy_j", "mfu": "video_seconds"}
+#: outputs that are rates (per second) and the time metrics whose errors they invert
+RATE_OUTPUTS = ("throughput_tokens_per_s", "output_tokens_per_s", "mfu")
+TIME_METRICS = ("video_seconds",)
 #: a training run's outputs are judged by the training rows (tokens/s per GPU errs as the total does)
 TRAIN_OUTPUT_METRIC = {
     "throughput_tokens_per_s": "training_tokens_per_s_per_gpu",
@@ -130,6 +135,8 @@ def band(output: str, value: float | None, hardware: str | None = None,
         e = 1.0 / (1.0 + e) - 1.0  # an error on a rate is the inverse error on a time
     else:
         e, group = _errors(metric, generation, moe)
+        if output in RATE_OUTPUTS and metric in TIME_METRICS:
+            e = 1.0 / (1.0 + e) - 1.0
     if len(e) < MIN_ROWS:
         return None
     q10, q90 = np.quantile(e, [0.1, 0.9])
