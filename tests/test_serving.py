@@ -291,3 +291,22 @@ def test_prompt_steps_wait_for_the_host_floor(sched):
     assert floored.step_time(L, 0.0, L * (L + 1) / 2) == 0.5 and floored.step_time(1, L) < 0.5
     with pytest.raises(CosimInputError, match="prompt_step_floor_s"):
         replace(TABLE, prompt_step_floor_s=-1.0)
+
+
+@pytest.mark.parametrize("workload", ["llama-3.1-8b", "gpt-oss-20b"])
+def test_a_served_replica_draws_what_an_estimate_of_its_decode_step_draws(workload):
+    """The serving simulator's joules come from the estimate's energy model: a replica decoding at the run's
+    mean batch and context draws the estimate's avg_power_w per chip (busy MoE expert kernels included), and
+    idles at the static power, below it."""
+    from cosim.energy.model import EnergyParams
+    from cosim.engines.estimate import estimate
+    from cosim.serving.service import _replica_power_w
+    from cosim.specs.loader import load_hardware, load_workload
+    from cosim.specs.scenario import Scenario
+
+    hw, wl = load_hardware("h100-sxm"), load_workload(workload)
+    sc = Scenario(phase="decode", batch=1, input_len=1, output_len=1)
+    busy, idle = _replica_power_w(hw, wl, sc, 1, {"mean_batch_seqs": 256, "_mean_context": 1200})
+    step = estimate(hw, wl, sc.model_copy(update={"batch": 256, "input_len": 1200}), chips=1)
+    assert busy == pytest.approx(step.avg_power_w)
+    assert idle == pytest.approx(EnergyParams.from_hardware(hw).static_power_w) and idle < busy <= 700.0

@@ -91,23 +91,19 @@ def _cost_inputs(hw, workload, scenario, chips_per_replica: int, summary: dict[s
 
 
 def _replica_power_w(hw, workload, scenario, chips: int, summary: dict[str, Any]) -> tuple[float, float]:
-    """Accelerator power of a replica running a decode step at the run's mean batch (engine + energy model)."""
-    from cosim.energy.model import EnergyParams, step_energy
-    from cosim.engines.hwarrays import HardwareArrays
-    from cosim.engines.vectorized import evaluate_points
+    """Accelerator power of a replica running a decode step at the run's mean batch and context: the
+    estimate's own energy model (`cosim estimate`'s avg_power_w, busy kernels charged as busy), so a served
+    run and an estimate of the same step draw the same watts."""
+    from cosim.energy.model import EnergyParams
+    from cosim.engines.estimate import estimate
 
     batch = max(1, int(round(summary.get("mean_batch_seqs") or 1)))
     ctx = max(1, int(round(summary.get("_mean_context") or 1)))
     sc = scenario.model_copy(update={"phase": "decode", "batch": batch, "input_len": ctx, "output_len": 1})
-    out = evaluate_points(HardwareArrays.from_hardware(hw), workload, sc, hardware=hw)
-    params = EnergyParams.from_hardware(hw)
-    br = step_energy(params, flops_by_precision={scenario.compute_precision: float(out["flops"][0])},
-                     bytes_main_memory=float(out["bytes_main_memory"][0]),
-                     bytes_onchip=float(out["bytes_onchip"][0]),
-                     comm_bytes_scale_up=float(out["comm_bytes_scale_up"][0]),
-                     comm_bytes_scale_out=float(out["comm_bytes_scale_out"][0]),
-                     time_s=float(out["step_time_s"][0]))
-    return br.avg_power_w * chips, br.static_power_w * chips
+    res = estimate(hw, workload, sc, chips=chips)
+    if not res.feasible or res.avg_power_w is None:
+        raise ValueError(res.reason or "no power for the decode step")
+    return res.avg_power_w * chips, EnergyParams.from_hardware(hw).static_power_w * chips
 
 
 def _downsample_timeline(run) -> dict[str, list]:
