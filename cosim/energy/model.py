@@ -373,6 +373,15 @@ def energy_for_estimate(hw: Hardware, result, params: EnergyParams | None = None
     }
 
 
+def _system_j(params: EnergyParams, accelerator_j: float, time_s: float) -> float:
+    """System-boundary joules of one chip's accelerator joules over `time_s`: host power per chip, else the
+    host overhead fraction (the scalar form of `step_energy_arrays`' rule)."""
+    host = params.host_w_per_chip
+    if host is None:
+        return accelerator_j * (1.0 + params.host_overhead_fraction)
+    return accelerator_j + host * time_s
+
+
 def _with_busy_kernels(params: EnergyParams, flop_based: EnergyBreakdown, busy: EnergyBreakdown) -> EnergyBreakdown:
     """The step's energy with its compute-bound matrix ops charged at a GEMM's power (`busy`, over the time the
     FLOP-and-byte energy set, TDP derate included), up to the TDP for that time: the extra power fills the
@@ -382,8 +391,7 @@ def _with_busy_kernels(params: EnergyParams, flop_based: EnergyBreakdown, busy: 
         return replace(busy, time_s=flop_based.time_s, derate=flop_based.derate)
     t = flop_based.time_s_capped
     acc = params.tdp_w * t
-    host = params.host_w_per_chip
-    system = acc * (1.0 + params.host_overhead_fraction) if host is None else acc + host * t
+    system = _system_j(params, acc, t)
     static = params.static_power_w * t
     scale = (acc - static) / busy.dynamic_j if busy.dynamic_j > 0 else 1.0  # the dynamic parts shrink alike
     return EnergyBreakdown(
@@ -404,8 +412,7 @@ def _with_busy_exchange(params: EnergyParams, br: EnergyBreakdown, share: float)
     t = br.time_s_capped
     acc = min(br.static_j + br.dynamic_j / (1.0 - share), params.tdp_w * t)
     scale = (acc - br.static_j) / br.dynamic_j
-    host = params.host_w_per_chip
-    system = acc * (1.0 + params.host_overhead_fraction) if host is None else acc + host * t
+    system = _system_j(params, acc, t)
     return replace(br, compute_j=br.compute_j * scale, memory_j=br.memory_j * scale, onchip_j=br.onchip_j * scale,
                    comm_j=br.comm_j * scale, dynamic_j=acc - br.static_j, accelerator_j=acc, system_j=system,
                    facility_j=system * params.pue, avg_power_w=acc / t if t > 0 else br.avg_power_w)
