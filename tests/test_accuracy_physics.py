@@ -12,7 +12,7 @@ from kernel_check import assert_kernel_matches_reference
 from cosim.cli.common import build_scenario
 from cosim.energy import defaults as D
 from cosim.engines import analytical as A
-from cosim.engines.calibration import apply_stack, stack_scale
+from cosim.engines.calibration import apply_stack, sequence_busy_for, sequence_busy_key, stack_scale
 from cosim.engines.efficiency import engine_params
 from cosim.engines.hwarrays import HardwareArrays
 from cosim.graph.build import build_graph
@@ -150,6 +150,44 @@ def test_stack_factor_scales_fractions_and_is_one_for_tuned_engines():
     assert half.memory_fraction == pytest.approx(P.memory_fraction * 0.5)
     assert half.per_sequence_overhead_s == P.per_sequence_overhead_s  # host work is not kernel efficiency
     assert stack_scale("tuned") == 1.0 and stack_scale(None) == 1.0
+
+
+def test_a_stacks_unpriced_per_sequence_gpu_time_is_looked_up_by_its_kernels():
+    scales = {"vllm": 0.8, sequence_busy_key("vllm"): 2e-5, sequence_busy_key("trtllm-bench"): 1e-6}
+    assert sequence_busy_for(scales, "vllm") == 2e-5
+    assert sequence_busy_for(scales, "trtllm-pytorch") == 1e-6  # runs trtllm-bench's kernels
+    assert sequence_busy_for(scales, "tuned") == 0.0 and sequence_busy_for(scales, None) == 0.0
+    assert sequence_busy_for(scales, "sglang") == 0.0  # no fitted time: the tuned reference's
+    busy = apply_stack(P, 1.0, 2e-5)
+    assert busy.per_sequence_busy_s == pytest.approx(P.per_sequence_busy_s + 2e-5)
+    assert np.array_equal(busy.compute_fraction, P.compute_fraction)  # kernel efficiency untouched
+    assert busy.per_sequence_overhead_s == P.per_sequence_overhead_s  # and the idle host time
+    assert apply_stack(P, 1.0, 0.0) is P
+
+
+@pytest.mark.parametrize("batch", [16, 96])
+def test_unpriced_per_sequence_gpu_time_lengthens_a_step_at_the_steps_power(batch):
+    """A decode step of `batch` sequences with t seconds of unpriced GPU work per sequence is batch x t longer
+    and draws the same power (the work keeps the GPU busy), so its joules per token grow with its time; the
+    same seconds as idle host work leave the power to fall toward static."""
+    from cosim.engines.efficiency import params_for
+    from cosim.engines.estimate import estimate
+
+    hw = load_hardware("h100-sxm")
+    base = params_for(hw, calibrated=False)
+    sc = build_scenario(phase="decode", batch=batch, input_len=1000, precision="bf16")
+    t = 30e-6
+    ref = estimate("h100-sxm", "llama-3.1-8b", sc, chips=1, params=base)
+    busy = estimate("h100-sxm", "llama-3.1-8b", sc, chips=1, params=apply_stack(base, 1.0, t))
+    idle = estimate("h100-sxm", "llama-3.1-8b", sc, chips=1,
+                    params=base.with_overrides(per_sequence_overhead_s=base.per_sequence_overhead_s + t))
+    assert busy.tpot_s - ref.tpot_s == pytest.approx(batch * t, rel=1e-9)
+    assert busy.busy_sequence_time_s == pytest.approx(batch * t, rel=1e-12)
+    assert busy.avg_power_w == pytest.approx(ref.avg_power_w, rel=1e-9)
+    assert busy.energy_j_per_token / ref.energy_j_per_token == pytest.approx(busy.tpot_s / ref.tpot_s, rel=1e-9)
+    assert idle.tpot_s == pytest.approx(busy.tpot_s, rel=1e-12)
+    assert idle.avg_power_w < busy.avg_power_w
+    assert ref.energy_j_per_token < idle.energy_j_per_token < busy.energy_j_per_token
 
 
 @pytest.mark.parametrize("factor", [0.6, 0.85])

@@ -262,18 +262,48 @@ def test_token_conservation_and_causality(n, seed, sched, replicas):
     assert np.all(run.timeline[:, TL_END] > run.timeline[:, TL_START])
 
 
-def test_serve_stack_slows_steps_by_at_most_its_factor():
+def test_serve_stack_slows_steps_by_at_most_its_factor(monkeypatch):
+    import cosim.engines.calibration as calibration
     from cosim.cli.common import build_scenario
-    from cosim.engines.calibration import stack_scale
+    from cosim.engines.calibration import stack_scale, stack_sequence_busy_s
     from cosim.serving.service import make_requests, serve
 
     req = make_requests(offline=True, num_requests=64, qps=None, duration_s=None, input_len="512", output_len="64")
     sc = build_scenario(phase="generate", precision="fp8")
     tuned = serve("h100-sxm", "llama-3.1-8b", sc, chips=1, requests=req, timeline=False)
     vllm = serve("h100-sxm", "llama-3.1-8b", sc, chips=1, requests=req, timeline=False, stack="vllm")
-    f = stack_scale("vllm")
-    # every step is at most 1 / f slower (kernels), never faster; host work and the schedule do not change
-    assert tuned["output_tokens_per_s"] * f * 0.98 <= vllm["output_tokens_per_s"] <= tuned["output_tokens_per_s"] * 1.0001
+    f, busy = stack_scale("vllm"), stack_sequence_busy_s("vllm")
+    assert 0.0 < busy < 1e-4
+    # each decode step of at most 64 sequences: the tuned one slowed by the kernels' factor, plus the
+    # stack's unpriced GPU time per running sequence
+    assert tuned["tpot_mean_s"] < vllm["tpot_mean_s"] <= (tuned["tpot_mean_s"] / f + 64 * busy) * 1.02
+    # without that time: every step at most 1 / f slower (kernels), never faster; host work and the
+    # schedule do not change
+    monkeypatch.setattr(calibration, "stack_sequence_busy_s", lambda stack: 0.0)
+    kernels = serve("h100-sxm", "llama-3.1-8b", sc, chips=1, requests=req, timeline=False, stack="vllm")
+    assert tuned["output_tokens_per_s"] * f * 0.98 <= kernels["output_tokens_per_s"] <= tuned["output_tokens_per_s"] * 1.0001
+    assert vllm["output_tokens_per_s"] < kernels["output_tokens_per_s"]
+
+
+def test_per_sequence_time_is_paid_per_running_sequence_not_per_prompt_token():
+    """A prompt of 4,096 tokens is one sequence: the serving tables leave the engine's per-sequence time out of
+    their per-token part and the step pays it once per running sequence."""
+    from cosim.cli.common import build_scenario
+    from cosim.engines.calibration import apply_stack
+    from cosim.engines.efficiency import params_for
+    from cosim.serving.adapter import engine_table
+    from cosim.specs.loader import load_hardware, load_workload
+
+    hw, wl = load_hardware("h100-sxm"), load_workload("llama-3.1-8b")
+    sc = build_scenario(phase="generate", precision="fp8")
+    base = params_for(hw, calibrated=False)
+    t = 50e-6
+    plain = engine_table(hw, wl, sc, 8192, 1 << 20, params=base.with_overrides(per_sequence_overhead_s=0.0))
+    busy = engine_table(hw, wl, sc, 8192, 1 << 20,
+                        params=apply_stack(base.with_overrides(per_sequence_overhead_s=0.0), 1.0, t))
+    assert plain.per_sequence_s == 0.0 and busy.per_sequence_s == pytest.approx(t)
+    assert busy.prefill_time(4096) - plain.prefill_time(4096) == pytest.approx(t, rel=1e-6)
+    assert busy.decode_time(64, 1000) - plain.decode_time(64, 1000) == pytest.approx(64 * t, rel=1e-6)
 
 
 @pytest.mark.parametrize("sched", ["continuous", "chunked"])

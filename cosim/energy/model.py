@@ -21,8 +21,8 @@ family's fitted fraction of TDP, else the spec's idle power, else a default frac
 Two corrections keep busy silicon from being charged as idle: a compute-bound matrix op (GEMM, MoE expert
 GEMM, fused attention) draws the power of a GEMM for as long as it runs (the engine's `energy_flops_by_precision`,
 `cosim.engines.estimate.busy_energy_flops`; `_with_busy_kernels`), and a video DiT's sequence-parallel
-exchange the dynamic power of the rest of its step (`_with_busy_exchange`); both stop at the TDP without a
-further derate.
+exchange, like a serving stack's unpriced GPU work per running sequence (`busy_sequence_time_s`), the dynamic
+power of the rest of its step (`_with_busy_exchange`); both stop at the TDP without a further derate.
 
 The derate keeps dynamic energy fixed and stretches time (a real part would also lower voltage, so
 this is conservative). `step_energy_arrays` is the vectorised form for sweeps over N design points;
@@ -357,9 +357,10 @@ def energy_for_estimate(hw: Hardware, result, params: EnergyParams | None = None
     if charged and charged != result.flops_by_precision:
         br = _with_busy_kernels(params, br, step_energy(params, flops_by_precision=dict(charged),
                                                           time_s=br.time_s_capped, **counters))
-    busy_exchange_s = float(getattr(result, "busy_exchange_time_s", 0.0) or 0.0)
-    if busy_exchange_s > 0.0 and result.step_time_s > 0.0:
-        br = _with_busy_exchange(params, br, busy_exchange_s / result.step_time_s)
+    busy_s = (float(getattr(result, "busy_exchange_time_s", 0.0) or 0.0)
+              + float(getattr(result, "busy_sequence_time_s", 0.0) or 0.0))
+    if busy_s > 0.0 and result.step_time_s > 0.0:
+        br = _with_busy_exchange(params, br, busy_s / result.step_time_s)
     tokens = getattr(result, "tokens_per_step", None)
     per_token = bool(tokens) and tokens > 0
     return {
@@ -404,8 +405,8 @@ def _with_busy_kernels(params: EnergyParams, flop_based: EnergyBreakdown, busy: 
 
 def _with_busy_exchange(params: EnergyParams, br: EnergyBreakdown, share: float) -> EnergyBreakdown:
     """The step's energy with the `share` of its time spent in a busy exchange (a video DiT's sequence-parallel
-    all-to-all and ring passes, `cosim.engines.estimate.sp_exchange_share`) drawing the dynamic power of the
-    rest of the step, up to the TDP. The FLOP-and-byte energy prices the work; the exchange's time would
+    all-to-all and ring passes, `cosim.engines.estimate.sp_exchange_share`) or in a serving stack's unpriced
+    per-sequence GPU work (`busy_sequence_time_s`) drawing the dynamic power of the rest of the step, up to the TDP. The FLOP-and-byte energy prices the work; the exchange's time would
     otherwise be charged at static power only."""
     if not 0.0 < share < 1.0 or br.dynamic_j <= 0.0:
         return br

@@ -54,9 +54,14 @@ def scaled_params(hw, compute_scale: float, memory_scale: float, overhead_scale:
                                moe_train_layer_overhead_s=float(moe_train_layer_overhead_s), **extra)
 
 
-def apply_stack(params, scale: float):
+def apply_stack(params, scale: float, busy_s: float = 0.0):
     """Engine parameters of a serving stack whose kernels reach `scale` x the reference (tuned) stack's
-    fractions of peak FLOP/s, attention throughput and memory bandwidth (each capped at 1)."""
+    fractions of peak FLOP/s, attention throughput and memory bandwidth (each capped at 1), and which runs
+    `busy_s` seconds of GPU work per running sequence per step that the op graph does not price."""
+    if scale == 1.0 and busy_s == 0.0:
+        return params
+    if busy_s:
+        params = params.with_overrides(per_sequence_busy_s=params.per_sequence_busy_s + busy_s)
     if scale == 1.0:
         return params
     return params.with_overrides(
@@ -74,6 +79,22 @@ MOE = "moe"
 #: PyTorch backend driven by a harness of its own (NVIDIA's MLPerf DeepSeek-R1 submissions: TensorRT-LLM runs
 #: DeepSeek-V3/R1 only on that backend), whose kernels trtllm-bench's tables measure
 KERNELS_OF: dict[str, str] = {"trtllm-pytorch": "trtllm-bench"}
+#: suffix of the key, in a {key: value} map of stack factors, of a stack's fitted GPU time per running sequence
+#: per step that the op graph does not price (seconds, EngineParams.per_sequence_busy_s; `vllm/sequence_busy_s`)
+SEQUENCE_BUSY_SUFFIX = "/sequence_busy_s"
+
+
+def sequence_busy_key(stack: str) -> str:
+    """Key of a stack's unpriced GPU time per running sequence per step in a map of stack factors."""
+    return f"{stack}{SEQUENCE_BUSY_SUFFIX}"
+
+
+def sequence_busy_for(scales: dict[str, float], stack: str | None) -> float:
+    """A stack's fitted unpriced GPU time per running sequence per step beyond the tuned reference's (0 for
+    the reference, an unknown stack, or one without a fitted time)."""
+    if not stack or stack == "tuned":
+        return 0.0
+    return float(scales.get(sequence_busy_key(KERNELS_OF.get(stack, stack)), 0.0))
 
 
 def stack_key(stack: str, qualifier: str | None) -> str:
@@ -94,11 +115,14 @@ def scale_for(scales: dict[str, float], stack: str | None, generation: str | Non
 
 
 def stored_stack_scales() -> dict[str, float]:
-    """{key: factor} of the stored calibration: each stack's factor, its per-generation and MoE ones."""
+    """{key: factor} of the stored calibration: each stack's factor, its per-generation and MoE ones, and its
+    unpriced GPU time per running sequence per step where one was fitted (`sequence_busy_key`)."""
     out: dict[str, float] = {}
     for stack, entry in (load_calibration().get("stacks") or {}).items():
         entry = entry or {}
         out[stack] = float(entry.get("scale", 1.0))
+        if entry.get("per_sequence_busy_s"):
+            out[sequence_busy_key(stack)] = float(entry["per_sequence_busy_s"])
         for group in ("by_generation", "by_workload"):
             for qualifier, sub in (entry.get(group) or {}).items():
                 out[stack_key(stack, qualifier)] = float((sub or {}).get("scale", 1.0))
@@ -113,6 +137,12 @@ def stack_scale(stack: str | None, hardware: str | None = None, moe: bool = Fals
     return scale_for(stored_stack_scales(), stack, generation, moe)
 
 
+def stack_sequence_busy_s(stack: str | None) -> float:
+    """The fitted GPU time per running sequence per step of a serving stack beyond the tuned reference's that
+    the op graph does not price (vLLM's sampler and logits processing; 0 where none was fitted)."""
+    return sequence_busy_for(stored_stack_scales(), stack)
+
+
 def is_moe(workload) -> bool:
     """Whether a workload spec routes tokens to experts (selects a stack's MoE factor)."""
     return getattr(workload, "moe", None) is not None
@@ -120,14 +150,15 @@ def is_moe(workload) -> bool:
 
 def stack_params(hw, stack: str | None, params=None, moe: bool = False):
     """Engine parameters of a run on `stack`: `params` (or the calibrated default) with the stack's fitted
-    factor (its MoE one when `moe`); None when both are defaults, so callers keep sharing the default
+    factor (its MoE one when `moe`) and unpriced GPU time per sequence; None when both are defaults, so callers keep sharing the default
     caches."""
     from cosim.engines.efficiency import params_for
 
     scale = stack_scale(stack, hw.name, moe)
-    if params is None and scale == 1.0:
+    busy_s = stack_sequence_busy_s(stack)
+    if params is None and scale == 1.0 and busy_s == 0.0:
         return None
-    return apply_stack(params if params is not None else params_for(hw), scale)
+    return apply_stack(params if params is not None else params_for(hw), scale, busy_s)
 
 
 def calibration_family(slug: str) -> tuple[str | None, dict | None]:

@@ -52,6 +52,10 @@ class EngineParams:
     attention_fraction: np.ndarray | None = None
     # host work per running sequence per engine iteration (sampling, scheduling, detokenising)
     per_sequence_overhead_s: float = 0.0
+    # GPU work per running sequence per engine iteration that the op graph does not price (a serving stack's
+    # sampler, logits processing and input preparation kernels): step time like the host work above, but
+    # drawing the power of the step's other work (`cosim.validate.fit.fit_energy_stack` fits it for vLLM)
+    per_sequence_busy_s: float = 0.0
     # achievable fraction of the datasheet link bandwidth for collectives (1 = datasheet)
     link_fraction: float = 1.0
     # the fraction a video DiT's sequence-parallel all-to-all and ring K/V exchange reach (xDiT's USP in eager

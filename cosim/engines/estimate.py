@@ -62,6 +62,9 @@ class EstimateResult:
     # per chip, the seconds of a video DiT's sequence-parallel exchange, whose GPUs stay busy (see
     # sp_exchange_share); the energy model charges them at the power of the work around them
     busy_exchange_time_s: float = 0.0
+    # the seconds of step_time_s a serving stack's unpriced GPU work per running sequence takes (sampler,
+    # logits processing; EngineParams.per_sequence_busy_s), charged like the exchange above
+    busy_sequence_time_s: float = 0.0
     bytes_main_memory: float = 0.0
     bytes_onchip: float = 0.0
     comm_bytes_scale_up: float = 0.0
@@ -285,6 +288,7 @@ def estimate(hardware, workload, scenario, *, chips: int | None = None, mode: st
         comm_bytes_scale_out=float(cols["comm_bytes_scale_out"][0]),
         step_time_s=float(cols["step_time_s"][0]), tokens_per_step=float(cols["tokens_per_step"][0]),
         busy_exchange_time_s=exchange_share * float(cols["step_time_s"][0]),
+        busy_sequence_time_s=float(cols["busy_sequence_s"][0]) if "busy_sequence_s" in cols else 0.0,
         chips=int(cols["chips"][0]), phase=phase, memory_breakdown=fp.as_dict(), mode=mode,
     )
     if result.feasible:

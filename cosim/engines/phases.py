@@ -148,7 +148,10 @@ def _peak(hw, scenario: Scenario) -> np.ndarray:
 
 
 def _finish(hw, scenario: Scenario, parts: dict[str, np.ndarray], *, latency, step_time, flops, hbm,
-            tokens_per_step, throughput, ttft=None, tpot=None, spv=None, mfu_flops=None) -> dict[str, np.ndarray]:
+            tokens_per_step, throughput, ttft=None, tpot=None, spv=None, mfu_flops=None,
+            busy_sequence: float = 0.0) -> dict[str, np.ndarray]:
+    """Per-point result columns. `busy_sequence`: the seconds of `step_time` a serving stack's unpriced GPU work
+    per running sequence takes (EngineParams.per_sequence_busy_s), which the energy model charges as busy."""
     n = len(hw)
     nan = np.full(n, np.nan)
     peak = _peak(hw, scenario)
@@ -166,6 +169,7 @@ def _finish(hw, scenario: Scenario, parts: dict[str, np.ndarray], *, latency, st
         "overhead_s": parts["overhead_s"], "bytes_main_memory": hbm, "bytes_onchip": parts["bytes_onchip"],
         "comm_bytes_scale_up": parts["comm_bytes_scale_up"], "comm_bytes_scale_out": parts["comm_bytes_scale_out"],
         "flops": flops, "tokens_per_step": np.full(n, float(tokens_per_step)),
+        "busy_sequence_s": np.full(n, float(busy_sequence)),
         "feasible": parts["feasible"].astype(bool), "reason_code": parts["reason"].astype(np.int64),
     }
 
@@ -191,11 +195,14 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
     # decode steps run one pipeline micro-batch per stage step (the whole batch when pp = 1)
     micro = pipeline_micro_batch(scenario)
     # serving engines pay host work per running sequence per iteration (prefill and decode steps)
+    # (and, on a stack with one, GPU work per running sequence the op graph does not price: `busy_step`)
     step_params = params
-    if phase in ("prefill", "decode", "generate") and params.per_sequence_overhead_s > 0:
+    busy_step = 0.0
+    per_seq = params.per_sequence_overhead_s + params.per_sequence_busy_s
+    if phase in ("prefill", "decode", "generate") and per_seq > 0:
         seqs = (scenario.batch if phase == "prefill" else micro.batch) / scenario.parallelism.dp
-        step_params = params.with_overrides(
-            step_overhead_s=params.step_overhead_s + params.per_sequence_overhead_s * seqs)
+        step_params = params.with_overrides(step_overhead_s=params.step_overhead_s + per_seq * seqs)
+        busy_step = params.per_sequence_busy_s * seqs
 
     def pad_graphs(counters, share):
         """Add to one step's counters the per-token work of the dummy rows a `share` of its kind of step
@@ -223,6 +230,7 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
             tokens = scenario.batch * scenario.tokens_per_sequence_step  # accepted tokens when speculative
         lat = pp * r["step_time_s"] if phase == "prefill" else r["step_time_s"]
         return _finish(hw, scenario, r, latency=lat, step_time=r["step_time_s"], flops=r["flops"],
+                       busy_sequence=busy_step * (1 if phase == "prefill" else pp),
                        hbm=r["bytes_main_memory"], tokens_per_step=tokens,
                        throughput=tokens * replicas / lat, ttft=lat if phase == "prefill" else None,
                        tpot=lat / scenario.tokens_per_sequence_step if phase == "decode" else None)
@@ -272,7 +280,9 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
         parts["feasible"], parts["reason"] = feas, reason
         out_tokens = scenario.batch * scenario.output_len
         busy = (0.0 if chunked else pre["step_time_s"]) + steps * agg["step_time_s"]
+        busy_sequence = busy_step * ((0.0 if chunked else 1.0) + (steps * pp if steps > 0 else 0.0))
         return _finish(hw, scenario, parts, latency=lat, step_time=busy, flops=parts["flops"],
+                       busy_sequence=busy_sequence,
                        hbm=parts["bytes_main_memory"], tokens_per_step=out_tokens,
                        throughput=out_tokens * replicas / lat, ttft=ttft,
                        tpot=tpot if steps > 0 else None)

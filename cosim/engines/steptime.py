@@ -67,8 +67,8 @@ def step_time_table(hardware, workload, scenario, batch_tokens: np.ndarray, cont
                 sc = scenario.model_copy(update={"batch": dp, "phase": "prefill", "input_len": int(b)})
                 table = _with_context(build.prefill_graph(wl, sc), float(c), int(b))
             seqs = sc.batch // dp if kind == "decode" else 1  # host work per running sequence per iteration
-            p = params.with_overrides(
-                step_overhead_s=params.step_overhead_s + params.per_sequence_overhead_s * seqs)
+            p = params.with_overrides(step_overhead_s=params.step_overhead_s
+                                      + (params.per_sequence_overhead_s + params.per_sequence_busy_s) * seqs)
             r = kernel_run(hwa, table, p, foot=0.0, wfoot=wfoot)
             out[a, c_idx] = r["step_time_s"][0] * scenario.parallelism.pp
     return out

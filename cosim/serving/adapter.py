@@ -106,6 +106,23 @@ def _engine_latency(hw_arrays, workload, scenario, phase: str, batch: int, conte
 
 
 _PARAMS_ALIVE: dict[int, object] = {}
+_SPLIT_CACHE: dict[int, tuple[object, float, object]] = {}
+
+
+def _per_sequence_split(hw, params):
+    """(seconds per running sequence per step, the parameters without them) of `params` (None: `hw`'s
+    calibrated default); memoised per parameter object so the latency cache keeps hitting."""
+    from cosim.engines.efficiency import params_for
+
+    base = params if params is not None else params_for(hw)
+    hit = _SPLIT_CACHE.get(id(base))
+    if hit is None or hit[0] is not base:
+        if len(_SPLIT_CACHE) > 1000:
+            _SPLIT_CACHE.clear()
+        per_seq = float(base.per_sequence_overhead_s + base.per_sequence_busy_s)
+        stripped = base.with_overrides(per_sequence_overhead_s=0.0, per_sequence_busy_s=0.0) if per_seq else base
+        hit = _SPLIT_CACHE[id(base)] = (base, per_seq, stripped)
+    return hit[1], hit[2]
 _HWA_CACHE: dict[str, object] = {}
 
 
@@ -131,6 +148,9 @@ def engine_table(hw, workload, scenario, max_tokens: int, max_context: int, anch
     """
     hwa = _hw_arrays(hw)
     dp = scenario.parallelism.dp
+    # the per-sequence host and unpriced GPU time is paid per running sequence (StepTimeTable.per_sequence_s),
+    # so the tables are sampled without it: in `linear` it would be charged per prompt token too
+    per_seq_s, params = _per_sequence_split(hw, params)
     tok = _with(geometric_grid(max_tokens, points_per_decade, include_zero=False), anchors)
     lin = np.array([_engine_latency(hwa, workload, scenario, "decode", int(n) * dp, 1, hw, params)[0]
                     for n in tok])
@@ -152,7 +172,7 @@ def engine_table(hw, workload, scenario, max_tokens: int, max_context: int, anch
 
     floor = eager_host_s(workload, scenario) if scenario.eager_prompt_steps else 0.0
     return StepTimeTable(tok, lin, kv_grid, dec[kidx], pairs, pre_attn[idx], source="analytical-engine",
-                         prompt_step_floor_s=floor,
+                         prompt_step_floor_s=floor, per_sequence_s=per_seq_s,
                          graph_batch_sizes=tuple(float(s) for s in sorted(set(scenario.cuda_graph_batch_sizes or ()))))
 
 

@@ -96,7 +96,7 @@ def _admit_head(r, c, need, t0, head, tail, nxt, nwait, status, held, used, sche
 @njit(cache=True)
 def _simulate(arrival, prompt, ctx0, gen0, out, n_replicas, router, sched, prefill_only, max_seqs,
               max_tokens, block, total_blocks, preempt_mode, swap_s_per_token,
-              tok_grid, lin_s, kv_grid, dec_s, pair_grid, pre_s, prompt_floor_s, graph_sizes):
+              tok_grid, lin_s, kv_grid, dec_s, pair_grid, pre_s, prompt_floor_s, graph_sizes, per_seq_s):
     n = arrival.shape[0]
     R = n_replicas
     # ---- per-request state
@@ -333,7 +333,7 @@ def _simulate(arrival, prompt, ctx0, gen0, out, n_replicas, router, sched, prefi
             if at < graph_sizes.shape[0]:
                 lin_tok = graph_sizes[at]
         gpu = combine(interp_extrap(tok_grid, lin_s, lin_tok), interp_extrap(kv_grid, dec_s, kv),
-                      interp_extrap(pair_grid, pre_s, pairs))
+                      interp_extrap(pair_grid, pre_s, pairs)) + per_seq_s * nb  # per running sequence
         if npf > 0 and gpu < prompt_floor_s:  # a prompt step launched without CUDA graphs waits for the host
             gpu = prompt_floor_s
         dt = extra + gpu

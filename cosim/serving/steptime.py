@@ -80,6 +80,10 @@ class StepTimeTable:
     # batch sizes with a captured CUDA graph: an iteration without prompt tokens runs its linear part at the
     # next one up (cosim.engines.graph_padding), above the largest as it is; (): none
     graph_batch_sizes: tuple[float, ...] = ()
+    # seconds per running sequence per iteration (an engine's host work and a stack's unpriced GPU work per
+    # sequence: EngineParams.per_sequence_overhead_s + per_sequence_busy_s), paid per sequence in the batch,
+    # not per prompt token, so it stays out of the linear table; 0: none
+    per_sequence_s: float = 0.0
 
     def __post_init__(self) -> None:
         for grid, vals, name in ((self.tokens_grid, self.linear_s, "linear"),
@@ -95,6 +99,8 @@ class StepTimeTable:
             raise CosimInputError("step-time table 'linear' values must be > 0")
         if not (np.isfinite(self.prompt_step_floor_s) and self.prompt_step_floor_s >= 0):
             raise CosimInputError("step-time table 'prompt_step_floor_s' must be a finite number >= 0")
+        if not (np.isfinite(self.per_sequence_s) and self.per_sequence_s >= 0):
+            raise CosimInputError("step-time table 'per_sequence_s' must be a finite number >= 0")
         sizes = np.asarray(self.graph_batch_sizes, dtype=np.float64)
         if sizes.size and (np.any(sizes < 1) or np.any(np.diff(sizes) <= 0)):
             raise CosimInputError("step-time table 'graph_batch_sizes' must be increasing batch sizes >= 1")
@@ -106,15 +112,19 @@ class StepTimeTable:
             self.prefill_attn_s))
 
     # Plain-Python evaluation (tests, reports); the kernel uses `interp_extrap` on the same arrays.
-    def step_time(self, tokens: float, kv_tokens: float = 0.0, pairs: float = 0.0) -> float:
-        """Seconds of one iteration with `tokens` tokens, `kv_tokens` decode context, `pairs` prefill pairs
-        (at least `prompt_step_floor_s` when it carries prompt tokens, i.e. pairs > 0; without them, its
-        linear part at the next of `graph_batch_sizes`)."""
+    def step_time(self, tokens: float, kv_tokens: float = 0.0, pairs: float = 0.0, seqs: float | None = None) -> float:
+        """Seconds of one iteration with `tokens` tokens, `kv_tokens` decode context, `pairs` prefill pairs and
+        `seqs` running sequences (default: one per token without prompt tokens, else one), at least
+        `prompt_step_floor_s` when it carries prompt tokens (pairs > 0); without them, its linear part at the
+        next of `graph_batch_sizes`."""
+        if seqs is None:
+            seqs = tokens if pairs <= 0 else 1.0
         if pairs <= 0 and self.graph_batch_sizes:
             tokens = next((s for s in self.graph_batch_sizes if s >= tokens), tokens)
         t = float(combine(interp_extrap(self.tokens_grid, self.linear_s, float(tokens)),
                           interp_extrap(self.kv_grid, self.decode_attn_s, float(kv_tokens)),
                           interp_extrap(self.pairs_grid, self.prefill_attn_s, float(pairs))))
+        t += self.per_sequence_s * float(seqs)
         return max(t, self.prompt_step_floor_s) if pairs > 0 else t
 
     def prefill_time(self, prompt: int, cached: int = 0) -> float:

@@ -132,6 +132,14 @@ ENERGY_STACKS = ("vllm",)
 ENERGY_STACK_MOE = ("vllm",)
 #: log-space sd of the prior on a stack factor (one sd = 1.4x)
 STACK_PRIOR_SIGMA = 0.35
+#: an energy stack's GPU time per running sequence per step that the op graph does not price (vLLM's sampler,
+#: logits processing and input preparation; EngineParams.per_sequence_busy_s): prior centred on none, one sd
+#: 50 us (tens of microseconds per sequence are plausible, hundreds are not), bounds, the fit's unit (10 us, so
+#: the variable is of order one like the log factors) and its finite-difference step
+SEQUENCE_BUSY_PRIOR_SIGMA_S = 50e-6
+SEQUENCE_BUSY_BOUNDS_S = (0.0, 500e-6)
+SEQUENCE_BUSY_UNIT_S = 1e-5
+SEQUENCE_BUSY_FD_STEP_S = 5e-6
 #: log-space sd of the prior on each MoE grouped-GEMM share (compute and memory; each bounded above by 1)
 GROUPED_PRIOR_SIGMA = 0.35
 #: (compute, memory) shares of first principles: grouped GEMMs run like dense ones
@@ -344,7 +352,7 @@ def _ml_energy_predictions(sub: pd.DataFrame, thetas: dict[str, np.ndarray], sta
     """(energy per output token, output tokens/s) predicted for each ML.ENERGY row of `sub`; the speed is
     NaN where the engine's KV cache, not the row's max_num_seqs, set the batch (that speed also carries
     the assumed prompt lengths, so it says little about the kernels)."""
-    from cosim.engines.calibration import apply_stack, is_moe, scale_for
+    from cosim.engines.calibration import apply_stack, is_moe, scale_for, sequence_busy_for
     from cosim.specs.loader import load_hardware, load_workload
     from cosim.validate.predict import engine_run
     from cosim.validate.runner import query_for
@@ -355,7 +363,7 @@ def _ml_energy_predictions(sub: pd.DataFrame, thetas: dict[str, np.ndarray], sta
     for i, rid in enumerate(sub["id"]):
         q = query_for(rid)
         scale = scale_for(stacks, q.stack, generation_of(q.hardware), is_moe(load_workload(q.workload)))
-        params = apply_stack(params_of(load_hardware(q.hardware)), scale)
+        params = apply_stack(params_of(load_hardware(q.hardware)), scale, sequence_busy_for(stacks, q.stack))
         res = engine_run(q, q.input_len or 1, q.output_len or 1, q.tp * q.pp * q.sp, params, q.batch or 1)
         if res.feasible:
             energy[i] = res.energy_j_per_token if res.energy_j_per_token is not None else np.nan
@@ -365,17 +373,23 @@ def _ml_energy_predictions(sub: pd.DataFrame, thetas: dict[str, np.ndarray], sta
 
 
 def fit_energy_stack(thetas: dict[str, np.ndarray], stacks: dict[str, float], grouped: tuple[float, float],
-                     verbose: bool = True) -> dict[str, tuple[float, list[str], np.ndarray, np.ndarray, list[str]]]:
-    """{stack: (factor, rows, in-sample errors, LOO errors, held-out rows)} of the vLLM stack on the ML.ENERGY
-    rows, every generation's scales held at their performance fit. Each row contributes two log residuals, its
-    energy per output token and its measured output tokens/s (the factor is a speed: the rows' published speed
-    constrains it as much as their energy); the errors reported are the energy ones, leave-one-row-out.
-    Hybrid models' rows (Mamba-2 blocks: vLLM's SSD and state-update kernels, which the factor, fitted on
-    attention, GEMM and MoE kernels, does not stand for) and prompts with images (the image encoder) are
-    scored at the fitted factor, never fitted: they
-    are listed last in `rows`, with their out-of-sample errors as both in-sample and LOO errors."""
-    from scipy.optimize import minimize_scalar
+                     verbose: bool = True) -> tuple[dict[str, tuple[float, list[str], np.ndarray, np.ndarray, list[str]]],
+                                                    dict[str, float]]:
+    """({key: (factor, rows, in-sample errors, LOO errors, held-out rows)}, {sequence-busy key: seconds}) of each energy
+    stack on the ML.ENERGY rows, every generation's scales held at their performance fit. One joint fit per
+    stack: its kernel factor (a second one for MoE models where ENERGY_STACK_MOE says so) and its GPU time
+    per running sequence per step that the op graph does not price (vLLM's sampler, logits processing and
+    input preparation: a cost per sequence, not per FLOP, so it weighs most on small models at large batches;
+    busy, not idle, time: the runs' measured power stays up as the batch grows). Each row contributes two log residuals,
+    its energy per output token and its measured output tokens/s (the factor is a speed: the rows' published
+    speed constrains it as much as their energy); the errors reported are the energy ones, leave-one-row-out
+    (one Gauss-Newton step without the row's two residuals). Hybrid models' rows (Mamba-2 blocks: vLLM's SSD
+    and state-update kernels, which the factor, fitted on attention, GEMM and MoE kernels, does not stand for)
+    and prompts with images (the image encoder) are scored at the fitted values, never fitted: they are listed
+    last in `rows`, with their out-of-sample errors as both in-sample and LOO errors."""
+    from scipy.optimize import least_squares
 
+    from cosim.engines.calibration import GENERATION_SEP, sequence_busy_key
     from cosim.validate.reference import load_energy_rows
     from cosim.validate.runner import base_table, query_for
 
@@ -386,53 +400,87 @@ def fit_energy_stack(thetas: dict[str, np.ndarray], stacks: dict[str, float], gr
     table["stack"] = [energy_stack_key(q) for q in queries]
     table["held"] = [_held_out_of_stack_fit(q) for q in queries]
     speed = {r.id: r.output_tokens_per_s for r in load_energy_rows()}
-    lo, hi = np.log(SCALE_BOUNDS[0]), np.log(SCALE_BOUNDS[1])
-    prior = 1.0 / STACK_PRIOR_SIGMA**2
-    out = {}
-    for stack in energy_stack_keys():
-        held = table[(table["stack"] == stack) & table["held"]].reset_index(drop=True)
-        sub = table[(table["stack"] == stack) & ~table["held"]].reset_index(drop=True)
+    out: dict[str, tuple] = {}
+    busy: dict[str, float] = {}
+    for base in ENERGY_STACKS:
+        keys = [k for k in energy_stack_keys() if k.partition(GENERATION_SEP)[0] == base]
+        mine = table["stack"].isin(keys)
+        held = table[mine & table["held"]].reset_index(drop=True)
+        sub = table[mine & ~table["held"]].reset_index(drop=True)
+        keys = [k for k in keys if (sub["stack"] == k).any()]
         if sub.empty:
             continue
+        n, nk = len(sub), len(keys)
         e_meas = sub["measured"].to_numpy(dtype=float)
         t_meas = np.array([float(speed.get(i) or np.nan) for i in sub["id"]])
+        lo = np.array([np.log(SCALE_BOUNDS[0])] * nk + [SEQUENCE_BUSY_BOUNDS_S[0] / SEQUENCE_BUSY_UNIT_S])
+        hi = np.array([np.log(SCALE_BOUNDS[1])] * nk + [SEQUENCE_BUSY_BOUNDS_S[1] / SEQUENCE_BUSY_UNIT_S])
+        sigma = np.array([STACK_PRIOR_SIGMA] * nk + [SEQUENCE_BUSY_PRIOR_SIGMA_S / SEQUENCE_BUSY_UNIT_S])
+        steps = np.array([FD_STEP] * nk + [SEQUENCE_BUSY_FD_STEP_S / SEQUENCE_BUSY_UNIT_S])
 
-        def log_err(x: float, sub=sub, e_meas=e_meas, t_meas=t_meas, stack=stack) -> tuple[np.ndarray, np.ndarray]:
-            e, t = _ml_energy_predictions(sub, thetas, {**stacks, stack: float(np.exp(x))}, grouped)
+        def fitted(theta: np.ndarray, keys=keys, base=base) -> dict[str, float]:
+            return {**{k: float(np.exp(theta[j])) for j, k in enumerate(keys)},
+                    sequence_busy_key(base): float(theta[-1] * SEQUENCE_BUSY_UNIT_S)}
+
+        def log_err(theta: np.ndarray, sub=sub, e_meas=e_meas, t_meas=t_meas, fitted=fitted):
+            e, t = _ml_energy_predictions(sub, thetas, {**stacks, **fitted(theta)}, grouped)
             re = np.log(np.where(np.isfinite(e) & (e > 0), e, e_meas * 10.0) / e_meas)
             rt = np.where(np.isfinite(t_meas) & np.isfinite(t) & (t > 0), np.log(np.where(t > 0, t, 1.0) / t_meas), 0.0)
-            return re, rt
+            return np.concatenate([re, rt])
 
-        def loss(x: float, log_err=log_err) -> float:
-            re, rt = log_err(x)
-            return float(np.sum(re**2) + np.sum(rt**2) + (x / STACK_PRIOR_SIGMA) ** 2)
+        cache: dict[bytes, np.ndarray] = {}
 
-        x = float(minimize_scalar(loss, bounds=(lo, hi), method="bounded", options={"xatol": 0.01}).x)
-        re, rt = log_err(x)
-        step = FD_STEP if x + FD_STEP <= hi else -FD_STEP
-        re2, rt2 = log_err(x + step)
-        de, dt_ = (re2 - re) / step, (rt2 - rt) / step
-        loo = np.empty(len(sub))
-        for i in range(len(sub)):
-            keep = np.arange(len(sub)) != i
-            g = de[keep] @ re[keep] + dt_[keep] @ rt[keep] + prior * x
-            h = de[keep] @ de[keep] + dt_[keep] @ dt_[keep] + prior
-            xi = float(np.clip(x - g / h, lo, hi))
-            loo[i] = np.exp(re[i] + de[i] * (xi - x)) - 1.0  # first order in the factor, as the GN step
+        def residuals(theta: np.ndarray, log_err=log_err, cache=cache, sigma=sigma) -> np.ndarray:
+            key = theta.tobytes()
+            if key not in cache:
+                cache[key] = log_err(theta)
+            return np.concatenate([cache[key], theta / sigma])
+
+        def jacobian(theta: np.ndarray, residuals=residuals, steps=steps, hi=hi) -> np.ndarray:
+            base_r = residuals(theta)
+            jac = np.empty((len(base_r), len(theta)))
+            for j in range(len(theta)):
+                t2 = theta.copy()
+                t2[j] += steps[j] if theta[j] + steps[j] <= hi[j] else -steps[j]
+                jac[:, j] = (residuals(t2) - base_r) / (t2[j] - theta[j])
+            return jac
+
+        x0 = np.clip(np.zeros(nk + 1), lo, hi)
+        theta = least_squares(residuals, x0, jac=jacobian, bounds=(lo, hi), method="dogbox",
+                              max_nfev=25).x
+        r_all = residuals(theta)[:2 * n]
+        jac = jacobian(theta)[:2 * n]
+        re, je = r_all[:n], jac[:n]
+        prior = np.diag(1.0 / sigma**2)
+        loo = np.empty(n)
+        for i in range(n):
+            keep = np.ones(2 * n, dtype=bool)
+            keep[[i, n + i]] = False
+            g = jac[keep].T @ r_all[keep] + prior @ theta
+            theta_i = np.clip(theta - np.linalg.solve(jac[keep].T @ jac[keep] + prior, g), lo, hi)
+            loo[i] = np.exp(re[i] + je[i] @ (theta_i - theta)) - 1.0  # first order, as the GN step
         in_sample = np.exp(re) - 1.0
-        held_err = np.zeros(0)
+        values = fitted(theta)
+        busy[sequence_busy_key(base)] = values[sequence_busy_key(base)]
+        held_err = np.full(len(held), np.nan)
         if len(held):
-            e, _ = _ml_energy_predictions(held, thetas, {**stacks, stack: float(np.exp(x))}, grouped)
+            e, _ = _ml_energy_predictions(held, thetas, {**stacks, **values}, grouped)
             held_err = e / held["measured"].to_numpy(dtype=float) - 1.0
-        out[stack] = (float(np.exp(x)), list(sub["id"]) + list(held["id"]), np.concatenate([in_sample, held_err]),
-                      np.concatenate([loo, held_err]), list(held["id"]))
+        for key in keys:
+            sel = (sub["stack"] == key).to_numpy()
+            hsel = (held["stack"] == key).to_numpy() if len(held) else np.zeros(0, dtype=bool)
+            out[key] = (values[key], list(sub["id"][sel]) + list(held["id"][hsel]),
+                        np.concatenate([in_sample[sel], held_err[hsel]]),
+                        np.concatenate([loo[sel], held_err[hsel]]), list(held["id"][hsel]))
         if verbose:
-            print(f"calibrate stack {stack}: factor {np.exp(x):.3f} on {len(sub)} ML.ENERGY rows (energy and speed), "
-                  f"energy median |err| in-sample {np.median(np.abs(in_sample)):.3f}, LOO {np.median(np.abs(loo)):.3f}; "
-                  f"speed median |err| {np.median(np.abs(np.expm1(rt[np.isfinite(t_meas)]))):.3f}"
+            rt = r_all[n:]
+            print(f"calibrate stack {base}: factors {({k: round(values[k], 3) for k in keys})}, unpriced GPU time "
+                  f"{1e6 * values[sequence_busy_key(base)]:.1f} us per sequence per step, on {n} ML.ENERGY rows (energy and "
+                  f"speed), energy median |err| in-sample {np.median(np.abs(in_sample)):.3f}, LOO "
+                  f"{np.median(np.abs(loo)):.3f}; speed median |err| {np.median(np.abs(np.expm1(rt[rt != 0]))):.3f}"
                   + (f"; {len(held)} rows held out (hybrid models, image prompts), energy median |err| "
                      f"{np.nanmedian(np.abs(held_err)):.3f}" if len(held) else ""), file=sys.stderr)
-    return out
+    return out, busy
 
 
 def _routes_experts(workload: str) -> bool:
@@ -539,11 +587,11 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
             f"{w} {v['share_without']:.3f}/{v['memory_share_without']:.3f} ({100 * v['median_abs_error']:.1f}% on its "
             f"{v['rows']} rows)"
             for w, v in by_model.items()), file=sys.stderr)
-    energy_fits = fit_energy_stack(thetas, stacks, grouped, verbose)
+    energy_fits, energy_busy = fit_energy_stack(thetas, stacks, grouped, verbose)
     train_host, train_in, train_loo, train_by_model = fit_moe_training_overhead(train_moe_table, thetas, stacks,
                                                                                grouped, verbose)
     train_generations = tuple(sorted(set(train_moe_table["generation"])))
-    all_stacks = {**stacks, **{key: fit[0] for key, fit in energy_fits.items()}}
+    all_stacks = {**stacks, **{key: fit[0] for key, fit in energy_fits.items()}, **energy_busy}
     held_errors = (_predict(held_out, thetas, all_stacks, grouped, (train_host, train_generations))
                    / held_out["measured"].to_numpy(dtype=float) - 1.0)
     if verbose and len(held_out):
@@ -563,7 +611,7 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
             "in_sample_median_abs_error": round(float(np.nanmedian(np.abs(in_sample[sel]))), 4),
             "loo_median_abs_error": round(float(np.nanmedian(np.abs(loo[sel]))), 4),
         }
-    from cosim.engines.calibration import GENERATION_SEP
+    from cosim.engines.calibration import GENERATION_SEP, sequence_busy_key
 
     stack_doc: dict[str, dict] = {}
     for key, scale in sorted(stacks.items(), key=lambda kv: GENERATION_SEP in kv[0]):
@@ -592,6 +640,9 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
             stack_doc.setdefault(stack, {"scale": 1.0}).setdefault("by_workload", {})[qualifier] = entry
         else:
             stack_doc[stack] = entry
+        busy_s = energy_busy.get(sequence_busy_key(stack))
+        if busy_s is not None:
+            stack_doc[stack]["per_sequence_busy_s"] = round(busy_s * 1e6, 2) / 1e6
     loo_rows = [{"id": rid, "generation": g, "in_sample_error": float(a), "loo_error": float(b)}
                 for rid, g, a, b in zip(table["id"], table["generation"], in_sample, loo, strict=True)]
     loo_rows += [{"id": rid, "generation": g, "in_sample_error": float(a), "loo_error": float(b)}
@@ -620,8 +671,9 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                    f"on the MoE performance rows (prior sigma {GROUPED_PRIOR_SIGMA} each, each at most 1); "
                    f"bounds {list(SCALE_BOUNDS)} (overhead "
                    f"{list(OVERHEAD_BOUNDS)}); the {list(ENERGY_STACKS)} factors (a second one for MoE models: "
-                   f"{list(ENERGY_STACK_MOE)}) are fitted afterwards on the ML.ENERGY "
-                   "rows' energy per token and output tokens/s with the generation scales fixed (a hybrid Mamba-2 "
+                   f"{list(ENERGY_STACK_MOE)}), with one unpriced GPU time per running sequence per step for each of those stacks "
+                   f"(prior sd {SEQUENCE_BUSY_PRIOR_SIGMA_S} s, bounds {list(SEQUENCE_BUSY_BOUNDS_S)} s), are fitted afterwards on the "
+                   "ML.ENERGY rows' energy per token and output tokens/s with the generation scales fixed (a hybrid Mamba-2 "
                    "model's rows and prompts with images scored at the factor, not fitted); last, the host time "
                    "per MoE layer per micro-batch of a training step (bounds "
                    f"{list(TRAIN_OVERHEAD_BOUNDS)} s) on the MoE training rows, everything else fixed, left out "

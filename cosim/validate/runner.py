@@ -165,10 +165,18 @@ def query_for(row_id: str):
 def predict_rows(table: pd.DataFrame, params_by_hw=None, stack_scales: dict[str, float] | None = None,
                  progress: Callable[[float], None] | None = None) -> np.ndarray:
     """Predicted values for each row of `table` (NaN where cosim returns no value). Each row runs with its
-    serving stack's efficiency factor (`stack_scales`, default the stored calibration's; none when
+    serving stack's efficiency factor and unpriced GPU time per sequence (`stack_scales`, default the stored calibration's; none when
     `params_by_hw` is given without `stack_scales`, i.e. first principles). `progress` is told the share of
     rows done (0..1) every few rows."""
-    from cosim.engines.calibration import apply_stack, calibrated_params, is_moe, scale_for, stack_scale
+    from cosim.engines.calibration import (
+        apply_stack,
+        calibrated_params,
+        is_moe,
+        scale_for,
+        sequence_busy_for,
+        stack_scale,
+        stack_sequence_busy_s,
+    )
     from cosim.specs.loader import load_hardware, load_workload
     from cosim.validate.fit import generation_of
     from cosim.validate.predict import predict
@@ -182,9 +190,10 @@ def predict_rows(table: pd.DataFrame, params_by_hw=None, stack_scales: dict[str,
         params = params_by_hw(hw) if params_by_hw else calibrated_params(hw)
         moe = is_moe(load_workload(q.workload))
         if stack_scales is not None:
-            params = apply_stack(params, scale_for(stack_scales, q.stack, generation_of(q.hardware), moe))
+            params = apply_stack(params, scale_for(stack_scales, q.stack, generation_of(q.hardware), moe),
+                                 sequence_busy_for(stack_scales, q.stack))
         elif params_by_hw is None:
-            params = apply_stack(params, stack_scale(q.stack, q.hardware, moe))
+            params = apply_stack(params, stack_scale(q.stack, q.hardware, moe), stack_sequence_busy_s(q.stack))
         value, reason = predict(q, mapping, params)
         if value is not None:
             out[i] = value
