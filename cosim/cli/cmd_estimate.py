@@ -121,7 +121,8 @@ def register(app: typer.Typer) -> None:
                                   "trtllm-bench (also: its prompt-carrying steps run without CUDA graphs, so with "
                                   "--chunked-prefill an MoE model's steps wait for the host) | trtllm-pytorch "
                                   "(the same backend and factor under another harness) | vllm "
-                                  "(see reports/validation.md)"),
+                                  "(also: its fitted GPU time per running sequence per step; see "
+                                  "reports/validation.md)"),
         moe_host_ms: float | None = typer.Option(None, "--moe-host-ms", help="train, MoE: host time in ms a step "
                                                  "waits per MoE layer per micro-batch (default: the time cosim "
                                                  "validate fitted for Megatron-Core on Hopper and Blackwell, 0 "

@@ -90,7 +90,8 @@ def register(app: typer.Typer) -> None:
                                            "on cosim validate's rows, to use: tuned (default) | trtllm-bench (also: "
                                            "its prompt iterations run without CUDA graphs, so an MoE model's wait for "
                                            "the host) | trtllm-pytorch (the same backend and factor under another "
-                                           "harness) | vllm (see reports/validation.md)")] = "tuned",
+                                           "harness) | vllm (also: its fitted GPU time per running sequence per "
+                                           "step; see reports/validation.md)")] = "tuned",
         cuda_graph_sizes: Annotated[str, typer.Option("--cuda-graph-sizes", help="comma-separated batch sizes "
                                                       "with captured CUDA graphs (TensorRT-LLM cuda_graph_config "
                                                       "batch_sizes with enable_padding): an iteration without a "
