@@ -21,7 +21,7 @@ HW_DIR = REPO / "hardware_specs"
 
 REQUIRED_SLUGS = [
     "a100-sxm-80gb", "h100-sxm", "h200-sxm", "h800", "h20", "b200", "b300", "gb200-nvl72", "gb300-nvl72",
-    "rtx-4090", "mi300x", "mi325x", "mi350x", "mi355x", "tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e", "tpu-v7",
+    "rtx-4090", "l40s", "mi300x", "mi325x", "mi350x", "mi355x", "tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e", "tpu-v7",
     "gaudi2", "gaudi3", "groq-lpu", "cerebras-wse3", "jetson-agx-orin", "generic-systolic-asic",
 ]
 SRAM_ONLY = {"groq-lpu", "cerebras-wse3"}
@@ -79,8 +79,14 @@ def test_generic_template_is_all_estimates_with_systolic_and_sweep_fields():
 SPOT_CHECKS = [
     # NVIDIA H100 datasheet, SXM column: 1,979 TFLOPS BF16 with sparsity -> 989.4 dense; 3.35 TB/s; 700 W.
     ("h100-sxm", "bf16", 989.4 * T), ("h100-sxm", "hbm_bw", 3.35e12), ("h100-sxm", "tdp", 700.0),
-    # NVIDIA A100 datasheet, 80GB SXM: 2,039 GB/s; BF16 312 TFLOPS dense; 400 W.
-    ("a100-sxm-80gb", "hbm_bw", 2.039e12), ("a100-sxm-80gb", "bf16", 312 * T), ("a100-sxm-80gb", "mem", 80 * G),
+    # NVIDIA A100 datasheet, 80GB SXM: 2,039 GB/s; BF16 312 TFLOPS dense; 400 W; nvidia-smi memory.total of an
+    # A100-SXM4-80GB: 81920 MiB (the datasheet's "80GB" is 80 GiB).
+    ("a100-sxm-80gb", "hbm_bw", 2.039e12), ("a100-sxm-80gb", "bf16", 312 * T),
+    ("a100-sxm-80gb", "mem", 81920 * 2**20),
+    # NVIDIA L40S datasheet: BF16 362.05 TFLOPS dense (733 with sparsity), FP8 733; 864 GB/s; 350 W; nvidia-smi:
+    # 46068 MiB (the datasheet's "48 GB GDDR6 with ECC").
+    ("l40s", "bf16", 362.05 * T), ("l40s", "fp8", 733 * T), ("l40s", "hbm_bw", 864 * G), ("l40s", "tdp", 350.0),
+    ("l40s", "mem", 46068 * 2**20),
     # NVIDIA H200 datasheet: 4.8 TB/s; nvidia-smi memory.total 143771 MiB (the datasheet's "141 GB").
     ("h200-sxm", "mem", 143771 * 2**20), ("h200-sxm", "hbm_bw", 4.8e12),
     # nvidia-smi memory.total of H100 80GB HBM3: 81559 MiB (80 GiB less the driver's reserve).

@@ -27,7 +27,7 @@ Stack = Literal["tuned", "trtllm-bench", "trtllm-pytorch", "vllm"]
 
 Kind = Literal["offline_throughput", "server_throughput", "per_user_decode", "video_seconds", "video_energy_j",
                "training_tflops_per_gpu", "training_mfu", "training_tokens_per_s_per_gpu", "energy_per_token",
-               "system_energy_per_token"]
+               "system_energy_per_token", "static_batch_tokens_per_s_per_gpu", "first_token_latency_s"]
 
 
 class Profile(BaseModel):

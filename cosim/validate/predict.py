@@ -189,6 +189,28 @@ def engine_run(q: Query, inp: int, out: int, chips: int, params, limit: int, cv:
                     params=params.with_overrides(memory_reserve_fraction=reserve))
 
 
+def _static_batch(q: Query, params, phase: str = "generate"):
+    """One static batch of `q.batch` requests on one TP x PP group, as TensorRT-LLM's gptSessionBenchmark
+    runs it: the whole batch's prompts in one context pass, then `output_len` - 1 decode steps (no in-flight
+    batching, no chunked prefill); `phase="prefill"` is the context pass alone (first-token latency). The
+    engine allocates what the stated batch needs, so the run is taken to fit where its footprint fits the
+    device, cosim's runtime reserve notwithstanding (as `engine_run` does for an engine's own admission)."""
+    from cosim.engines.efficiency import params_for
+    from cosim.engines.estimate import estimate
+    from cosim.engines.memory import footprint
+    from cosim.specs.loader import load_hardware, load_workload
+
+    hw = load_hardware(q.hardware)
+    params = params or params_for(hw)
+    out = 1 if phase == "prefill" else int(q.output_len or 1)
+    run = _scenario(q, phase, q.batch or 1, int(q.input_len or 1), out).model_copy(update={"chunked_prefill": False})
+    cap = hw.main_memory.capacity_bytes.value
+    reserve = max(0.0, min(params.memory_reserve_fraction,
+                           1.0 - footprint(load_workload(q.workload), run).total / cap - 1e-6))
+    return estimate(q.hardware, q.workload, run, chips=q.tp * q.pp,
+                    params=params.with_overrides(memory_reserve_fraction=reserve))
+
+
 def _trtllm_bench_steps(q: Query, inp: int, out: int) -> dict:
     """Scenario fields of a performance-table run's steps: the CUDA-graph sizes its engine captures, the
     tables' list within the max batch size and token budget trtllm-bench derives (cosim.engines.graph_padding).
@@ -352,6 +374,16 @@ def predict(q: Query, mapping: Mapping, params=None) -> tuple[float | None, str 
         return res.energy_j_per_token, None
     if q.kind == "server_throughput":
         return _server_throughput(q, mapping, params)
+    if q.kind == "static_batch_tokens_per_s_per_gpu":
+        res = _static_batch(q, params)
+        if not res.feasible or not res.throughput_tokens_per_s:
+            return None, res.reason or "no throughput"
+        return res.throughput_tokens_per_s / (q.tp * q.pp), None
+    if q.kind == "first_token_latency_s":
+        res = _static_batch(q, params, phase="prefill")
+        if not res.feasible or not res.ttft_s:
+            return None, res.reason or "no first-token latency"
+        return res.ttft_s, None
     if q.kind == "per_user_decode":
         inp, out = lengths(q, mapping)
         sc = _scenario(q, "decode", 1, inp + out // 2, 1)

@@ -26,6 +26,8 @@ OUTPUT_METRIC = {
     # a serving run's MFU is its throughput x FLOPs per token / peak: it errs as the throughput does
     "mfu": "offline_throughput",
     "energy_j_per_token": "energy_per_token",
+    # a single prompt's context pass (prefill at batch 1) is judged by the first-token latency rows
+    "ttft_s": "first_token_latency_s",
 }
 #: a video run's joules are judged by ML.ENERGY's text-to-video runs (GPU joules per video), its MFU by the
 #: video times (inverted: MFU is FLOPs over time)
@@ -122,6 +124,8 @@ def band(output: str, value: float | None, hardware: str | None = None,
     table = _metric_table(phase)
     if value is None or output not in table:
         return None
+    if output == "ttft_s" and (phase != "prefill" or batch is None or batch > PER_USER_BATCH):
+        return None  # the first-token rows time one prompt alone; a batch's or a server's TTFT is another question
     metric = table[output]
     generation = generation_of(hardware) if hardware else None
     if output == "tpot_s":  # per-user speed rows are 1/TPOT; fall back on throughput rows when few
