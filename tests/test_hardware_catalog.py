@@ -97,13 +97,13 @@ SPOT_CHECKS = [
     ("b300", "fp8", 4.5e15), ("b300", "hbm_bw", 8e12), ("b300", "mem", 270 * G),
     # NVIDIA GB200 NVL72 table: 72-GPU NVLink domain, 1.8 TB/s bidirectional per GPU.
     ("gb200-nvl72", "domain", 72), ("gb200-nvl72", "link_bw", 900 * G),
-    # AMD MI300X: 192 GB HBM3 at 5.3 TB/s, 1307.4 TFLOPS BF16 dense (ROCm MI300 peak table).
-    ("mi300x", "mem", 192 * G), ("mi300x", "hbm_bw", 5.3e12), ("mi300x", "bf16", 1307.4 * T),
+    # AMD MI300X: 192 GB HBM3 (rocm-smi: 205822885888 B) at 5.3 TB/s, 1307.4 TFLOPS BF16 dense (ROCm MI300 peak table).
+    ("mi300x", "mem", 205_822_885_888), ("mi300x", "hbm_bw", 5.3e12), ("mi300x", "bf16", 1307.4 * T),
     # AMD MI355X: 288 GB HBM3E, 8 TB/s, 1400 W.
-    ("mi355x", "mem", 288 * G), ("mi355x", "tdp", 1400.0),
+    ("mi355x", "mem", 288 * 2**30), ("mi355x", "tdp", 1400.0),
     # AMD MI350X: the same 288 GB at 8 TB/s, 1000 W air-cooled; FP8 = 256 CUs x 8192 FLOP/clk x 2.2 GHz (4.61 PF;
     # AMD quotes 37 PF per 8-GPU platform).
-    ("mi350x", "mem", 288 * G), ("mi350x", "hbm_bw", 8e12), ("mi350x", "tdp", 1000.0), ("mi350x", "fp8", 4613.7 * T),
+    ("mi350x", "mem", 288 * 2**30), ("mi350x", "hbm_bw", 8e12), ("mi350x", "tdp", 1000.0), ("mi350x", "fp8", 4613.7 * T),
     # Google Cloud TPU v5e docs: 197 TFLOPS bf16, 16 GB HBM2, 819 GBps, 400 GBps bidirectional ICI.
     ("tpu-v5e", "bf16", 197 * T), ("tpu-v5e", "mem", 16 * G), ("tpu-v5e", "hbm_bw", 819 * G),
     ("tpu-v5e", "link_bw", 200 * G),
@@ -117,8 +117,8 @@ SPOT_CHECKS = [
     ("groq-lpu", "mem", 230e6), ("groq-lpu", "hbm_bw", 80e12),
     # Cerebras WSE-3: 44 GB on-chip SRAM at 21 PB/s.
     ("cerebras-wse3", "mem", 44 * G), ("cerebras-wse3", "hbm_bw", 21e15),
-    # Ada whitepaper Appendix A: RTX 4090 24 GB GDDR6X at 1008 GB/s, 82.6 TFLOPS FP32.
-    ("rtx-4090", "mem", 24 * G), ("rtx-4090", "hbm_bw", 1008 * G),
+    # Ada whitepaper Appendix A: RTX 4090 24 GB GDDR6X (nvidia-smi: 24564 MiB) at 1008 GB/s, 82.6 TFLOPS FP32.
+    ("rtx-4090", "mem", 24564 * 2**20), ("rtx-4090", "hbm_bw", 1008 * G),
     # Jetson AGX Orin 64GB: 204.8 GB/s LPDDR5.
     ("jetson-agx-orin", "hbm_bw", 204.8 * G),
 ]

@@ -58,8 +58,6 @@ def apply_stack(params, scale: float, busy_s: float = 0.0):
     """Engine parameters of a serving stack whose kernels reach `scale` x the reference (tuned) stack's
     fractions of peak FLOP/s, attention throughput and memory bandwidth (each capped at 1), and which runs
     `busy_s` seconds of GPU work per running sequence per step that the op graph does not price."""
-    if scale == 1.0 and busy_s == 0.0:
-        return params
     if busy_s:
         params = params.with_overrides(per_sequence_busy_s=params.per_sequence_busy_s + busy_s)
     if scale == 1.0:

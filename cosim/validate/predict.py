@@ -165,8 +165,7 @@ def engine_run(q: Query, inp: int, out: int, chips: int, params, limit: int, cv:
     the spread of the output lengths (0: every request generates `out` tokens)."""
     from cosim.engines.efficiency import params_for
     from cosim.engines.estimate import estimate
-    from cosim.engines.memory import footprint
-    from cosim.specs.loader import load_hardware, load_workload
+    from cosim.specs.loader import load_hardware
 
     hw = load_hardware(q.hardware)
     params = params or params_for(hw)
@@ -182,11 +181,19 @@ def engine_run(q: Query, inp: int, out: int, chips: int, params, limit: int, cv:
         return estimate(q.hardware, q.workload, sc, chips=chips, batch_max=True, params=params)
     run = _scenario(q, "generate", batch, inp, out, output_len_cv=cv).model_copy(
         update=_trtllm_bench_steps(q, inp, out))
-    cap = hw.main_memory.capacity_bytes.value
     # (below 0 when vLLM's preemption lets the in-flight set outgrow the device by the end of the run)
-    reserve = min(params.memory_reserve_fraction, 1.0 - footprint(load_workload(q.workload), run).total / cap - 1e-6)
     return estimate(q.hardware, q.workload, run, chips=chips,
-                    params=params.with_overrides(memory_reserve_fraction=reserve))
+                    params=params.with_overrides(memory_reserve_fraction=_admitted_reserve(q, run, hw, params)))
+
+
+def _admitted_reserve(q: Query, run, hw, params) -> float:
+    """cosim's runtime reserve lowered to what `run`'s footprint leaves of the device: an engine that admitted
+    the run allocates what it needs, so the footprint check passes wherever the run fits the device itself."""
+    from cosim.engines.memory import footprint
+    from cosim.specs.loader import load_workload
+
+    cap = hw.main_memory.capacity_bytes.value
+    return min(params.memory_reserve_fraction, 1.0 - footprint(load_workload(q.workload), run).total / cap - 1e-6)
 
 
 def _static_batch(q: Query, params, phase: str = "generate"):
@@ -197,16 +204,13 @@ def _static_batch(q: Query, params, phase: str = "generate"):
     device, cosim's runtime reserve notwithstanding (as `engine_run` does for an engine's own admission)."""
     from cosim.engines.efficiency import params_for
     from cosim.engines.estimate import estimate
-    from cosim.engines.memory import footprint
-    from cosim.specs.loader import load_hardware, load_workload
+    from cosim.specs.loader import load_hardware
 
     hw = load_hardware(q.hardware)
     params = params or params_for(hw)
     out = 1 if phase == "prefill" else int(q.output_len or 1)
     run = _scenario(q, phase, q.batch or 1, int(q.input_len or 1), out).model_copy(update={"chunked_prefill": False})
-    cap = hw.main_memory.capacity_bytes.value
-    reserve = max(0.0, min(params.memory_reserve_fraction,
-                           1.0 - footprint(load_workload(q.workload), run).total / cap - 1e-6))
+    reserve = max(0.0, _admitted_reserve(q, run, hw, params))  # never beyond the device itself
     return estimate(q.hardware, q.workload, run, chips=q.tp * q.pp,
                     params=params.with_overrides(memory_reserve_fraction=reserve))
 
