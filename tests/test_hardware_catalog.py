@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 HW_DIR = REPO / "hardware_specs"
 
 REQUIRED_SLUGS = [
-    "a100-sxm-80gb", "h100-sxm", "h200-sxm", "h800", "h20", "b200", "b300", "gb200-nvl72", "gb300-nvl72",
+    "a100-sxm-80gb", "a100-sxm-40gb", "h100-sxm", "h200-sxm", "h800", "h20", "b200", "b300", "gb200-nvl72", "gb300-nvl72",
     "rtx-4090", "l40s", "mi300x", "mi325x", "mi350x", "mi355x", "tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e", "tpu-v7",
     "gaudi2", "gaudi3", "groq-lpu", "cerebras-wse3", "jetson-agx-orin", "generic-systolic-asic",
 ]
@@ -83,6 +83,8 @@ SPOT_CHECKS = [
     # A100-SXM4-80GB: 81920 MiB (the datasheet's "80GB" is 80 GiB).
     ("a100-sxm-80gb", "hbm_bw", 2.039e12), ("a100-sxm-80gb", "bf16", 312 * T),
     ("a100-sxm-80gb", "mem", 81920 * 2**20),
+    # A100 40GB SXM: 1.555 TB/s HBM2, 400 W; deviceQuery: 42405855232 bytes; the 80 GB part's compute.
+    ("a100-sxm-40gb", "hbm_bw", 1.555e12), ("a100-sxm-40gb", "mem", 42_405_855_232), ("a100-sxm-40gb", "bf16", 312 * T),
     # NVIDIA L40S datasheet: BF16 362.05 TFLOPS dense (733 with sparsity), FP8 733; 864 GB/s; 350 W; nvidia-smi:
     # 46068 MiB (the datasheet's "48 GB GDDR6 with ECC").
     ("l40s", "bf16", 362.05 * T), ("l40s", "fp8", 733 * T), ("l40s", "hbm_bw", 864 * G), ("l40s", "tdp", 350.0),

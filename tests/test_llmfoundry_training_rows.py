@@ -76,8 +76,8 @@ def _rows():
 
 def test_every_readme_row_is_in_the_reference_data_and_mapped():
     rows, mapping = _rows(), load_mapping()
-    # README tables H100 80GB BF16 (52 rows), H100 80GB FP8 (10) and A100 80GB (61)
-    assert len(rows) == 123
+    # README tables H100 80GB BF16 (52 rows), H100 80GB FP8 (10), A100 80GB (61) and, since session 33, A100 40GB (78)
+    assert len(rows) == 123 + 78
     for rid, row in rows.items():
         q = mapping.rows[rid]
         assert q.kind == "training_tokens_per_s_per_gpu" and q.zero == 3 and q.dp == q.chips
@@ -89,6 +89,38 @@ def test_every_readme_row_is_in_the_reference_data_and_mapped():
         assert (q.input_len, q.chips, q.microbatch) == (int(seq), int(gpus), int(micro))
         assert q.recompute in ("full", "none")
         assert (q.recompute == "full") == ("activation checkpointing True" in row.workload["parallelism"])
+
+
+# d_model and n_layers of each benchmark model (scripts/train/yamls/pretrain/mpt-<size>.yaml)
+DIMS = {size: (d, layers) for size, (d, _, layers, _) in MPT.items()}
+
+
+def test_a100_40gb_rows_reproduce_the_mfu_the_table_prints():
+    """Every row of the A100 40GB table: its tokens/s per GPU and the README's MFU formula ((6 N + 12 L d s) FLOP
+    per token over 312 TFLOP/s, N the row's NumParams) give the MFU column within half a point, so no cell was
+    mistyped; every row is predicted (each ran, so none may be "does not fit" on a 40 GB part)."""
+    rows = {rid: r for rid, r in _rows().items() if rid.startswith("llmfoundry-a100-40gb-")}
+    assert len(rows) == 78
+    mapping = load_mapping()
+    for rid, row in rows.items():
+        size, seq = re.search(r"row (\w+) / SeqLen (\d+)", row.source["locator"]).groups()
+        mfu = float(row.source["locator"].split("MFU ")[1])
+        params = int(re.search(r"NumParams (\d+)", row.notes).group(1))
+        d, layers = DIMS[size]
+        assert (6 * params + 12 * layers * d * int(seq)) * row.value / 312e12 * 100 == pytest.approx(mfu, abs=0.5)
+        assert mapping.rows[rid].hardware == "a100-sxm-40gb"
+    for rid in ("llmfoundry-a100-40gb-mpt-70b-s2048-x128-mb4", "llmfoundry-a100-40gb-mpt-3b-s8192-x8-mb1"):
+        value, reason = predict(mapping.rows[rid], mapping)
+        assert value is not None, reason
+
+
+def test_the_40gb_part_is_the_80gb_part_with_less_and_slower_memory():
+    small, large = load_hardware("a100-sxm-40gb"), load_hardware("a100-sxm-80gb")
+    assert small.peak_flops("bf16") == large.peak_flops("bf16") == 312e12
+    assert small.main_memory.bandwidth_bytes_per_s.value == 1.555e12
+    assert small.main_memory.capacity_bytes.value == 42_405_855_232  # deviceQuery: 40441 MiB
+    # the same die's measured matmul ceiling
+    assert params_for(small, calibrated=False).compute_fraction[0] == pytest.approx(267.9 / 312, abs=5e-4)
 
 
 def test_a_stated_recompute_is_priced_not_replaced():

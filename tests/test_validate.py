@@ -38,7 +38,7 @@ def test_reference_rows_carry_sources_and_positive_values():
     # + llm-foundry's MPT and flash-attention's GPT3 training runs (session 28), torchtitan's FSDP2 runs on 64
     # A100s (session 31); TensorRT-LLM's 2023 static-batch and first-token-latency cells (session 33: 31 + 16 mapped,
     # 10 of Falcon 180B unmapped)
-    assert len(added) == 353 + 123 + 5 + 8 + 57
+    assert len(added) == 353 + 123 + 5 + 8 + 57 + 78  # + llm-foundry's A100 40GB table (session 33)
     for r in rows:
         assert r.value > 0 and (r.source.get("url") or r.source.get("locator") or r.source.get("title"))
     by_id = {r.id: r for r in rows}
@@ -315,7 +315,8 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
     # torchtitan (session 31): 8 runs, 2 unmapped (checkpointing every second block), Llama 2 70B with op-level
     # selective checkpointing "does not fit" under Korthikanti's selective activations (91 GB), though it ran
     # TensorRT-LLM's 2023 tables (session 33): 31 static-batch cells and 16 first-token latencies, all predicted
-    added = 352 + 123 + 5 + 5 + 47 + len(configs)
+    # and llm-foundry's 78 A100 40GB runs (session 33), all predicted
+    added = 352 + 123 + 5 + 5 + 47 + 78 + len(configs)
     assert sum(r["origin"] == "added" for r in predicted) == added
     origin_groups = {s["group"]: s["count"] for s in data["summary"] if s["group_by"] == "origin"}
     assert origin_groups["added"] == added and origin_groups["shared"] == len(predicted) - added
