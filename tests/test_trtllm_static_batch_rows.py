@@ -129,7 +129,7 @@ def test_a_single_prompts_ttft_band_comes_from_the_first_token_rows(monkeypatch)
 
     seen = []
 
-    def fake(metric, generation=None, moe=None):
+    def fake(metric, generation=None, moe=None, trainer=None):
         seen.append(metric)
         return [-0.5] * 6 if metric == "first_token_latency_s" else []
 

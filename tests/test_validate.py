@@ -152,7 +152,7 @@ def test_band_is_the_loo_quantiles_inverted(monkeypatch):
     from cosim.validate import uncertainty
 
     errs = np.array([-0.2, -0.1, 0.0, 0.1, 0.3])
-    monkeypatch.setattr(uncertainty, "loo_errors", lambda metric, generation=None, moe=None: errs)
+    monkeypatch.setattr(uncertainty, "loo_errors", lambda metric, generation=None, moe=None, trainer=None: errs)
     b = uncertainty.band("throughput_tokens_per_s", 1000.0)
     q10, q90 = np.quantile(errs, [0.1, 0.9])
     assert b["p10"] == pytest.approx(1000 / (1 + q90)) and b["p90"] == pytest.approx(1000 / (1 + q10))
@@ -165,7 +165,7 @@ def test_band_uses_the_hardware_generation_when_it_has_enough_rows(monkeypatch):
     wide = np.array([-0.5, -0.3, 0.0, 0.4, 0.8])  # Blackwell's record
     narrow = np.array([-0.05, -0.02, 0.0, 0.02, 0.05])  # everyone's
     monkeypatch.setattr(uncertainty, "loo_errors",
-                        lambda metric, generation=None, moe=None: wide if generation == "nvidia-blackwell" else narrow)
+                        lambda metric, generation=None, moe=None, trainer=None: wide if generation == "nvidia-blackwell" else narrow)
     b = uncertainty.band("throughput_tokens_per_s", 1000.0, "b200")
     q10, q90 = np.quantile(wide, [0.1, 0.9])
     assert b["p10"] == pytest.approx(1000 / (1 + q90)) and b["p90"] == pytest.approx(1000 / (1 + q10))
@@ -182,7 +182,7 @@ def test_band_uses_the_model_class_before_the_generation(monkeypatch):
     moe_bw = np.array([0.1, 0.2, 0.25, 0.3, 0.9])  # MoE rows on Blackwell: cosim fast
     dense = np.array([-0.05, -0.02, 0.0, 0.02, 0.05])
 
-    def fake(metric, generation=None, moe=None):
+    def fake(metric, generation=None, moe=None, trainer=None):
         if moe is True:
             return moe_bw if generation in (None, "nvidia-blackwell") else moe_bw[:2]
         return dense
@@ -208,7 +208,7 @@ def test_tpot_band_takes_per_user_rows_only_for_a_single_sequence_of_their_class
     per_user = np.array([0.36, 0.37, 0.38, 0.44, 0.41, 0.28])  # cosim fast on batch-1 MoE decode
     throughput = np.array([-0.1, -0.05, 0.0, 0.05, 0.1])
 
-    def fake(metric, generation=None, moe=None):
+    def fake(metric, generation=None, moe=None, trainer=None):
         if metric == "per_user_decode":
             return per_user if moe is True else per_user[:0]
         return throughput
@@ -232,7 +232,7 @@ def test_energy_bands_are_judged_by_the_energy_rows_of_their_kind(monkeypatch):
     seen = []
     per_token, per_video = np.array([-0.3, -0.2, -0.1, 0.0, 0.1]), np.array([-0.1, -0.05, 0.0, 0.05, 0.1])
 
-    def fake(metric, generation=None, moe=None):
+    def fake(metric, generation=None, moe=None, trainer=None):
         seen.append(metric)
         return {"energy_per_token": per_token, "video_energy_j": per_video}.get(metric, np.zeros(0))
 
@@ -258,7 +258,7 @@ def test_a_serving_or_video_mfu_errs_as_its_speed_does(monkeypatch):
     speed, times, train = (np.array([-0.2, -0.1, 0.0, 0.1, 0.2]), np.array([-0.3, -0.2, -0.1, 0.0, 0.1]),
                            np.array([-0.05, 0.0, 0.05, 0.1, 0.15]))
     table = {"offline_throughput": speed, "video_seconds": times, "training_mfu": train}
-    monkeypatch.setattr(uncertainty, "loo_errors", lambda metric, generation=None, moe=None: table[metric])
+    monkeypatch.setattr(uncertainty, "loo_errors", lambda metric, generation=None, moe=None, trainer=None: table[metric])
     serving = uncertainty.band("mfu", 0.5, "h100-sxm", False, phase="decode")
     q10, q90 = np.quantile(speed, [0.1, 0.9])
     assert serving["p10"] == pytest.approx(0.5 / (1 + q90)) and serving["group"].startswith("offline_throughput")

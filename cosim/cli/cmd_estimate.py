@@ -121,8 +121,10 @@ def register(app: typer.Typer) -> None:
                                   "trtllm-bench (also: its prompt-carrying steps run without CUDA graphs, so with "
                                   "--chunked-prefill an MoE model's steps wait for the host) | trtllm-pytorch "
                                   "(the same backend and factor under another harness) | vllm "
-                                  "(also: its fitted GPU time per running sequence per step; see "
-                                  "reports/validation.md)"),
+                                  "(also: its fitted GPU time per running sequence per step) | pytorch (--phase "
+                                  "train only: eager PyTorch trainers, FSDP/DDP without Megatron-Core's fused "
+                                  "kernels: the factor fitted on llm-foundry, torchtitan and flash-attention "
+                                  "training runs); see reports/validation.md"),
         moe_host_ms: float | None = typer.Option(None, "--moe-host-ms", help="train, MoE: host time in ms a step "
                                                  "waits per MoE layer per micro-batch (default: the time cosim "
                                                  "validate fitted for Megatron-Core on Hopper and Blackwell, 0 "
@@ -188,7 +190,7 @@ def register(app: typer.Typer) -> None:
         from cosim.engines.calibration import is_moe, stack_params
         from cosim.specs.loader import load_hardware, load_workload
 
-        check_stack(stack)
+        check_stack(stack, training=phase == "train")
         from cosim.engines.eager import EAGER_PROMPT_STACKS
 
         if stack in EAGER_PROMPT_STACKS:  # its prompt steps run without CUDA graphs (cosim.engines.eager)
@@ -211,7 +213,7 @@ def register(app: typer.Typer) -> None:
         if with_uncertainty:
             from cosim.validate.uncertainty import bands_for
 
-            out["uncertainty"] = bands_for(out, hardware=hw.name, moe=moe, phase=phase)
+            out["uncertainty"] = bands_for(out, hardware=hw.name, moe=moe, phase=phase, stack=stack)
         if fmt == "json":
             print_json(out)
             return

@@ -166,14 +166,18 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
                               field=".".join(str(p) for p in first["loc"])) from None
 
 
-def check_stack(stack: str) -> None:
-    """`--stack` must name a serving stack the calibration knows (CosimInputError naming the flag)."""
+def check_stack(stack: str, training: bool = False) -> None:
+    """`--stack` must name a stack the calibration knows, and a training stack only for a training run, the
+    only kind its rows measured (CosimInputError naming the flag)."""
     from typing import get_args
 
-    from cosim.validate.mapping import Stack
+    from cosim.validate.mapping import TRAINING_STACKS, Stack
 
     if stack not in get_args(Stack):
         raise CosimInputError(f"--stack must be one of {', '.join(get_args(Stack))}, got '{stack}'")
+    if stack in TRAINING_STACKS and not training:
+        raise CosimInputError(f"--stack {stack} is a training stack (its factor is fitted on training runs only): "
+                              "use it with estimate --phase train")
 
 
 def parse_graph_sizes(text: str) -> tuple[int, ...]:

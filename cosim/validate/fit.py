@@ -7,9 +7,10 @@ those scales fixed, the two MoE parameters (the shares of the dense GEMM fractio
 memory-bandwidth fraction that grouped expert GEMMs reach) are fitted on every MoE row, so the MoE models
 neither bend the chips' scales nor go without the factors that describe their kernels. Last, with everything
 else fixed, the MoE training rows fit one time: the host time per MoE layer per micro-batch of a Megatron-Core
-training step (`fit_moe_training_overhead`). Leave-one-out: each row is re-predicted with the parameters refitted without it
-(one Gauss-Newton step from the full fit) and its error reported; that cross-validated error is the figure to
-quote.
+training step (`fit_moe_training_overhead`), and the dense training rows of eager PyTorch trainers one
+kernel-efficiency factor for that stack (`fit_training_stack`, cross-validated a whole table at a time).
+Leave-one-out: each row is re-predicted with the parameters refitted without it (one Gauss-Newton step from the
+full fit) and its error reported; that cross-validated error is the figure to quote.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd
 import yaml
 
 from cosim.engines.calibration import CALIBRATION_PATH, OVERHEAD_BOUNDS, SCALE_BOUNDS, scaled_params
+from cosim.validate.mapping import TRAINING_STACKS
 
 #: hardware generations that share kernels and hence achievable fractions of peak
 GENERATIONS: dict[str, tuple[str, ...]] = {
@@ -53,7 +55,8 @@ HELD_OUT_METRICS = ("server_throughput", "training_tokens_per_s_per_gpu", "stati
                     "first_token_latency_s")
 #: ...except the MoE training rows, which fit one parameter of their own after every other stage (the chips'
 #: scales and the MoE shares held): the host time per MoE layer per micro-batch of a training step
-#: (`moe_train_layer_overhead_s`), which no inference row sees. The dense training rows stay held out.
+#: (`moe_train_layer_overhead_s`), which no inference row sees, and the dense training rows of an eager PyTorch
+#: trainer, which fit that stack's one factor (TRAINING_STACKS). The other dense training rows stay held out.
 TRAIN_METRIC = "training_tokens_per_s_per_gpu"
 #: range of that time (seconds): none to 50 ms per MoE layer per micro-batch
 TRAIN_OVERHEAD_BOUNDS = (0.0, 0.05)
@@ -550,6 +553,76 @@ def fit_moe_training_overhead(table: pd.DataFrame, thetas: dict[str, np.ndarray]
     return t, in_sample, loo, by_model
 
 
+#: The training stacks (cosim.validate.mapping.TRAINING_STACKS) fit last, on their dense training rows,
+#: everything else fixed: one kernel-efficiency factor each. Eager PyTorch trainers (FSDP/DDP, no Megatron-Core
+#: fused kernels or Transformer Engine layers) run the same H100 at 0.55-0.7x the speed cosim's tuned
+#: Megatron-Bridge rows are centred on (cosim/validate/notes.md, session 34); fitted beside the chips' scales
+#: they would bend them.
+#: points of the log factor at which a training stack's rows are predicted once, from SCALE_BOUNDS[0] to
+#: SCALE_BOUNDS[1]; the fit and its leave-one-group-out refits interpolate each row's log prediction between them
+TRAINING_STACK_GRID = 21
+
+
+def training_group(source: str, hardware: str) -> str:
+    """A training row's group for leave-one-group-out: its source (the text before the first comma, i.e. the
+    repository or publication) on one chip, so a whole table is left out at a time, not a row of it."""
+    return f"{source.split(',')[0].strip()} on {hardware}"
+
+
+def fit_training_stack(table: pd.DataFrame, thetas: dict[str, np.ndarray], stacks: dict[str, float],
+                       grouped: tuple[float, float], train_host: tuple[float, tuple[str, ...]],
+                       verbose: bool = True) -> dict[str, dict]:
+    """{stack: {"scale", "ids", "in_sample", "loo", "by_group"}} of each training stack on its dense training
+    rows in `table` (rows whose `stack` column names it), every other parameter held at its fitted value. One
+    log factor per stack minimises sum log(predicted / measured)^2 plus a Gaussian prior (STACK_PRIOR_SIGMA).
+    Cross-validation leaves out a whole source-and-chip group (`training_group`) at a time and refits on the
+    rest: one factor absorbs any single row, so leave-one-row-out would say little about a new table."""
+    from scipy.optimize import minimize_scalar
+
+    out: dict[str, dict] = {}
+    grid = np.linspace(np.log(SCALE_BOUNDS[0]), np.log(SCALE_BOUNDS[1]), TRAINING_STACK_GRID)
+    for stack in TRAINING_STACKS:
+        sub = table[table["stack"] == stack].reset_index(drop=True)
+        if sub.empty:
+            continue
+        measured = sub["measured"].to_numpy(dtype=float)
+        log_pred = np.vstack([np.log(_predict(sub, thetas, {**stacks, stack: float(np.exp(g))}, grouped, train_host))
+                              for g in grid]).T  # rows x grid
+        ok = np.all(np.isfinite(log_pred), axis=1)
+        log_meas = np.log(measured)
+
+        def log_err(theta: float, sel: np.ndarray, log_pred=log_pred, log_meas=log_meas) -> np.ndarray:
+            return np.array([np.interp(theta, grid, log_pred[i]) for i in np.flatnonzero(sel)]) - log_meas[sel]
+
+        def fit_on(sel: np.ndarray, log_err=log_err) -> float:
+            return float(minimize_scalar(lambda t: float(np.sum(log_err(t, sel) ** 2) + (t / STACK_PRIOR_SIGMA) ** 2),
+                                         bounds=(grid[0], grid[-1]), method="bounded", options={"xatol": 1e-4}).x)
+
+        theta = fit_on(ok)
+        scale = float(np.exp(theta))
+        in_sample = _predict(sub, thetas, {**stacks, stack: scale}, grouped, train_host) / measured - 1.0
+        groups = np.array([training_group(str(source), str(hw))  # str: np.str_ keys would not dump to YAML
+                           for source, hw in zip(sub["source"], sub["hardware"], strict=True)])
+        loo = np.full(len(sub), np.nan)
+        by_group: dict[str, dict] = {}
+        for g in sorted({str(g) for g in groups}):
+            own = groups == g
+            if not (ok & ~own).any():
+                continue
+            t_g = fit_on(ok & ~own)
+            loo[own & ok] = np.exp(log_err(t_g, own & ok)) - 1.0
+            by_group[g] = {"scale_without": round(float(np.exp(t_g)), 4), "rows": int(own.sum()),
+                           "median_abs_error": round(float(np.nanmedian(np.abs(loo[own]))), 4)}
+        out[stack] = {"scale": scale, "ids": list(sub["id"]), "in_sample": in_sample, "loo": loo,
+                      "by_group": by_group}
+        if verbose:
+            print(f"calibrate training stack {stack}: {scale:.3f} on {int(ok.sum())} rows, median |err| in-sample "
+                  f"{np.nanmedian(np.abs(in_sample)):.3f}, leave-one-group-out {np.nanmedian(np.abs(loo)):.3f} ("
+                  + ", ".join(f"{g}: {v['scale_without']:.3f}, {100 * v['median_abs_error']:.1f}%"
+                              for g, v in by_group.items()) + ")", file=sys.stderr)
+    return out
+
+
 def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     """Fit every generation with rows and the serving-stack factors on the dense rows, then the MoE shares on
     the MoE rows, the serving stacks' energy factors on the ML.ENERGY rows and the MoE training host time on
@@ -576,11 +649,15 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     speculative = table["id"].map(lambda i: query_for(i).draft_tokens > 0)
     # the ML.ENERGY configuration rows (diffusion time and energy per video) test cosim out of sample
     configs = table["source_class"] == CONFIG_SOURCE_CLASS
-    held = (table["metric"].isin(HELD_OUT_METRICS) | on_energy_stack | speculative | configs) & ~train_moe
+    # the dense training rows of a training stack fit its factor last (fit_training_stack)
+    train_stack = table["stack"].isin(TRAINING_STACKS) & table["metric"].str.startswith("training") & ~train_moe
+    train_stack_table = table[train_stack].reset_index(drop=True)
+    held = ((table["metric"].isin(HELD_OUT_METRICS) | on_energy_stack | speculative | configs)
+            & ~train_moe & ~train_stack)
     held_out = table[held].reset_index(drop=True)
-    moe = ~held & ~train_moe & (table["workload_class"] == MOE_CLASS)
+    moe = ~held & ~train_moe & ~train_stack & (table["workload_class"] == MOE_CLASS)
     moe_table = table[moe].reset_index(drop=True)
-    table = table[~held & ~moe & ~train_moe].reset_index(drop=True)
+    table = table[~held & ~moe & ~train_moe & ~train_stack].reset_index(drop=True)
     model, theta, in_sample, loo = fit_joint(table, verbose)
     thetas, stacks = model.unpack(theta)
     grouped, moe_in, moe_loo = fit_moe_share(moe_table, thetas, stacks, verbose)
@@ -595,6 +672,9 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                                                                                grouped, verbose)
     train_generations = tuple(sorted(set(train_moe_table["generation"])))
     all_stacks = {**stacks, **{key: fit[0] for key, fit in energy_fits.items()}, **energy_busy}
+    train_stack_fits = fit_training_stack(train_stack_table, thetas, all_stacks, grouped,
+                                          (train_host, train_generations), verbose)
+    all_stacks.update({stack: fit["scale"] for stack, fit in train_stack_fits.items()})
     held_errors = (_predict(held_out, thetas, all_stacks, grouped, (train_host, train_generations))
                    / held_out["measured"].to_numpy(dtype=float) - 1.0)
     if verbose and len(held_out):
@@ -646,8 +726,20 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
         busy_s = energy_busy.get(sequence_busy_key(stack))
         if busy_s is not None:
             stack_doc[stack]["per_sequence_busy_s"] = round(busy_s * 1e6, 2) / 1e6
+    for stack, fit in train_stack_fits.items():
+        stack_doc[stack] = {
+            "scale": round(fit["scale"], 4),
+            "fitted_on": ("dense training rows of the stack (tokens/s per GPU), every other parameter fixed; "
+                          "cross-validated by leaving out one source on one chip at a time"),
+            "rows": fit["ids"],
+            "in_sample_median_abs_error": round(float(np.nanmedian(np.abs(fit["in_sample"]))), 4),
+            "loo_median_abs_error": round(float(np.nanmedian(np.abs(fit["loo"]))), 4),
+            "leave_one_group_out": fit["by_group"]}
     loo_rows = [{"id": rid, "generation": g, "in_sample_error": float(a), "loo_error": float(b)}
                 for rid, g, a, b in zip(table["id"], table["generation"], in_sample, loo, strict=True)]
+    loo_rows += [{"id": rid, "generation": stack, "in_sample_error": float(a), "loo_error": float(b)}
+                 for stack, fit in train_stack_fits.items()
+                 for rid, a, b in zip(fit["ids"], fit["in_sample"], fit["loo"], strict=True)]
     loo_rows += [{"id": rid, "generation": g, "in_sample_error": float(a), "loo_error": float(b)}
                  for rid, g, a, b in zip(moe_table["id"], moe_table["generation"], moe_in, moe_loo, strict=True)]
     loo_rows += [{"id": rid, "generation": g, "in_sample_error": float(a), "loo_error": float(b)}
@@ -680,7 +772,9 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                    "model's rows and prompts with images scored at the factor, not fitted); last, the host time "
                    "per MoE layer per micro-batch of a training step (bounds "
                    f"{list(TRAIN_OVERHEAD_BOUNDS)} s) on the MoE training rows, everything else fixed, left out "
-                   "row by row by an exact refit; rows of reliability "
+                   "row by row by an exact refit; then one kernel-efficiency factor per training stack "
+                   f"{list(TRAINING_STACKS)} on its dense training rows (prior sigma {STACK_PRIOR_SIGMA}), "
+                   "cross-validated by leaving out one source on one chip at a time; rows of reliability "
                    f"{list(FIT_RELIABILITY)}; "
                    "leave-one-out by one Gauss-Newton refit step"),
         "families": families,

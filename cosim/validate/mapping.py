@@ -17,13 +17,19 @@ from cosim.specs.loader import read_document
 
 MAPPING_PATH = Path(__file__).resolve().parent.parent / "data" / "reference" / "mapping.yaml"
 
-#: serving software the measurement ran on. `tuned`: MLPerf closed submissions and vendors' own tuned
-#: engines (the reference the per-generation calibration describes); `trtllm-bench`: TensorRT-LLM's
-#: PyTorch-backend benchmark tables; `trtllm-pytorch`: that backend under another harness (NVIDIA's MLPerf
-#: DeepSeek-R1 submissions), which takes trtllm-bench's factor (cosim.engines.calibration.KERNELS_OF) but
-#: states its own engine limits; `vllm`: vLLM (ML.ENERGY). Each fitted stack has one kernel-efficiency factor
+#: serving or training software the measurement ran on. `tuned`: MLPerf closed submissions, vendors' own tuned
+#: engines and Megatron-Core/MaxText trainers (the reference the per-generation calibration describes);
+#: `trtllm-bench`: TensorRT-LLM's PyTorch-backend benchmark tables; `trtllm-pytorch`: that backend under another
+#: harness (NVIDIA's MLPerf DeepSeek-R1 submissions), which takes trtllm-bench's factor
+#: (cosim.engines.calibration.KERNELS_OF) but states its own engine limits; `vllm`: vLLM (ML.ENERGY); `pytorch`:
+#: eager PyTorch trainers (FSDP or DDP without Megatron-Core's fused kernels and Transformer Engine's layers:
+#: llm-foundry/Composer, torchtitan, flash-attention's GPT training scripts), whose factor the dense training rows
+#: of those trainers fit (TRAINING_STACKS). Each fitted stack has one kernel-efficiency factor
 #: (cosim/data/calibration.yaml `stacks`).
-Stack = Literal["tuned", "trtllm-bench", "trtllm-pytorch", "vllm"]
+Stack = Literal["tuned", "trtllm-bench", "trtllm-pytorch", "vllm", "pytorch"]
+#: the stacks whose factor only training rows fit (cosim.validate.fit.fit_training_stack): they price training
+#: steps, not serving, which no row of theirs measured
+TRAINING_STACKS: tuple[str, ...] = ("pytorch",)
 
 Kind = Literal["offline_throughput", "server_throughput", "per_user_decode", "video_seconds", "video_energy_j",
                "training_tflops_per_gpu", "training_mfu", "training_tokens_per_s_per_gpu", "energy_per_token",

@@ -15,7 +15,7 @@ import functools
 import numpy as np
 
 from cosim.engines.calibration import load_calibration
-from cosim.validate.mapping import load_mapping
+from cosim.validate.mapping import TRAINING_STACKS, load_mapping
 
 #: which validation metric each estimate/serve output is judged by
 OUTPUT_METRIC = {
@@ -63,62 +63,75 @@ def _workload_is_moe(workload: str) -> bool:
     return is_moe(load_workload(workload))
 
 
-def loo_errors(metric: str, generation: str | None = None, moe: bool | None = None) -> np.ndarray:
+def loo_errors(metric: str, generation: str | None = None, moe: bool | None = None,
+               trainer: str | None = None) -> np.ndarray:
     """Cross-validated signed errors of the rows of one metric (empty before calibration), optionally only
-    those on hardware of one generation (cosim.validate.fit.GENERATIONS) and only those of MoE (or dense)
-    models."""
+    those on hardware of one generation (cosim.validate.fit.GENERATIONS), only those of MoE (or dense)
+    models and only those of one trainer class (`trainer_class`: a training stack's rows were predicted at
+    its own factor, so they say nothing of a tuned trainer's estimate, nor the tuned rows of its)."""
     from cosim.validate.fit import generation_of
 
     rows = _row_queries(load_mapping())
     errs = load_calibration().get("loo_errors") or {}
     return np.array([e for rid, e in errs.items() if rid in rows and rows[rid][0] == metric
                      and (generation is None or generation_of(rows[rid][1]) == generation)
-                     and (moe is None or _workload_is_moe(rows[rid][2]) == moe)])
+                     and (moe is None or _workload_is_moe(rows[rid][2]) == moe)
+                     and (trainer is None or trainer_class(rows[rid][3]) == trainer)])
+
+
+def trainer_class(stack: str) -> str:
+    """The stack whose training rows judge a training estimate on `stack`: a fitted training stack
+    (cosim.validate.mapping.TRAINING_STACKS) its own, any other the tuned trainers'."""
+    return stack if stack in TRAINING_STACKS else "tuned"
 
 
 _ROW_QUERIES: dict[int, tuple] = {}
 
 
-def _row_queries(mapping) -> dict[str, tuple[str, str, str]]:
-    """(metric, hardware slug, workload) of every scored row: the reference rows, ML.ENERGY's energy rows and
+def _row_queries(mapping) -> dict[str, tuple[str, str, str, str]]:
+    """(metric, hardware slug, workload, stack) of every scored row: the reference rows, ML.ENERGY's energy rows and
     its configuration rows (their stored errors are out of sample: no fit sees them), built once per mapping."""
     hit = _ROW_QUERIES.get(id(mapping))
     if hit is None or hit[0] is not mapping:
         from cosim.validate.mapping import energy_queries
         from cosim.validate.runner import _config_query_table
 
-        table = {rid: (q.kind, q.hardware, q.workload) for rid, q in mapping.rows.items()}
+        table = {rid: (q.kind, q.hardware, q.workload, q.stack) for rid, q in mapping.rows.items()}
         for queries in (energy_queries(mapping)[0], _config_query_table(mapping)):
-            table.update({rid: (q.kind, q.hardware, q.workload) for rid, q in queries.items()})
+            table.update({rid: (q.kind, q.hardware, q.workload, q.stack) for rid, q in queries.items()})
         hit = _ROW_QUERIES[id(mapping)] = (mapping, table)
     return hit[1]
 
 
 def _errors(metric: str, generation: str | None, moe: bool | None = None,
-            class_only: bool = False) -> tuple[np.ndarray, str]:
+            class_only: bool = False, trainer: str | None = None) -> tuple[np.ndarray, str]:
     """The narrowest group with enough rows (the model class on the generation, the model class, the
-    generation, else the whole metric), with its label; `class_only`: the model-class groups or none."""
+    generation, else the whole metric), with its label; `class_only`: the model-class groups or none;
+    `trainer`: only the rows of that trainer class (`trainer_class`), at every level."""
     kind = None if moe is None else ("MoE" if moe else "dense")
+    base = metric if trainer is None else f"{metric}, {trainer} trainers"
     candidates = []
     if moe is not None and generation is not None:
-        candidates.append((generation, moe, f"{metric}, {kind} models, on {generation}"))
+        candidates.append((generation, moe, f"{base}, {kind} models, on {generation}"))
     if moe is not None:
-        candidates.append((None, moe, f"{metric}, {kind} models"))
+        candidates.append((None, moe, f"{base}, {kind} models"))
     if generation is not None and not class_only:
-        candidates.append((generation, None, f"{metric} on {generation}"))
+        candidates.append((generation, None, f"{base} on {generation}"))
     for gen, cls, label in candidates:
-        e = loo_errors(metric, gen, cls)
+        e = loo_errors(metric, gen, cls, trainer)
         if len(e) >= MIN_GENERATION_ROWS:
             return e, label
-    return (np.zeros(0), metric) if class_only else (loo_errors(metric), metric)
+    return (np.zeros(0), base) if class_only else (loo_errors(metric, trainer=trainer), base)
 
 
 def band(output: str, value: float | None, hardware: str | None = None,
-         moe: bool | None = None, phase: str | None = None, batch: int | None = None) -> dict[str, float | None] | None:
+         moe: bool | None = None, phase: str | None = None, batch: int | None = None,
+         stack: str = "tuned") -> dict[str, float | None] | None:
     """{'p10': ..., 'p90': ..., 'n': rows, 'group': ...} for an output value, or None without enough
     evidence; `hardware` (a catalog slug) and `moe` (the model's class) narrow the evidence to its
-    generation and class when those have enough rows; `phase` 'train' judges by the training rows; a TPOT at
-    `batch` 1 is judged by the per-user speed rows of its model class when they suffice."""
+    generation and class when those have enough rows; `phase` 'train' judges by the training rows of the
+    estimate's trainer class (`stack`, see `trainer_class`); a TPOT at `batch` 1 is judged by the per-user
+    speed rows of its model class when they suffice."""
     from cosim.validate.fit import generation_of
 
     table = _metric_table(phase)
@@ -138,7 +151,8 @@ def band(output: str, value: float | None, hardware: str | None = None,
             e, group = _errors(metric, generation, moe)
         e = 1.0 / (1.0 + e) - 1.0  # an error on a rate is the inverse error on a time
     else:
-        e, group = _errors(metric, generation, moe)
+        trainer = trainer_class(stack) if phase == "train" else None
+        e, group = _errors(metric, generation, moe, trainer=trainer)
         if output in RATE_OUTPUTS and metric in TIME_METRICS:
             e = 1.0 / (1.0 + e) - 1.0
     if len(e) < MIN_ROWS:
@@ -149,9 +163,10 @@ def band(output: str, value: float | None, hardware: str | None = None,
 
 
 def bands_for(result: dict, hardware: str | None = None, moe: bool | None = None,
-              phase: str | None = None) -> dict[str, dict | None]:
+              phase: str | None = None, stack: str = "tuned") -> dict[str, dict | None]:
     """Bands for every output of a result dict that has a metric group (of `hardware`'s generation and the
-    model's class when those have enough validated rows; a training run's by the training rows)."""
+    model's class when those have enough validated rows; a training run's by the training rows of its
+    trainer class)."""
     table = _metric_table(phase)
-    return {k: band(k, result.get(k), hardware, moe, phase, result.get("batch")) for k in table
+    return {k: band(k, result.get(k), hardware, moe, phase, result.get("batch"), stack) for k in table
             if result.get(k) is not None}
