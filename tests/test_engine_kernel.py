@@ -99,6 +99,26 @@ def test_kernel_matches_reference_on_a_built_graph():
     assert_kernel_matches_reference(hw, table, P, footprint_bytes=3e10, weight_footprint_bytes=8e9)
 
 
+def test_few_points_run_on_one_thread_with_the_same_answer_and_the_pool_restored():
+    """A sweep-sized call runs on Numba's pool, a few points on one thread (waking the pool costs more than
+    they do); each point's answer must not depend on which, and the pool size must come back afterwards."""
+    from dataclasses import fields
+
+    import numba
+
+    hw = _random_points(11, A.SERIAL_POINTS_MAX + 8)
+    opf, opi = A.pack_ops(TABLE, P)
+    prm = A.pack_params(P, footprint_bytes=3e10, weight_footprint_bytes=8e9)
+    threads = numba.get_num_threads()
+    pooled = A.run_points(hw, opf, opi, prm, P)
+    for i in (0, 5, A.SERIAL_POINTS_MAX + 7):
+        one = HardwareArrays(**{f.name: np.ascontiguousarray(getattr(hw, f.name)[i:i + 1]) for f in fields(hw)})
+        alone = A.run_points(one, opf, opi, prm, P)
+        for key in A.OUT:
+            np.testing.assert_allclose(alone[key][0], pooled[key][i], rtol=1e-12, atol=0, err_msg=key)
+    assert numba.get_num_threads() == threads
+
+
 def _curve(flops: float, peak: float = 989.4e12) -> float:
     """The family's size curve, read (as the yaml states) at the FLOPs 800 TFLOP/s does in the op's time at `peak`."""
     fam = yaml.safe_load((DATA_DIR / "efficiency" / "nvidia-gpu.yaml").read_text())
