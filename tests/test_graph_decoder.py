@@ -64,6 +64,37 @@ def test_decode_kv_bytes():
     assert t8.total("bytes_kv_read") == pytest.approx(8 * 3000 * per_token / 8, rel=1e-12)
 
 
+@pytest.mark.parametrize("tp", [1, 8])
+def test_decode_kv_read_once_per_query_head_without_a_gqa_kernel(tp):
+    """A masked multi-head attention kernel without GQA sharing (TensorRT-LLM before XQA) reads each KV head's
+    cache once per query head: 64 / 8 = 8 times the bytes of a GQA kernel's shared read; what it writes and the
+    other rows do not change. Per chip under TP the ratio is the chip's query heads over its KV heads (8 / 1)."""
+    model = load(LLAMA_70B)
+    per_token = 2 * 80 * 8 * 128 * BF16
+    shared = decode_graph(model, scen("decode", batch=8, tp=tp), 3000)
+    reread = decode_graph(model, scen("decode", batch=8, tp=tp, kv_read_per_query_head=True), 3000)
+    assert reread.total("bytes_kv_read") == pytest.approx(8 * 3000 * per_token / tp * 8, rel=1e-12)
+    assert reread.total("bytes_kv_read") == pytest.approx(8 * shared.total("bytes_kv_read"), rel=1e-12)
+    assert reread.total("bytes_kv_write") == shared.total("bytes_kv_write")
+    assert reread.total("bytes_weight") == shared.total("bytes_weight")
+    prompt = prefill_graph(model, scen("prefill", batch=8, tp=tp, kv_read_per_query_head=True))
+    assert prompt.total("bytes_kv_read") == 0.0  # a prompt's attention reads no cache
+
+
+def test_estimate_flag_kv_read_per_query_head(capsys):
+    """`estimate --kv-read-per-query-head`: a GQA model's decode step gets slower (more bytes read), a
+    multi-head model's (one query head per KV head) does not change."""
+    import json
+
+    def tpot(workload, *flag):
+        assert main(["estimate", "--hardware", "h100-sxm", "--workload", workload, "--phase", "decode", "--batch",
+                     "64", "--input-len", "2048", "--precision", "fp8", "--format", "json", *flag]) == 0
+        return json.loads(capsys.readouterr().out)["tpot_s"]
+
+    assert tpot("mistral-7b", "--kv-read-per-query-head") > 1.5 * tpot("mistral-7b")
+    assert tpot("llama-2-7b", "--kv-read-per-query-head") == pytest.approx(tpot("llama-2-7b"), rel=1e-12)
+
+
 @pytest.mark.parametrize("tp", [1, 2, 8])
 def test_decode_weight_bytes_per_chip(tp):
     """Weights read per chip per step = (params - input embedding table) x bytes / tp, within 0.5%."""

@@ -38,7 +38,9 @@ def test_reference_rows_carry_sources_and_positive_values():
     # + llm-foundry's MPT and flash-attention's GPT3 training runs (session 28), torchtitan's FSDP2 runs on 64
     # A100s (session 31); TensorRT-LLM's 2023 static-batch and first-token-latency cells (session 33: 31 + 16 mapped,
     # 10 of Falcon 180B unmapped)
-    assert len(added) == 353 + 123 + 5 + 8 + 57 + 78  # + llm-foundry's A100 40GB table (session 33)
+    # + llm-foundry's A100 40GB table (session 33); the same TensorRT-LLM document's v0.9.0 tables (session 35:
+    # 96 static-batch and 48 first-token cells, 24 of Falcon 180B unmapped)
+    assert len(added) == 353 + 123 + 5 + 8 + 57 + 78 + 144
     for r in rows:
         assert r.value > 0 and (r.source.get("url") or r.source.get("locator") or r.source.get("title"))
     by_id = {r.id: r for r in rows}
@@ -315,8 +317,9 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
     # torchtitan (session 31): 8 runs, 2 unmapped (checkpointing every second block), Llama 2 70B with op-level
     # selective checkpointing "does not fit" under Korthikanti's selective activations (91 GB), though it ran
     # TensorRT-LLM's 2023 tables (session 33): 31 static-batch cells and 16 first-token latencies, all predicted
-    # and llm-foundry's 78 A100 40GB runs (session 33), all predicted
-    added = 352 + 123 + 5 + 5 + 47 + 78 + len(configs)
+    # and llm-foundry's 78 A100 40GB runs (session 33), all predicted; TensorRT-LLM's v0.9.0 tables (session 35):
+    # 80 static-batch cells and 40 first-token latencies mapped, all predicted (the L40S TP groups over PCIe too)
+    added = 352 + 123 + 5 + 5 + 47 + 78 + 120 + len(configs)
     assert sum(r["origin"] == "added" for r in predicted) == added
     origin_groups = {s["group"]: s["count"] for s in data["summary"] if s["group_by"] == "origin"}
     assert origin_groups["added"] == added and origin_groups["shared"] == len(predicted) - added
@@ -629,8 +632,12 @@ def test_moe_rows_fit_only_the_moe_shares():
     # so is a speculative-decoding row: it tests the draft / verify step out of sample
     speculative = {rid for rid in moe["id"] if query_for(rid).draft_tokens}
     assert len(speculative) == 7 and speculative <= set(cal["held_out"]["rows"])
+    # and so are the static batches and first-token latencies of TensorRT-LLM's v0.9.0 tables (Mixtral 8x7B,
+    # session 35), as every row of those metrics
+    static = set(moe.loc[moe["metric"].isin(["static_batch_tokens_per_s_per_gpu", "first_token_latency_s"]), "id"])
+    assert len(static) == 16 + 8 and static <= set(cal["held_out"]["rows"])
     moe_rows = set(cal["moe"]["rows"])
-    held = on_vllm | speculative
+    held = on_vllm | speculative | static
     assert set(moe["id"]) - held <= moe_rows and set(cells) <= moe_rows and not held & moe_rows
     fitted = {rid for fam in cal["families"].values() for rid in fam.get("rows", [])}
     assert not fitted & moe_rows

@@ -88,6 +88,10 @@ def register(app: typer.Typer) -> None:
         accepted_tokens_per_step: float | None = typer.Option(
             None, "--accepted-tokens-per-step", help="with --draft-tokens: mean tokens a sequence emits per "
             "step (accepted drafts + 1; TensorRT-LLM's 'acceptance rate'), between 1 and draft tokens + 1"),
+        kv_read_per_query_head: bool = typer.Option(
+            False, "--kv-read-per-query-head", help="decode, generate, grouped-query attention: each query head "
+            "reads its KV head's cache on its own (a masked multi-head attention kernel without GQA sharing, as "
+            "TensorRT-LLM ran before XQA was on by default); default: the cache is read once, as GQA kernels do"),
         frames: FramesOpt = None,
         height: HeightOpt = None,
         width: WidthOpt = None,
@@ -172,7 +176,8 @@ def register(app: typer.Typer) -> None:
                                   dense_precision=dense_precision, dp_prompt_balance=dp_balance,
                                   dp_imbalance=dp_imbalance, ssm_state_precision=ssm_state_precision,
                                   images_per_request=images_per_request, draft_tokens=draft_tokens,
-                                  accepted_tokens_per_step=accepted_tokens_per_step)
+                                  accepted_tokens_per_step=accepted_tokens_per_step,
+                                  kv_read_per_query_head=kv_read_per_query_head)
         if images_per_request:
             scenario = _with_image_tokens(workload, scenario)
         if cuda_graph_sizes:

@@ -92,7 +92,8 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
                    dp_prompt_balance: bool = False, activation_precision: str | None = None,
                    dense_precision: str | None = None, dp_imbalance: float = 1.0,
                    ssm_state_precision: str | None = None, images_per_request: int = 0,
-                   draft_tokens: int = 0, accepted_tokens_per_step: float | None = None):
+                   draft_tokens: int = 0, accepted_tokens_per_step: float | None = None,
+                   kv_read_per_query_head: bool = False):
     """A validated Scenario from CLI values; bad values raise CosimInputError naming the flag.
 
     `kv_precision` None: the KV cache is stored in fp8 when the weights are 8-bit or narrower (the common
@@ -155,7 +156,7 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
             dense_precision=dense_precision,
             kv_precision=kv, recompute=recompute, ssm_state_precision=ssm_state_precision,
             images_per_request=images_per_request, draft_tokens=draft_tokens,
-            accepted_tokens_per_step=accepted_tokens_per_step,
+            accepted_tokens_per_step=accepted_tokens_per_step, kv_read_per_query_head=kv_read_per_query_head,
             parallelism=Parallelism(tp=tp, pp=pp, ep=ep, dp=dp, sp=sp, sp_kind=sp_kind, sp_ring=sp_ring,
                                     zero=zero, microbatch=microbatch,
                                     vpp=vpp),

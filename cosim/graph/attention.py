@@ -78,6 +78,7 @@ class Tokens:
     context: int
     tokens: int
     q: int = 1  # decode: query tokens per sequence (1, or the drafts + 1 a speculative step verifies)
+    kv_read_per_query_head: bool = False  # decode: each query head reads its KV head's cache on its own
 
     @property
     def writes_cache(self) -> bool:
@@ -132,6 +133,8 @@ def _core_rows(prefix: str, dt: Dtypes, m: Mapping, tk: Tokens, heads_c: int, kv
             kv_new = cache_elems_per_token if shared_latent else kv_c * (d + dv)
             act_in = tk.b * tk.q * (h * d + kv_new)
             kv_read = tk.b * g["cached"] * cache_elems_per_token
+            if tk.kv_read_per_query_head and not shared_latent:  # no GQA kernel: every query head's own read
+                kv_read *= h / kvh
             kv_write = tk.b * tk.q * cache_elems_per_token
         else:
             act_in = tk.b * (q_len * h * d + kv_len * kvh * (d + dv))

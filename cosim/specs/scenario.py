@@ -115,6 +115,12 @@ class Scenario(BaseModel):
         description="generate, MoE with attention DP (dp > 1): the step time over the one the ranks would take in "
                     "balance, as the busiest rank keeps the others waiting (1: in step; engine_defaults "
                     "adp_balance_step_stretch for TensorRT-LLM's balanced ADP over variable-length requests)")
+    kv_read_per_query_head: bool = Field(
+        default=False,
+        description="decode, grouped-query attention: each query head reads its KV head's cache from memory on its "
+                    "own (a masked multi-head attention kernel without GQA sharing, as TensorRT-LLM ran before its "
+                    "XQA kernels were on by default), so the cache is read num_heads / num_kv_heads times a step; "
+                    "False: once, as current GQA kernels read it")
     cuda_graph_batch_sizes: tuple[Annotated[int, Field(gt=0)], ...] | None = Field(
         default=None,
         description="decode and generate: per-rank batch sizes the engine captured CUDA graphs for; a step "

@@ -93,6 +93,9 @@ class Query(BaseModel):
                               "per step (speculative decoding)")
     accepted_tokens_per_step: float | None = Field(default=None, ge=1.0, description="with draft_tokens: the mean "
                                                    "tokens a sequence emits per step, as the source states it")
+    kv_read_per_query_head: bool = Field(default=False, description="decode attention reads the KV cache once "
+                                         "per query head (no GQA kernel), where the source says the run's "
+                                         "stack did not enable one")
     dp_balance: bool = Field(default=False, description="the attention-DP ranks synchronise their prompts "
                              "(TensorRT-LLM attention_dp_config enable_balance), where the run's config sets it")
     batch: int | None = Field(default=None, gt=0)
