@@ -17,6 +17,7 @@ from cosim.cli.common import (
     HeightOpt,
     InputLenOpt,
     KvPrecisionOpt,
+    KvReadPerQueryHeadOpt,
     MicrobatchOpt,
     OutputLenOpt,
     PhaseOpt,
@@ -88,10 +89,7 @@ def register(app: typer.Typer) -> None:
         accepted_tokens_per_step: float | None = typer.Option(
             None, "--accepted-tokens-per-step", help="with --draft-tokens: mean tokens a sequence emits per "
             "step (accepted drafts + 1; TensorRT-LLM's 'acceptance rate'), between 1 and draft tokens + 1"),
-        kv_read_per_query_head: bool = typer.Option(
-            False, "--kv-read-per-query-head", help="decode, generate, grouped-query attention: each query head "
-            "reads its KV head's cache on its own (a masked multi-head attention kernel without GQA sharing, as "
-            "TensorRT-LLM ran before XQA was on by default); default: the cache is read once, as GQA kernels do"),
+        kv_read_per_query_head: KvReadPerQueryHeadOpt = False,
         frames: FramesOpt = None,
         height: HeightOpt = None,
         width: WidthOpt = None,

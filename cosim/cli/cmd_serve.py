@@ -16,6 +16,7 @@ from cosim.cli.common import (
     EpOpt,
     HardwareOpt,
     KvPrecisionOpt,
+    KvReadPerQueryHeadOpt,
     PpOpt,
     PrecisionOpt,
     SsmStatePrecisionOpt,
@@ -55,6 +56,7 @@ def register(app: typer.Typer) -> None:
                                                   "(tp x pp) needs means several replicas")] = None,
         precision: PrecisionOpt = "bf16",
         kv_precision: KvPrecisionOpt = None,
+        kv_read_per_query_head: KvReadPerQueryHeadOpt = False,
         ssm_state_precision: SsmStatePrecisionOpt = None,
         activation_precision: ActivationPrecisionOpt = None,
         dense_precision: DensePrecisionOpt = None,
@@ -132,7 +134,8 @@ def register(app: typer.Typer) -> None:
         kind, cv = parse_arrival_spec(arrival)
         scenario = build_scenario(phase="generate", batch=1, input_len=1, output_len=1, precision=precision,
                                   tp=tp, pp=pp, ep=ep, dp=dp, kv_precision=kv_precision,
-                                  activation_precision=activation_precision, dense_precision=dense_precision, ssm_state_precision=ssm_state_precision)
+                                  activation_precision=activation_precision, dense_precision=dense_precision, ssm_state_precision=ssm_state_precision,
+                                  kv_read_per_query_head=kv_read_per_query_head)
         if cuda_graph_sizes:
             from cosim.cli.common import parse_graph_sizes
 

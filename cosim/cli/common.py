@@ -51,6 +51,10 @@ RECOMPUTE_CHOICES = ("none", "selective", "full", "auto")
 KvPrecisionOpt = Annotated[str | None, typer.Option(
     "--kv-precision", help="KV-cache precision: fp8 | bf16 | fp16 | fp32 (default: fp8 when --precision is "
     "8-bit or narrower, else --precision; checkpoints that keep the KV cache in bf16 need bf16 here)")]
+KvReadPerQueryHeadOpt = Annotated[bool, typer.Option(
+    "--kv-read-per-query-head", help="decode, generate, grouped-query attention: each query head reads its KV "
+    "head's cache on its own (a masked multi-head attention kernel without GQA sharing, as TensorRT-LLM ran "
+    "before XQA was on by default); default: the cache is read once, as GQA kernels do")]
 
 SsmStatePrecisionOpt = Annotated[str | None, typer.Option(
     "--ssm-state-precision", help="hybrid models: the Mamba-2 state cache's precision, fp32 | bf16 | fp16 "

@@ -140,6 +140,28 @@ def _with(grid: np.ndarray, anchors) -> np.ndarray:
     return np.unique(np.concatenate((grid, extra))) if extra else grid
 
 
+def kv_window(workload) -> tuple[float, float]:
+    """(window in tokens, share of the attention layers that read through it) of a sliding-window model;
+    (0, 0) when every attention layer reads the whole context."""
+    att = getattr(workload, "attention", None)
+    if att is None or not att.sliding_window or not att.sliding_window_layers:
+        return 0.0, 0.0
+    return float(att.sliding_window), att.sliding_window_layers / workload.attention_layers
+
+
+def _decode_attention_s(hwa, workload, scenario, dp: int, tokens: float, window: float, hw, params) -> float:
+    """Decode-attention seconds of a step whose sequences read `tokens` cached tokens in total (counted as
+    full-attention layers' tokens): B_REF sequences at that context, or, beyond a sliding window, as many
+    sequences at a context within it as carry the tokens, so no sequence's windowed layers stop reading."""
+    batch, context = B_REF, tokens
+    if window and tokens > window:
+        batch = int(np.ceil(tokens / window))
+        context = tokens / batch
+    full = _engine_latency(hwa, workload, scenario, "decode", batch * dp, int(round(context)), hw, params)[0]
+    base = _engine_latency(hwa, workload, scenario, "decode", batch * dp, 1, hw, params)[0]
+    return full - base
+
+
 def engine_table(hw, workload, scenario, max_tokens: int, max_context: int, anchors=(),
                  points_per_decade: int = 8, params=None) -> StepTimeTable:
     """Sample the analytical engine into the simulator's three tables (raises ImportError if absent).
@@ -155,9 +177,8 @@ def engine_table(hw, workload, scenario, max_tokens: int, max_context: int, anch
     lin = np.array([_engine_latency(hwa, workload, scenario, "decode", int(n) * dp, 1, hw, params)[0]
                     for n in tok])
     ctx = geometric_grid(max_context, points_per_decade, include_zero=False)
-    base = _engine_latency(hwa, workload, scenario, "decode", B_REF * dp, 1, hw, params)[0]
-    dec = np.array([_engine_latency(hwa, workload, scenario, "decode", B_REF * dp, int(c), hw, params)[0] - base
-                    for c in ctx])
+    window, share = kv_window(workload)
+    dec = np.array([_decode_attention_s(hwa, workload, scenario, dp, float(c), window, hw, params) for c in ctx])
     kv_grid = np.concatenate(([0.0], B_REF * ctx))
     dec = np.concatenate(([0.0], np.maximum(dec, 0.0)))
     plen = _with(geometric_grid(max(max_tokens, 2), points_per_decade, include_zero=False), anchors)
@@ -172,7 +193,8 @@ def engine_table(hw, workload, scenario, max_tokens: int, max_context: int, anch
 
     floor = eager_host_s(workload, scenario) if scenario.eager_prompt_steps else 0.0
     return StepTimeTable(tok, lin, kv_grid, dec[kidx], pairs, pre_attn[idx], source="analytical-engine",
-                         prompt_step_floor_s=floor, per_sequence_s=per_seq_s,
+                         prompt_step_floor_s=floor, per_sequence_s=per_seq_s, kv_window_tokens=window,
+                         kv_window_share=share,
                          graph_batch_sizes=tuple(float(s) for s in sorted(set(scenario.cuda_graph_batch_sizes or ()))))
 
 
@@ -207,7 +229,9 @@ def roofline_table(hw, workload, scenario, max_tokens: int, max_context: int) ->
     dec = kv * kv_tok / (p.tp * bw)
     pairs = geometric_grid(float(causal_pairs(max_tokens, max_context)), 8)
     pre = pairs * flops_per_pair / (p.tp * peak)
-    return StepTimeTable(tok, lin, kv, dec, pairs, pre, source="roofline-fallback")
+    window, share = kv_window(workload)
+    return StepTimeTable(tok, lin, kv, dec, pairs, pre, source="roofline-fallback", kv_window_tokens=window,
+                         kv_window_share=share)
 
 
 def replica_model(hw, workload, scenario, *, max_batched_tokens: int, max_context: int,

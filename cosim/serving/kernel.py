@@ -94,9 +94,19 @@ def _admit_head(r, c, need, t0, head, tail, nxt, nwait, status, held, used, sche
 
 
 @njit(cache=True)
+def kv_read_tokens(context: float, window: float, window_share: float) -> float:
+    """Cached tokens one decoding sequence at `context` reads, counted as full-attention layers' tokens: a
+    `window_share` of the attention layers read at most `window` of them (sliding windows; 0: none)."""
+    if window <= 0.0 or context <= window:
+        return context
+    return (1.0 - window_share) * context + window_share * window
+
+
+@njit(cache=True)
 def _simulate(arrival, prompt, ctx0, gen0, out, n_replicas, router, sched, prefill_only, max_seqs,
               max_tokens, block, total_blocks, preempt_mode, swap_s_per_token,
-              tok_grid, lin_s, kv_grid, dec_s, pair_grid, pre_s, prompt_floor_s, graph_sizes, per_seq_s):
+              tok_grid, lin_s, kv_grid, dec_s, pair_grid, pre_s, prompt_floor_s, graph_sizes, per_seq_s,
+              kv_window, kv_window_share):
     n = arrival.shape[0]
     R = n_replicas
     # ---- per-request state
@@ -201,7 +211,7 @@ def _simulate(arrival, prompt, ctx0, gen0, out, n_replicas, router, sched, prefi
                 for j in range(nrun[r]):
                     h = run[r, j]
                     q[j] = 1
-                    kv += ctx[h] + 1
+                    kv += kv_read_tokens(ctx[h] + 1.0, kv_window, kv_window_share)
                 ntok = nrun[r]
         else:
             budget = max_tokens
@@ -275,7 +285,7 @@ def _simulate(arrival, prompt, ctx0, gen0, out, n_replicas, router, sched, prefi
                     h = run[r, j]
                     if pf_rem[h] == 0:
                         q[j] = 1
-                        kv += ctx[h] + 1
+                        kv += kv_read_tokens(ctx[h] + 1.0, kv_window, kv_window_share)
                         ntok += 1
                         budget -= 1
                         nd = _blocks_for(ctx[h] + 1, block) - held[h]

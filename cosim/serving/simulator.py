@@ -126,7 +126,8 @@ def _run_pool(arrival, prompt, ctx0, gen0, out, replicas, sched, prefill_only, c
               SCHED_CODES[sched], bool(prefill_only), int(cfg.max_seqs), int(cfg.max_batched_tokens),
               int(cfg.block_size), int(cfg.total_blocks), PREEMPT_CODES[cfg.preemption],
               float(cfg.swap_s_per_token), *table.arrays(), float(table.prompt_step_floor_s),
-              np.asarray(table.graph_batch_sizes, dtype=np.float64), float(table.per_sequence_s))
+              np.asarray(table.graph_batch_sizes, dtype=np.float64), float(table.per_sequence_s),
+              float(table.kv_window_tokens), float(table.kv_window_share))
 
 
 def check_fits(requests: RequestSet, cfg: ServingConfig) -> str | None:

@@ -84,6 +84,11 @@ class StepTimeTable:
     # sequence: EngineParams.per_sequence_overhead_s + per_sequence_busy_s), paid per sequence in the batch,
     # not per prompt token, so it stays out of the linear table; 0: none
     per_sequence_s: float = 0.0
+    # sliding-window attention: a `kv_window_share` of the attention layers read at most `kv_window_tokens` cached
+    # tokens per sequence, so the decode-attention table is indexed by full-attention-equivalent tokens
+    # (kernel.kv_read_tokens); 0: every layer reads the whole context
+    kv_window_tokens: float = 0.0
+    kv_window_share: float = 0.0
 
     def __post_init__(self) -> None:
         for grid, vals, name in ((self.tokens_grid, self.linear_s, "linear"),
@@ -99,6 +104,9 @@ class StepTimeTable:
             raise CosimInputError("step-time table 'linear' values must be > 0")
         if not (np.isfinite(self.prompt_step_floor_s) and self.prompt_step_floor_s >= 0):
             raise CosimInputError("step-time table 'prompt_step_floor_s' must be a finite number >= 0")
+        if not (np.isfinite(self.kv_window_tokens) and self.kv_window_tokens >= 0
+                and 0.0 <= self.kv_window_share <= 1.0):
+            raise CosimInputError("step-time table 'kv_window_tokens' must be >= 0 and 'kv_window_share' in [0, 1]")
         if not (np.isfinite(self.per_sequence_s) and self.per_sequence_s >= 0):
             raise CosimInputError("step-time table 'per_sequence_s' must be a finite number >= 0")
         sizes = np.asarray(self.graph_batch_sizes, dtype=np.float64)
@@ -132,8 +140,11 @@ class StepTimeTable:
         return self.step_time(prompt, 0.0, float(causal_pairs(prompt, cached)))
 
     def decode_time(self, seqs: int, mean_context: float) -> float:
-        """One decode iteration of `seqs` sequences each reading `mean_context` cached tokens."""
-        return self.step_time(seqs, seqs * mean_context, 0.0)
+        """One decode iteration of `seqs` sequences each at `mean_context` cached tokens."""
+        from cosim.serving.kernel import kv_read_tokens
+
+        read = kv_read_tokens(float(mean_context), float(self.kv_window_tokens), float(self.kv_window_share))
+        return self.step_time(seqs, seqs * read, 0.0)
 
 
 def tabulate(model: StepTimeModel, max_tokens: float, max_kv_tokens: float, max_pairs: float,
