@@ -88,3 +88,24 @@ def test_cli_bad_input(capsys, args, needle):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0]
+
+
+def test_cycle_mode_runs_a_chip_at_the_precision_it_would_use(capsys, tmp_path):
+    """Groq's LPU lists FP16 and INT8 peaks but no BF16: `estimate --mode cycle` at the default BF16 runs at
+    the FP16 rate, as the analytical engine does (an internal TypeError before session 35); a spec with no
+    usable peak gets one readable line and exit 2."""
+    hw = load_hardware("groq-lpu")
+    assert hw.peak_flops("bf16") is None and hw.peak_flops("fp16") == 188e12
+    bf16 = gemm_time_s(hw, _ops(4096, 4096, 4096))[0]
+    fp16 = OpTable.from_rows([{"name": "gemm", "kind": 0, "m": 4096, "k": 4096, "n": 4096, "precision": 3}])
+    assert bf16 == pytest.approx(gemm_time_s(hw, fp16)[0], rel=1e-12)
+    assert bf16 >= 2 * 4096**3 / 188e12
+    assert main(["estimate", "--hardware", "groq-lpu", "--workload", "llama-2-7b", "--mode", "cycle",
+                 "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["latency_s"] > 0
+    spec = (Path(__file__).resolve().parent.parent / "hardware_specs" / "groq-lpu.yaml").read_text()
+    int8_only = tmp_path / "int8-only.yaml"
+    int8_only.write_text(spec.replace("    fp16: {value: 188 TFLOPS, source: tpu_groq}\n", ""))
+    assert main(["estimate", "--hardware", str(int8_only), "--workload", "llama-2-7b", "--mode", "cycle"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no peak FLOP/s for bf16" in err[0]

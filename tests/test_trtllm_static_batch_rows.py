@@ -98,9 +98,11 @@ def test_first_token_latency_is_above_the_compute_floor():
 
 
 def test_the_hopper_gqa_cells_match_a_kv_read_per_query_head(tmp_path):
-    """The known-miss family `hopper-gqa-decode-before-xqa`: with the KV cache read once per query head (Llama
-    2 70B given as many KV heads as query heads, on an H100 with room for that cache), the four H100 cells of
-    the table come within 15% of the published values, where the GQA model is +34..+138%."""
+    """With the KV cache read once per query head (Llama 2 70B given as many KV heads as query heads, on an H100
+    with room for that cache), the four H100 cells of the table come within 15% of the published values, where
+    the GQA model's shared read is +34..+138%. The table predates the XQA kernel (its blog: 'will be included
+    in the v0.8 releases'), so since session 35 the rows are mapped with `kv_read_per_query_head`, which gives
+    the same answer without the stand-in model."""
     model = (ROOT / "workloads" / "llama-2-70b.yaml").read_text()
     assert "num_kv_heads: 8" in model
     per_head = tmp_path / "llama-2-70b-kv-per-query-head.yaml"
@@ -122,6 +124,8 @@ def test_the_hopper_gqa_cells_match_a_kv_read_per_query_head(tmp_path):
         reread = estimate(hw, str(per_head), sc, chips=q.tp, params=params).throughput_tokens_per_s / q.tp
         assert gqa > 1.3 * measured
         assert reread == pytest.approx(measured, rel=0.15)
+        assert q.kv_read_per_query_head and "v0.8" in q.assumed
+        assert _predict(row_id) == pytest.approx(measured, rel=0.15)
 
 
 def test_a_single_prompts_ttft_band_comes_from_the_first_token_rows(monkeypatch):

@@ -100,6 +100,15 @@ def complete_metrics(hw, result) -> tuple[dict[str, Any], list[str]]:
     return d, notes
 
 
+def _peak(hw, precision: str) -> float | None:
+    """The roofline's compute ceiling: the chip's peak at `precision` or the one it runs that at (None if none)."""
+    try:
+        peak_with_fallback = _import("analytical engine", "cosim.engines.hwarrays", "peak_with_fallback")
+    except NotAvailable:
+        return hw.peak_flops(precision)
+    return peak_with_fallback(hw, precision) or None
+
+
 def run_estimate(hw_ref: str | SpecText, wl_ref: str | SpecText, scenario: Mapping[str, Any], *,
                  chips: int | None = None, batch_max: bool = False) -> EstimateView:
     """`cosim.engines.estimate.estimate` plus energy/$ and the chip figures the charts need."""
@@ -121,7 +130,7 @@ def run_estimate(hw_ref: str | SpecText, wl_ref: str | SpecText, scenario: Mappi
     return EstimateView(
         hardware=ref_label(hw_ref), workload=ref_label(wl_ref), metrics=metrics, breakdown=result.breakdown,
         memory_breakdown=dict(result.memory_breakdown), capacity_bytes=cap, usable_bytes=usable,
-        peak_flops_per_s=hw.peak_flops(prec), bandwidth_bytes_per_s=bw.value if bw else None, precision=prec,
+        peak_flops_per_s=_peak(hw, prec), bandwidth_bytes_per_s=bw.value if bw else None, precision=prec,
         chips=int(result.chips or 1), notes=notes)
 
 

@@ -118,17 +118,19 @@ def _fig(fig, default: float = 0.0) -> float:
     return default if fig is None else float(fig.value)
 
 
+def peak_with_fallback(hw: Hardware, precision: str) -> float:
+    """The chip's peak FLOP/s for `precision`, or for the nearest precision it runs that at (an A100 asked for
+    fp8 runs at its bf16 rate, Groq's LPU asked for bf16 at its fp16 rate); 0 when it lists none of them."""
+    for candidate in _FALLBACK.get(precision, (precision,)):
+        v = hw.peak_flops(candidate)
+        if v:
+            return float(v)
+    return 0.0
+
+
 def _scalar_row(hw: Hardware) -> dict[str, object]:
     c = hw.compute
-    peaks = []
-    for p in PRECISIONS:
-        value = 0.0
-        for candidate in _FALLBACK.get(p, (p,)):
-            v = hw.peak_flops(candidate)
-            if v:
-                value = v
-                break
-        peaks.append(value)
+    peaks = [peak_with_fallback(hw, p) for p in PRECISIONS]
     main = hw.main_memory
     onchip = [m for m in hw.memory[:-1] if m.kind in ("sram", "cache")]
     # the largest on-chip level shared by the chip (L2/VMEM/SRAM) governs reuse

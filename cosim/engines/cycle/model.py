@@ -14,6 +14,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from cosim.engines.hwarrays import peak_with_fallback
+from cosim.errors import CosimInputError
 from cosim.graph.optable import OpKind, OpTable
 from cosim.specs.hardware import BYTES_PER_ELEMENT, PRECISIONS, Hardware
 
@@ -94,7 +96,11 @@ def _rows(hw: Hardware, ops: OpTable) -> list[dict]:
             row.update(seconds=secs, folds_or_waves=folds, utilization=util, mapping_efficiency=mapping,
                        reason=_reason(util, mapping, gemms[0][0], cfg.rows, 1.0))
         else:
-            peak = hw.peak_flops(prec) or hw.peak_flops("bf16") or hw.peak_flops("fp32")
+            peak = peak_with_fallback(hw, prec)
+            if not peak:
+                raise CosimInputError(f"hardware '{hw.name}' lists no peak FLOP/s for {prec} or a precision it "
+                                      "would run it at; the cycle engine needs one (compute.peak_flops_per_s)",
+                                      field="precision")
             sms = hw.compute.compute_units.value if hw.compute.compute_units else 1.0
             bw = hw.main_memory.bandwidth_bytes_per_s.value
             tile = hw.compute.gemm_tile
