@@ -109,3 +109,18 @@ def test_cycle_mode_runs_a_chip_at_the_precision_it_would_use(capsys, tmp_path):
     assert main(["estimate", "--hardware", str(int8_only), "--workload", "llama-2-7b", "--mode", "cycle"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no peak FLOP/s for bf16" in err[0]
+
+
+def test_systolic_attention_skips_the_blocks_a_causal_mask_drops():
+    """A causal prefill of s tokens attends s (s + 1) / 2 (query, key) pairs per head, not s^2: on a systolic
+    chip its two GEMMs run that share of their tiles (FlashAttention-style block skipping), so the causal core
+    takes (s + 1) / (2 s) of the time of the same core attending every pair."""
+    hw = load_hardware(TPU)
+    s, heads, d = 8192, 32, 128
+
+    def core(pairs):
+        return {"name": "attn", "kind": 2, "precision": 2, "batch": 1, "heads": heads, "kv_heads": 8, "q_len": s,
+                "kv_len": s, "head_dim": d, "head_dim_v": d, "causal": 1, "flops": 2.0 * heads * pairs * 2 * d}
+
+    full, causal = gemm_time_s(hw, OpTable.from_rows([core(s * s), core(s * (s + 1) / 2)]))
+    assert causal / full == pytest.approx((s + 1) / (2 * s), rel=1e-9)

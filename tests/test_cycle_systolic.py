@@ -212,3 +212,22 @@ def test_larger_buffers_never_add_dram_traffic(df, m, k, n):
     assert big.dram_reads["ifmap"] == m * k and big.dram_reads["filter"] == k * n
     for op in ("ifmap", "filter"):
         assert big.dram_reads[op] <= small.dram_reads[op]
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 3000), k=st.integers(1, 3000), n=st.integers(1, 3000),
+       dataflow=st.sampled_from(["os", "ws", "is"]), arrays=st.sampled_from([1, 2, 4]),
+       rows=st.sampled_from([8, 32, 128]))
+def test_ideal_cycles_closed_form_equals_the_fold_simulation_at_zero_dram_bandwidth(m, k, n, dataflow, arrays, rows):
+    """The whole-model path prices a systolic chip's GEMMs with operands staged on chip: the fold geometry's
+    closed forms, which must equal the fold-by-fold simulation run with no DRAM limit (no stalls)."""
+    from cosim.engines.cycle.systolic import ideal_gemm_cycles
+
+    cfg = SystolicConfig(rows=rows, cols=rows, dataflow=dataflow, arrays=arrays, ifmap_sram_bytes=1 << 20,
+                         filter_sram_bytes=1 << 20, ofmap_sram_bytes=1 << 20, dram_bw_words_per_cycle=0.0)
+    r = simulate_gemm(cfg, m, k, n)
+    cycles, folds, util, mapping = ideal_gemm_cycles(cfg, m, k, n)
+    assert r.stall_cycles == 0
+    assert (cycles, folds) == (r.total_cycles, r.folds)
+    assert util == pytest.approx(r.utilization, rel=1e-12)
+    assert mapping == pytest.approx(r.mapping_efficiency, rel=1e-12)

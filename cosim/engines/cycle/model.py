@@ -52,7 +52,7 @@ def _reason(util: float, mapping: float, m: float, rows: float, tail: float) -> 
 
 def _rows(hw: Hardware, ops: OpTable) -> list[dict]:
     from cosim.engines.cycle.gpu import attention_waves, gemm_waves
-    from cosim.engines.cycle.systolic import simulate_gemm
+    from cosim.engines.cycle.systolic import ideal_gemm_cycles
 
     out = []
     systolic = hw.compute.systolic is not None
@@ -72,8 +72,14 @@ def _rows(hw: Hardware, ops: OpTable) -> list[dict]:
         groups = max(1.0, float(ops.groups[i])) if kind == OpKind.GROUPED_GEMM else 1.0
         if kind == OpKind.ATTENTION:
             bh = float(ops.batch[i] * ops.heads[i])
-            gemms = [(ops.q_len[i], ops.head_dim[i], ops.kv_len[i], bh),
-                     (ops.q_len[i], ops.kv_len[i], ops.head_dim_v[i] or ops.head_dim[i], bh)]
+            dv = ops.head_dim_v[i] or ops.head_dim[i]
+            # a causal (or windowed) core computes only the (query, key) pairs it attends: its blocks above
+            # the diagonal are skipped, as FlashAttention-style kernels do, so the two GEMMs run that share
+            # of their full q_len x kv_len tiles (the op's FLOPs count the pairs exactly)
+            full = 2.0 * bh * ops.q_len[i] * ops.kv_len[i] * (ops.head_dim[i] + dv)
+            share = min(1.0, float(ops.flops[i]) / full) if full > 0 and ops.flops[i] > 0 else 1.0
+            gemms = [(ops.q_len[i], ops.head_dim[i], ops.kv_len[i], bh * share),
+                     (ops.q_len[i], ops.kv_len[i], dv, bh * share)]
         else:
             gemms = [(ops.m[i], ops.k[i], ops.n[i], groups)]
         if systolic:
@@ -86,12 +92,12 @@ def _rows(hw: Hardware, ops: OpTable) -> list[dict]:
                 # array cycles with operands staged on chip (ideal bandwidth), bounded below by moving
                 # each operand through main memory once (a compiler tiles to reach that); the fold
                 # model's own DRAM stalls assume SCALE-Sim's loop order and are shown by `cosim cycles`
-                r = simulate_gemm(ideal, m, k, n)
+                cycles, gemm_folds, gemm_util, gemm_map = ideal_gemm_cycles(ideal, m, k, n)
                 t_mem = (m * k + k * n + m * n) * b / mem_bw if mem_bw else 0.0
-                secs += max(r.total_cycles / clock, t_mem) * count
-                folds += r.folds * count
-                util_w += r.utilization
-                map_w += r.mapping_efficiency
+                secs += max(cycles / clock, t_mem) * count
+                folds += gemm_folds * count
+                util_w += gemm_util
+                map_w += gemm_map
             util, mapping = util_w / len(gemms), map_w / len(gemms)
             row.update(seconds=secs, folds_or_waves=folds, utilization=util, mapping_efficiency=mapping,
                        reason=_reason(util, mapping, gemms[0][0], cfg.rows, 1.0))

@@ -130,6 +130,21 @@ def simulate_gemm(cfg: SystolicConfig, m: int, k: int, n: int) -> GemmCycles:
     )
 
 
+def ideal_gemm_cycles(cfg: SystolicConfig, m: int, k: int, n: int) -> tuple[int, int, float, float]:
+    """(total cycles, folds, utilisation, mapping efficiency) of one GEMM with its operands staged on chip:
+    no DRAM stalls, so the fold geometry's closed forms give what `simulate_gemm` would at zero DRAM bandwidth,
+    without simulating each fold's buffers (a long prefill on a TPU is tens of thousands of folds)."""
+    validate(cfg, m, k, n)
+    chunks = _split(cfg, m, k, n)
+    compute = max(geometry.compute_cycles(cfg.rows, cfg.cols, cfg.dataflow, pm, pk, pn) for pm, pk, pn, _ in chunks)
+    folds = [(geometry.fold_geometry(cfg.rows, cfg.cols, cfg.dataflow, pm, pk, pn).folds, c,
+              geometry.mapping_efficiency(cfg.rows, cfg.cols, cfg.dataflow, pm, pk, pn)) for pm, pk, pn, c in chunks]
+    total_folds = sum(f * c for f, c, _ in folds)
+    mapping = sum(e * f * c for f, c, e in folds) / total_folds
+    pes = cfg.rows * cfg.cols * cfg.arrays
+    return compute, total_folds, (m * k * n / (compute * pes) if compute > 0 else 0.0), mapping
+
+
 def im2col_gemm(batch: int, in_h: int, in_w: int, in_ch: int, filt_h: int, filt_w: int, out_ch: int,
                 stride: int = 1) -> tuple[int, int, int]:
     """Lower a convolution to a GEMM (M, K, N) the way SCALE-Sim does (no padding):
