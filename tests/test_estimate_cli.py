@@ -155,3 +155,16 @@ def test_default_kv_precision_is_one_rule_for_every_weight_precision():
                 "fp4": "fp8", "int8": "fp8", "int4": "fp8"}
     assert {p: default_kv_precision(p) for p in PRECISION_CHOICES} == expected
     assert set(expected.values()) <= set(KV_PRECISION_CHOICES)
+
+
+def test_a_context_beyond_the_models_trained_length_is_stated_on_stderr(capsys):
+    """Llama 2 7B was trained to 4,096 positions: a decode at 100,000 cached tokens is still priced (the JSON
+    is unchanged), with one note on stderr naming the limit; within it, nothing is said."""
+    assert main(["estimate", "--hardware", "h100-sxm", "--workload", "llama-2-7b", "--input-len", "100000",
+                 "--format", "json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["feasible"] is True
+    assert "max_position_embeddings (4,096)" in out.err and "100,001 tokens" in out.err
+    assert main(["estimate", "--hardware", "h100-sxm", "--workload", "llama-2-7b", "--input-len", "4000",
+                 "--format", "json"]) == 0
+    assert "max_position_embeddings" not in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import typer
 
@@ -210,6 +211,7 @@ def register(app: typer.Typer) -> None:
 
             params = with_attention_kernel(params or params_for(hw), hw, attention_kernel)
         result = estimate(hardware, workload, scenario, chips=chips, mode=mode, batch_max=b is None, params=params)
+        _note_context_beyond_training(load_workload(workload), scenario)
         out = result.to_dict()
         if chosen is not None:
             out["mapping"] = chosen
@@ -241,6 +243,20 @@ def register(app: typer.Typer) -> None:
             cols = ["graph", "name", "kind", "bound", "repeat", "time_s", "share", "achieved_flops_per_s",
                     "achieved_bytes_per_s"]
             print_table(frame[cols], title="per-op breakdown (per chip per step, time x repeat)")
+
+
+def _note_context_beyond_training(model, scenario) -> None:
+    """A stated limit on stderr: the run's longest context beyond the model's max_position_embeddings (the
+    estimate prices the work; whether the model holds up at that length is not cosim's to say)."""
+    limit = getattr(model, "max_position_embeddings", None)
+    if not limit or scenario.phase == "video":
+        return
+    longest = scenario.input_len + (scenario.output_len if scenario.phase == "generate" else 0)
+    if scenario.phase == "decode":
+        longest = scenario.input_len + 1
+    if longest > limit:
+        print(f"note: a context of {longest:,} tokens exceeds {model.name}'s max_position_embeddings ({limit:,}); "
+              "the estimate prices the work, the model was not trained for that length", file=sys.stderr)
 
 
 def _auto_mapping(hardware, workload, scenario, slo_ttft, slo_tpot):
