@@ -251,9 +251,9 @@ def _note_context_beyond_training(model, scenario) -> None:
     limit = getattr(model, "max_position_embeddings", None)
     if not limit or scenario.phase == "video":
         return
-    longest = scenario.input_len + (scenario.output_len if scenario.phase == "generate" else 0)
-    if scenario.phase == "decode":
-        longest = scenario.input_len + 1
+    # decode: the cached context plus the new token; generate: the prompt and every output; else the prompt
+    longest = {"decode": scenario.input_len + 1,
+               "generate": scenario.input_len + scenario.output_len}.get(scenario.phase, scenario.input_len)
     if longest > limit:
         print(f"note: a context of {longest:,} tokens exceeds {model.name}'s max_position_embeddings ({limit:,}); "
               "the estimate prices the work, the model was not trained for that length", file=sys.stderr)

@@ -2,7 +2,9 @@
 
 TPU/ASIC specs (`compute.systolic` set) run through the systolic fold model with the spec's array
 shape, dataflow, clock and main-memory bandwidth (shared by all arrays; on-chip SRAM split evenly
-over the arrays' three buffers). GPUs run through the wave model. Other op kinds get NaN (the
+over the arrays' three buffers): the folds' cycles with operands staged on chip (the fold geometry's
+closed forms, `systolic.ideal_gemm_cycles`), bounded below by one pass of the operands through main
+memory; `cosim cycles` shows the fold-by-fold DRAM stalls. GPUs run through the wave model. Other op kinds get NaN (the
 analytical engine prices them).
 """
 
