@@ -95,6 +95,20 @@ def test_speculative_drafts_reach_the_estimate():
     assert at.query_params["draft"] in ("3", ["3"])
 
 
+def test_kv_read_per_query_head_reaches_the_estimate():
+    """The form's 'KV cache read once per query head' box gives the API's answer with the flag: Mistral 7B's
+    decode at 2,048 tokens and batch 64 is slower read that way, and the box travels in the link."""
+    at = page(wl="mistral-7b", precision="fp8", batch="64", input_len="2048")
+    at.checkbox(key="est_kvq").check()
+    at.button(key="FormSubmitter:est_form-Estimate").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    kw = dict(wl="mistral-7b", precision="fp8", input_len=2048)
+    r = direct(64, kv_read_per_query_head=True, **kw)
+    assert metric(at, "Throughput (tokens/s)") == fmt(r.throughput_tokens_per_s)
+    assert r.throughput_tokens_per_s < direct(64, **kw).throughput_tokens_per_s
+    assert at.query_params["kvq"] in ("1", ["1"], "true", ["true"], "True", ["True"])
+
+
 def test_shared_link_restores_scenario_and_bad_values_warn():
     at = page(batch="4", phase="prefill", tp="2", precision="fp8")
     assert at.number_input(key="est_batch").value == 4

@@ -124,6 +124,17 @@ def test_training_knobs_reach_a_train_scenario_only():
     assert parse_query(to_query(state))[0]["vpp"] == 2
 
 
+def test_kv_read_per_query_head_reaches_decode_and_generate_and_round_trips():
+    from cosim.cli.common import build_scenario
+
+    state = {**defaults(), "wl": "mistral-7b", "kvq": True}
+    assert parse_query(to_query(state))[0] == state
+    for phase in ("decode", "generate"):
+        assert build_scenario(**scenario_kwargs({**state, "phase": phase})).kv_read_per_query_head
+    assert "kv_read_per_query_head" not in scenario_kwargs({**state, "phase": "prefill"})
+    assert "kv_read_per_query_head" not in scenario_kwargs({**state, "kvq": False})
+
+
 def test_speculative_fields_reach_decode_and_generate_and_round_trip():
     from cosim.cli.common import build_scenario
 

@@ -62,6 +62,8 @@ FIELDS: dict[str, FieldSpec] = {
     # per step (0: off) and the mean tokens a sequence emits per step (the acceptance a run reports)
     "draft": FieldSpec(0, "int", 0, 16),
     "accept": FieldSpec(1.0, "float", 1, 17),
+    # decode and generate, GQA models: each query head reads its KV head's cache (a kernel without GQA sharing)
+    "kvq": FieldSpec(False, "bool"),
     "cmp_hw": FieldSpec(("h100-sxm", "h200-sxm", "mi300x"), "list"),
     "cmp_wl": FieldSpec(("llama-3.1-8b", "llama-3.1-70b"), "list"),
     "cmp_by": FieldSpec("chips", "str", choices=("chips", "workloads")),
@@ -159,6 +161,8 @@ def scenario_kwargs(state: Mapping[str, Any], *, training: bool = True, **overri
     kw["activation_precision"] = None if act == "same" else act
     if kw["phase"] in SPECULATIVE_PHASES and int(state.get("draft", 0)):
         kw.update(draft_tokens=int(state["draft"]), accepted_tokens_per_step=float(state["accept"]))
+    if kw["phase"] in SPECULATIVE_PHASES and state.get("kvq"):  # decode attention's read pattern
+        kw["kv_read_per_query_head"] = True
     kw.update(override)
     if training and kw["phase"] == "train":
         kw.update(zero=int(state.get("zero", 0)), microbatch=int(state.get("mb", 0)) or None,

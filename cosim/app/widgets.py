@@ -116,7 +116,7 @@ def scenario_form(key: str, *, phases: tuple[str, ...] = PHASES, show_mapping: b
                     "Recompute (train)", RECOMPUTE, index=RECOMPUTE.index(state["recompute"]),
                     key=f"{key}_recompute", help="activation recompute: selective (attention core), full, none")
             if set(phases) & {"decode", "generate"}:
-                s1, s2, _ = st.columns((1, 1, 2))
+                s1, s2, s3 = st.columns((1, 1, 2))
                 values["draft"] = int(s1.number_input(
                     "Draft tokens (decode, generate)", min_value=0, max_value=16, value=int(state["draft"]), step=1,
                     key=f"{key}_draft", help="speculative decoding with the model's own multi-token-prediction "
@@ -125,6 +125,11 @@ def scenario_form(key: str, *, phases: tuple[str, ...] = PHASES, show_mapping: b
                     "Accepted tokens per step", min_value=1.0, max_value=17.0, value=float(state["accept"]),
                     step=0.1, key=f"{key}_accept", help="with drafts: mean tokens a sequence emits per step (the "
                                                         "accepted drafts + 1), at most drafts + 1"))
+                values["kvq"] = s3.checkbox(
+                    "KV cache read once per query head (no GQA kernel)", value=bool(state["kvq"]), key=f"{key}_kvq",
+                    help="decode attention of a grouped-query model without a GQA kernel (TensorRT-LLM before "
+                         "XQA was on by default): each query head reads its KV head's cache, num_heads / "
+                         "num_kv_heads times a step; off: read once, as current GQA kernels do")
             values["batch_max"] = st.checkbox("Largest batch that fits (ignores Batch)", value=bool(state["batch_max"]),
                                               key=f"{key}_batch_max")
         submitted = st.form_submit_button(submit_label, type="primary")
