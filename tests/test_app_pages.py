@@ -109,6 +109,29 @@ def test_kv_read_per_query_head_reaches_the_estimate():
     assert at.query_params["kvq"] in ("1", ["1"], "true", ["true"], "True", ["True"])
 
 
+def test_the_software_stack_reaches_the_estimate():
+    """Choosing vLLM in the form gives the API's answer with vLLM's fitted factor and per-sequence time
+    (`cosim estimate --stack vllm`), which is slower than the tuned engine; training's stack outside training
+    is refused beside the input, not a crash."""
+    from cosim.engines.calibration import stack_params
+    from cosim.engines.estimate import estimate
+    from cosim.specs.loader import load_hardware
+
+    at = page(batch="64", input_len="2048")
+    at.selectbox(key="est_stack").set_value("vllm")
+    at.button(key="FormSubmitter:est_form-Estimate").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    sc = build_scenario(phase="decode", batch=64, input_len=2048)
+    r = estimate("h100-sxm", "llama-3.1-8b", sc, params=stack_params(load_hardware("h100-sxm"), "vllm"))
+    assert metric(at, "Throughput (tokens/s)") == fmt(r.throughput_tokens_per_s)
+    assert r.throughput_tokens_per_s < direct(64, input_len=2048).throughput_tokens_per_s
+    assert at.query_params["stack"] in ("vllm", ["vllm"])
+    at.selectbox(key="est_stack").set_value("pytorch")
+    at.button(key="FormSubmitter:est_form-Estimate").click().run()
+    assert not at.exception
+    assert any("training stack" in e.value for e in at.error)
+
+
 def test_shared_link_restores_scenario_and_bad_values_warn():
     at = page(batch="4", phase="prefill", tp="2", precision="fp8")
     assert at.number_input(key="est_batch").value == 4

@@ -124,6 +124,20 @@ def test_training_knobs_reach_a_train_scenario_only():
     assert parse_query(to_query(state))[0]["vpp"] == 2
 
 
+def test_the_stack_field_offers_the_calibrated_stacks_and_round_trips():
+    from typing import get_args
+
+    from cosim.validate.mapping import Stack
+
+    state = {**defaults(), "stack": "trtllm-bench"}
+    assert parse_query(to_query(state))[0] == state
+    assert to_query(defaults()).get("stack") is None  # the default, tuned, stays out of the link
+    back, problems = parse_query({"stack": "sglang"})
+    assert back["stack"] == "tuned" and len(problems) == 1
+    assert set(get_args(Stack)) == set(FIELDS["stack"].choices)
+    assert "stack" not in scenario_kwargs(state)  # not a scenario field: the page passes it to the estimate
+
+
 def test_kv_read_per_query_head_reaches_decode_and_generate_and_round_trips():
     from cosim.cli.common import build_scenario
 

@@ -51,20 +51,24 @@ def _items(d: dict[str, Any]) -> tuple:
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def _estimate(hw_ref: str | SpecText, wl_ref: str | SpecText, scenario: tuple, chips: int, batch_max: bool):
-    return compute.run_estimate(hw_ref, wl_ref, dict(scenario), chips=chips or None, batch_max=batch_max)
+def _estimate(hw_ref: str | SpecText, wl_ref: str | SpecText, scenario: tuple, chips: int, batch_max: bool,
+              stack: str = "tuned"):
+    return compute.run_estimate(hw_ref, wl_ref, dict(scenario), chips=chips or None, batch_max=batch_max,
+                                stack=stack)
 
 
-def estimate(hw_ref, wl_ref, scenario: dict[str, Any], *, chips: int = 0, batch_max: bool = False):
-    return _estimate(hw_ref, wl_ref, _items(scenario), int(chips or 0), bool(batch_max))
+def estimate(hw_ref, wl_ref, scenario: dict[str, Any], *, chips: int = 0, batch_max: bool = False,
+             stack: str = "tuned"):
+    return _estimate(hw_ref, wl_ref, _items(scenario), int(chips or 0), bool(batch_max), stack)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def _estimate_figures(hw_ref, wl_ref, scenario: tuple, chips: int, batch_max: bool) -> dict[str, Any]:
+def _estimate_figures(hw_ref, wl_ref, scenario: tuple, chips: int, batch_max: bool,
+                      stack: str = "tuned") -> dict[str, Any]:
     """The Estimate page's three figures, built once per estimate (shared read-only, never mutated)."""
     from cosim.viz import breakdown_bars, memory_bars, roofline_figure
 
-    view = _estimate(hw_ref, wl_ref, scenario, chips, batch_max)
+    view = _estimate(hw_ref, wl_ref, scenario, chips, batch_max, stack)
     figs: dict[str, Any] = {"memory": memory_bars(view.memory_breakdown, view.capacity_bytes,
                                                   usable_bytes=view.usable_bytes)}
     if len(view.breakdown):
@@ -75,8 +79,9 @@ def _estimate_figures(hw_ref, wl_ref, scenario: tuple, chips: int, batch_max: bo
     return figs
 
 
-def estimate_figures(hw_ref, wl_ref, scenario: dict[str, Any], *, chips: int = 0, batch_max: bool = False):
-    return _estimate_figures(hw_ref, wl_ref, _items(scenario), int(chips or 0), bool(batch_max))
+def estimate_figures(hw_ref, wl_ref, scenario: dict[str, Any], *, chips: int = 0, batch_max: bool = False,
+                     stack: str = "tuned"):
+    return _estimate_figures(hw_ref, wl_ref, _items(scenario), int(chips or 0), bool(batch_max), stack)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

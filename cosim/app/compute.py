@@ -110,13 +110,24 @@ def _peak(hw, precision: str) -> float | None:
 
 
 def run_estimate(hw_ref: str | SpecText, wl_ref: str | SpecText, scenario: Mapping[str, Any], *,
-                 chips: int | None = None, batch_max: bool = False) -> EstimateView:
-    """`cosim.engines.estimate.estimate` plus energy/$ and the chip figures the charts need."""
+                 chips: int | None = None, batch_max: bool = False, stack: str = "tuned") -> EstimateView:
+    """`cosim.engines.estimate.estimate` plus energy/$ and the chip figures the charts need; `stack` applies
+    that software's fitted factor, as `cosim estimate --stack` does."""
     estimate = _import("analytical engine", "cosim.engines.estimate", "estimate")
     hw = resolve_hardware(hw_ref)
     wl = resolve_workload(wl_ref)
     sc = build(scenario)
-    result = estimate(hw, wl, sc, chips=chips or None, batch_max=batch_max)
+    params = None
+    if stack != "tuned":
+        from cosim.cli.common import check_stack
+        from cosim.engines.calibration import is_moe, stack_params
+        from cosim.engines.eager import EAGER_PROMPT_STACKS
+
+        check_stack(stack, training=sc.phase == "train")
+        params = stack_params(hw, stack, moe=is_moe(wl))
+        if stack in EAGER_PROMPT_STACKS:  # its prompt steps run without CUDA graphs (cosim.engines.eager)
+            sc = sc.model_copy(update={"eager_prompt_steps": True})
+    result = estimate(hw, wl, sc, chips=chips or None, batch_max=batch_max, params=params)
     metrics, notes = complete_metrics(hw, result)
     cap = float(hw.main_memory.capacity_bytes.value)
     usable = None

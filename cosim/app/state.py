@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
+
+from cosim.validate.mapping import Stack
 
 PHASES = ("prefill", "decode", "generate", "train")
 PRECISIONS = ("bf16", "fp16", "fp8", "fp4", "int8", "int4", "fp32")
@@ -19,6 +21,8 @@ PRECISIONS = ("bf16", "fp16", "fp8", "fp4", "int8", "int4", "fp32")
 ACTIVATIONS = ("same", "bf16", "fp16", "fp8")
 #: activation recompute in training: Korthikanti et al.'s selective (attention core), full, or none
 RECOMPUTE = ("selective", "full", "none")
+#: serving (or training) software whose fitted kernel-efficiency factor an estimate uses (`estimate --stack`)
+STACKS: tuple[str, ...] = get_args(Stack)
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ FIELDS: dict[str, FieldSpec] = {
     "accept": FieldSpec(1.0, "float", 1, 17),
     # decode and generate, GQA models: each query head reads its KV head's cache (a kernel without GQA sharing)
     "kvq": FieldSpec(False, "bool"),
+    # the software the estimate prices (its fitted factor from cosim validate); the Estimate page's choice
+    "stack": FieldSpec("tuned", "str", choices=STACKS),
     "cmp_hw": FieldSpec(("h100-sxm", "h200-sxm", "mi300x"), "list"),
     "cmp_wl": FieldSpec(("llama-3.1-8b", "llama-3.1-70b"), "list"),
     "cmp_by": FieldSpec("chips", "str", choices=("chips", "workloads")),

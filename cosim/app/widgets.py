@@ -15,7 +15,7 @@ import streamlit as st
 from cosim.app import session
 from cosim.app.compute import NotAvailable
 from cosim.app.specio import SpecText, parse_hardware, parse_workload
-from cosim.app.state import ACTIVATIONS, CAPS, PHASES, PRECISIONS, RECOMPUTE
+from cosim.app.state import ACTIVATIONS, CAPS, PHASES, PRECISIONS, RECOMPUTE, STACKS
 from cosim.errors import CosimInputError
 
 UPLOAD_TYPES = ["yaml", "yml", "json"]
@@ -66,8 +66,9 @@ def spec_picker(kind: str, *, key: str, options: list[str], state_key: str | Non
 
 
 def scenario_form(key: str, *, phases: tuple[str, ...] = PHASES, show_mapping: bool = True,
-                  submit_label: str = "Estimate") -> bool:
-    """The scenario inputs in a form; on submit, writes them to the canonical state. Returns submitted."""
+                  submit_label: str = "Estimate", show_stack: bool = False) -> bool:
+    """The scenario inputs in a form; on submit, writes them to the canonical state. Returns submitted.
+    `show_stack`: also the software whose fitted factor the page's estimate uses (the Estimate page)."""
     state = session.get()
     with st.form(key=f"{key}_form", border=True):
         c1, c2, c3, c4 = st.columns(4)
@@ -130,6 +131,13 @@ def scenario_form(key: str, *, phases: tuple[str, ...] = PHASES, show_mapping: b
                     help="decode attention of a grouped-query model without a GQA kernel (TensorRT-LLM before "
                          "XQA was on by default): each query head reads its KV head's cache, num_heads / "
                          "num_kv_heads times a step; off: read once, as current GQA kernels do")
+            if show_stack:
+                values["stack"] = st.selectbox(
+                    "Software stack", STACKS, index=index_of(STACKS, state["stack"]), key=f"{key}_stack",
+                    help="whose kernel efficiency, as cosim validate fitted it, the estimate uses: tuned "
+                         "(MLPerf-class engines), trtllm-bench / trtllm-pytorch (TensorRT-LLM's PyTorch backend; "
+                         "prompt steps without CUDA graphs), vllm (plus its GPU time per running sequence), "
+                         "pytorch (training only: eager FSDP/DDP trainers)")
             values["batch_max"] = st.checkbox("Largest batch that fits (ignores Batch)", value=bool(state["batch_max"]),
                                               key=f"{key}_batch_max")
         submitted = st.form_submit_button(submit_label, type="primary")

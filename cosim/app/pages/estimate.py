@@ -20,7 +20,7 @@ def render() -> None:
         hw = spec_picker("hardware", key="est_hw", options=cat["hardware_slugs"], state_key="hw", label="Hardware")
     with c2:
         wl = spec_picker("workload", key="est_wl", options=cat["lm_slugs"], state_key="wl", label="Workload")
-    scenario_form("est")
+    scenario_form("est", show_stack=True)
     state = session.get()
     session.mirror()
     if hw is None or wl is None:
@@ -30,8 +30,9 @@ def render() -> None:
 
     args = (hw, wl, scenario_kwargs(state))
     try:
-        view = cache.estimate(*args, chips=state["chips"], batch_max=state["batch_max"])
-        figs = cache.estimate_figures(*args, chips=state["chips"], batch_max=state["batch_max"])
+        kw = dict(chips=state["chips"], batch_max=state["batch_max"], stack=state["stack"])
+        view = cache.estimate(*args, **kw)
+        figs = cache.estimate_figures(*args, **kw)
     except (CosimInputError, NotAvailable) as err:
         show_failure(err)
         return
