@@ -168,3 +168,16 @@ def test_a_context_beyond_the_models_trained_length_is_stated_on_stderr(capsys):
     assert main(["estimate", "--hardware", "h100-sxm", "--workload", "llama-2-7b", "--input-len", "4000",
                  "--format", "json"]) == 0
     assert "max_position_embeddings" not in capsys.readouterr().err
+
+
+def test_tp_beyond_the_heads_is_an_infeasible_result_with_its_reason(capsys):
+    """Mistral 7B has 32 attention heads: TP 64 cannot split them at any size, a result with feasible false
+    and the reason (exit 0, the JSON contract's keys); TP 3, which does not divide 32 but is within it, stays
+    bad input (exit 2)."""
+    assert main(["estimate", "--hardware", "h100-sxm", "--workload", "mistral-7b", "--tp", "64", "--chips", "64",
+                 "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert tuple(data) == CONTRACT_KEYS
+    assert data["feasible"] is False and "exceeds the model's 32 attention heads" in data["reason"]
+    assert data["tpot_s"] is None
+    assert main(["estimate", "--hardware", "h100-sxm", "--workload", "mistral-7b", "--tp", "3", "--chips", "3"]) == 2

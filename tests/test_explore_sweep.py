@@ -248,3 +248,30 @@ def test_a_sweep_scenario_can_set_the_activations_apart():
     assert (sc.weight_precision, sc.activation_precision, sc.kv_precision) == (
         cli.weight_precision, cli.activation_precision, cli.kv_precision) == ("int4", "bf16", "fp8")
     assert spec().scenarios[0].to_scenario().activation_precision == "fp8"
+
+
+def test_a_layout_the_model_cannot_take_is_an_infeasible_row_not_a_failed_sweep(tmp_path, capsys):
+    """Llama 3.1 8B has 32 heads: TP 64 cannot split them. A sweep over TP 8 and TP 64 keeps the TP 8 rows as
+    they are alone and gives each TP 64 point a row, infeasible with reason code 3 (`mapping`), no step time;
+    a sweep whose every layout is impossible is an error naming why."""
+    from cosim.engines.analytical import REASON_MAPPING, REASONS
+
+    scenario = {"phase": "decode", "batch": 16, "input_len": 1024, "output_len": 64, "precision": "fp8"}
+    both = {**BASE, "scenarios": [{**scenario, "tp": 8}, {**scenario, "tp": 64}],
+            "sampling": {"method": "random", "points": 20, "seed": 3}, "constraints": []}
+    out = tmp_path / "both.parquet"
+    assert main(["sweep", str(write(tmp_path, both)), "--output", str(out), "-q", "--format", "json"]) == 0
+    df = pq.read_table(out).to_pandas()
+    alone = tmp_path / "alone.parquet"
+    one = {**both, "scenarios": [{**scenario, "tp": 8}]}
+    assert main(["sweep", str(write(tmp_path, one, "one.yaml")), "--output", str(alone), "-q", "--format", "json"]) == 0
+    ref = pq.read_table(alone).to_pandas()
+    tp8, tp64 = df[df["tp"] == 8].reset_index(drop=True), df[df["tp"] == 64]
+    np.testing.assert_array_equal(tp8["tpot_s"], ref["tpot_s"])
+    assert len(tp64) == 20 and not tp64["feasible"].any() and tp64["tpot_s"].isna().all()
+    assert (tp64["reason_code"] == REASON_MAPPING).all() and REASONS[REASON_MAPPING] == "mapping"
+    capsys.readouterr()
+    only64 = {**both, "scenarios": [{**scenario, "tp": 64}]}
+    assert main(["sweep", str(write(tmp_path, only64, "bad.yaml")), "--output", str(tmp_path / "x.parquet"),
+                 "-q"]) == 2
+    assert "tp=64 does not divide attention.num_heads=32" in capsys.readouterr().err

@@ -82,7 +82,10 @@ OPOUT = ("compute_s", "memory_s", "network_s", "launch_s", "time_s", "bound", "b
          "bytes_onchip", "comm_bytes_scale_up", "comm_bytes_scale_out")
 
 BOTTLENECKS = ("compute", "memory", "network", "overhead")
-REASONS = ("", "memory", "unsupported")  # reason codes: 0 ok, 1 does not fit, 2 infinite time
+# reason codes: 0 ok, 1 does not fit, 2 infinite time, 3 a mapping the model cannot take (a sweep's row for a
+# parallel layout that does not divide the heads, cosim.explore.engine; the kernel never returns it)
+REASONS = ("", "memory", "unsupported", "mapping")
+REASON_MAPPING = 3
 KIND_GEMM, KIND_GROUPED, KIND_ATTN, KIND_ELEM, KIND_EMB, KIND_COMM = 0, 1, 2, 3, 4, 5
 STAGE_DIT, STAGE_OPTIMIZER = 2, 5
 COMM_ALL_TO_ALL, COMM_P2P = 4, 5

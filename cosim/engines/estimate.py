@@ -189,6 +189,15 @@ def _resolve_cycle(hw):
     return override
 
 
+def _attention_heads(model) -> int | None:
+    """Query heads of a decoder LM's attention or a video DiT's blocks (None if the model has neither)."""
+    for part in ("attention", "dit"):
+        heads = getattr(getattr(model, part, None), "num_heads", None)
+        if heads:
+            return int(heads)
+    return None
+
+
 def estimate(hardware, workload, scenario, *, chips: int | None = None, mode: str = "analytical",
              batch_max: bool = False, params=None) -> EstimateResult:
     """Estimate one scenario. `hardware`/`workload`: slug, path or spec object. `batch_max`: largest batch
@@ -217,7 +226,17 @@ def estimate(hardware, workload, scenario, *, chips: int | None = None, mode: st
     replicas = replicas_for(scenario, chips)
     from cosim.graph.sharding import resolve
 
-    resolve(wl, scenario.model_copy(update={"batch": scenario.parallelism.dp}))  # mapping errors -> exit 2
+    try:
+        resolve(wl, scenario.model_copy(update={"batch": scenario.parallelism.dp}))  # mapping errors -> exit 2
+    except CosimInputError as err:
+        heads = _attention_heads(wl)
+        if heads is None or scenario.parallelism.tp <= heads:
+            raise
+        # TP beyond the heads is a layout the model cannot take at any size: a result with its reason
+        return EstimateResult(feasible=False, reason=f"infeasible mapping: tp={scenario.parallelism.tp} exceeds the "
+                              f"model's {heads} attention heads, which tensor parallelism splits ({err.detail})",
+                              batch=scenario.batch, phase=scenario.phase,
+                              chips=scenario.parallelism.chips * replicas)
     if batch_max:
         scenario = scenario.model_copy(update={"batch": scenario.parallelism.dp})  # the smallest valid batch
         b = max_batch(wl, scenario, hw.main_memory.capacity_bytes.value, params.memory_reserve_fraction)

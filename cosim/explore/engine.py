@@ -256,7 +256,8 @@ def evaluate_design_points(ctx: SweepContext, points: dict[str, np.ndarray], *, 
         base.update(_area_columns(ctx, hwa))
     choices = spec.mapping_choices
     combos = choices.combos() if choices else [{}]
-    blocks = []
+    blocks: list[dict[str, np.ndarray]] = []
+    invalid: list[tuple[dict[str, np.ndarray], Any, CosimInputError]] = []
     for wi, wl in enumerate(ctx.workloads):
         for si, scenario in enumerate(ctx.scenarios):
             extra = {**base, "workload": np.full(n, wi, dtype=np.int32), "scenario": np.full(n, si, dtype=np.int64)}
@@ -265,10 +266,46 @@ def evaluate_design_points(ctx: SweepContext, points: dict[str, np.ndarray], *, 
                 continue
             for combo in combos:
                 sc = _apply(scenario, combo)
-                cols = _evaluate_one(ctx, hwa, wl, sc, extra)
+                try:
+                    cols = _evaluate_one(ctx, hwa, wl, sc, extra)
+                except CosimInputError as err:
+                    if not _is_mapping_error(err):
+                        raise
+                    invalid.append((extra, sc, err))
+                    continue
                 cols.update(_mapping_columns(sc, n))
                 blocks.append(cols)
+    if invalid and not blocks:  # no layout the model can take: nothing to sweep, say why
+        raise invalid[0][2]
+    blocks += [_invalid_block(blocks[0], {**extra, **_mapping_columns(sc, n)}, n) for extra, sc, _ in invalid]
     return blocks
+
+
+def _is_mapping_error(err: CosimInputError) -> bool:
+    """A parallel layout the model cannot take (TP or SP not dividing its heads, ...): a result, not an error."""
+    return str(getattr(err, "field", "") or "").startswith("parallelism.")
+
+
+def _invalid_block(template: dict[str, np.ndarray], given: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    """Rows for design points under a mapping the model cannot take: its own point and mapping columns,
+    infeasible with reason code `mapping`, every measured column NaN (the columns of a valid block)."""
+    from cosim.engines.analytical import REASON_MAPPING
+
+    out: dict[str, np.ndarray] = {}
+    for name, values in template.items():
+        if name in given:
+            out[name] = given[name]
+        elif name in ("feasible", "meets_constraints"):
+            out[name] = np.zeros(n, dtype=bool)
+        elif name == "reason_code":
+            out[name] = np.full(n, REASON_MAPPING, dtype=values.dtype)
+        elif name == "bottleneck":
+            out[name] = np.full(n, -1, dtype=values.dtype)  # none: labelled "-"
+        elif values.dtype.kind == "f":
+            out[name] = np.full(n, np.nan)
+        else:
+            out[name] = np.zeros(n, dtype=values.dtype)
+    return out
 
 
 def evaluate_chunk(ctx: SweepContext, chunk_index: int):
@@ -285,8 +322,9 @@ def evaluate_chunk(ctx: SweepContext, chunk_index: int):
         parts = [b[name] for b in blocks]
         values = np.concatenate(parts) if len(parts) > 1 else parts[0]
         if name == "bottleneck" and values.dtype.kind in "iu":
-            arrays[name] = pa.DictionaryArray.from_arrays(pa.array(values.astype(np.int32)),
-                                                          pa.array(_bottleneck_labels(int(values.max()) + 1)))
+            # -1: a row with no step (a mapping the model cannot take): a null label
+            codes = pa.array(values.astype(np.int32), mask=values < 0)
+            arrays[name] = pa.DictionaryArray.from_arrays(codes, pa.array(_bottleneck_labels(max(int(values.max()), 0) + 1)))
         elif name in labels:  # integer codes -> dictionary column
             arrays[name] = pa.DictionaryArray.from_arrays(pa.array(values.astype(np.int32)), pa.array(labels[name]))
         else:
