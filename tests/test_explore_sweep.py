@@ -275,3 +275,16 @@ def test_a_layout_the_model_cannot_take_is_an_infeasible_row_not_a_failed_sweep(
     assert main(["sweep", str(write(tmp_path, only64, "bad.yaml")), "--output", str(tmp_path / "x.parquet"),
                  "-q"]) == 2
     assert "tp=64 does not divide attention.num_heads=32" in capsys.readouterr().err
+
+
+def test_mapping_best_skips_a_tp_the_model_cannot_take(tmp_path):
+    """`mapping: {tp: [8, 64], select: best}` on a 32-head model: TP 64 is skipped, so every point's best is
+    its TP 8 row, the same as a sweep offered TP 8 alone."""
+    base = {**BASE, "sampling": {"method": "random", "points": 12, "seed": 5}, "constraints": []}
+    run_sweep(sweep_from_dict({**base, "mapping": {"tp": [8, 64], "select": "best"}}), tmp_path / "b.parquet",
+              quiet=True)
+    run_sweep(sweep_from_dict({**base, "mapping": {"tp": [8], "select": "best"}}), tmp_path / "a.parquet",
+              quiet=True)
+    best, alone = (pq.read_table(tmp_path / f"{k}.parquet").to_pandas() for k in ("b", "a"))
+    assert (best["tp"] == 8).all() and best["feasible"].all()
+    np.testing.assert_array_equal(best["tpot_s"], alone["tpot_s"])

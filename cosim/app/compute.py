@@ -117,16 +117,9 @@ def run_estimate(hw_ref: str | SpecText, wl_ref: str | SpecText, scenario: Mappi
     hw = resolve_hardware(hw_ref)
     wl = resolve_workload(wl_ref)
     sc = build(scenario)
-    params = None
-    if stack != "tuned":
-        from cosim.cli.common import check_stack
-        from cosim.engines.calibration import is_moe, stack_params
-        from cosim.engines.eager import EAGER_PROMPT_STACKS
+    from cosim.cli.common import stack_run
 
-        check_stack(stack, training=sc.phase == "train")
-        params = stack_params(hw, stack, moe=is_moe(wl))
-        if stack in EAGER_PROMPT_STACKS:  # its prompt steps run without CUDA graphs (cosim.engines.eager)
-            sc = sc.model_copy(update={"eager_prompt_steps": True})
+    sc, params = stack_run(hw, wl, sc, stack)
     result = estimate(hw, wl, sc, chips=chips or None, batch_max=batch_max, params=params)
     metrics, notes = complete_metrics(hw, result)
     cap = float(hw.main_memory.capacity_bytes.value)

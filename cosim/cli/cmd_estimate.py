@@ -190,18 +190,13 @@ def register(app: typer.Typer) -> None:
             raise CosimInputError(f"--mapping must be manual or auto, got '{mapping}'")
         if mapping == "auto":
             scenario, chosen, b = _auto_mapping(hardware, workload, scenario, slo_ttft, slo_tpot)
-        from cosim.cli.common import check_stack
-        from cosim.engines.calibration import is_moe, stack_params
+        from cosim.cli.common import stack_run
+        from cosim.engines.calibration import is_moe
         from cosim.specs.loader import load_hardware, load_workload
 
-        check_stack(stack, training=phase == "train")
-        from cosim.engines.eager import EAGER_PROMPT_STACKS
-
-        if stack in EAGER_PROMPT_STACKS:  # its prompt steps run without CUDA graphs (cosim.engines.eager)
-            scenario = scenario.model_copy(update={"eager_prompt_steps": True})
-        hw = load_hardware(hardware)
-        moe = is_moe(load_workload(workload))
-        params = stack_params(hw, stack, moe=moe)
+        hw, model = load_hardware(hardware), load_workload(workload)
+        moe = is_moe(model)
+        scenario, params = stack_run(hw, model, scenario, stack)
         if moe_host_ms is not None:
             from cosim.engines.efficiency import params_for
 
@@ -211,7 +206,7 @@ def register(app: typer.Typer) -> None:
 
             params = with_attention_kernel(params or params_for(hw), hw, attention_kernel)
         result = estimate(hardware, workload, scenario, chips=chips, mode=mode, batch_max=b is None, params=params)
-        _note_context_beyond_training(load_workload(workload), scenario)
+        _note_context_beyond_training(model, scenario)
         out = result.to_dict()
         if chosen is not None:
             out["mapping"] = chosen

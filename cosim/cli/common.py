@@ -185,6 +185,19 @@ def check_stack(stack: str, training: bool = False) -> None:
                               "use it with estimate --phase train")
 
 
+def stack_run(hw, model, scenario, stack: str):
+    """(scenario, engine parameters) of an estimate on `stack`: the stack checked against the phase, its prompt
+    steps eager where it launches them so (cosim.engines.eager), its fitted factor (the MoE one for an MoE
+    model); parameters None for the tuned default. Shared by `cosim estimate --stack` and the explorer."""
+    from cosim.engines.calibration import is_moe, stack_params
+    from cosim.engines.eager import EAGER_PROMPT_STACKS
+
+    check_stack(stack, training=scenario.phase == "train")
+    if stack in EAGER_PROMPT_STACKS:  # its prompt steps run without CUDA graphs (cosim.engines.eager)
+        scenario = scenario.model_copy(update={"eager_prompt_steps": True})
+    return scenario, stack_params(hw, stack, moe=is_moe(model))
+
+
 def parse_graph_sizes(text: str) -> tuple[int, ...]:
     """`--cuda-graph-sizes 1,2,4,...` as positive integers, or a clear error naming the flag."""
     from cosim.errors import CosimInputError

@@ -227,10 +227,10 @@ def estimate(hardware, workload, scenario, *, chips: int | None = None, mode: st
     from cosim.graph.sharding import resolve
 
     try:
-        resolve(wl, scenario.model_copy(update={"batch": scenario.parallelism.dp}))  # mapping errors -> exit 2
+        resolve(wl, scenario.model_copy(update={"batch": scenario.parallelism.dp}))
     except CosimInputError as err:
         heads = _attention_heads(wl)
-        if heads is None or scenario.parallelism.tp <= heads:
+        if heads is None or scenario.parallelism.tp <= heads:  # a layout to fix: bad input (the CLI exits 2)
             raise
         # TP beyond the heads is a layout the model cannot take at any size: a result with its reason
         return EstimateResult(feasible=False, reason=f"infeasible mapping: tp={scenario.parallelism.tp} exceeds the "

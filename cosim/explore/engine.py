@@ -190,13 +190,21 @@ def _evaluate_one(ctx: SweepContext, hwa, workload, scenario, extra: dict[str, n
 
 
 def _select_best(ctx: SweepContext, hwa, workload, base_scenario, combos, extra) -> dict[str, np.ndarray]:
-    """Evaluate every mapping combination and keep, per point, the best that meets the constraints."""
+    """Evaluate every mapping combination and keep, per point, the best that meets the constraints; a
+    combination the model cannot take is skipped (the first one's error is raised if every one is)."""
     best: dict[str, np.ndarray] | None = None
     best_rank = best_score = None
+    first_error: CosimInputError | None = None
     n = len(hwa)
     for combo in combos:
         scenario = _apply(base_scenario, combo)
-        cols = _evaluate_one(ctx, hwa, workload, scenario, extra)
+        try:
+            cols = _evaluate_one(ctx, hwa, workload, scenario, extra)
+        except CosimInputError as err:
+            if not _is_mapping_error(err):
+                raise
+            first_error = first_error or err
+            continue
         cols.update(_mapping_columns(scenario, n))
         rank = cols["meets_constraints"].astype(np.int8) * 2 + cols["feasible"].astype(np.int8)
         score = (objective_score(cols, ctx.spec.objectives[0]) if ctx.spec.objectives
@@ -210,6 +218,8 @@ def _select_best(ctx: SweepContext, hwa, workload, base_scenario, combos, extra)
             best[k] = np.where(better, v, best[k])
         best_rank = np.where(better, rank, best_rank)
         best_score = np.where(better, score, best_score)
+    if best is None:
+        raise first_error
     return best
 
 
@@ -261,19 +271,20 @@ def evaluate_design_points(ctx: SweepContext, points: dict[str, np.ndarray], *, 
     for wi, wl in enumerate(ctx.workloads):
         for si, scenario in enumerate(ctx.scenarios):
             extra = {**base, "workload": np.full(n, wi, dtype=np.int32), "scenario": np.full(n, si, dtype=np.int64)}
-            if choices is not None and choices.select == "best" and len(combos) > 1:
-                blocks.append(_select_best(ctx, hwa, wl, scenario, combos, extra))
-                continue
-            for combo in combos:
+            best_only = choices is not None and choices.select == "best" and len(combos) > 1
+            for combo in [{}] if best_only else combos:
                 sc = _apply(scenario, combo)
                 try:
-                    cols = _evaluate_one(ctx, hwa, wl, sc, extra)
+                    if best_only:
+                        cols = _select_best(ctx, hwa, wl, scenario, combos, extra)
+                    else:
+                        cols = _evaluate_one(ctx, hwa, wl, sc, extra)
+                        cols.update(_mapping_columns(sc, n))
                 except CosimInputError as err:
                     if not _is_mapping_error(err):
                         raise
                     invalid.append((extra, sc, err))
                     continue
-                cols.update(_mapping_columns(sc, n))
                 blocks.append(cols)
     if invalid and not blocks:  # no layout the model can take: nothing to sweep, say why
         raise invalid[0][2]
@@ -300,7 +311,7 @@ def _invalid_block(template: dict[str, np.ndarray], given: dict[str, np.ndarray]
         elif name == "reason_code":
             out[name] = np.full(n, REASON_MAPPING, dtype=values.dtype)
         elif name == "bottleneck":
-            out[name] = np.full(n, -1, dtype=values.dtype)  # none: labelled "-"
+            out[name] = np.full(n, -1, dtype=values.dtype)  # no step: a null label in the Parquet file
         elif values.dtype.kind == "f":
             out[name] = np.full(n, np.nan)
         else:
