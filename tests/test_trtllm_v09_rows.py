@@ -117,3 +117,43 @@ def test_l40s_tensor_parallel_runs_over_pcie_are_predicted(row_id):
     assert load_hardware("l40s").interconnect.scale_up.domain_size.value == 8
     pred = _predict(row_id)
     assert pred is not None and pred > 0
+
+
+MIXTRAL_8BIT = sorted(i for i in V09 if i in MAPPING.rows
+                      and i.startswith(("trtllm-v0.9-mixtral-8x7b-", "trtllm-v0.9-ttft-mixtral-8x7b-"))
+                      and "-a100-" not in i)
+
+
+def test_v09_mixtral_streams_8_bit_weights_faster_than_16_bit_ones_could():
+    """The H100 first-token cell (batch 1, 128 tokens: with top-2 of 8 every expert is hit) took 13.4 ms, below
+    the 13.9 ms two H100s need to stream Mixtral's 46.7e9 parameters at 2 bytes (3.35 TB/s each): the weights
+    were 8-bit. The release notes list 'Added FP8 quantization support for Mixtral' under 0.10.0, so v0.9.0's
+    MoE plugin multiplied in 16 bits: the FP8-table cells are mapped W8A16."""
+    row = V09["trtllm-v0.9-ttft-mixtral-8x7b-h100-tp2-128"]
+    bandwidth = load_hardware("h100-sxm").main_memory.bandwidth_bytes_per_s.value
+    assert bandwidth == pytest.approx(3.35e12)
+    floor_16_bit_s = 46.7e9 * 2 / 2 / bandwidth
+    assert floor_16_bit_s == pytest.approx(13.94e-3, rel=1e-3)
+    assert row.value < floor_16_bit_s
+    assert 1 - (6 / 8) ** 128 > 0.999999  # P(an expert is hit) with 128 tokens
+    assert len(MIXTRAL_8BIT) == 18  # H200, H100 and L40S: 4 static cells and 2 first-token cells each
+    for row_id in MIXTRAL_8BIT:
+        q = MAPPING.rows[row_id]
+        assert (q.precision, q.activation_precision) == ("fp8", "fp16"), row_id
+        assert "0.10.0" in q.assumed, row_id
+
+
+@pytest.mark.parametrize("row_id", ["trtllm-v0.9-mixtral-8x7b-h200-tp2-b1024-128-128",
+                                    "trtllm-v0.9-mixtral-8x7b-h100-tp2-b512-128-128",
+                                    "trtllm-v0.9-mixtral-8x7b-h200-tp2-b64-2048-128",
+                                    "trtllm-v0.9-mixtral-8x7b-h100-tp2-b64-2048-128"])
+def test_v09_mixtral_prompt_heavy_cells_run_at_the_16_bit_multiply_add_rate(row_id):
+    """Where prompts dominate, the expert GEMMs are compute-bound: priced with FP8 multiply-adds these cells
+    would be 1.5-2x the published rates; with 16-bit ones each is within 25%."""
+    q = MAPPING.rows[row_id]
+    measured = V09[row_id].value
+    params = calibrated_params(load_hardware(q.hardware))
+    w8a16 = predict(q, MAPPING, params)[0]
+    w8a8 = predict(q.model_copy(update={"activation_precision": None}), MAPPING, params)[0]
+    assert w8a8 > 1.45 * measured
+    assert w8a16 == pytest.approx(measured, rel=0.25)
