@@ -165,3 +165,14 @@ def test_speculative_fields_reach_decode_and_generate_and_round_trip():
     assert (back["accept"], back["draft"]) == (1.0, 0) and len(problems) == 2
     with pytest.raises(CosimInputError, match="accepted_tokens_per_step"):
         build_scenario(**scenario_kwargs({**state, "draft": 1, "accept": 2.5}))
+
+
+def test_attention_precision_reaches_the_scenario_and_round_trips():
+    from cosim.cli.common import build_scenario
+
+    state = {**defaults(), "precision": "fp8", "attn": "fp16"}
+    assert parse_query(to_query(state))[0] == state
+    assert build_scenario(**scenario_kwargs(state)).attention_precision == "fp16"
+    assert build_scenario(**scenario_kwargs({**state, "attn": "auto"})).attention_precision is None
+    back, problems = parse_query({"attn": "int8"})
+    assert back["attn"] == "auto" and len(problems) == 1

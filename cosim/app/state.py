@@ -19,6 +19,9 @@ PRECISIONS = ("bf16", "fp16", "fp8", "fp4", "int8", "int4", "fp32")
 #: what the GEMMs multiply in: "same" as the weights, or wider (weight-only quantisation: INT4 weights with
 #: BF16 activations is AWQ/GPTQ's W4A16; FP4 with FP8 is W4A8)
 ACTIVATIONS = ("same", "bf16", "fp16", "fp8")
+#: what the attention cores multiply in: "auto" (the GEMMs' precision where an attention kernel exists for it, FP8
+#: only over an FP8 cache) or the run's own (fp16: a TensorRT-LLM engine built with --gpt_attention_plugin float16)
+ATTENTIONS = ("auto", "bf16", "fp16", "fp8", "fp32")
 #: activation recompute in training: Korthikanti et al.'s selective (attention core), full, or none
 RECOMPUTE = ("selective", "full", "none")
 #: serving (or training) software whose fitted kernel-efficiency factor an estimate uses (`estimate --stack`)
@@ -50,6 +53,7 @@ FIELDS: dict[str, FieldSpec] = {
     "output_len": FieldSpec(128, "int", 1, CAPS["output_len"]),
     "precision": FieldSpec("bf16", "str", choices=PRECISIONS),
     "act": FieldSpec("same", "str", choices=ACTIVATIONS),
+    "attn": FieldSpec("auto", "str", choices=ATTENTIONS),
     "tp": FieldSpec(1, "int", 1, CAPS["parallel"]),
     "pp": FieldSpec(1, "int", 1, CAPS["parallel"]),
     "ep": FieldSpec(1, "int", 1, CAPS["parallel"]),
@@ -165,6 +169,8 @@ def scenario_kwargs(state: Mapping[str, Any], *, training: bool = True, **overri
     kw = {k: state[k] for k in SCENARIO_KEYS}
     act = state.get("act", "same")
     kw["activation_precision"] = None if act == "same" else act
+    attn = state.get("attn", "auto")
+    kw["attention_precision"] = None if attn == "auto" else attn
     if kw["phase"] in SPECULATIVE_PHASES and int(state.get("draft", 0)):
         kw.update(draft_tokens=int(state["draft"]), accepted_tokens_per_step=float(state["accept"]))
     if kw["phase"] in SPECULATIVE_PHASES and state.get("kvq"):  # decode attention's read pattern

@@ -9,6 +9,7 @@ import typer
 
 from cosim.cli.common import (
     ActivationPrecisionOpt,
+    AttentionPrecisionOpt,
     BatchOpt,
     DensePrecisionOpt,
     DpOpt,
@@ -100,6 +101,7 @@ def register(app: typer.Typer) -> None:
         ssm_state_precision: SsmStatePrecisionOpt = None,
         activation_precision: ActivationPrecisionOpt = None,
         dense_precision: DensePrecisionOpt = None,
+        attention_precision: AttentionPrecisionOpt = None,
         tp: TpOpt = 1,
         pp: PpOpt = 1,
         ep: EpOpt = 1,
@@ -176,7 +178,8 @@ def register(app: typer.Typer) -> None:
                                   dp_imbalance=dp_imbalance, ssm_state_precision=ssm_state_precision,
                                   images_per_request=images_per_request, draft_tokens=draft_tokens,
                                   accepted_tokens_per_step=accepted_tokens_per_step,
-                                  kv_read_per_query_head=kv_read_per_query_head)
+                                  kv_read_per_query_head=kv_read_per_query_head,
+                                  attention_precision=attention_precision)
         if images_per_request:
             scenario = _with_image_tokens(workload, scenario)
         if cuda_graph_sizes:

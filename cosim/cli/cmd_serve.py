@@ -11,6 +11,7 @@ import typer
 
 from cosim.cli.common import (
     ActivationPrecisionOpt,
+    AttentionPrecisionOpt,
     DensePrecisionOpt,
     DpOpt,
     EpOpt,
@@ -60,6 +61,7 @@ def register(app: typer.Typer) -> None:
         ssm_state_precision: SsmStatePrecisionOpt = None,
         activation_precision: ActivationPrecisionOpt = None,
         dense_precision: DensePrecisionOpt = None,
+        attention_precision: AttentionPrecisionOpt = None,
         tp: TpOpt = 1,
         pp: PpOpt = 1,
         ep: EpOpt = 1,
@@ -135,7 +137,8 @@ def register(app: typer.Typer) -> None:
         scenario = build_scenario(phase="generate", batch=1, input_len=1, output_len=1, precision=precision,
                                   tp=tp, pp=pp, ep=ep, dp=dp, kv_precision=kv_precision,
                                   activation_precision=activation_precision, dense_precision=dense_precision, ssm_state_precision=ssm_state_precision,
-                                  kv_read_per_query_head=kv_read_per_query_head)
+                                  kv_read_per_query_head=kv_read_per_query_head,
+                                  attention_precision=attention_precision)
         if cuda_graph_sizes:
             from cosim.cli.common import parse_graph_sizes
 

@@ -65,6 +65,11 @@ ActivationPrecisionOpt = Annotated[str | None, typer.Option(
     "is given) when it differs from their weights' (--precision): fp8 for W4A8 (MXFP4 x MXFP8 on Blackwell), bf16 for "
     "W4A16 (default: --precision); weights narrower than this are widened inside the kernel, which slows "
     "compute-bound GEMMs")]
+AttentionPrecisionOpt = Annotated[str | None, typer.Option(
+    "--attention-precision", help="precision the attention cores (prompt FMHA, decode attention) multiply in, "
+    "fp32 | tf32 | bf16 | fp16 | fp8, where the run sets it apart from the GEMMs': fp16 for a TensorRT-LLM "
+    "engine built with --gpt_attention_plugin float16 and no FP8 context FMHA over an FP8 KV cache (default: "
+    "the GEMMs' precision where an attention kernel exists for it, FP8 only over an FP8 cache)")]
 DensePrecisionOpt = Annotated[str | None, typer.Option(
     "--dense-precision", help="precision of every GEMM outside the routed experts (attention, dense MLPs, router, "
     "LM head) when the checkpoint quantises only the experts, e.g. bf16 for gpt-oss (default: as the experts)")]
@@ -97,7 +102,7 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
                    dense_precision: str | None = None, dp_imbalance: float = 1.0,
                    ssm_state_precision: str | None = None, images_per_request: int = 0,
                    draft_tokens: int = 0, accepted_tokens_per_step: float | None = None,
-                   kv_read_per_query_head: bool = False):
+                   kv_read_per_query_head: bool = False, attention_precision: str | None = None):
     """A validated Scenario from CLI values; bad values raise CosimInputError naming the flag.
 
     `kv_precision` None: the KV cache is stored in fp8 when the weights are 8-bit or narrower (the common
@@ -105,6 +110,7 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
     from pydantic import ValidationError
 
     from cosim.specs.scenario import (
+        ATTENTION_PRECISION_CHOICES,
         KV_PRECISION_CHOICES,
         SSM_STATE_PRECISION_CHOICES,
         Parallelism,
@@ -137,6 +143,9 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
     for flag, value in (("--activation-precision", activation_precision), ("--dense-precision", dense_precision)):
         if value is not None and value not in PRECISION_CHOICES:
             raise CosimInputError(f"{flag} must be one of {', '.join(PRECISION_CHOICES)}, got '{value}'")
+    if attention_precision is not None and attention_precision not in ATTENTION_PRECISION_CHOICES:
+        raise CosimInputError(f"--attention-precision must be one of {', '.join(ATTENTION_PRECISION_CHOICES)}, "
+                              f"got '{attention_precision}'")
     if ssm_state_precision is not None and ssm_state_precision not in SSM_STATE_PRECISION_CHOICES:
         raise CosimInputError(f"--ssm-state-precision must be one of {', '.join(SSM_STATE_PRECISION_CHOICES)}, "
                               f"got '{ssm_state_precision}'")
@@ -158,7 +167,8 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
             width=width, steps=steps,
             weight_precision=precision, activation_precision=activation_precision or precision,
             dense_precision=dense_precision,
-            kv_precision=kv, recompute=recompute, ssm_state_precision=ssm_state_precision,
+            kv_precision=kv, attention_precision=attention_precision, recompute=recompute,
+            ssm_state_precision=ssm_state_precision,
             images_per_request=images_per_request, draft_tokens=draft_tokens,
             accepted_tokens_per_step=accepted_tokens_per_step, kv_read_per_query_head=kv_read_per_query_head,
             parallelism=Parallelism(tp=tp, pp=pp, ep=ep, dp=dp, sp=sp, sp_kind=sp_kind, sp_ring=sp_ring,

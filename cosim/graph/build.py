@@ -47,13 +47,14 @@ def dtypes(scenario: Scenario) -> Dtypes:
     act = BYTES_PER_ELEMENT[scenario.activation_precision]
     dt = Dtypes(BYTES_PER_ELEMENT[scenario.weight_precision], max(act, STREAM_MIN_BYTES),
                 BYTES_PER_ELEMENT[scenario.kv_precision], scenario.compute_precision, scenario.kv_precision,
-                scenario.weight_precision)
+                scenario.weight_precision, attention=scenario.attention_precision)
     dt.dispatch = min(max(act, 1.0), dt.a)
     if scenario.ssm_state_precision is not None:
         dt.state = BYTES_PER_ELEMENT[scenario.ssm_state_precision]
     if scenario.dense_precision is not None:
         dense = BYTES_PER_ELEMENT[scenario.dense_precision]
-        dt.dense = Dtypes(dense, max(dense, STREAM_MIN_BYTES), dt.kv, scenario.dense_precision, scenario.kv_precision)
+        dt.dense = Dtypes(dense, max(dense, STREAM_MIN_BYTES), dt.kv, scenario.dense_precision, scenario.kv_precision,
+                          attention=scenario.attention_precision)
         dt.dense.state = dt.state
     return dt
 

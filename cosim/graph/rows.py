@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from cosim.graph.optable import PRECISION_CODE, CommKind, OpKind, Stage
 from cosim.specs.hardware import BYTES_PER_ELEMENT
+from cosim.specs.scenario import ATTENTION_PRECISION_CHOICES
 
 NORM_FLOPS_PER_ELEMENT = {"rmsnorm": 4.0, "layernorm": 7.0}
 ACT_FLOPS_PER_ELEMENT = {"silu": 4.0, "gelu": 8.0, "relu": 1.0, "relu2": 2.0}
@@ -42,9 +43,8 @@ MODULATION_FLOPS_PER_ELEMENT = 2.0
 #: produces it and write BF16 outputs, so what is stored and reduced between ops stays BF16
 STREAM_MIN_BYTES = 2.0
 
-#: precisions fused attention kernels compute in (FlashAttention-2/3, TensorRT-LLM FMHA, FlashInfer take
-#: Q/K/V in BF16/FP16 or FP8 E4M3; none computes attention in a sub-8-bit or integer format)
-ATTENTION_PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8")
+#: precisions fused attention kernels compute in (see cosim.specs.scenario)
+ATTENTION_PRECISIONS = ATTENTION_PRECISION_CHOICES
 
 
 def attention_precision(compute: str, kv: str) -> str:
@@ -66,7 +66,8 @@ class Dtypes:
     of its stored weights (which GEMMs widen in the kernel when narrower than the compute precision)."""
 
     def __init__(self, weight_bytes: float, act_bytes: float, kv_bytes: float, precision: str,
-                 kv_precision: str | None = None, weight_precision: str | None = None):
+                 kv_precision: str | None = None, weight_precision: str | None = None,
+                 attention: str | None = None):
         self.w = weight_bytes
         self.a = act_bytes
         self.kv = kv_bytes
@@ -74,7 +75,8 @@ class Dtypes:
         self.state = act_bytes  # a Mamba-2 state cache element (Scenario.ssm_state_precision widens it)
         self.code = PRECISION_CODE[precision]
         self.weight_code = PRECISION_CODE[weight_precision or precision]
-        self.attention_code = PRECISION_CODE[attention_precision(precision, kv_precision or precision)]
+        # `attention`: the run's own attention precision (Scenario.attention_precision), else the rule below
+        self.attention_code = PRECISION_CODE[attention or attention_precision(precision, kv_precision or precision)]
         # the GEMMs outside the routed experts, where they run in another precision (Scenario.dense_precision)
         self.dense: Dtypes | None = None
 

@@ -13,6 +13,9 @@ Phase = Literal["prefill", "decode", "generate", "train", "video"]
 KV_PRECISION_CHOICES = ("fp32", "bf16", "fp16", "fp8")
 #: precisions a Mamba-2 state cache can be held in (vLLM's mamba_ssm_cache_dtype choices besides 'auto')
 SSM_STATE_PRECISION_CHOICES = ("fp32", "bf16", "fp16")
+#: precisions fused attention kernels compute in (FlashAttention-2/3, TensorRT-LLM FMHA/XQA, FlashInfer take
+#: Q/K/V in BF16/FP16 or FP8 E4M3; none computes attention in a sub-8-bit or integer format)
+ATTENTION_PRECISION_CHOICES = ("fp32", "tf32", "bf16", "fp16", "fp8")
 
 
 def default_kv_precision(precision: str) -> str:
@@ -141,6 +144,12 @@ class Scenario(BaseModel):
     weight_precision: Precision = "bf16"
     activation_precision: Precision = "bf16"
     kv_precision: Precision = "bf16"
+    attention_precision: Literal["fp32", "tf32", "bf16", "fp16", "fp8"] | None = Field(
+        default=None,
+        description="precision the attention cores (context FMHA, decode attention) multiply in where the run "
+                    "sets it apart: a TensorRT-LLM engine built with `--gpt_attention_plugin float16` and no FP8 "
+                    "context FMHA attends in FP16 over an FP8 cache; None: the GEMMs' precision where an attention "
+                    "kernel exists for it (cosim.graph.rows.attention_precision)")
     dense_precision: Precision | None = Field(
         default=None,
         description="weights and activations of every GEMM outside the routed experts (attention, dense MLPs, "

@@ -83,6 +83,9 @@ class Query(BaseModel):
                                             "kvcache_free_gpu_mem_frac, where the submission states it")
     activation_precision: str | None = Field(default=None, description="the experts' activation precision where "
                                              "it differs from their weights' (W4A8, W4A16 MoE kernels)")
+    attention_precision: str | None = Field(default=None, description="precision the attention cores multiply in "
+                                            "where the run's engine sets it apart from the GEMMs' (TensorRT-LLM "
+                                            "--gpt_attention_plugin float16 over an FP8 cache)")
     dense_precision: str | None = Field(default=None, description="precision of the GEMMs outside the routed "
                                         "experts where the checkpoint quantises only the experts")
     ssm_state_precision: str | None = Field(default=None, description="hybrid models: the Mamba-2 state cache's "
