@@ -43,9 +43,6 @@ MODULATION_FLOPS_PER_ELEMENT = 2.0
 #: produces it and write BF16 outputs, so what is stored and reduced between ops stays BF16
 STREAM_MIN_BYTES = 2.0
 
-#: precisions fused attention kernels compute in (see cosim.specs.scenario)
-ATTENTION_PRECISIONS = ATTENTION_PRECISION_CHOICES
-
 
 def attention_precision(compute: str, kv: str) -> str:
     """Precision the attention core runs in. An FP8 core needs FP8 keys and values: TensorRT-LLM quantises Q
@@ -55,8 +52,8 @@ def attention_precision(compute: str, kv: str) -> str:
     FP8 weights over a BF16 cache attend in BF16. Otherwise the GEMMs' precision when an attention kernel
     exists for it, else FP8 over an FP8 cache (NVFP4/INT4 weights), else BF16."""
     if compute == "fp8" and kv != "fp8":
-        return "bf16" if kv not in ATTENTION_PRECISIONS else kv
-    if compute in ATTENTION_PRECISIONS:
+        return "bf16" if kv not in ATTENTION_PRECISION_CHOICES else kv
+    if compute in ATTENTION_PRECISION_CHOICES:
         return compute
     return "fp8" if kv == "fp8" else "bf16"
 
