@@ -15,6 +15,7 @@ from cosim.errors import CosimInputError
 from cosim.graph.optable import PRECISION_CODE
 from cosim.graph.rows import Dtypes
 from cosim.specs.loader import load_hardware, load_workload
+from cosim.specs.scenario import Scenario
 from cosim.validate.mapping import load_mapping
 from cosim.validate.predict import predict
 from cosim.validate.reference import load_measurements
@@ -48,6 +49,8 @@ def test_fp16_attention_over_an_fp8_cache_attends_at_the_fp16_runs_rate():
 def test_a_bad_attention_precision_is_one_readable_line(capsys):
     with pytest.raises(CosimInputError, match="--attention-precision must be one of"):
         build_scenario(phase="prefill", precision="fp8", attention_precision="int8")
+    with pytest.raises(ValueError, match="attention_precision"):  # the model itself, for API callers
+        Scenario(phase="prefill", attention_precision="int8")
     code = main(["estimate", "--hardware", "h100-sxm", "--workload", "llama-2-7b", "--phase", "prefill",
                  "--precision", "fp8", "--attention-precision", "fp4"])
     err = capsys.readouterr().err.strip().splitlines()

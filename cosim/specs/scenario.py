@@ -144,7 +144,7 @@ class Scenario(BaseModel):
     weight_precision: Precision = "bf16"
     activation_precision: Precision = "bf16"
     kv_precision: Precision = "bf16"
-    attention_precision: Literal["fp32", "tf32", "bf16", "fp16", "fp8"] | None = Field(
+    attention_precision: Literal[ATTENTION_PRECISION_CHOICES] | None = Field(
         default=None,
         description="precision the attention cores (context FMHA, decode attention) multiply in where the run "
                     "sets it apart: a TensorRT-LLM engine built with `--gpt_attention_plugin float16` and no FP8 "
