@@ -42,6 +42,8 @@ def test_a_rate_beyond_the_admitted_batch_has_no_implied_batch():
 def test_implied_batch_needs_an_offline_throughput_row():
     with pytest.raises(CosimInputError, match="offline_throughput row"):
         implied_batch("trtllm-dsr1-b200x8-minlatency-nomtp")  # a per-user decode row
+    with pytest.raises(CosimInputError, match="no such reference row"):
+        implied_batch("no-such-row")
 
 
 def test_the_rate_at_the_admitted_batch_is_what_cosim_validate_predicts():

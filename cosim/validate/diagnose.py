@@ -49,7 +49,10 @@ def offline_rate(row_id: str) -> tuple[int, int, Callable[[int], float]]:
     from cosim.validate.mapping import lengths, load_mapping, output_cv
     from cosim.validate.runner import query_for
 
-    q = query_for(row_id)
+    try:
+        q = query_for(row_id)
+    except KeyError:
+        raise CosimInputError(f"{row_id}: no such reference row (cosim/data/reference/mapping.yaml)") from None
     if q.kind != "offline_throughput":
         raise CosimInputError(f"{row_id}: the implied batch needs an offline_throughput row, not {q.kind}")
     mapping = load_mapping()
