@@ -36,13 +36,7 @@ class ImpliedBatch:
 def offline_rate(row_id: str) -> tuple[int, int, Callable[[int], float]]:
     """(batch cosim admits, attention-DP ranks, output tokens/s as a function of the running batch) of an
     offline-throughput row, with the calibrated parameters and the row's stack as `cosim validate` runs it."""
-    from cosim.engines.calibration import (
-        apply_stack,
-        calibrated_params,
-        is_moe,
-        stack_scale,
-        stack_sequence_busy_s,
-    )
+    from cosim.engines.calibration import calibrated_params, is_moe, stack_params
     from cosim.engines.efficiency import with_attention_kernel
     from cosim.specs.loader import load_hardware, load_workload
     from cosim.validate import predict as P
@@ -57,8 +51,7 @@ def offline_rate(row_id: str) -> tuple[int, int, Callable[[int], float]]:
         raise CosimInputError(f"{row_id}: the implied batch needs an offline_throughput row, not {q.kind}")
     mapping = load_mapping()
     hw = load_hardware(q.hardware)
-    params = apply_stack(calibrated_params(hw), stack_scale(q.stack, q.hardware, is_moe(load_workload(q.workload))),
-                         stack_sequence_busy_s(q.stack))
+    params = stack_params(hw, q.stack, calibrated_params(hw), is_moe(load_workload(q.workload)))
     if q.attention_kernel:  # as cosim.validate.predict.predict prices the row
         params = with_attention_kernel(params, hw, q.attention_kernel)
     inp, out = lengths(q, mapping)
