@@ -3,8 +3,8 @@
 cosim's offline prediction is the engine's admitted batch (its KV pool, the sequence cap, the request count)
 times the rate one step of that batch sustains. Bisecting the batch until the calibrated prediction meets the
 measured rate separates the two: a ratio near 1 puts the miss in the admitted batch's margin, a ratio far below
-1 at a batch the row states (or every cell of a column alike) puts it in the step time (notes.md, session of
-2026-12-03). A diagnostic for developers; no prediction depends on it.
+1 at a batch the row states (or every cell of a column alike) puts it in the step time (notes.md, session
+37). A diagnostic for developers; no prediction depends on it.
 """
 
 from __future__ import annotations
