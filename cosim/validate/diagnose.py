@@ -14,9 +14,6 @@ from dataclasses import dataclass
 
 from cosim.errors import CosimInputError
 
-#: bisection steps on the batch: 2^-14 of the admitted batch, far below one sequence for any row here
-BISECTION_STEPS = 14
-
 
 @dataclass(frozen=True)
 class ImpliedBatch:
@@ -37,7 +34,6 @@ def offline_rate(row_id: str) -> tuple[int, int, Callable[[int], float]]:
     """(batch cosim admits, attention-DP ranks, output tokens/s as a function of the running batch) of an
     offline-throughput row, with the calibrated parameters and the row's stack as `cosim validate` runs it."""
     from cosim.engines.calibration import calibrated_params, is_moe, stack_params
-    from cosim.engines.efficiency import with_attention_kernel
     from cosim.specs.loader import load_hardware, load_workload
     from cosim.validate import predict as P
     from cosim.validate.mapping import lengths, load_mapping, output_cv
@@ -51,9 +47,7 @@ def offline_rate(row_id: str) -> tuple[int, int, Callable[[int], float]]:
         raise CosimInputError(f"{row_id}: the implied batch needs an offline_throughput row, not {q.kind}")
     mapping = load_mapping()
     hw = load_hardware(q.hardware)
-    params = stack_params(hw, q.stack, calibrated_params(hw), is_moe(load_workload(q.workload)))
-    if q.attention_kernel:  # as cosim.validate.predict.predict prices the row
-        params = with_attention_kernel(params, hw, q.attention_kernel)
+    params = P.with_row_kernel(q, stack_params(hw, q.stack, calibrated_params(hw), is_moe(load_workload(q.workload))))
     inp, out = lengths(q, mapping)
     cv = output_cv(q, mapping)
     res, replicas = P._offline(q, mapping, params)
@@ -80,9 +74,7 @@ def implied_batch(row_id: str, measured: float | None = None) -> ImpliedBatch:
     if rate(admitted) < measured:
         return ImpliedBatch(row_id, admitted, None, dp)
     lo, hi = 0, admitted // dp  # in sequences per rank: rate(lo) < measured <= rate(hi)
-    for _ in range(BISECTION_STEPS):
-        if hi - lo <= 1:
-            break
+    while hi - lo > 1:
         mid = (lo + hi) // 2
         if rate(mid * dp) < measured:
             lo = mid

@@ -354,16 +354,22 @@ def _params_key(params) -> tuple:
 _VIDEO_CACHE: dict = {}
 
 
+def with_row_kernel(q: Query, params):
+    """`params` (None: the chip's defaults) priced with the attention kernel the row names, if it names one."""
+    if not q.attention_kernel:
+        return params
+    from cosim.engines.efficiency import params_for, with_attention_kernel
+    from cosim.specs.loader import load_hardware
+
+    hw = load_hardware(q.hardware)
+    return with_attention_kernel(params or params_for(hw), hw, q.attention_kernel)
+
+
 def predict(q: Query, mapping: Mapping, params=None) -> tuple[float | None, str | None]:
     """(predicted value in the row's unit, or None, and the reason when None)."""
     from cosim.engines.estimate import estimate
 
-    if q.attention_kernel:
-        from cosim.engines.efficiency import params_for, with_attention_kernel
-        from cosim.specs.loader import load_hardware
-
-        hw = load_hardware(q.hardware)
-        params = with_attention_kernel(params or params_for(hw), hw, q.attention_kernel)
+    params = with_row_kernel(q, params)
     if q.kind in ("offline_throughput", "system_energy_per_token"):
         res, replicas = _offline(q, mapping, params)
         if not res.feasible or not res.throughput_tokens_per_s:
