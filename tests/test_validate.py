@@ -37,9 +37,9 @@ def test_reference_rows_carry_sources_and_positive_values():
     # DeepSeek-R1 blog and the B200 and H200 min-latency MTP 3 runs of its best-practice blog
     # + llm-foundry's MPT and flash-attention's GPT3 training runs (session 28), torchtitan's FSDP2 runs on 64
     # A100s (session 31); TensorRT-LLM's 2023 static-batch and first-token-latency cells (session 33: 31 + 16 mapped,
-    # 10 of Falcon 180B unmapped)
+    # 10 of Falcon 180B, mapped since session 38)
     # + llm-foundry's A100 40GB table (session 33); the same TensorRT-LLM document's v0.9.0 tables (session 35:
-    # 96 static-batch and 48 first-token cells, 24 of Falcon 180B unmapped)
+    # 96 static-batch and 48 first-token cells, 24 of them Falcon 180B's, mapped since session 38)
     assert len(added) == 353 + 123 + 5 + 8 + 57 + 78 + 144
     for r in rows:
         assert r.value > 0 and (r.source.get("url") or r.source.get("locator") or r.source.get("title"))
@@ -318,8 +318,9 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
     # selective checkpointing "does not fit" under Korthikanti's selective activations (91 GB), though it ran
     # TensorRT-LLM's 2023 tables (session 33): 31 static-batch cells and 16 first-token latencies, all predicted
     # and llm-foundry's 78 A100 40GB runs (session 33), all predicted; TensorRT-LLM's v0.9.0 tables (session 35):
-    # 80 static-batch cells and 40 first-token latencies mapped, all predicted (the L40S TP groups over PCIe too)
-    added = 352 + 123 + 5 + 5 + 47 + 78 + 120 + len(configs)
+    # 80 static-batch cells and 40 first-token latencies mapped, all predicted (the L40S TP groups over PCIe too);
+    # Falcon 180B's cells of both (session 38): 6 + 4 and 16 + 8, all predicted
+    added = 352 + 123 + 5 + 5 + 47 + 78 + 120 + 10 + 24 + len(configs)
     assert sum(r["origin"] == "added" for r in predicted) == added
     origin_groups = {s["group"]: s["count"] for s in data["summary"] if s["group_by"] == "origin"}
     assert origin_groups["added"] == added and origin_groups["shared"] == len(predicted) - added

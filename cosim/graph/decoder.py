@@ -135,7 +135,7 @@ def _layer_rows(model: DecoderLM, dt: Dtypes, experts_dt: Dtypes, m: Mapping, tk
     rows += self_attention_rows(model, dt, m, tk, window_counts)
     if m.tp > 1:
         rows.append(comm("attn.tp_allreduce", Stage.DECODER, dt, CommKind.ALL_REDUCE, T * h * dt.a, m.tp, repeat=n))
-    if not model.parallel_attention_mlp:  # GPT-J feeds attention and MLP from one norm
+    if not model.parallel_attention_mlp or model.parallel_block_norms == 2:  # GPT-J's block has one norm
         rows.append(_add_norm("mlp_norm", model, dt, T, n))
     if n - n_moe:
         rows += mlp_rows("mlp", Stage.DECODER, dt, model.mlp, T, h, model.mlp.intermediate_size / m.tp, n - n_moe)

@@ -203,7 +203,11 @@ class DecoderLM(_Frozen):
     tie_word_embeddings: bool = False
     norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
     parallel_attention_mlp: bool = Field(
-        default=False, description="attention and MLP read one shared pre-norm in parallel (GPT-J): one norm per layer"
+        default=False, description="attention and MLP run in parallel off the layer input (GPT-J, Falcon)"
+    )
+    parallel_block_norms: int = Field(
+        default=1, ge=1, le=2, description="pre-norms of a parallel block: 1 shared by attention and MLP (GPT-J's "
+                                           "ln_1), 2 (Falcon's new decoder architecture: ln_attn and ln_mlp)"
     )
     lm_head_bias: bool = Field(default=False, description="bias on the output projection to the vocabulary")
     max_position_embeddings: int | None = Field(default=None, gt=0)
@@ -241,6 +245,8 @@ class DecoderLM(_Frozen):
             raise ValueError("attention.sliding_window_layers exceeds num_layers")
         if self.learned_position_embeddings and self.max_position_embeddings is None:
             raise ValueError("learned_position_embeddings needs max_position_embeddings (the table's rows)")
+        if self.parallel_block_norms != 1 and not self.parallel_attention_mlp:
+            raise ValueError("parallel_block_norms applies to a parallel block: set parallel_attention_mlp")
         if self.hybrid_pattern is not None:
             if len(self.hybrid_pattern) != self.num_layers:
                 raise ValueError(f"hybrid_pattern has {len(self.hybrid_pattern)} layers, num_layers is {self.num_layers}")

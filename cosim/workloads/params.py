@@ -81,8 +81,8 @@ def _decoder_layer_params(model: DecoderLM) -> tuple[int, int, int, int]:
     """(dense layers, moe layers, params of a dense layer, per-layer shared part of a MoE layer)."""
     h = model.hidden_size
     att = attention_params(h, model.attention)
-    # GPT-J's parallel block feeds attention and MLP from one LayerNorm (ln_1 only)
-    norms = (1 if model.parallel_attention_mlp else 2) * _norm_params(model)
+    # a parallel block feeds attention and MLP from one LayerNorm (GPT-J's ln_1) or two (Falcon's)
+    norms = (model.parallel_block_norms if model.parallel_attention_mlp else 2) * _norm_params(model)
     n_moe = model.moe_layers
     n_dense = model.num_layers - n_moe
     dense_layer = att + norms + mlp_params(h, model.mlp)
