@@ -4,8 +4,9 @@ Users have a model's config.json long before they write a cosim YAML for it; rea
 removes a transcription step where head counts and expert widths get mistyped. Supported
 architectures: Llama (and IBM Granite), Llama 4, Mistral, Mixtral, Qwen2/Qwen2.5, Qwen1.5/Qwen2-MoE, Qwen3,
 Qwen3-MoE, DeepSeek-V2, DeepSeek-V3, GLM-4.5 (Glm4Moe), OLMoE, gpt-oss, Gemma, Gemma 2, Gemma 3, Phi-3/Phi-4,
-the hybrid Mamba-2 / attention / MoE Nemotron-H (Nemotron Nano 2, Nemotron 3), and Falcon (7B, 40B, 180B,
-Falcon 2 11B, the RW models; transformers' keys or the original RWConfig ones). A multimodal checkpoint
+the hybrid Mamba-2 / attention / MoE Nemotron-H (Nemotron Nano 2, Nemotron 3), and the LayerNorm-era decoders
+of `cosim.specs.hf_classic`: GPT-2, GPT-J, GPT-NeoX/Pythia, OPT, Phi-1/1.5/2, StarCoder2 and Falcon (7B, 40B,
+180B, Falcon 2 11B, the RW models). A multimodal checkpoint
 (Gemma 3, Llama 4, Mistral Small 3.1) is read through its `text_config`: the language model only. Anything
 else raises `CosimInputError` naming the architecture and listing the supported ones.
 
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from cosim.errors import CosimInputError
+from cosim.specs.hf_classic import READERS
+from cosim.specs.hf_classic import config_int as _int
 from cosim.specs.workload import DecoderLM
 
 # model_type -> the `architectures` class name transformers writes for it
@@ -46,7 +49,7 @@ SUPPORTED: dict[str, str] = {
     "phi3": "Phi3ForCausalLM",
     "llama4_text": "Llama4ForCausalLM",
     "nemotron_h": "NemotronHForCausalLM",
-    "falcon": "FalconForCausalLM",
+    **{mt: cls for mt, (cls, _) in READERS.items()},
 }
 # multimodal wrappers whose language model sits in `text_config`
 _MULTIMODAL: dict[str, str] = {
@@ -62,8 +65,6 @@ _TEXT_DEFAULTS: dict[str, dict[str, Any]] = {
     "gemma2": {"tie_word_embeddings": True, "sliding_window": 4096, "hidden_activation": "gelu_pytorch_tanh"},
     "gemma3_text": {"tie_word_embeddings": True, "sliding_window_pattern": 6, "hidden_activation": "gelu_pytorch_tanh"},
     "llama4_text": {"tie_word_embeddings": False, "interleave_moe_layer_step": 1, "no_rope_layer_interval": 4},
-    # transformers' FalconConfig (PretrainedConfig ties the head; max_position_embeddings 2048)
-    "falcon": {"tie_word_embeddings": True, "max_position_embeddings": 2048},
     # transformers' NemotronHConfig
     "nemotron_h": {"tie_word_embeddings": False, "mlp_hidden_act": "relu2", "conv_kernel": 4, "chunk_size": 128,
                    "use_conv_bias": True, "use_bias": False, "n_groups": 8, "ssm_state_size": 128},
@@ -132,47 +133,6 @@ def _arch(data: dict[str, Any], file: str | None) -> str:
     )
 
 
-#: Falcon's original (RWConfig, trust_remote_code) spellings of the keys transformers' FalconConfig renamed
-_FALCON_ALIASES = {"n_layer": "num_hidden_layers", "n_head": "num_attention_heads", "n_head_kv": "num_kv_heads"}
-
-
-def _falcon_keys(data: dict[str, Any], file: str | None) -> dict[str, Any]:
-    """A Falcon config in the generic keys, as transformers' Falcon modules read it: KV heads `num_kv_heads` under the
-    new decoder architecture (40B, 180B), one with `multi_query` (7B), else one per head; the MLP 4 x hidden wide
-    (`ffn_hidden_size`) with `bias` on every projection."""
-    data = {**{new: data[old] for old, new in _FALCON_ALIASES.items() if old in data}, **data}
-    heads = _int(data, "num_attention_heads", file)
-    new_arch = bool(data.get("new_decoder_architecture"))
-    if new_arch or not data.get("multi_query", True):
-        kv = _int(data, "num_kv_heads", file, default=heads)
-    else:
-        kv = 1
-    bias = bool(data.get("bias", False))
-    return {**data, "num_key_value_heads": kv, "attention_bias": bias, "mlp_bias": bias,
-            "intermediate_size": data.get("ffn_hidden_size") or 4 * _int(data, "hidden_size", file)}
-
-
-def _falcon_block(data: dict[str, Any]) -> dict[str, Any]:
-    """Falcon's layer: a plain GELU MLP and LayerNorms; the new decoder architecture runs attention and MLP in
-    parallel off two norms (one where `num_ln_in_parallel_attn` is 1, as in Falcon 2 11B), the older one in
-    parallel off one norm where `parallel_attn` (7B), else in sequence (the RW models)."""
-    new_arch = bool(data.get("new_decoder_architecture"))
-    fields: dict[str, Any] = {"norm": "layernorm",
-                              "parallel_attention_mlp": new_arch or bool(data.get("parallel_attn", True))}
-    if new_arch and (data.get("num_ln_in_parallel_attn") or 2) == 2:
-        fields["parallel_block_norms"] = 2
-    return fields
-
-
-def _int(data: dict[str, Any], key: str, file: str | None, default: int | None = None) -> int:
-    value = data.get(key, default)
-    if value is None:
-        raise CosimInputError("required field is missing", file=file, field=key)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise CosimInputError(f"must be a positive integer, got {value!r}", file=file, field=key)
-    return value
-
-
 def _slug(text: str) -> str:
     slug = re.sub(r"[^a-z0-9.\-]+", "-", text.lower()).strip("-.")
     return slug or "hf-model"
@@ -224,7 +184,8 @@ def _sliding(data: dict[str, Any], arch: str, layers: int) -> tuple[int | None, 
     window = data.get("sliding_window")
     if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
         return None, 0
-    if arch in ("mistral", "mixtral", "phi3"):  # Phi-3's window (2047 on the 4K-context mini) is on every layer
+    # Phi-3's window (2047 on the 4K-context mini) and StarCoder2's (4096) are on every layer
+    if arch in ("mistral", "mixtral", "phi3", "starcoder2"):
         return window, layers
     if arch == "gpt_oss":
         types = data.get("layer_types")
@@ -404,8 +365,9 @@ def workload_from_hf_config(data: dict, file: str | None = None, name: str | Non
     data = _language_model(data)
     arch = _arch(data, file)
     data = {**_TEXT_DEFAULTS.get(arch, {}), **data}
-    if arch == "falcon":
-        data = _falcon_keys(data, file)
+    layer_fields: dict[str, Any] = {}
+    if arch in READERS:  # the LayerNorm-era decoders (cosim.specs.hf_classic)
+        data, layer_fields = READERS[arch][1](data, file)
     hidden = _int(data, "hidden_size", file)
     layers = _int(data, "num_hidden_layers", file)
     vocab = _int(data, "vocab_size", file)
@@ -449,7 +411,6 @@ def workload_from_hf_config(data: dict, file: str | None = None, name: str | Non
         spec["mtp_modules"] = _int(data, "num_nextn_predict_layers", file)
     if arch == "nemotron_h":
         spec.update(_hybrid(data, layers, file))
-    if arch == "falcon":
-        spec["mlp"]["kind"] = "gelu"
-        spec.update(_falcon_block(data))
+    if layer_fields:
+        spec.update({**layer_fields, "mlp": {**spec["mlp"], **layer_fields.get("mlp", {})}})
     return workload_from_dict(spec, file)
