@@ -9,7 +9,9 @@ models and of gpt-oss-120b map to the queries their checkpoints and server setti
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
 
 from cosim.errors import CosimInputError
 from cosim.graph.decoder import is_moe_layer, is_windowed
@@ -101,6 +103,57 @@ def test_llama4_no_rope_layers_list_sets_the_chunked_layers():
     assert (model.attention.sliding_window, model.attention.sliding_window_layers) == (8192, 24)
 
 
+def test_chunked_attention_pairs_reads_and_cache_by_hand():
+    """Llama 4's chunked layers: a 20,000-token prompt attends within chunks of 8,192 (two full chunks and one of
+    3,616: 2 x 8192 x 8193 / 2 + 3616 x 3617 / 2 pairs a head), a decode step at context 20,000 reads the 3,616
+    tokens of its chunk, and the cache keeps all 20,000 tokens of every layer (the chunk is a mask of the
+    attention kernels, not a window of the cache)."""
+    from cosim.engines.memory import kv_bytes_per_chip
+    from cosim.graph import decode_graph, prefill_graph
+    from cosim.graph.attention import chunked_pairs
+    from cosim.specs.scenario import Scenario
+
+    model = load_workload("llama-4-scout-17b-16e")
+    assert model.attention.window_kind == "chunked"
+    pairs = 2 * 8192 * 8193 / 2 + 3616 * 3617 / 2
+    assert chunked_pairs(20000, 8192) == pairs
+    pre = prefill_graph(model, Scenario(phase="prefill", batch=1, input_len=20000))
+    windowed = [i for i, n in enumerate(pre.name) if n.endswith("_window8192")]
+    assert pre.flops[windowed[0]] == pytest.approx(2 * 40 * pairs * (128 + 128), rel=1e-12)
+    dec = decode_graph(model, Scenario(phase="decode", batch=1, input_len=20000), 20000)
+    rows = {n: i for i, n in enumerate(dec.name)}
+    per_token = 2 * 8 * 128 * 2  # K and V of 8 heads of 128, BF16
+    assert dec.bytes_kv_read[rows["attn.attention_window8192"]] == pytest.approx(3616 * per_token, rel=1e-12)
+    assert dec.bytes_kv_read[rows["attn.attention"]] == pytest.approx(20000 * per_token, rel=1e-12)
+    sc = Scenario(phase="decode", batch=1, input_len=20000)
+    assert kv_bytes_per_chip(model, sc, 1, 20000) == pytest.approx(48 * 20000 * per_token, rel=1e-12)
+
+
+def test_generate_averages_a_chunked_read_over_whole_chunks():
+    """The decode step of a chunked model is a sawtooth in the context: the quadrature splits the output span at
+    the chunk boundaries, so the mean chunk-local context over 1,024 .. 33,791 is the exact 4,095.6 (of the
+    integers: 4,095.5), where one 5-node rule over the whole span gives no such mean."""
+    from cosim.engines.phases import gauss_legendre_contexts
+
+    ctx, w = gauss_legendre_contexts(1024, 32768, 5, period=8192)
+    assert w.sum() == pytest.approx(1.0, rel=1e-12)
+    exact = (np.arange(1024, 33792) % 8192).mean()
+    assert (w * (ctx % 8192)).sum() == pytest.approx(exact, abs=1.0)
+    whole, ww = gauss_legendre_contexts(1024, 32768, 5)
+    assert abs((ww * (whole % 8192)).sum() - exact) > 500
+
+
+def test_chunked_attention_needs_a_chunk_length():
+    from cosim.specs.loader import workload_from_dict
+
+    spec = yaml.safe_load(Path("workloads/llama-4-scout-17b-16e.yaml").read_text())
+    spec["attention"] = {k: v for k, v in spec["attention"].items()
+                         if k not in ("sliding_window", "sliding_window_layers")}
+    with pytest.raises(CosimInputError) as err:
+        workload_from_dict(spec, "scout.yaml")
+    assert "chunk" in str(err.value) and "scout.yaml" in str(err.value)
+
+
 def test_wrapper_named_only_by_its_class_reads_the_right_text_model():
     data = json.loads((HF / "gemma-3-12b-it.json").read_text())
     del data["model_type"], data["text_config"]["model_type"]
@@ -146,3 +199,35 @@ def test_maverick_cells_run_attention_data_parallel_as_the_document_states():
         ranks = 8 if "-h200-" in rid else 4
         assert (q.chips, q.tp, q.dp, q.ep) == (ranks, 1, ranks, ranks), rid
         assert q.precision == ("fp8" if ranks == 8 else "fp4")
+
+
+def test_maverick_hopper_cells_read_the_chunked_layers_per_query_head():
+    """TensorRT-LLM on Hopper ran Llama 4's chunked layers' decode attention on its masked multi-head kernel (XQA
+    does not support chunked attention: NVIDIA/TensorRT-LLM PR 6306): the H200 cells read those layers' cache
+    once per query head (40 / 8 = 5 times), the global layers once; the Blackwell cells (trtllm-gen kernels) once.
+    The published cells themselves say the Hopper runs paid more than bandwidth explains: at 1024 in / 8192 out
+    a B200 of the DEP4 table produces 4.5x the tokens/s of an H200 of the DEP8 one, where HBM bandwidth differs
+    1.7x (8 vs 4.8 TB/s) and FP4 experts halve the bytes FP8 ones stream."""
+    from cosim.engines.calibration import calibrated_params, stack_params
+    from cosim.specs.loader import load_hardware
+    from cosim.validate.predict import predict
+    from cosim.validate.reference import load_measurements
+
+    mapping = load_mapping()
+    rows = {k: v for k, v in mapping.rows.items() if k.startswith("trtllm-perf2-llama4-maverick-")}
+    for rid, q in rows.items():
+        hopper = "-h200-" in rid
+        assert q.kv_read_per_query_head == hopper and (q.kv_read_per_query_head_layers == "windowed") == hopper
+    measured = {r.id: r.value for r in load_measurements() if r.id in rows}
+    per_gpu = {k: measured[f"trtllm-perf2-llama4-maverick-{k}-1024-8192"] / n for k, n in (("b200-dep4", 4),
+                                                                                             ("h200-dep8", 8))}
+    assert per_gpu["b200-dep4"] / per_gpu["h200-dep8"] == pytest.approx(4.47, abs=0.01)
+    for cell in ("1000-1000", "1024-1024", "1024-8192", "1024-32768"):
+        rid = f"trtllm-perf2-llama4-maverick-h200-dep8-{cell}"
+        q = rows[rid]
+        hw = load_hardware(q.hardware)
+        params = stack_params(hw, q.stack, calibrated_params(hw), True)
+        windowed = predict(q, mapping, params)[0] / measured[rid] - 1
+        shared = predict(q.model_copy(update={"kv_read_per_query_head": False}), mapping, params)[0] / measured[rid] - 1
+        assert abs(windowed) < 0.30, (rid, windowed)
+        assert shared > 0.4, (rid, shared)  # the GQA kernels' shared read: +43..+142%

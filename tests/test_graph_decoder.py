@@ -81,6 +81,37 @@ def test_decode_kv_read_once_per_query_head_without_a_gqa_kernel(tp):
     assert prompt.total("bytes_kv_read") == 0.0  # a prompt's attention reads no cache
 
 
+def test_kv_read_per_query_head_on_the_windowed_layers_only():
+    """Llama 4 Maverick (40 query heads, 8 KV heads of 128, 36 of its 48 layers chunked at 8,192 tokens) with the
+    masked multi-head read on its windowed layers only, as TensorRT-LLM ran it on Hopper: those layers read
+    their chunk's cache 40 / 8 = 5 times, the 12 global layers once; at a context of 3,000 tokens, inside the
+    first chunk, a step of 8 sequences reads 8 x 3000 x (36 x 5 + 12) x 2 x 8 x 128 x 2 bytes."""
+    from cosim.specs.loader import load_workload
+
+    model = load_workload("llama-4-maverick-17b-128e")
+    kw = {"kv_read_per_query_head": True}
+    windowed = decode_graph(model, scen("decode", batch=8, kv_read_per_query_head_layers="windowed", **kw), 3000)
+    every = decode_graph(model, scen("decode", batch=8, **kw), 3000)
+    shared = decode_graph(model, scen("decode", batch=8), 3000)
+    per_layer = 8 * 3000 * 2 * 8 * 128 * BF16
+    assert windowed.total("bytes_kv_read") == pytest.approx(per_layer * (36 * 5 + 12), rel=1e-12)
+    assert every.total("bytes_kv_read") == pytest.approx(per_layer * 48 * 5, rel=1e-12)
+    assert shared.total("bytes_kv_read") == pytest.approx(per_layer * 48, rel=1e-12)
+    # past the first chunks a chunked layer reads its current chunk's tokens only (20,000 - 2 x 8,192 = 3,616),
+    # the global layers all 20,000
+    far = decode_graph(model, scen("decode", batch=8, kv_read_per_query_head_layers="windowed", **kw), 20000)
+    assert far.total("bytes_kv_read") == pytest.approx(8 * (3616 * 36 * 5 + 20000 * 12) * 2 * 8 * 128 * BF16,
+                                                       rel=1e-12)
+
+
+def test_estimate_rejects_an_unknown_kv_read_layer_set(capsys):
+    code = main(["estimate", "--hardware", "h200-sxm", "--workload", "llama-4-maverick-17b-128e", "--chips", "8",
+                 "--tp", "8", "--phase", "decode", "--kv-read-per-query-head", "--kv-read-per-query-head-layers",
+                 "some"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--kv-read-per-query-head-layers" in err[0]
+
+
 def test_estimate_flag_kv_read_per_query_head(capsys):
     """`estimate --kv-read-per-query-head`: a GQA model's decode step gets slower (more bytes read), a
     multi-head model's (one query head per KV head) does not change."""

@@ -94,7 +94,11 @@ def test_only_the_rows_without_an_xqa_kernel_read_per_query_head():
     v09 = {i for i in V09 if i in MAPPING.rows and "ttft" not in i
            and i.startswith(("trtllm-v0.9-mistral-7b-", "trtllm-v0.9-mixtral-8x7b-", "trtllm-v0.9-falcon-180b-"))}
     v06 = {i for i in MAPPING.rows if i.startswith(("trtllm-v0.6-llama2-70b-", "trtllm-v0.6-falcon-180b-"))}
-    assert flagged == v09 | v06
+    # and, on their chunked layers only, Llama 4 Maverick's H200 cells (tests/test_catalog_llama4_gemma3.py)
+    hopper_llama4 = {i for i in MAPPING.rows if i.startswith("trtllm-perf2-llama4-maverick-h200-")}
+    assert len(hopper_llama4) == 5
+    assert all(MAPPING.rows[i].kv_read_per_query_head_layers == "windowed" for i in hopper_llama4)
+    assert flagged == v09 | v06 | hopper_llama4
     assert len(v09) == 32 + 16 and len(v06) == 7 + 6
 
 

@@ -19,6 +19,7 @@ from cosim.cli.common import (
     HeightOpt,
     InputLenOpt,
     KvPrecisionOpt,
+    KvReadLayersOpt,
     KvReadPerQueryHeadOpt,
     MicrobatchOpt,
     OutputLenOpt,
@@ -92,6 +93,7 @@ def register(app: typer.Typer) -> None:
             None, "--accepted-tokens-per-step", help="with --draft-tokens: mean tokens a sequence emits per "
             "step (accepted drafts + 1; TensorRT-LLM's 'acceptance rate'), between 1 and draft tokens + 1"),
         kv_read_per_query_head: KvReadPerQueryHeadOpt = False,
+        kv_read_per_query_head_layers: KvReadLayersOpt = "all",
         frames: FramesOpt = None,
         height: HeightOpt = None,
         width: WidthOpt = None,
@@ -179,6 +181,7 @@ def register(app: typer.Typer) -> None:
                                   images_per_request=images_per_request, draft_tokens=draft_tokens,
                                   accepted_tokens_per_step=accepted_tokens_per_step,
                                   kv_read_per_query_head=kv_read_per_query_head,
+                                  kv_read_per_query_head_layers=kv_read_per_query_head_layers,
                                   attention_precision=attention_precision)
         if images_per_request:
             scenario = _with_image_tokens(workload, scenario)

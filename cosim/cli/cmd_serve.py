@@ -17,6 +17,7 @@ from cosim.cli.common import (
     EpOpt,
     HardwareOpt,
     KvPrecisionOpt,
+    KvReadLayersOpt,
     KvReadPerQueryHeadOpt,
     PpOpt,
     PrecisionOpt,
@@ -58,6 +59,7 @@ def register(app: typer.Typer) -> None:
         precision: PrecisionOpt = "bf16",
         kv_precision: KvPrecisionOpt = None,
         kv_read_per_query_head: KvReadPerQueryHeadOpt = False,
+        kv_read_per_query_head_layers: KvReadLayersOpt = "all",
         ssm_state_precision: SsmStatePrecisionOpt = None,
         activation_precision: ActivationPrecisionOpt = None,
         dense_precision: DensePrecisionOpt = None,
@@ -138,6 +140,7 @@ def register(app: typer.Typer) -> None:
                                   tp=tp, pp=pp, ep=ep, dp=dp, kv_precision=kv_precision,
                                   activation_precision=activation_precision, dense_precision=dense_precision, ssm_state_precision=ssm_state_precision,
                                   kv_read_per_query_head=kv_read_per_query_head,
+                                  kv_read_per_query_head_layers=kv_read_per_query_head_layers,
                                   attention_precision=attention_precision)
         if cuda_graph_sizes:
             from cosim.cli.common import parse_graph_sizes

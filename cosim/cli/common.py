@@ -56,6 +56,10 @@ KvReadPerQueryHeadOpt = Annotated[bool, typer.Option(
     "head's cache on its own (a masked multi-head attention kernel without GQA sharing, as TensorRT-LLM ran "
     "before XQA was on by default); default: the cache is read once, as GQA kernels do")]
 
+KvReadLayersOpt = Annotated[str, typer.Option(
+    "--kv-read-per-query-head-layers", help="with --kv-read-per-query-head: all (every layer) | windowed (only the "
+    "sliding-window or chunked layers, as TensorRT-LLM ran Llama 4's chunked layers on Hopper)")]
+
 SsmStatePrecisionOpt = Annotated[str | None, typer.Option(
     "--ssm-state-precision", help="hybrid models: the Mamba-2 state cache's precision, fp32 | bf16 | fp16 "
     "(vLLM --mamba-ssm-cache-dtype; default: the activations', vLLM's 'auto')")]
@@ -102,7 +106,8 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
                    dense_precision: str | None = None, dp_imbalance: float = 1.0,
                    ssm_state_precision: str | None = None, images_per_request: int = 0,
                    draft_tokens: int = 0, accepted_tokens_per_step: float | None = None,
-                   kv_read_per_query_head: bool = False, attention_precision: str | None = None):
+                   kv_read_per_query_head: bool = False, attention_precision: str | None = None,
+                   kv_read_per_query_head_layers: str = "all"):
     """A validated Scenario from CLI values; bad values raise CosimInputError naming the flag.
 
     `kv_precision` None: the KV cache is stored in fp8 when the weights are 8-bit or narrower (the common
@@ -128,6 +133,9 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
             raise CosimInputError(f"{flag} must be a positive integer, got {value}")
     if sp_kind not in ("ulysses", "ring"):
         raise CosimInputError(f"--sp-kind must be ulysses or ring, got '{sp_kind}'")
+    if kv_read_per_query_head_layers not in ("all", "windowed"):
+        raise CosimInputError("--kv-read-per-query-head-layers must be all or windowed, got "
+                              f"'{kv_read_per_query_head_layers}'")
     if sp_ring is not None and sp_ring <= 0:
         raise CosimInputError(f"--sp-ring must be a positive integer, got {sp_ring}")
     if zero not in (0, 1, 2, 3):
@@ -171,6 +179,7 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
             ssm_state_precision=ssm_state_precision,
             images_per_request=images_per_request, draft_tokens=draft_tokens,
             accepted_tokens_per_step=accepted_tokens_per_step, kv_read_per_query_head=kv_read_per_query_head,
+            kv_read_per_query_head_layers=kv_read_per_query_head_layers,
             parallelism=Parallelism(tp=tp, pp=pp, ep=ep, dp=dp, sp=sp, sp_kind=sp_kind, sp_ring=sp_ring,
                                     zero=zero, microbatch=microbatch,
                                     vpp=vpp),

@@ -150,7 +150,7 @@ def kv_bytes_per_chip(model: DecoderLM, scenario: Scenario, batch: int, context:
     per_layer = kv_cache_elements_per_token(model) / layers
     if att.kind != "mla":
         per_layer *= max(1, att.num_kv_heads // m.tp) / att.num_kv_heads
-    windowed = att.sliding_window_layers
+    windowed = att.sliding_window_layers if att.window_kind == "sliding" else 0  # chunked layers keep every token
     tokens_full = context
     tokens_win = min(context, att.sliding_window) if windowed else 0.0
     elems = per_layer * ((layers - windowed) * tokens_full + windowed * tokens_win) / m.pp

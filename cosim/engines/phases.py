@@ -108,13 +108,32 @@ def zero3_table(table, scenario: Scenario, gathers: float):
     return OpTable.concat([table.select(~sel), OpTable.from_rows(rows)])
 
 
-def gauss_legendre_contexts(input_len: int, output_len: int, nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Contexts and weights (summing to 1) averaging a function over [input_len, input_len + output_len - 1]."""
+def gauss_legendre_contexts(input_len: int, output_len: int, nodes: int,
+                            period: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Contexts and weights (summing to 1) averaging a function over [input_len, input_len + output_len - 1].
+
+    `period` > 0: the function restarts every `period` tokens (chunked attention reads only the current chunk,
+    a sawtooth in the context), so the interval is split at its multiples and each piece integrated apart."""
     lo, hi = float(input_len), float(input_len + output_len - 1)
     if hi <= lo:
         return np.array([lo]), np.array([1.0])
     x, w = np.polynomial.legendre.leggauss(nodes)
-    return 0.5 * (hi - lo) * x + 0.5 * (hi + lo), w / 2.0
+    cuts = [lo] + ([float(c) for c in range((int(lo) // period + 1) * period, int(hi) + 1, period)]
+                   if period > 0 else []) + [hi]
+    ctxs, wts = [], []
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        if b > a:  # a piece's nodes inside it, weighted by its share of the interval
+            ctxs.append(0.5 * (b - a) * x + 0.5 * (b + a))
+            wts.append(w / 2.0 * (b - a) / (hi - lo))
+    return np.concatenate(ctxs), np.concatenate(wts)
+
+
+def chunk_period(workload) -> int:
+    """The chunk length of a model whose windowed layers attend within chunks (0 otherwise)."""
+    att = getattr(workload, "attention", None)
+    if att is None or att.window_kind != "chunked" or not att.sliding_window_layers:
+        return 0
+    return int(att.sliding_window)
 
 
 def pipeline_micro_batch(scenario: Scenario) -> Scenario:
@@ -239,7 +258,8 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
         pre = run("prefill", build.prefill_graph(workload, scenario))
         ttft = pp * pre["step_time_s"]
         nodes = int(load_engine_defaults()["generate_context_samples"]["value"])
-        ctxs, wts = gauss_legendre_contexts(scenario.input_len, scenario.decode_span, nodes)
+        ctxs, wts = gauss_legendre_contexts(scenario.input_len, scenario.decode_span, nodes,
+                                            period=chunk_period(workload))
         # a speculative step emits accepted_tokens_per_step tokens per sequence (1 otherwise)
         per_step = scenario.tokens_per_sequence_step
         steps = (scenario.output_len - 1) / per_step

@@ -46,6 +46,13 @@ def attended_pairs(q_len: int, kv_len: int, window: int = 0, causal: bool = True
     return (a + window) * (window - a + 1) / 2.0 + float(b - window) * window
 
 
+def chunked_pairs(seq: int, chunk: int) -> float:
+    """Causal (query, key) pairs per head of a `seq`-token prompt under chunked attention: each query sees the
+    keys of its own `chunk`-long chunk up to itself (Llama 4's attention_chunk_size)."""
+    full, rest = divmod(seq, chunk)
+    return full * chunk * (chunk + 1) / 2.0 + rest * (rest + 1) / 2.0
+
+
 def attention_core(name: str, stage: Stage, dt: Dtypes, *, batch: float, heads: float, kv_heads: float,
                    q_len: float, kv_len: float, head_dim: float, head_dim_v: float, pairs: float,
                    causal: bool, window: float = 0.0, act_in: float, act_out: float, kv_read: float = 0.0,
@@ -79,6 +86,7 @@ class Tokens:
     tokens: int
     q: int = 1  # decode: query tokens per sequence (1, or the drafts + 1 a speculative step verifies)
     kv_read_per_query_head: bool = False  # decode: each query head reads its KV head's cache on its own
+    kv_read_per_query_head_layers: str = "all"  # "windowed": only the windowed layers read per query head
 
     @property
     def writes_cache(self) -> bool:
@@ -102,14 +110,23 @@ def _sp_comms(prefix: str, dt: Dtypes, m: Mapping, tk: Tokens, q_elems: float, k
                  repeat=repeat)]
 
 
-def core_geometry(m: Mapping, tk: Tokens, heads_c: int, kv_c: int, window: int, causal: bool = True) -> dict:
-    """Heads, lengths and pairs of the core on one chip for prefill/train (SP-aware) or decode."""
+def core_geometry(m: Mapping, tk: Tokens, heads_c: int, kv_c: int, window: int, causal: bool = True,
+                  chunked: bool = False) -> dict:
+    """Heads, lengths and pairs of the core on one chip for prefill/train (SP-aware) or decode; `chunked`: the
+    window is a chunk (a query sees its own chunk's keys, not the last `window` ones)."""
     if tk.phase == "decode":  # q new tokens (causal among themselves) after `context` cached ones
-        pairs = attended_pairs(tk.q, tk.context + tk.q, window) / m.sp
-        cached = min(tk.context, window - 1) if window else tk.context
+        if chunked and window:  # the current chunk's tokens before the new ones
+            cached = tk.context % window
+            pairs = attended_pairs(tk.q, cached + tk.q) / m.sp
+        else:
+            pairs = attended_pairs(tk.q, tk.context + tk.q, window) / m.sp
+            cached = min(tk.context, window - 1) if window else tk.context
         return {"heads": heads_c, "kv_heads": kv_c, "q_len": tk.q, "kv_len": ceil_div(cached, m.sp) + tk.q,
                 "pairs": pairs, "cached": cached / m.sp}
-    full = attended_pairs(tk.seq, tk.seq, window, causal)
+    if chunked and window and causal:
+        full = chunked_pairs(tk.seq, window)
+    else:
+        full = attended_pairs(tk.seq, tk.seq, window, causal)
     if m.sp > 1 and m.sp_kind == "ulysses":
         return {"heads": heads_c // m.sp, "kv_heads": max(1, kv_c // m.sp), "q_len": tk.seq,
                 "kv_len": tk.seq, "pairs": full, "cached": 0.0}
@@ -119,13 +136,14 @@ def core_geometry(m: Mapping, tk: Tokens, heads_c: int, kv_c: int, window: int, 
 
 def _core_rows(prefix: str, dt: Dtypes, m: Mapping, tk: Tokens, heads_c: int, kv_c: int, d: int, dv: int,
                window_counts: list[tuple[int, int]], cache_elems_per_token: float,
-               shared_latent: bool = False) -> list[dict]:
-    """One core row per window group. `cache_elems_per_token`: cached elements one token adds per layer."""
+               shared_latent: bool = False, chunked: bool = False) -> list[dict]:
+    """One core row per window group. `cache_elems_per_token`: cached elements one token adds per layer;
+    `chunked`: the windowed group attends within chunks (Attention.window_kind)."""
     rows = []
     for window, count in window_counts:
         if count == 0:
             continue
-        g = core_geometry(m, tk, heads_c, kv_c, window)
+        g = core_geometry(m, tk, heads_c, kv_c, window, chunked=chunked)
         h, kvh, q_len, kv_len = g["heads"], g["kv_heads"], g["q_len"], g["kv_len"]
         tag = f"{prefix}.attention" + (f"_window{window}" if window else "")
         if tk.phase == "decode":
@@ -133,7 +151,9 @@ def _core_rows(prefix: str, dt: Dtypes, m: Mapping, tk: Tokens, heads_c: int, kv
             kv_new = cache_elems_per_token if shared_latent else kv_c * (d + dv)
             act_in = tk.b * tk.q * (h * d + kv_new)
             kv_read = tk.b * g["cached"] * cache_elems_per_token
-            if tk.kv_read_per_query_head and not shared_latent:  # no GQA kernel: every query head's own read
+            # no GQA kernel (on every layer, or on the windowed ones only): every query head's own read
+            per_head = tk.kv_read_per_query_head and (tk.kv_read_per_query_head_layers == "all" or window > 0)
+            if per_head and not shared_latent:
                 kv_read *= h / kvh
             kv_write = tk.b * tk.q * cache_elems_per_token
         else:
@@ -171,7 +191,8 @@ def self_attention_rows(model: DecoderLM, dt: Dtypes, m: Mapping, tk: Tokens,
         rows.append(elementwise("attn.qk_norm", Stage.DECODER, dt, T * (heads_c + kv_c) * d,
                                 NORM_FLOPS_PER_ELEMENT["rmsnorm"], weight_elements=2 * d, repeat=layers))
     rows += _sp_comms("attn", dt, m, tk, T * heads_c * d, T * kv_c * 2 * d, T * heads_c * d, layers)
-    rows += _core_rows("attn", dt, m, tk, heads_c, kv_c, d, d, window_counts, kv_c * 2 * d)
+    rows += _core_rows("attn", dt, m, tk, heads_c, kv_c, d, d, window_counts, kv_c * 2 * d,
+                       chunked=att.window_kind == "chunked")
     rows.append(gemm("attn.o_proj", Stage.DECODER, dt, T, heads_c * d, hdim, bias=att.out_bias, repeat=layers))
     return rows
 

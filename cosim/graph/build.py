@@ -72,7 +72,8 @@ def _tokens(model: DecoderLM, scenario: Scenario, m: Mapping, phase: str, contex
         if context < 0:
             raise CosimInputError(f"context must be >= 0, got {context}", field="context")
         q = 1 + scenario.draft_tokens  # a speculative step verifies the drafts beside the model's own token
-        return Tokens("decode", b, 0, 0, context, b * q, q=q, kv_read_per_query_head=scenario.kv_read_per_query_head)
+        return Tokens("decode", b, 0, 0, context, b * q, q=q, kv_read_per_query_head=scenario.kv_read_per_query_head,
+                      kv_read_per_query_head_layers=scenario.kv_read_per_query_head_layers)
     s_loc = ceil_div(scenario.input_len, m.sp)
     return Tokens(phase, b, scenario.input_len, s_loc, 0, b * s_loc)
 
@@ -88,7 +89,8 @@ def _decoder_stages(workload, scenario: Scenario, phase: str, context: int = 0) 
     for start, end in stage_layer_ranges(model.num_layers, m.pp):
         rows = stage_rows(model, dt, m, tk, start, end, scenario.routing_imbalance)
         if drafts and end == model.num_layers:  # the MTP module sits beside the output head
-            draft_tk = (Tokens("decode", tk.b, 0, 0, context, tk.b, kv_read_per_query_head=tk.kv_read_per_query_head)
+            draft_tk = (Tokens("decode", tk.b, 0, 0, context, tk.b, kv_read_per_query_head=tk.kv_read_per_query_head,
+                               kv_read_per_query_head_layers=tk.kv_read_per_query_head_layers)
                         if phase == "decode" else tk)
             rows += mtp_draft_rows(model, dt, m, draft_tk, drafts, scenario.routing_imbalance)
         if images and start == 0:  # the image encoder feeds the first stage's embeddings

@@ -142,9 +142,11 @@ def _with(grid: np.ndarray, anchors) -> np.ndarray:
 
 def kv_window(workload) -> tuple[float, float]:
     """(window in tokens, share of the attention layers that read through it) of a sliding-window model;
-    (0, 0) when every attention layer reads the whole context."""
+    (0, 0) when every attention layer reads the whole context, and for chunked layers (Llama 4), whose cache
+    keeps every token: the simulator then prices their reads as full attention (an upper bound past the first
+    chunk)."""
     att = getattr(workload, "attention", None)
-    if att is None or not att.sliding_window or not att.sliding_window_layers:
+    if att is None or not att.sliding_window or not att.sliding_window_layers or att.window_kind == "chunked":
         return 0.0, 0.0
     return float(att.sliding_window), att.sliding_window_layers / workload.attention_layers
 

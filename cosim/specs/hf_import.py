@@ -214,7 +214,7 @@ def _sliding(data: dict[str, Any], arch: str, layers: int) -> tuple[int | None, 
 
 
 def _llama4_chunked(data: dict[str, Any], layers: int) -> tuple[int | None, int]:
-    """Llama 4's chunked attention on its RoPE layers, as a window of the chunk length (see the catalog YAML)."""
+    """Llama 4's chunked attention on its RoPE layers: (chunk length, layers); the spec marks the window chunked."""
     chunk = data.get("attention_chunk_size")
     if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk <= 0:
         return None, 0
@@ -353,6 +353,7 @@ def _attention(data: dict[str, Any], arch: str, hidden: int, layers: int, file: 
         "qk_norm": arch in ("qwen3", "qwen3_moe", "gemma3_text", "olmoe")
         or (arch == "glm4_moe" and bool(data.get("use_qk_norm"))),
         "sliding_window": window, "sliding_window_layers": window_layers,
+        "window_kind": "chunked" if arch == "llama4_text" and window else "sliding",
     }
 
 

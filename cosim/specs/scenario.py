@@ -124,6 +124,11 @@ class Scenario(BaseModel):
                     "own (a masked multi-head attention kernel without GQA sharing, as TensorRT-LLM ran before its "
                     "XQA kernels were on by default), so the cache is read num_heads / num_kv_heads times a step; "
                     "False: once, as current GQA kernels read it")
+    kv_read_per_query_head_layers: Literal["all", "windowed"] = Field(
+        default="all",
+        description="where kv_read_per_query_head applies: every layer, or only the windowed ones (TensorRT-LLM on "
+                    "Hopper runs Llama 4's chunked layers on the masked multi-head kernel, which supports chunked "
+                    "attention, and its global layers on XQA, which does not)")
     cuda_graph_batch_sizes: tuple[Annotated[int, Field(gt=0)], ...] | None = Field(
         default=None,
         description="decode and generate: per-rank batch sizes the engine captured CUDA graphs for; a step "

@@ -52,6 +52,11 @@ class Attention(_Frozen):
     v_head_dim: int | None = Field(default=None, gt=0)
     sliding_window: int | None = Field(default=None, gt=0, description="window length for windowed layers")
     sliding_window_layers: int = Field(default=0, ge=0, description="how many layers use the window")
+    window_kind: Literal["sliding", "chunked"] = Field(
+        default="sliding", description="sliding: a query sees the window's last keys and the cache keeps the window "
+                                       "(Mistral, Gemma); chunked: a query sees the keys of its own window-long chunk "
+                                       "only, and the cache keeps every token (Llama 4's attention_chunk_size, a mask "
+                                       "of the attention kernels, not a window of the KV cache manager)")
 
     @field_validator("num_kv_heads")
     @classmethod
@@ -68,6 +73,8 @@ class Attention(_Frozen):
                 raise ValueError(f"MLA attention needs {missing}")
         if self.sliding_window_layers and self.sliding_window is None:
             raise ValueError("sliding_window_layers > 0 needs sliding_window")
+        if self.window_kind == "chunked" and self.sliding_window is None:
+            raise ValueError("window_kind 'chunked' needs sliding_window (the chunk length)")
         return self
 
 

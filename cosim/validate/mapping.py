@@ -99,6 +99,9 @@ class Query(BaseModel):
     kv_read_per_query_head: bool = Field(default=False, description="decode attention reads the KV cache once "
                                          "per query head (no GQA kernel), where the source says the run's "
                                          "stack did not enable one")
+    kv_read_per_query_head_layers: Literal["all", "windowed"] = Field(
+        default="all", description="with kv_read_per_query_head: every layer, or the windowed ones only (the "
+                                   "layers the run's GQA kernel does not support)")
     dp_balance: bool = Field(default=False, description="the attention-DP ranks synchronise their prompts "
                              "(TensorRT-LLM attention_dp_config enable_balance), where the run's config sets it")
     batch: int | None = Field(default=None, gt=0)

@@ -63,7 +63,8 @@ def _scenario(q: Query, phase: str, batch: int = 1, input_len: int = 1, output_l
         ssm_state_precision=q.ssm_state_precision, images_per_request=q.images_per_request,
         draft_tokens=q.draft_tokens if phase == "decode" else 0,
         accepted_tokens_per_step=q.accepted_tokens_per_step if phase == "decode" and q.draft_tokens else None,
-        kv_read_per_query_head=q.kv_read_per_query_head, attention_precision=q.attention_precision,
+        kv_read_per_query_head=q.kv_read_per_query_head,
+        kv_read_per_query_head_layers=q.kv_read_per_query_head_layers, attention_precision=q.attention_precision,
     )
 
 
