@@ -17,7 +17,7 @@ from cosim.specs.loader import load_hardware, load_workload
 from cosim.validate.mapping import load_mapping
 from cosim.validate.predict import predict
 from cosim.validate.reference import load_measurements
-from cosim.workloads.params import params_total
+from cosim.workloads.params import kv_cache_bytes_per_token, params_total
 
 SPEC = Path(__file__).resolve().parents[1] / "workloads" / "falcon-180b.yaml"
 H, LAYERS, VOCAB, HEADS, KV_HEADS, HEAD_DIM = 14848, 80, 65024, 232, 8, 64
@@ -34,6 +34,13 @@ def test_falcon_180b_parameter_count_from_its_shapes():
     assert params_total(model) == pytest.approx(expected, rel=1e-12)
     # the model card's "180B parameters" to the rounding it is stated in
     assert params_total(model) == pytest.approx(model.published_params_total, rel=0.005)
+
+
+def test_falcon_180b_kv_cache_per_token_by_hand():
+    # K and V of 8 KV heads of 64 in each of 80 layers, 2 bytes (BF16) or 1 (FP8, as the tables' engines store it)
+    model = load_workload("falcon-180b")
+    assert kv_cache_bytes_per_token(model, 2) == LAYERS * 2 * KV_HEADS * HEAD_DIM * 2 == 163_840
+    assert kv_cache_bytes_per_token(model, 1) == 81_920
 
 
 def test_the_second_parallel_norm_counts_once_per_layer(tmp_path):
