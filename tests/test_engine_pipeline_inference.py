@@ -37,3 +37,38 @@ def test_a_sequence_waits_for_every_micro_batch_of_its_iteration():
     piped = _decode(128, tp=4, pp=2)
     replica = _decode(64, tp=4, pp=1)
     assert piped.tpot_s == pytest.approx(replica.tpot_s, rel=0.08)
+
+
+@pytest.mark.parametrize(("pp", "dp"), [(2, 1), (4, 2)])
+def test_a_pipelined_iteration_waits_for_its_hosts_work_on_every_sequence(pp, dp):
+    """With `pipeline_host_per_sequence_s` = h, each iteration of a pipelined run lasts h x (sequences per
+    attention-DP rank) longer: every stage's executor handles all of its rank's sequences. Without a pipeline
+    the engine overlaps that work with the GPU's (the time is not charged)."""
+    from cosim.engines.efficiency import params_for
+    from cosim.specs.loader import load_hardware
+
+    h, batch = 40e-6, 512
+    base = params_for(load_hardware("h100-sxm"))
+    for stages, want in ((pp, h * batch / dp), (1, 0.0)):
+        sc = build_scenario(phase="decode", batch=batch, input_len=256, output_len=1, precision="fp8", tp=1,
+                            pp=stages, dp=dp)
+        chips = stages * dp
+        plain = estimate("h100-sxm", "llama-3.1-8b", sc, chips=chips, params=base)
+        waits = estimate("h100-sxm", "llama-3.1-8b", sc, chips=chips,
+                         params=base.with_overrides(pipeline_host_per_sequence_s=h))
+        assert waits.tpot_s - plain.tpot_s == pytest.approx(want, abs=1e-9)
+
+
+def test_the_serving_step_table_charges_the_same_pipeline_wait():
+    """The serving simulator's decode step table adds the same h x sequences per rank to a pipelined step."""
+    from cosim.engines.efficiency import params_for
+    from cosim.engines.steptime import step_time_table
+    from cosim.specs.loader import load_hardware
+
+    h = 40e-6
+    base = params_for(load_hardware("h100-sxm"))
+    sc = build_scenario(phase="decode", batch=1, input_len=256, output_len=1, precision="fp8", tp=1, pp=2)
+    plain = step_time_table("h100-sxm", "llama-3.1-8b", sc, [64, 256], [512], "decode", params=base)
+    waits = step_time_table("h100-sxm", "llama-3.1-8b", sc, [64, 256], [512], "decode",
+                            params=base.with_overrides(pipeline_host_per_sequence_s=h))
+    assert (waits - plain)[:, 0] == pytest.approx([h * 64, h * 256], abs=1e-12)

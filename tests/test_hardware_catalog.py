@@ -21,7 +21,7 @@ HW_DIR = REPO / "hardware_specs"
 
 REQUIRED_SLUGS = [
     "a100-sxm-80gb", "a100-sxm-40gb", "h100-sxm", "h200-sxm", "h800", "h20", "b200", "b300", "gb200-nvl72", "gb300-nvl72",
-    "rtx-4090", "l40s", "mi300x", "mi325x", "mi350x", "mi355x", "tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e", "tpu-v7",
+    "rtx-4090", "l40s", "rtx-pro-6000-blackwell", "mi300x", "mi325x", "mi350x", "mi355x", "tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e", "tpu-v7",
     "gaudi2", "gaudi3", "groq-lpu", "cerebras-wse3", "jetson-agx-orin", "generic-systolic-asic",
 ]
 SRAM_ONLY = {"groq-lpu", "cerebras-wse3"}
@@ -121,6 +121,11 @@ SPOT_CHECKS = [
     ("cerebras-wse3", "mem", 44 * G), ("cerebras-wse3", "hbm_bw", 21e15),
     # Ada whitepaper Appendix A: RTX 4090 24 GB GDDR6X (nvidia-smi: 24564 MiB) at 1008 GB/s, 82.6 TFLOPS FP32.
     ("rtx-4090", "mem", 24564 * 2**20), ("rtx-4090", "hbm_bw", 1008 * G),
+    # NVIDIA RTX PRO 6000 Blackwell Server Edition page: 96 GB GDDR7 (the driver: 97,887 MiB) at 1,597 GB/s,
+    # up to 600 W, FP4 4 PFLOPS and FP8 2 PFLOPS with sparsity (dense: half); PCIe 5.0 x16 64 GB/s per direction.
+    ("rtx-pro-6000-blackwell", "mem", 97887 * 2**20), ("rtx-pro-6000-blackwell", "hbm_bw", 1597 * G),
+    ("rtx-pro-6000-blackwell", "tdp", 600.0), ("rtx-pro-6000-blackwell", "fp4", 4000 * T / 2),
+    ("rtx-pro-6000-blackwell", "fp8", 2000 * T / 2), ("rtx-pro-6000-blackwell", "link_bw", 128 * G / 2),
     # Jetson AGX Orin 64GB: 204.8 GB/s LPDDR5.
     ("jetson-agx-orin", "hbm_bw", 204.8 * G),
 ]

@@ -40,7 +40,8 @@ def test_reference_rows_carry_sources_and_positive_values():
     # 10 of Falcon 180B, mapped since session 38)
     # + llm-foundry's A100 40GB table (session 33); the same TensorRT-LLM document's v0.9.0 tables (session 35:
     # 96 static-batch and 48 first-token cells, 24 of them Falcon 180B's, mapped since session 38)
-    assert len(added) == 353 + 123 + 5 + 8 + 57 + 78 + 144
+    # + the same v1.0 Performance Overview's RTX PRO 6000 Blackwell cells (session 39: 40 + 6 + 10)
+    assert len(added) == 353 + 123 + 5 + 8 + 57 + 78 + 144 + 56
     for r in rows:
         assert r.value > 0 and (r.source.get("url") or r.source.get("locator") or r.source.get("title"))
     by_id = {r.id: r for r in rows}
@@ -319,8 +320,9 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
     # TensorRT-LLM's 2023 tables (session 33): 31 static-batch cells and 16 first-token latencies, all predicted
     # and llm-foundry's 78 A100 40GB runs (session 33), all predicted; TensorRT-LLM's v0.9.0 tables (session 35):
     # 80 static-batch cells and 40 first-token latencies mapped, all predicted (the L40S TP groups over PCIe too);
-    # Falcon 180B's cells of both (session 38): 6 + 4 and 16 + 8, all predicted
-    added = 352 + 123 + 5 + 5 + 47 + 78 + 120 + 10 + 24 + len(configs)
+    # Falcon 180B's cells of both (session 38): 6 + 4 and 16 + 8, all predicted; the RTX PRO 6000 Blackwell's 56
+    # cells of the v1.0 Performance Overview (session 39), all predicted
+    added = 352 + 123 + 5 + 5 + 47 + 78 + 120 + 10 + 24 + 56 + len(configs)
     assert sum(r["origin"] == "added" for r in predicted) == added
     origin_groups = {s["group"]: s["count"] for s in data["summary"] if s["group_by"] == "origin"}
     assert origin_groups["added"] == added and origin_groups["shared"] == len(predicted) - added
@@ -621,8 +623,8 @@ def test_moe_rows_fit_only_the_moe_shares():
                 "trtllm-dsr1-maxtput-", "trtllm-perf-llama4-scout-", "trtllm-perf2-llama4-maverick-")
     cells = [r.id for r in load_measurements() if r.id.startswith(prefixes)]
     # Qwen3-30B-A3B (v1.0, later), Qwen3-235B-A22B, DeepSeek-R1, gpt-oss, DeepSeek-R1 blog max-throughput runs,
-    # Llama 4 Scout (v1.0, one GPU), Llama 4 Maverick (later, DEP4/DEP8)
-    assert len(cells) == 20 + 12 + 19 + 14 + 44 + 3 + 20 + 17
+    # Llama 4 Scout (v1.0, one GPU), Llama 4 Maverick (later, DEP4/DEP8), Qwen3-30B-A3B on one RTX PRO 6000
+    assert len(cells) == 20 + 12 + 19 + 14 + 44 + 3 + 20 + 17 + 10
     table = base_table()
     moe = table[(table["workload_class"] == "moe") & table["reliability"].isin(["high", "medium"])
                 & ~table["metric"].isin(["energy_per_token", "system_energy_per_token", "server_throughput"])]

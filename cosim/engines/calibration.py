@@ -54,12 +54,15 @@ def scaled_params(hw, compute_scale: float, memory_scale: float, overhead_scale:
                                moe_train_layer_overhead_s=float(moe_train_layer_overhead_s), **extra)
 
 
-def apply_stack(params, scale: float, busy_s: float = 0.0):
+def apply_stack(params, scale: float, busy_s: float = 0.0, pipeline_host_s: float = 0.0):
     """Engine parameters of a serving stack whose kernels reach `scale` x the reference (tuned) stack's
-    fractions of peak FLOP/s, attention throughput and memory bandwidth (each capped at 1), and which runs
-    `busy_s` seconds of GPU work per running sequence per step that the op graph does not price."""
+    fractions of peak FLOP/s, attention throughput and memory bandwidth (each capped at 1), which runs
+    `busy_s` seconds of GPU work per running sequence per step that the op graph does not price, and whose
+    pipelined runs wait `pipeline_host_s` seconds of host work per running sequence per iteration."""
     if busy_s:
         params = params.with_overrides(per_sequence_busy_s=params.per_sequence_busy_s + busy_s)
+    if pipeline_host_s:
+        params = params.with_overrides(pipeline_host_per_sequence_s=pipeline_host_s)
     if scale == 1.0:
         return params
     return params.with_overrides(
@@ -95,6 +98,24 @@ def sequence_busy_for(scales: dict[str, float], stack: str | None) -> float:
     return float(scales.get(sequence_busy_key(KERNELS_OF.get(stack, stack)), 0.0))
 
 
+#: suffix of the key of a stack's fitted host time per running sequence per iteration of its pipelined runs
+#: (seconds, EngineParams.pipeline_host_per_sequence_s; `trtllm-bench/pipeline_host_s`)
+PIPELINE_HOST_SUFFIX = "/pipeline_host_s"
+
+
+def pipeline_host_key(stack: str) -> str:
+    """Key of a stack's host time per running sequence per pipelined iteration in a map of stack factors."""
+    return f"{stack}{PIPELINE_HOST_SUFFIX}"
+
+
+def pipeline_host_for(scales: dict[str, float], stack: str | None) -> float:
+    """A stack's fitted host time per running sequence per iteration of a pipelined run (0 for the reference,
+    an unknown stack, or one without a fitted time); stacks running another's executor take its time."""
+    if not stack or stack == "tuned":
+        return 0.0
+    return float(scales.get(pipeline_host_key(KERNELS_OF.get(stack, stack)), 0.0))
+
+
 def stack_key(stack: str, qualifier: str | None) -> str:
     """Key of a stack factor fitted for one hardware generation or for MoE models (`stack@qualifier`)."""
     return f"{stack}{GENERATION_SEP}{qualifier}"
@@ -121,6 +142,8 @@ def stored_stack_scales() -> dict[str, float]:
         out[stack] = float(entry.get("scale", 1.0))
         if entry.get("per_sequence_busy_s"):
             out[sequence_busy_key(stack)] = float(entry["per_sequence_busy_s"])
+        if entry.get("pipeline_host_per_sequence_s"):
+            out[pipeline_host_key(stack)] = float(entry["pipeline_host_per_sequence_s"])
         for group in ("by_generation", "by_workload"):
             for qualifier, sub in (entry.get(group) or {}).items():
                 out[stack_key(stack, qualifier)] = float((sub or {}).get("scale", 1.0))
@@ -154,9 +177,10 @@ def stack_params(hw, stack: str | None, params=None, moe: bool = False):
 
     scale = stack_scale(stack, hw.name, moe)
     busy_s = stack_sequence_busy_s(stack)
-    if params is None and scale == 1.0 and busy_s == 0.0:
+    host_s = pipeline_host_for(stored_stack_scales(), stack)
+    if params is None and scale == 1.0 and busy_s == 0.0 and host_s == 0.0:
         return None
-    return apply_stack(params if params is not None else params_for(hw), scale, busy_s)
+    return apply_stack(params if params is not None else params_for(hw), scale, busy_s, host_s)
 
 
 def calibration_family(slug: str) -> tuple[str | None, dict | None]:

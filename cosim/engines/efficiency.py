@@ -56,6 +56,12 @@ class EngineParams:
     # sampler, logits processing and input preparation kernels): step time like the host work above, but
     # drawing the power of the step's other work (`cosim.validate.fit.fit_energy_stack` fits it for vLLM)
     per_sequence_busy_s: float = 0.0
+    # host work per running sequence per iteration that a pipeline-parallel run (pp > 1) waits for: an engine
+    # whose single-stage runs overlap their host work with the GPU (TensorRT-LLM's PyTorch executor runs two
+    # micro-batches, the overlap scheduler) schedules pp micro-batches instead when it pipelines, every rank's
+    # executor handling all its sequences each iteration; 0 in first principles, fitted per serving stack on
+    # its pipelined rows by cosim validate --calibrate (`phases.pipeline_host_s`)
+    pipeline_host_per_sequence_s: float = 0.0
     # achievable fraction of the datasheet link bandwidth for collectives (1 = datasheet)
     link_fraction: float = 1.0
     # the fraction a video DiT's sequence-parallel all-to-all and ring K/V exchange reach (xDiT's USP in eager

@@ -150,6 +150,26 @@ _COUNTERS = ("step_time_s", "compute_s", "memory_s", "network_s", "overhead_s", 
              "bytes_onchip", "comm_bytes_scale_up", "comm_bytes_scale_out", "flops")
 
 
+def pipeline_host_s(params: EngineParams, scenario: Scenario) -> float:
+    """Host seconds per iteration a pipelined replica waits for (`pipeline_host_per_sequence_s` x the running
+    sequences of one attention-DP rank, whose executor on every stage handles them all); 0 when pp = 1."""
+    if scenario.parallelism.pp <= 1 or params.pipeline_host_per_sequence_s <= 0.0:
+        return 0.0
+    return params.pipeline_host_per_sequence_s * scenario.batch / scenario.parallelism.dp
+
+
+def _with_pipeline_host(counters: dict[str, np.ndarray], params: EngineParams,
+                        scenario: Scenario) -> dict[str, np.ndarray]:
+    """One iteration's counters with the pipeline's host wait (`pipeline_host_s`) in its step and overhead."""
+    wait = pipeline_host_s(params, scenario)
+    if wait <= 0.0:
+        return counters
+    counters = dict(counters)
+    counters["step_time_s"] = counters["step_time_s"] + wait
+    counters["overhead_s"] = counters["overhead_s"] + wait
+    return counters
+
+
 def _interleaved(stage_step: dict[str, np.ndarray], pp: int) -> dict[str, np.ndarray]:
     """One iteration of a micro-batched pipeline from one micro-batch's stage step: every stage runs `pp`
     micro-batch steps, so time and per-chip counters scale by pp (identity when pp = 1)."""
@@ -246,6 +266,7 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
             tokens = scenario.batch * scenario.input_len
         else:
             r = _interleaved(pad_graphs(run("decode", build.decode_graph(workload, micro, scenario.input_len)), 1.0), pp)
+            r = _with_pipeline_host(r, params, scenario)
             tokens = scenario.batch * scenario.tokens_per_sequence_step  # accepted tokens when speculative
         lat = pp * r["step_time_s"] if phase == "prefill" else r["step_time_s"]
         return _finish(hw, scenario, r, latency=lat, step_time=r["step_time_s"], flops=r["flops"],
@@ -280,7 +301,7 @@ def run_phase(hw, workload, scenario: Scenario, params: EngineParams, *, replica
                 reason = np.maximum(reason, d["reason"])
         if steps > 0:  # steps without a prompt (all of them unless prompts ride along) replay padded graphs
             pad_graphs(agg, 1.0 - prompt_step_fraction(workload, micro) if chunked else 1.0)
-        agg = _interleaved(agg, pp)
+        agg = _with_pipeline_host(_interleaved(agg, pp), params, scenario)
         if chunked and steps > 0:  # prompt steps launched op by op wait for the host (cosim.engines.eager)
             extra = eager_extra_s(workload, scenario, agg["step_time_s"])
             agg["step_time_s"] = agg["step_time_s"] + extra

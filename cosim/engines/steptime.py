@@ -41,7 +41,7 @@ def step_time_table(hardware, workload, scenario, batch_tokens: np.ndarray, cont
     from cosim.engines.efficiency import params_for
     from cosim.engines.hwarrays import HardwareArrays
     from cosim.engines.memory import footprint
-    from cosim.engines.phases import graphs, kernel_run, pipeline_micro_batch
+    from cosim.engines.phases import graphs, kernel_run, pipeline_host_s, pipeline_micro_batch
     from cosim.specs.loader import load_hardware, load_workload
 
     if kind not in ("prefill", "decode"):
@@ -71,4 +71,6 @@ def step_time_table(hardware, workload, scenario, batch_tokens: np.ndarray, cont
                                       + (params.per_sequence_overhead_s + params.per_sequence_busy_s) * seqs)
             r = kernel_run(hwa, table, p, foot=0.0, wfoot=wfoot)
             out[a, c_idx] = r["step_time_s"][0] * scenario.parallelism.pp
+            if kind == "decode":  # a pipelined iteration waits for its host's work on all the rank's sequences
+                out[a, c_idx] += pipeline_host_s(params, scenario.model_copy(update={"batch": int(b) * dp}))
     return out

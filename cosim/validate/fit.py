@@ -32,6 +32,8 @@ GENERATIONS: dict[str, tuple[str, ...]] = {
     "nvidia-ada": ("rtx-4090", "l40s"),
     "nvidia-hopper": ("h100*", "h200*", "h800", "h20"),
     "nvidia-blackwell": ("b200", "b300", "gb200*", "gb300*"),
+    # GB202 (sm_120): Blackwell's RTX die, its own tensor-core generation (no tensor memory) and GDDR7
+    "nvidia-blackwell-rtx": ("rtx-pro-6000*",),
     "amd-cdna3": ("mi300x", "mi325x"),
     "amd-cdna4": ("mi350x", "mi355x"),
     "google-tpu": ("tpu-*",),
@@ -63,6 +65,13 @@ TRAIN_OVERHEAD_BOUNDS = (0.0, 0.05)
 #: a second value of the time at which the rows are predicted: a step is linear in the time, so the
 #: predictions at 0 and here give every other value exactly
 TRAIN_OVERHEAD_PROBE_S = 1e-3
+#: stacks whose pipelined inference rows fit their host time per running sequence per iteration
+#: (EngineParams.pipeline_host_per_sequence_s): TensorRT-LLM's PyTorch executor, whose single-stage runs overlap
+#: the host's work with the GPU's (two micro-batches) and whose pipelined runs schedule pp micro-batches instead
+PIPELINE_HOST_STACKS = ("trtllm-bench",)
+#: range of that time (seconds per running sequence per iteration) and the probe its linear fit is read at
+PIPELINE_HOST_BOUNDS = (0.0, 5e-4)
+PIPELINE_HOST_PROBE_S = 5e-5
 #: MoE rows (workload class "moe") stay out of stage one: fitted there, their misses bent the shared scales
 #: (Blackwell's memory fraction and host overhead, the stack factor) and moved the dense cells, the Server rows
 #: and the ML.ENERGY rows (cosim/validate/notes.md). They fit stage two's MoE shares (compute, memory) instead.
@@ -81,8 +90,9 @@ PERF_STACKS = ("trtllm-bench",)
 #: generations whose rows give a stack a factor of its own: TensorRT-LLM's tables cover Hopper (60 cells) and
 #: Blackwell (40 cells) with the same models and lengths, and a single factor left every Blackwell cell
 #: 10-30% fast while the Hopper ones were centred (the PyTorch backend's Blackwell kernels were newer than
-#: the tuned MLPerf engines'); other generations of a stack share its base factor
-STACK_GENERATIONS: dict[str, tuple[str, ...]] = {"trtllm-bench": ("nvidia-blackwell",)}
+#: the tuned MLPerf engines'); so do the RTX PRO 6000's cells (GB202, sm_120: kernels of their own), which
+#: would otherwise move the base factor that Hopper's cells set; other generations share the base factor
+STACK_GENERATIONS: dict[str, tuple[str, ...]] = {"trtllm-bench": ("nvidia-blackwell", "nvidia-blackwell-rtx")}
 
 
 def fit_stack_key(stack: str, generation: str | None) -> str:
@@ -509,6 +519,27 @@ def fit_additive_time(inv0: np.ndarray, slope: np.ndarray, measured: np.ndarray,
     return float(minimize_scalar(loss, bounds=bounds, method="bounded", options={"xatol": 1e-7}).x)
 
 
+def additive_time_fit(inv0: np.ndarray, slope: np.ndarray, measured: np.ndarray, bounds: tuple[float, float]):
+    """(time, in-sample signed errors, leave-one-out signed errors, rows usable, fit(selection), errors(time,
+    selection)) of one additive time fitted by `fit_additive_time` on the rows whose rate is finite; each row
+    left out is re-predicted at the exact refit without it (one parameter)."""
+    ok = np.isfinite(inv0) & np.isfinite(slope) & (inv0 > 0)
+    rows = np.arange(len(measured))
+
+    def fit_on(sel: np.ndarray) -> float:
+        return fit_additive_time(inv0[sel], slope[sel], measured[sel], bounds)
+
+    def errors_at(time_s: float, sel: np.ndarray) -> np.ndarray:
+        return 1.0 / (measured[sel] * (inv0[sel] + time_s * slope[sel])) - 1.0
+
+    t = fit_on(ok)
+    in_sample, loo = np.full(len(measured), np.nan), np.full(len(measured), np.nan)
+    in_sample[ok] = errors_at(t, ok)
+    for i in np.flatnonzero(ok):
+        loo[i] = errors_at(fit_on(ok & (rows != i)), rows == i)[0]
+    return t, in_sample, loo, ok, fit_on, errors_at
+
+
 def fit_moe_training_overhead(table: pd.DataFrame, thetas: dict[str, np.ndarray], stacks: dict[str, float],
                               grouped: tuple[float, float], verbose: bool = True
                               ) -> tuple[float, np.ndarray, np.ndarray, dict]:
@@ -523,20 +554,7 @@ def fit_moe_training_overhead(table: pd.DataFrame, thetas: dict[str, np.ndarray]
     inv0 = 1.0 / _predict(table, thetas, stacks, grouped)
     slope = (1.0 / _predict(table, thetas, stacks, grouped, (TRAIN_OVERHEAD_PROBE_S, everywhere))
              - inv0) / TRAIN_OVERHEAD_PROBE_S
-    ok = np.isfinite(inv0) & np.isfinite(slope) & (inv0 > 0)
-    rows = np.arange(len(table))
-
-    def fit_on(sel: np.ndarray) -> float:
-        return fit_additive_time(inv0[sel], slope[sel], measured[sel])
-
-    def errors_at(time_s: float, sel: np.ndarray) -> np.ndarray:
-        return 1.0 / (measured[sel] * (inv0[sel] + time_s * slope[sel])) - 1.0
-
-    t = fit_on(ok)
-    in_sample, loo = np.full(len(table), np.nan), np.full(len(table), np.nan)
-    in_sample[ok] = errors_at(t, ok)
-    for i in np.flatnonzero(ok):
-        loo[i] = errors_at(fit_on(ok & (rows != i)), rows == i)[0]
+    t, in_sample, loo, ok, fit_on, errors_at = additive_time_fit(inv0, slope, measured, TRAIN_OVERHEAD_BOUNDS)
     by_model = {}
     for workload in sorted(table["workload"].unique()):
         own = (table["workload"] == workload).to_numpy() & ok
@@ -551,6 +569,44 @@ def fit_moe_training_overhead(table: pd.DataFrame, thetas: dict[str, np.ndarray]
               f"rows, median |err| in-sample {np.nanmedian(np.abs(in_sample)):.3f}, LOO "
               f"{np.nanmedian(np.abs(loo)):.3f}", file=sys.stderr)
     return t, in_sample, loo, by_model
+
+
+def _fit_one_pipeline_host(sub: pd.DataFrame, key: str, thetas: dict[str, np.ndarray], stacks: dict[str, float],
+                           grouped: tuple[float, float]) -> tuple[float, np.ndarray, np.ndarray]:
+    """(host time, in-sample signed errors, leave-one-out signed errors) of one stack's pipelined rows `sub`:
+    an iteration's time is linear in the host time, so two predictions per row give its rate at any value
+    (`additive_time_fit`)."""
+    measured = sub["measured"].to_numpy(dtype=float)
+    inv0 = 1.0 / _predict(sub, thetas, {**stacks, key: 0.0}, grouped)
+    slope = (1.0 / _predict(sub, thetas, {**stacks, key: PIPELINE_HOST_PROBE_S}, grouped) - inv0) / PIPELINE_HOST_PROBE_S
+    t, in_sample, loo, _, _, _ = additive_time_fit(inv0, slope, measured, PIPELINE_HOST_BOUNDS)
+    return t, in_sample, loo
+
+
+def fit_pipeline_host(table: pd.DataFrame, thetas: dict[str, np.ndarray], stacks: dict[str, float],
+                      grouped: tuple[float, float], verbose: bool = True) -> tuple[dict[str, float], dict]:
+    """({stack key: host seconds per running sequence per pipelined iteration}, {stack: (row ids, in-sample
+    signed errors, leave-one-out signed errors)}) on the pipelined inference rows of each PIPELINE_HOST_STACKS
+    stack, every other parameter held at its fitted value."""
+    from cosim.engines.calibration import KERNELS_OF, pipeline_host_key
+    from cosim.validate.runner import query_for
+
+    base = table["id"].map(lambda i: KERNELS_OF.get(query_for(i).stack, query_for(i).stack))
+    out: dict[str, float] = {}
+    fits: dict = {}
+    for stack in PIPELINE_HOST_STACKS:
+        sub = table[(base == stack).to_numpy()].reset_index(drop=True)
+        if sub.empty:
+            continue
+        key = pipeline_host_key(stack)
+        t, in_sample, loo = _fit_one_pipeline_host(sub, key, thetas, stacks, grouped)
+        out[key] = t
+        fits[stack] = (list(sub["id"]), in_sample, loo)
+        if verbose:
+            print(f"calibrate {stack} pipeline host time: {1e6 * t:.1f} us per running sequence per iteration on "
+                  f"{int(np.isfinite(in_sample).sum())} pipelined rows, median |err| in-sample "
+                  f"{np.nanmedian(np.abs(in_sample)):.3f}, LOO {np.nanmedian(np.abs(loo)):.3f}", file=sys.stderr)
+    return out, fits
 
 
 # The training stacks (cosim.validate.mapping.TRAINING_STACKS) fit last, on their dense training rows,
@@ -653,15 +709,25 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     speculative = table["id"].map(lambda i: query_for(i).draft_tokens > 0)
     # the ML.ENERGY configuration rows (diffusion time and energy per video) test cosim out of sample
     configs = table["source_class"] == CONFIG_SOURCE_CLASS
+    # inference run as a pipeline tests cosim's micro-batched pipeline out of sample: fitted, its shortfall
+    # (TensorRT-LLM's PP runs scale below pp x the stage rate, notes.md session 39) would bend the chips' scales
+    pipelined = table["id"].map(lambda i: query_for(i).pp > 1) & ~table["metric"].str.startswith("training")
     # the dense training rows of a training stack fit its factor last (fit_training_stack)
     train_stack = table["stack"].isin(TRAINING_STACKS) & table["metric"].str.startswith("training") & ~train_moe
     train_stack_table = table[train_stack].reset_index(drop=True)
-    held = ((table["metric"].isin(HELD_OUT_METRICS) | on_energy_stack | speculative | configs)
+    held = ((table["metric"].isin(HELD_OUT_METRICS) | on_energy_stack | speculative | configs | pipelined)
             & ~train_moe & ~train_stack)
+    # ...except those of a stack that fits the host time its pipelines wait for (fit_pipeline_host)
+    from cosim.engines.calibration import KERNELS_OF
+
+    pipe = held & pipelined & ~table["metric"].isin(HELD_OUT_METRICS) & table["id"].map(
+        lambda i: KERNELS_OF.get(query_for(i).stack, query_for(i).stack) in PIPELINE_HOST_STACKS)
+    pipe_table = table[pipe].reset_index(drop=True)
+    held &= ~pipe
     held_out = table[held].reset_index(drop=True)
-    moe = ~held & ~train_moe & ~train_stack & (table["workload_class"] == MOE_CLASS)
+    moe = ~held & ~pipe & ~train_moe & ~train_stack & (table["workload_class"] == MOE_CLASS)
     moe_table = table[moe].reset_index(drop=True)
-    table = table[~held & ~moe & ~train_moe & ~train_stack].reset_index(drop=True)
+    table = table[~held & ~pipe & ~moe & ~train_moe & ~train_stack].reset_index(drop=True)
     model, theta, in_sample, loo = fit_joint(table, verbose)
     thetas, stacks = model.unpack(theta)
     grouped, moe_in, moe_loo = fit_moe_share(moe_table, thetas, stacks, verbose)
@@ -671,11 +737,12 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
             f"{w} {v['share_without']:.3f}/{v['memory_share_without']:.3f} ({100 * v['median_abs_error']:.1f}% on its "
             f"{v['rows']} rows)"
             for w, v in by_model.items()), file=sys.stderr)
+    pipe_host, pipe_fits = fit_pipeline_host(pipe_table, thetas, stacks, grouped, verbose)
     energy_fits, energy_busy = fit_energy_stack(thetas, stacks, grouped, verbose)
     train_host, train_in, train_loo, train_by_model = fit_moe_training_overhead(train_moe_table, thetas, stacks,
                                                                                grouped, verbose)
     train_generations = tuple(sorted(set(train_moe_table["generation"])))
-    all_stacks = {**stacks, **{key: fit[0] for key, fit in energy_fits.items()}, **energy_busy}
+    all_stacks = {**stacks, **{key: fit[0] for key, fit in energy_fits.items()}, **energy_busy, **pipe_host}
     train_stack_fits = fit_training_stack(train_stack_table, thetas, all_stacks, grouped,
                                           (train_host, train_generations), verbose)
     all_stacks.update({stack: fit["scale"] for stack, fit in train_stack_fits.items()})
@@ -698,7 +765,7 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
             "in_sample_median_abs_error": round(float(np.nanmedian(np.abs(in_sample[sel]))), 4),
             "loo_median_abs_error": round(float(np.nanmedian(np.abs(loo[sel]))), 4),
         }
-    from cosim.engines.calibration import GENERATION_SEP, sequence_busy_key
+    from cosim.engines.calibration import GENERATION_SEP, pipeline_host_key, sequence_busy_key
 
     stack_doc: dict[str, dict] = {}
     for key, scale in sorted(stacks.items(), key=lambda kv: GENERATION_SEP in kv[0]):
@@ -730,6 +797,14 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
         busy_s = energy_busy.get(sequence_busy_key(stack))
         if busy_s is not None:
             stack_doc[stack]["per_sequence_busy_s"] = round(busy_s * 1e6, 2) / 1e6
+    for stack, (p_ids, p_in, p_loo) in pipe_fits.items():
+        stack_doc.setdefault(stack, {"scale": 1.0}).update({
+            "pipeline_host_per_sequence_s": round(pipe_host[pipeline_host_key(stack)] * 1e7, 2) / 1e7,
+            "pipeline_host_fitted_on": ("the stack's pipelined inference rows (pp > 1), every other parameter "
+                                        "fixed; left out row by row by an exact refit"),
+            "pipeline_host_rows": p_ids,
+            "pipeline_host_in_sample_median_abs_error": round(float(np.nanmedian(np.abs(p_in))), 4),
+            "pipeline_host_loo_median_abs_error": round(float(np.nanmedian(np.abs(p_loo))), 4)})
     for stack, fit in train_stack_fits.items():
         stack_doc[stack] = {
             "scale": round(fit["scale"], 4),
@@ -746,6 +821,10 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                  for rid, a, b in zip(fit["ids"], fit["in_sample"], fit["loo"], strict=True)]
     loo_rows += [{"id": rid, "generation": g, "in_sample_error": float(a), "loo_error": float(b)}
                  for rid, g, a, b in zip(moe_table["id"], moe_table["generation"], moe_in, moe_loo, strict=True)]
+    loo_rows += [{"id": rid, "generation": generation_of(query_for(rid).hardware), "in_sample_error": float(a),
+                  "loo_error": float(b)}
+                 for p_ids, p_in, p_loo in pipe_fits.values()
+                 for rid, a, b in zip(p_ids, p_in, p_loo, strict=True)]
     loo_rows += [{"id": rid, "generation": g, "in_sample_error": float(a), "loo_error": float(b)}
                  for rid, g, a, b in zip(train_moe_table["id"], train_moe_table["generation"], train_in, train_loo,
                                          strict=True)]
@@ -779,7 +858,11 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                    "row by row by an exact refit; then one kernel-efficiency factor per training stack "
                    f"{list(TRAINING_STACKS)} on its dense training rows (prior sigma {STACK_PRIOR_SIGMA}), "
                    "cross-validated by leaving out one source on one chip at a time; rows of reliability "
-                   f"{list(FIT_RELIABILITY)}; "
+                   f"{list(FIT_RELIABILITY)}; inference rows run as a pipeline (pp > 1) stay out of those stages: "
+                   f"those of {list(PIPELINE_HOST_STACKS)} fit the stack's host time per running sequence per "
+                   f"pipelined iteration (bounds {list(PIPELINE_HOST_BOUNDS)} s), everything else fixed, left out "
+                   "row by row by an exact refit; the others, speculative-decoding rows and the held-out metrics "
+                   "are scored out of sample; "
                    "leave-one-out by one Gauss-Newton refit step"),
         "families": families,
         "stacks": stack_doc,

@@ -176,6 +176,14 @@ def write_report(report: ValidationReport, out_dir: Path, *, cv: pd.DataFrame | 
                                  f"{100 * entry['in_sample_median_abs_error']:.1f}% | "
                                  f"{100 * entry['loo_median_abs_error']:.1f}% |")
             lines.append("")
+            for name, st in stacks.items():
+                if st.get("pipeline_host_per_sequence_s") is not None:
+                    lines += [f"A pipelined {name} run (pp > 1) waits {1e6 * st['pipeline_host_per_sequence_s']:.1f} us "
+                              "of host work per running sequence per iteration, which its single-stage runs overlap "
+                              f"with the GPU (fitted on {len(st.get('pipeline_host_rows') or [])} pipelined rows, "
+                              "everything else fixed): median abs. error "
+                              f"{100 * st['pipeline_host_in_sample_median_abs_error']:.1f}% in sample, "
+                              f"{100 * st['pipeline_host_loo_median_abs_error']:.1f}% leave-one-out.", ""]
     ratios = hardware_ratios(rows)
     if len(ratios):
         lines += ["## Hardware ratios", "",

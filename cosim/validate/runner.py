@@ -172,10 +172,12 @@ def predict_rows(table: pd.DataFrame, params_by_hw=None, stack_scales: dict[str,
         apply_stack,
         calibrated_params,
         is_moe,
+        pipeline_host_for,
         scale_for,
         sequence_busy_for,
         stack_scale,
         stack_sequence_busy_s,
+        stored_stack_scales,
     )
     from cosim.specs.loader import load_hardware, load_workload
     from cosim.validate.fit import generation_of
@@ -191,9 +193,10 @@ def predict_rows(table: pd.DataFrame, params_by_hw=None, stack_scales: dict[str,
         moe = is_moe(load_workload(q.workload))
         if stack_scales is not None:
             params = apply_stack(params, scale_for(stack_scales, q.stack, generation_of(q.hardware), moe),
-                                 sequence_busy_for(stack_scales, q.stack))
+                                 sequence_busy_for(stack_scales, q.stack), pipeline_host_for(stack_scales, q.stack))
         elif params_by_hw is None:
-            params = apply_stack(params, stack_scale(q.stack, q.hardware, moe), stack_sequence_busy_s(q.stack))
+            params = apply_stack(params, stack_scale(q.stack, q.hardware, moe), stack_sequence_busy_s(q.stack),
+                                 pipeline_host_for(stored_stack_scales(), q.stack))
         value, reason = predict(q, mapping, params)
         if value is not None:
             out[i] = value
