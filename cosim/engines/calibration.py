@@ -164,6 +164,12 @@ def stack_sequence_busy_s(stack: str | None) -> float:
     return sequence_busy_for(stored_stack_scales(), stack)
 
 
+def stack_pipeline_host_s(stack: str | None) -> float:
+    """The fitted host time per running sequence per iteration a stack's pipelined runs wait for (0 where none
+    was fitted)."""
+    return pipeline_host_for(stored_stack_scales(), stack)
+
+
 def is_moe(workload) -> bool:
     """Whether a workload spec routes tokens to experts (selects a stack's MoE factor)."""
     return getattr(workload, "moe", None) is not None
@@ -177,7 +183,7 @@ def stack_params(hw, stack: str | None, params=None, moe: bool = False):
 
     scale = stack_scale(stack, hw.name, moe)
     busy_s = stack_sequence_busy_s(stack)
-    host_s = pipeline_host_for(stored_stack_scales(), stack)
+    host_s = stack_pipeline_host_s(stack)
     if params is None and scale == 1.0 and busy_s == 0.0 and host_s == 0.0:
         return None
     return apply_stack(params if params is not None else params_for(hw), scale, busy_s, host_s)

@@ -688,6 +688,7 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     the MoE rows, the serving stacks' energy factors on the ML.ENERGY rows and the MoE training host time on
     the MoE training rows; write cosim/data/calibration.yaml; return it and the table of in-sample and
     leave-one-out errors."""
+    from cosim.engines.calibration import KERNELS_OF
     from cosim.validate.runner import CONFIG_SOURCE_CLASS, base_table, query_for
 
     table = base_table()
@@ -718,8 +719,6 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     held = ((table["metric"].isin(HELD_OUT_METRICS) | on_energy_stack | speculative | configs | pipelined)
             & ~train_moe & ~train_stack)
     # ...except those of a stack that fits the host time its pipelines wait for (fit_pipeline_host)
-    from cosim.engines.calibration import KERNELS_OF
-
     pipe = held & pipelined & ~table["metric"].isin(HELD_OUT_METRICS) & table["id"].map(
         lambda i: KERNELS_OF.get(query_for(i).stack, query_for(i).stack) in PIPELINE_HOST_STACKS)
     pipe_table = table[pipe].reset_index(drop=True)

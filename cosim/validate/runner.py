@@ -175,9 +175,9 @@ def predict_rows(table: pd.DataFrame, params_by_hw=None, stack_scales: dict[str,
         pipeline_host_for,
         scale_for,
         sequence_busy_for,
+        stack_pipeline_host_s,
         stack_scale,
         stack_sequence_busy_s,
-        stored_stack_scales,
     )
     from cosim.specs.loader import load_hardware, load_workload
     from cosim.validate.fit import generation_of
@@ -196,7 +196,7 @@ def predict_rows(table: pd.DataFrame, params_by_hw=None, stack_scales: dict[str,
                                  sequence_busy_for(stack_scales, q.stack), pipeline_host_for(stack_scales, q.stack))
         elif params_by_hw is None:
             params = apply_stack(params, stack_scale(q.stack, q.hardware, moe), stack_sequence_busy_s(q.stack),
-                                 pipeline_host_for(stored_stack_scales(), q.stack))
+                                 stack_pipeline_host_s(q.stack))
         value, reason = predict(q, mapping, params)
         if value is not None:
             out[i] = value
