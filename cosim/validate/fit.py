@@ -95,6 +95,15 @@ PERF_STACKS = ("trtllm-bench",)
 STACK_GENERATIONS: dict[str, tuple[str, ...]] = {"trtllm-bench": ("nvidia-blackwell", "nvidia-blackwell-rtx")}
 
 
+def executor_stack(row_id: str) -> str:
+    """The stack whose executor and kernels a row's stack runs (`KERNELS_OF`: trtllm-pytorch is trtllm-bench's)."""
+    from cosim.engines.calibration import KERNELS_OF
+    from cosim.validate.runner import query_for
+
+    stack = query_for(row_id).stack
+    return KERNELS_OF.get(stack, stack)
+
+
 def fit_stack_key(stack: str, generation: str | None) -> str:
     """The factor a row's stack is fitted under: per generation where STACK_GENERATIONS says so."""
     from cosim.engines.calibration import stack_key
@@ -588,10 +597,9 @@ def fit_pipeline_host(table: pd.DataFrame, thetas: dict[str, np.ndarray], stacks
     """({stack key: host seconds per running sequence per pipelined iteration}, {stack: (row ids, in-sample
     signed errors, leave-one-out signed errors)}) on the pipelined inference rows of each PIPELINE_HOST_STACKS
     stack, every other parameter held at its fitted value."""
-    from cosim.engines.calibration import KERNELS_OF, pipeline_host_key
-    from cosim.validate.runner import query_for
+    from cosim.engines.calibration import pipeline_host_key
 
-    base = table["id"].map(lambda i: KERNELS_OF.get(query_for(i).stack, query_for(i).stack))
+    base = table["id"].map(executor_stack)
     out: dict[str, float] = {}
     fits: dict = {}
     for stack in PIPELINE_HOST_STACKS:
@@ -688,7 +696,6 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     the MoE rows, the serving stacks' energy factors on the ML.ENERGY rows and the MoE training host time on
     the MoE training rows; write cosim/data/calibration.yaml; return it and the table of in-sample and
     leave-one-out errors."""
-    from cosim.engines.calibration import KERNELS_OF
     from cosim.validate.runner import CONFIG_SOURCE_CLASS, base_table, query_for
 
     table = base_table()
@@ -719,8 +726,8 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     held = ((table["metric"].isin(HELD_OUT_METRICS) | on_energy_stack | speculative | configs | pipelined)
             & ~train_moe & ~train_stack)
     # ...except those of a stack that fits the host time its pipelines wait for (fit_pipeline_host)
-    pipe = held & pipelined & ~table["metric"].isin(HELD_OUT_METRICS) & table["id"].map(
-        lambda i: KERNELS_OF.get(query_for(i).stack, query_for(i).stack) in PIPELINE_HOST_STACKS)
+    pipe = (held & pipelined & ~table["metric"].isin(HELD_OUT_METRICS)
+            & table["id"].map(executor_stack).isin(PIPELINE_HOST_STACKS))
     pipe_table = table[pipe].reset_index(drop=True)
     held &= ~pipe
     held_out = table[held].reset_index(drop=True)
@@ -820,8 +827,8 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                  for rid, a, b in zip(fit["ids"], fit["in_sample"], fit["loo"], strict=True)]
     loo_rows += [{"id": rid, "generation": g, "in_sample_error": float(a), "loo_error": float(b)}
                  for rid, g, a, b in zip(moe_table["id"], moe_table["generation"], moe_in, moe_loo, strict=True)]
-    loo_rows += [{"id": rid, "generation": generation_of(query_for(rid).hardware), "in_sample_error": float(a),
-                  "loo_error": float(b)}
+    pipe_generation = dict(zip(pipe_table["id"], pipe_table["generation"], strict=True))
+    loo_rows += [{"id": rid, "generation": pipe_generation[rid], "in_sample_error": float(a), "loo_error": float(b)}
                  for p_ids, p_in, p_loo in pipe_fits.values()
                  for rid, a, b in zip(p_ids, p_in, p_loo, strict=True)]
     loo_rows += [{"id": rid, "generation": g, "in_sample_error": float(a), "loo_error": float(b)}
