@@ -63,16 +63,17 @@ def test_fp8_graph_attends_in_fp8_only_over_an_fp8_cache(kv, core):
     assert set(table.precision[gemm]) == {PRECISIONS.index("fp8")}
 
 
-@pytest.mark.parametrize(("precision", "tp", "extra_per_param"), [("fp4", 1, 1.5), ("fp8", 2, 1.0), ("bf16", 1, 0.0)])
-def test_quantised_weights_keep_the_vocabulary_tables_in_bf16(precision, tp, extra_per_param):
-    """Weight bytes per chip = every parameter at the weight width + the embedding and the untied head (2 x
-    vocab x hidden) at 2 - width bytes more, split over the TP group like the other non-expert weights."""
+@pytest.mark.parametrize(("precision", "tp", "width", "extra_per_param"),
+                         [("fp4", 1, 0.5625, 1.4375), ("fp8", 2, 1.0, 1.0), ("bf16", 1, 2.0, 0.0)])
+def test_quantised_weights_keep_the_vocabulary_tables_in_bf16(precision, tp, width, extra_per_param):
+    """Weight bytes per chip = every parameter at the stored width (NVFP4: 4.5 bits with its scales) + the
+    embedding and the untied head (2 x vocab x hidden) at 2 - width bytes more, split over the TP group like the
+    other non-expert weights."""
     from cosim.engines.memory import inference_weight_bytes, params_per_chip
-    from cosim.specs.hardware import BYTES_PER_ELEMENT
 
     wl = load_workload("llama-3.1-8b")
     sc = build_scenario(phase="decode", batch=1, input_len=128, precision=precision, tp=tp)
-    expected = (params_per_chip(wl, sc) * BYTES_PER_ELEMENT[precision]
+    expected = (params_per_chip(wl, sc) * width
                 + extra_per_param * 2 * 128256 * 4096 / tp)
     assert inference_weight_bytes(wl, sc) == pytest.approx(expected, rel=1e-12)
 

@@ -14,24 +14,29 @@ from cosim.workloads.params import params_total
 
 H = 2880
 EXPERT = 3 * H * 2880  # SwiGLU gate, up, down of one gpt-oss expert
+#: bytes of one MXFP4 weight: a 4-bit value plus its share of one 8-bit E8M0 scale per 32 values (OCP MX v1.0)
+MXFP4 = 0.5 + 1.0 / 32.0
 
 
 def _sc(**kw):
     base = dict(phase="decode", batch=64, input_len=1024, precision="fp4", activation_precision="fp8",
-                dense_precision="bf16", kv_precision="fp8")
+                dense_precision="bf16", kv_precision="fp8", fp4_format="mxfp4")
     return build_scenario(**(base | kw))
 
 
 def test_weight_bytes_split_experts_from_the_rest_by_hand():
-    """gpt-oss-20b on one chip: 24 layers x 32 experts at 4 bits, the other parameters at 16 bits."""
+    """gpt-oss-20b on one chip: 24 layers x 32 experts at 4.25 bits (MXFP4), the other parameters at 16 bits."""
     model = load_workload("gpt-oss-20b")
     experts = 24 * 32 * EXPERT
     rest = params_total(model) - experts
-    assert inference_weight_bytes(model, _sc()) == pytest.approx(experts * 0.5 + rest * 2.0, rel=1e-12)
-    assert footprint(model, _sc()).weights == pytest.approx(experts * 0.5 + rest * 2.0, rel=1e-12)
+    assert inference_weight_bytes(model, _sc()) == pytest.approx(experts * MXFP4 + rest * 2.0, rel=1e-12)
+    assert footprint(model, _sc()).weights == pytest.approx(experts * MXFP4 + rest * 2.0, rel=1e-12)
+    # NVFP4 keeps one 8-bit scale per 16 values: 4.5 bits a weight
+    nv = _sc(fp4_format="nvfp4")
+    assert inference_weight_bytes(model, nv) == pytest.approx(experts * 0.5625 + rest * 2.0, rel=1e-12)
     # expert parallelism over 4 ranks splits the experts only
     ep = _sc(dp=4, ep=4, batch=256)
-    assert inference_weight_bytes(model, ep) == pytest.approx(experts / 4 * 0.5 + rest * 2.0, rel=1e-12)
+    assert inference_weight_bytes(model, ep) == pytest.approx(experts / 4 * MXFP4 + rest * 2.0, rel=1e-12)
     # a dense model's weights are all outside the experts
     llama = load_workload("llama-3.1-8b")
     assert inference_weight_bytes(llama, _sc()) == pytest.approx(params_total(llama) * 2.0, rel=1e-12)
@@ -48,8 +53,8 @@ def test_expert_gemms_run_in_their_precision_and_the_rest_in_bf16():
     gate_up = [i for i, n in enumerate(t.name) if n == "moe.experts.gate_up_proj"][0]
     qkv = [i for i, n in enumerate(t.name) if n == "attn.qkv_proj"][0]
     assert grouped[gate_up]
-    # bytes per weight: 0.5 for the experts, 2 for the attention projections
-    assert t.bytes_weight[gate_up] == pytest.approx(t.groups[gate_up] * H * 2 * 2880 * 0.5)
+    # bytes per weight: 4.25 bits for the MXFP4 experts, 2 bytes for the attention projections
+    assert t.bytes_weight[gate_up] == pytest.approx(t.groups[gate_up] * H * 2 * 2880 * MXFP4)
     assert t.bytes_weight[qkv] == pytest.approx(H * (64 * 64 + 2 * 8 * 64) * 2.0 + (64 * 64 + 2 * 8 * 64) * 2.0)
 
 
@@ -84,9 +89,11 @@ def test_estimate_cli_takes_the_expert_and_dense_precisions(capsys):
 
     args = ["estimate", "--hardware", "b200", "--workload", "gpt-oss-20b", "--phase", "decode", "--batch", "64",
             "--input-len", "1024", "--precision", "fp4", "--activation-precision", "fp8", "--dense-precision", "bf16",
-            "--kv-precision", "fp8", "--format", "json"]
+            "--kv-precision", "fp8", "--fp4-format", "mxfp4", "--format", "json"]
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
     api = estimate("b200", "gpt-oss-20b", _sc(), chips=1)
     assert out["latency_s"] == pytest.approx(api.latency_s, rel=1e-12)
     assert main(args[:-2] + ["--dense-precision", "fp5"]) == 2
+    assert main(args[:-2] + ["--fp4-format", "fp4x"]) == 2
+    assert "--fp4-format must be nvfp4 or mxfp4" in capsys.readouterr().err

@@ -15,7 +15,7 @@ import streamlit as st
 from cosim.app import session
 from cosim.app.compute import NotAvailable
 from cosim.app.specio import SpecText, parse_hardware, parse_workload
-from cosim.app.state import ACTIVATIONS, ATTENTIONS, CAPS, PHASES, PRECISIONS, RECOMPUTE, STACKS
+from cosim.app.state import ACTIVATIONS, ATTENTIONS, CAPS, FP4_FORMATS, PHASES, PRECISIONS, RECOMPUTE, STACKS
 from cosim.errors import CosimInputError
 
 UPLOAD_TYPES = ["yaml", "yml", "json"]
@@ -84,7 +84,7 @@ def scenario_form(key: str, *, phases: tuple[str, ...] = PHASES, show_mapping: b
         values: dict[str, Any] = {"phase": phase, "batch": int(batch), "input_len": int(input_len),
                                   "output_len": int(output_len)}
         if show_mapping:
-            c5, c5a, c5b, c6, c7, c8, c9, c10 = st.columns(8)
+            c5, c5a, c5b, c5c, c6, c7, c8, c9, c10 = st.columns(9)
             values["precision"] = c5.selectbox("Precision", PRECISIONS, key=f"{key}_precision",
                                                index=PRECISIONS.index(state["precision"]),
                                                help="weights (and activations, unless set apart)")
@@ -98,6 +98,10 @@ def scenario_form(key: str, *, phases: tuple[str, ...] = PHASES, show_mapping: b
                                            help="what the attention cores multiply in; auto: as the GEMMs where "
                                                 "a kernel exists (FP8 only over an FP8 KV cache); fp16 for a "
                                                 "2023-24 TensorRT-LLM engine over an FP8 cache")
+            values["fp4"] = c5c.selectbox("FP4 layout", FP4_FORMATS, key=f"{key}_fp4",
+                                          index=FP4_FORMATS.index(state["fp4"]),
+                                          help="FP4 weights only: nvfp4 (4.5 bits a weight, NVIDIA's FP4 "
+                                               "checkpoints) or mxfp4 (4.25 bits, AMD's FP4 and gpt-oss)")
             for col, name, helptext in ((c6, "tp", "tensor parallel"), (c7, "pp", "pipeline parallel"),
                                         (c8, "ep", "expert parallel"), (c9, "dp", "data parallel")):
                 values[name] = int(col.number_input(name.upper(), min_value=1, max_value=CAPS["parallel"],

@@ -15,6 +15,7 @@ from cosim.cli.common import (
     DensePrecisionOpt,
     DpOpt,
     EpOpt,
+    Fp4FormatOpt,
     HardwareOpt,
     KvPrecisionOpt,
     KvReadLayersOpt,
@@ -63,6 +64,7 @@ def register(app: typer.Typer) -> None:
         ssm_state_precision: SsmStatePrecisionOpt = None,
         activation_precision: ActivationPrecisionOpt = None,
         dense_precision: DensePrecisionOpt = None,
+        fp4_format: Fp4FormatOpt = "nvfp4",
         attention_precision: AttentionPrecisionOpt = None,
         tp: TpOpt = 1,
         pp: PpOpt = 1,
@@ -138,7 +140,9 @@ def register(app: typer.Typer) -> None:
         kind, cv = parse_arrival_spec(arrival)
         scenario = build_scenario(phase="generate", batch=1, input_len=1, output_len=1, precision=precision,
                                   tp=tp, pp=pp, ep=ep, dp=dp, kv_precision=kv_precision,
-                                  activation_precision=activation_precision, dense_precision=dense_precision, ssm_state_precision=ssm_state_precision,
+                                  activation_precision=activation_precision, dense_precision=dense_precision,
+                                  fp4_format=fp4_format,
+                                  ssm_state_precision=ssm_state_precision,
                                   kv_read_per_query_head=kv_read_per_query_head,
                                   kv_read_per_query_head_layers=kv_read_per_query_head_layers,
                                   attention_precision=attention_precision)

@@ -78,6 +78,11 @@ DensePrecisionOpt = Annotated[str | None, typer.Option(
     "--dense-precision", help="precision of every GEMM outside the routed experts (attention, dense MLPs, router, "
     "LM head) when the checkpoint quantises only the experts, e.g. bf16 for gpt-oss (default: as the experts)")]
 
+Fp4FormatOpt = Annotated[str, typer.Option(
+    "--fp4-format", help="how FP4 weights are block-scaled, which sets their size: nvfp4 (one FP8 scale per 16 "
+    "values, 4.5 bits a weight: NVIDIA's FP4 checkpoints) | mxfp4 (one E8M0 scale per 32, 4.25 bits: AMD's FP4, "
+    "gpt-oss's released experts)")]
+
 PHASES = ("prefill", "decode", "generate", "train", "video")
 PRECISION_CHOICES = ("fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4", "int8", "int4")
 
@@ -107,7 +112,7 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
                    ssm_state_precision: str | None = None, images_per_request: int = 0,
                    draft_tokens: int = 0, accepted_tokens_per_step: float | None = None,
                    kv_read_per_query_head: bool = False, attention_precision: str | None = None,
-                   kv_read_per_query_head_layers: str = "all"):
+                   kv_read_per_query_head_layers: str = "all", fp4_format: str = "nvfp4"):
     """A validated Scenario from CLI values; bad values raise CosimInputError naming the flag.
 
     `kv_precision` None: the KV cache is stored in fp8 when the weights are 8-bit or narrower (the common
@@ -136,6 +141,8 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
     if kv_read_per_query_head_layers not in ("all", "windowed"):
         raise CosimInputError("--kv-read-per-query-head-layers must be all or windowed, got "
                               f"'{kv_read_per_query_head_layers}'")
+    if fp4_format not in ("nvfp4", "mxfp4"):
+        raise CosimInputError(f"--fp4-format must be nvfp4 or mxfp4, got '{fp4_format}'")
     if sp_ring is not None and sp_ring <= 0:
         raise CosimInputError(f"--sp-ring must be a positive integer, got {sp_ring}")
     if zero not in (0, 1, 2, 3):
@@ -174,7 +181,7 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
             dp_prompt_balance=dp_prompt_balance, dp_imbalance=dp_imbalance, frames=frames, height=height,
             width=width, steps=steps,
             weight_precision=precision, activation_precision=activation_precision or precision,
-            dense_precision=dense_precision,
+            dense_precision=dense_precision, fp4_format=fp4_format,
             kv_precision=kv, attention_precision=attention_precision, recompute=recompute,
             ssm_state_precision=ssm_state_precision,
             images_per_request=images_per_request, draft_tokens=draft_tokens,

@@ -32,7 +32,7 @@ import math
 from dataclasses import dataclass
 
 from cosim.graph.rows import STREAM_MIN_BYTES
-from cosim.specs.hardware import BYTES_PER_ELEMENT
+from cosim.specs.hardware import BYTES_PER_ELEMENT, stored_bytes_per_element
 from cosim.specs.scenario import Scenario
 from cosim.specs.workload import DecoderLM, VideoDiT
 
@@ -97,13 +97,13 @@ def inference_weight_bytes(workload: DecoderLM | VideoDiT, scenario: Scenario) -
     """Weight bytes one chip holds for inference: the routed experts at the weight precision, everything
     else at `scenario.dense_precision` when the checkpoint sets it apart (all of a dense model's weights)."""
     params = params_per_chip(workload, scenario)
-    wbytes = BYTES_PER_ELEMENT[scenario.weight_precision]
+    wbytes = stored_bytes_per_element(scenario.weight_precision, scenario.fp4_format)
     if isinstance(workload, VideoDiT):
         return params * wbytes
     vision = _vision_bytes(workload, scenario)
     if scenario.dense_precision is None:
         return params * wbytes + _vocab_widening_bytes(workload, scenario, wbytes) + vision
-    dense = BYTES_PER_ELEMENT[scenario.dense_precision]
+    dense = stored_bytes_per_element(scenario.dense_precision, scenario.fp4_format)
     widening = _vocab_widening_bytes(workload, scenario, dense) + vision
     if workload.moe is None:
         return params * dense + widening
@@ -233,7 +233,7 @@ def footprint(workload: DecoderLM | VideoDiT, scenario: Scenario, batch: int | N
     """Per-chip memory of the scenario at `batch` (default: scenario.batch)."""
     b = scenario.batch if batch is None else batch
     m = _mapping(workload, scenario.model_copy(update={"batch": b}))
-    wbytes = BYTES_PER_ELEMENT[scenario.weight_precision]
+    wbytes = stored_bytes_per_element(scenario.weight_precision, scenario.fp4_format)
     abytes = max(BYTES_PER_ELEMENT[scenario.activation_precision], STREAM_MIN_BYTES)  # the BF16 stream
     params = params_per_chip(workload, scenario)
     d = _defaults()

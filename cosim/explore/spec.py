@@ -30,7 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cosim.errors import CosimInputError
-from cosim.specs.hardware import PRECISIONS, Hardware, Precision
+from cosim.specs.hardware import PRECISIONS, Fp4Format, Hardware, Precision
 from cosim.specs.units import parse_quantity
 
 SAMPLING_METHODS = ("grid", "random", "sobol", "lhs")
@@ -154,6 +154,8 @@ class ScenarioSpec(_Strict):
     precision: Precision = "bf16"
     # what the GEMMs multiply in when wider than the weights (weight-only quantisation, e.g. int4 + bf16)
     activation_precision: Precision | None = None
+    # FP4 weights' block scaling, which sets their bytes: nvfp4 (4.5 bits a weight) or mxfp4 (4.25)
+    fp4_format: Fp4Format = "nvfp4"
     tp: int = Field(default=1, gt=0)
     pp: int = Field(default=1, gt=0)
     ep: int = Field(default=1, gt=0)
@@ -171,6 +173,7 @@ class ScenarioSpec(_Strict):
             phase=d["phase"], batch=d["batch"], input_len=d["input_len"], output_len=d["output_len"],
             frames=d["frames"], height=d["height"], width=d["width"], steps=d["steps"],
             weight_precision=prec, activation_precision=d.get("activation_precision") or prec, kv_precision=kv,
+            fp4_format=d.get("fp4_format", "nvfp4"),
             parallelism=Parallelism(tp=d["tp"], pp=d["pp"], ep=d["ep"], dp=d["dp"], sp=d["sp"]),
         )
 

@@ -33,7 +33,7 @@ from cosim.graph.rows import STREAM_MIN_BYTES, Dtypes, comm
 from cosim.graph.sharding import Mapping, ceil_div, resolve, stage_layer_ranges
 from cosim.graph.video import video_stage_rows
 from cosim.graph.vision import vision_rows
-from cosim.specs.hardware import BYTES_PER_ELEMENT
+from cosim.specs.hardware import BYTES_PER_ELEMENT, stored_bytes_per_element
 from cosim.specs.scenario import Scenario
 from cosim.specs.workload import DecoderLM, VideoDiT
 
@@ -41,19 +41,21 @@ GRADIENT_MIN_BYTES = 2.0  # gradients are reduced in bf16 at least (fp32 when th
 
 
 def dtypes(scenario: Scenario) -> Dtypes:
-    """Bytes per element of weights, the activation stream (at least BF16) and KV cache, and the compute
-    precision; `Dtypes.dispatch` is the width of MoE token dispatch (the GEMM input's, at least FP8:
-    DeepEP dispatches FP8 and combines BF16)."""
+    """Bytes per element of weights (with their block scales: 4.5 bits an NVFP4 weight), the activation stream (at
+    least BF16) and KV cache, and the compute precision; `Dtypes.dispatch` is the width of MoE token dispatch (the
+    GEMM input's, at least FP8: DeepEP dispatches FP8 and combines BF16)."""
     act = BYTES_PER_ELEMENT[scenario.activation_precision]
-    dt = Dtypes(BYTES_PER_ELEMENT[scenario.weight_precision], max(act, STREAM_MIN_BYTES),
-                BYTES_PER_ELEMENT[scenario.kv_precision], scenario.compute_precision, scenario.kv_precision,
-                scenario.weight_precision, attention=scenario.attention_precision)
+    weights = stored_bytes_per_element(scenario.weight_precision, scenario.fp4_format)
+    dt = Dtypes(weights, max(act, STREAM_MIN_BYTES), BYTES_PER_ELEMENT[scenario.kv_precision],
+                scenario.compute_precision, scenario.kv_precision, scenario.weight_precision,
+                attention=scenario.attention_precision)
     dt.dispatch = min(max(act, 1.0), dt.a)
     if scenario.ssm_state_precision is not None:
         dt.state = BYTES_PER_ELEMENT[scenario.ssm_state_precision]
     if scenario.dense_precision is not None:
         dense = BYTES_PER_ELEMENT[scenario.dense_precision]
-        dt.dense = Dtypes(dense, max(dense, STREAM_MIN_BYTES), dt.kv, scenario.dense_precision, scenario.kv_precision,
+        dt.dense = Dtypes(stored_bytes_per_element(scenario.dense_precision, scenario.fp4_format),
+                          max(dense, STREAM_MIN_BYTES), dt.kv, scenario.dense_precision, scenario.kv_precision,
                           attention=scenario.attention_precision)
         dt.dense.state = dt.state
     return dt

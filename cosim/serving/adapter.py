@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cosim.serving.steptime import StepTimeTable, causal_pairs, geometric_grid
+from cosim.specs.hardware import stored_bytes_per_element
 
 B_REF = 1  # decode batch used to measure attention time against total cached tokens
 
@@ -208,7 +209,7 @@ def roofline_table(hw, workload, scenario, max_tokens: int, max_context: int) ->
     chips = p.tp * p.pp
     peak = hw.peak_flops(scenario.compute_precision) or hw.peak_flops("bf16") or hw.peak_flops("fp16")
     bw = hw.main_memory.bandwidth_bytes_per_s.value
-    wbytes = _bytes(scenario.weight_precision)
+    wbytes = stored_bytes_per_element(scenario.weight_precision, scenario.fp4_format)
     total = params_total(workload)
     active = params_active(workload) - workload.vocab_size * workload.hidden_size  # the lookup is not a GEMM
     link = hw.interconnect.scale_up

@@ -38,6 +38,26 @@ BYTES_PER_ELEMENT: dict[str, float] = {
     "fp6": 0.75, "fp4": 0.5, "int8": 1.0, "int4": 0.5,
 }
 Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4", "int8", "int4"]
+#: the block-scaled layouts an FP4 tensor is stored in: NVIDIA's NVFP4 (16 values share one FP8 E4M3 scale) and
+#: the OCP microscaling MXFP4 (32 values share one E8M0 scale; AMD's FP4 and gpt-oss's released checkpoint)
+Fp4Format = Literal["nvfp4", "mxfp4"]
+#: scale bytes an FP4 layout stores per value beside its 4-bit element: NVFP4 8 bits per 16 values (4.5 bits a
+#: value; NVIDIA, "Introducing NVFP4 for Efficient and Accurate Low-Precision Inference", technical blog, June 2025),
+#: MXFP4 8 bits per 32 (OCP Microscaling Formats (MX) Specification v1.0, 2023: block size 32, E8M0 scale)
+FP4_SCALE_BYTES_PER_ELEMENT: dict[str, float] = {"nvfp4": 1.0 / 16.0, "mxfp4": 1.0 / 32.0}
+#: the same for the other block-scaled precisions: MXFP6 (OCP MX v1.0, 8 bits per 32 values); INT4 as AWQ/GPTQ
+#: checkpoints store it, one FP16 scale and one packed 4-bit zero point per group of 128 (AWQ's default
+#: q_group_size 128, zero_point true). FP8 and INT8 checkpoints scale per tensor, per channel or per 128 x 128
+#: block (4 scale bytes per 16,384 weights, 0.02%): left out.
+BLOCK_SCALE_BYTES_PER_ELEMENT: dict[str, float] = {"fp6": 1.0 / 32.0, "int4": 2.5 / 128.0}
+
+
+def stored_bytes_per_element(precision: str, fp4_format: str = "nvfp4") -> float:
+    """Bytes one stored weight takes: its element width plus its share of the block scales (4.5 bits for an
+    NVFP4 weight, 4.25 for MXFP4). What a checkpoint's weights occupy and what streaming them reads."""
+    if precision == "fp4":
+        return BYTES_PER_ELEMENT[precision] + FP4_SCALE_BYTES_PER_ELEMENT[fp4_format]
+    return BYTES_PER_ELEMENT[precision] + BLOCK_SCALE_BYTES_PER_ELEMENT.get(precision, 0.0)
 
 
 class _Frozen(BaseModel):

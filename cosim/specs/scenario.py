@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cosim.specs.hardware import Precision
+from cosim.specs.hardware import Fp4Format, Precision
 
 Phase = Literal["prefill", "decode", "generate", "train", "video"]
 #: precisions a KV cache can be stored in
@@ -160,6 +160,11 @@ class Scenario(BaseModel):
         description="weights and activations of every GEMM outside the routed experts (attention, dense MLPs, "
                     "shared experts, router, LM head) when a checkpoint quantises only the experts (gpt-oss's "
                     "MXFP4 experts beside BF16 attention); None: the weight/activation precisions above")
+    fp4_format: Fp4Format = Field(
+        default="nvfp4",
+        description="how FP4 weights are block-scaled, which sets their stored size: nvfp4 (NVIDIA's, one FP8 scale "
+                    "per 16 values, 4.5 bits a weight; NVIDIA's FP4 checkpoints) or mxfp4 (OCP MX, one E8M0 scale "
+                    "per 32, 4.25 bits; AMD's FP4 and gpt-oss's released experts)")
     ssm_state_precision: Literal["fp32", "bf16", "fp16"] | None = Field(
         default=None,
         description="hybrid models: the Mamba-2 state cache (vLLM --mamba-ssm-cache-dtype; Nemotron-H's model "

@@ -88,6 +88,8 @@ class Query(BaseModel):
                                             "--gpt_attention_plugin float16 over an FP8 cache)")
     dense_precision: str | None = Field(default=None, description="precision of the GEMMs outside the routed "
                                         "experts where the checkpoint quantises only the experts")
+    fp4_format: Literal["nvfp4", "mxfp4"] = Field(default="nvfp4", description="how the checkpoint's FP4 weights "
+                                                  "are block-scaled: NVIDIA's NVFP4 or OCP MXFP4 (AMD's FP4, gpt-oss)")
     ssm_state_precision: str | None = Field(default=None, description="hybrid models: the Mamba-2 state cache's "
                                             "precision where the run sets it (vLLM mamba-ssm-cache-dtype)")
     images_per_request: int = Field(default=0, ge=0, description="images each prompt carries (a multimodal "
@@ -142,6 +144,8 @@ class CheckpointPrecision(BaseModel):
     activation_precision: str | None = None
     #: the precision of everything outside the routed experts; None: `precision`
     dense_precision: str | None = None
+    #: the FP4 weights' block scaling (gpt-oss's released experts: MXFP4)
+    fp4_format: Literal["nvfp4", "mxfp4"] = "nvfp4"
     #: the KV cache's precision; None: the server rule (`ServerSettings.fp8_kv_precision`)
     kv_precision: str | None = None
     #: a hybrid model's Mamba-2 state cache (vLLM --mamba-ssm-cache-dtype); None: the activations' ('auto')
@@ -315,6 +319,7 @@ def ml_energy_query(rules: EnergyMapping, model_id: str, task_name: str, gpu: st
         precision=precision, kv_precision=kv, tp=num_gpus, ep=ep,
         activation_precision=checkpoint.activation_precision if checkpoint else None,
         dense_precision=checkpoint.dense_precision if checkpoint else None,
+        fp4_format=checkpoint.fp4_format if checkpoint else "nvfp4",
         ssm_state_precision=checkpoint.ssm_state_precision if checkpoint else None,
         input_len=inp, output_len=out, batch=batch, assumed=task.source, stack="vllm",
         images_per_request=task.images_per_request,

@@ -60,7 +60,7 @@ def _scenario(q: Query, phase: str, batch: int = 1, input_len: int = 1, output_l
         frames=q.frames, height=q.height, width=q.width, steps=q.steps, precision=q.precision, tp=q.tp, pp=q.pp, ep=q.ep,
         dp=q.dp, sp=q.sp, sp_kind=q.sp_kind, sp_ring=q.sp_ring, zero=q.zero, microbatch=q.microbatch, vpp=q.vpp, recompute=recompute,
         kv_precision=q.kv_precision, activation_precision=q.activation_precision, dense_precision=q.dense_precision,
-        ssm_state_precision=q.ssm_state_precision, images_per_request=q.images_per_request,
+        fp4_format=q.fp4_format, ssm_state_precision=q.ssm_state_precision, images_per_request=q.images_per_request,
         draft_tokens=q.draft_tokens if phase == "decode" else 0,
         accepted_tokens_per_step=q.accepted_tokens_per_step if phase == "decode" and q.draft_tokens else None,
         kv_read_per_query_head=q.kv_read_per_query_head,
