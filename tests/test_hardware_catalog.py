@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 HW_DIR = REPO / "hardware_specs"
 
 REQUIRED_SLUGS = [
-    "a100-sxm-80gb", "a100-sxm-40gb", "h100-sxm", "h200-sxm", "h800", "h20", "b200", "b300", "gb200-nvl72", "gb300-nvl72",
+    "a100-sxm-80gb", "a100-sxm-40gb", "h100-sxm", "h200-sxm", "gh200-144gb", "h800", "h20", "b200", "b300", "gb200-nvl72", "gb300-nvl72",
     "rtx-4090", "l40s", "rtx-pro-6000-blackwell", "mi300x", "mi325x", "mi350x", "mi355x", "tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e", "tpu-v7",
     "gaudi2", "gaudi3", "groq-lpu", "cerebras-wse3", "jetson-agx-orin", "generic-systolic-asic",
 ]
@@ -126,6 +126,10 @@ SPOT_CHECKS = [
     ("rtx-pro-6000-blackwell", "mem", 97887 * 2**20), ("rtx-pro-6000-blackwell", "hbm_bw", 1597 * G),
     ("rtx-pro-6000-blackwell", "tdp", 600.0), ("rtx-pro-6000-blackwell", "fp4", 4000 * T / 2),
     ("rtx-pro-6000-blackwell", "fp8", 2000 * T / 2), ("rtx-pro-6000-blackwell", "link_bw", 128 * G / 2),
+    # NVIDIA GH200 144GB: the H100 SXM's GH100 compute (FP8 1,978.9 TFLOPS dense) beside six fully enabled
+    # 24 GB HBM3e stacks at 4.9 TB/s; the driver total is the H200's 143,771 MiB scaled by 144 / 141.
+    ("gh200-144gb", "mem", 143771 * 144 / 141 * 2**20), ("gh200-144gb", "hbm_bw", 4900 * G),
+    ("gh200-144gb", "fp8", 1978.9 * T), ("gh200-144gb", "tdp", 1000.0),
     # Jetson AGX Orin 64GB: 204.8 GB/s LPDDR5.
     ("jetson-agx-orin", "hbm_bw", 204.8 * G),
 ]

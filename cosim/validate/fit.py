@@ -30,7 +30,7 @@ from cosim.validate.mapping import TRAINING_STACKS
 GENERATIONS: dict[str, tuple[str, ...]] = {
     "nvidia-ampere": ("a100*",),
     "nvidia-ada": ("rtx-4090", "l40s"),
-    "nvidia-hopper": ("h100*", "h200*", "h800", "h20"),
+    "nvidia-hopper": ("h100*", "h200*", "h800", "h20", "gh200*"),
     "nvidia-blackwell": ("b200", "b300", "gb200*", "gb300*"),
     # GB202 (sm_120): Blackwell's RTX die, its own tensor-core generation (no tensor memory) and GDDR7
     "nvidia-blackwell-rtx": ("rtx-pro-6000*",),
