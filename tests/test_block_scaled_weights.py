@@ -77,3 +77,60 @@ def test_fewer_scale_bytes_never_slow_a_decode_step(batch, context):
     mx = estimate("b200", "llama-3.1-8b", build_scenario(**sc, fp4_format="mxfp4"), chips=1)
     assert mx.latency_s <= nv.latency_s * (1 + 1e-12)
     assert BYTES_PER_ELEMENT["fp4"] == 0.5  # the element width compute and KV arithmetic use is unchanged
+
+
+@pytest.mark.parametrize(("vendor", "fmt"), [("NVIDIA", "nvfp4"), ("AMD", "mxfp4"), ("Google", "mxfp4")])
+def test_a_chip_without_a_stated_layout_takes_its_vendors(vendor, fmt):
+    from cosim.specs.hardware import native_fp4_format
+
+    assert native_fp4_format(vendor) == fmt
+
+
+def _cli_weights_bytes(capsys, hardware, *extra):
+    import json
+
+    from cosim.cli.main import main
+
+    args = ["estimate", "--hardware", hardware, "--workload", "llama-3.1-8b", "--phase", "decode", "--batch", "1",
+            "--input-len", "128", "--precision", "fp4", "--format", "json", *extra]
+    assert main(args) == 0
+    return json.loads(capsys.readouterr().out)["memory_bytes_per_chip"]
+
+
+def test_the_cli_defaults_to_the_chips_own_layout(capsys):
+    """`--fp4-format` unset: MXFP4 on an AMD MI355X (CDNA 4 takes MX formats), NVFP4 on a B200; the difference
+    is 1/32 byte per quantised weight."""
+    amd = _cli_weights_bytes(capsys, "mi355x")
+    assert amd == pytest.approx(_cli_weights_bytes(capsys, "mi355x", "--fp4-format", "mxfp4"), rel=1e-12)
+    nv_on_amd = _cli_weights_bytes(capsys, "mi355x", "--fp4-format", "nvfp4")
+    model = load_workload("llama-3.1-8b")
+    quantised = params_total(model) - 2 * model.vocab_size * model.hidden_size
+    assert nv_on_amd - amd == pytest.approx(quantised / 32, rel=1e-9)
+    assert _cli_weights_bytes(capsys, "b200") == pytest.approx(
+        _cli_weights_bytes(capsys, "b200", "--fp4-format", "nvfp4"), rel=1e-12)
+
+
+def test_a_sweep_on_an_amd_base_spec_stores_mxfp4():
+    from cosim.explore.engine import SweepContext
+    from cosim.explore.spec import sweep_from_dict
+
+    doc = {"hardware": "mi355x", "workloads": ["llama-3.1-8b"],
+           "scenarios": [{"phase": "decode", "batch": 8, "input_len": 512, "precision": "fp4"},
+                         {"phase": "decode", "batch": 8, "input_len": 512, "precision": "fp4", "fp4_format": "nvfp4"}],
+           "parameters": [{"path": "memory.hbm.bandwidth_bytes_per_s", "values": ["8 TB/s"]}],
+           "sampling": {"method": "grid"}, "objectives": ["throughput_tokens_per_s:max"]}
+    ctx = SweepContext.build(sweep_from_dict(doc))
+    assert [s.fp4_format for s in ctx.scenarios] == ["mxfp4", "nvfp4"]
+
+
+def test_the_explorer_resolves_auto_per_chip():
+    """The explorer's "auto" FP4 layout leaves the field unset; each estimate takes its own chip's layout."""
+    from cosim.app import compute
+    from cosim.app.state import FIELDS, scenario_kwargs
+
+    state = {k: f.default for k, f in FIELDS.items()} | {"precision": "fp4"}
+    kw = scenario_kwargs(state)
+    assert kw["fp4_format"] is None and FIELDS["fp4"].default == "auto"
+    assert compute.build(kw, load_hardware("mi355x")).fp4_format == "mxfp4"
+    assert compute.build(kw, load_hardware("b200")).fp4_format == "nvfp4"
+    assert compute.build(scenario_kwargs(state | {"fp4": "mxfp4"}), load_hardware("b200")).fp4_format == "mxfp4"

@@ -45,11 +45,16 @@ def _import(what: str, module: str, name: str):
         raise NotAvailable(f"{what} ({module}.{name}) is not available yet") from None
 
 
-def build(scenario: Mapping[str, Any]):
-    """A validated Scenario from the state's scenario values (CosimInputError names the field)."""
+def build(scenario: Mapping[str, Any], hw=None):
+    """A validated Scenario from the state's scenario values (CosimInputError names the field); an unset FP4
+    layout is `hw`'s own (NVFP4 on NVIDIA, MXFP4 elsewhere)."""
     from cosim.cli.common import build_scenario
+    from cosim.specs.hardware import native_fp4_format
 
-    return build_scenario(**dict(scenario))
+    kw = dict(scenario)
+    if kw.get("fp4_format") is None and hw is not None:
+        kw["fp4_format"] = native_fp4_format(hw.vendor)
+    return build_scenario(**kw)
 
 
 @dataclass
@@ -116,7 +121,7 @@ def run_estimate(hw_ref: str | SpecText, wl_ref: str | SpecText, scenario: Mappi
     estimate = _import("analytical engine", "cosim.engines.estimate", "estimate")
     hw = resolve_hardware(hw_ref)
     wl = resolve_workload(wl_ref)
-    sc = build(scenario)
+    sc = build(scenario, hw)
     from cosim.cli.common import stack_run
 
     sc, params = stack_run(hw, wl, sc, stack)
@@ -426,11 +431,12 @@ def serving_run(hw_ref: str | SpecText, wl_ref: str | SpecText, scenario: Mappin
     if qps * duration_s > SERVING_MAX_REQUESTS:
         raise CosimInputError(f"{qps * duration_s:,.0f} requests requested; the explorer simulates at most "
                               f"{SERVING_MAX_REQUESTS:,} (lower QPS or duration, or use `cosim serve`)", field="qps")
-    sc = build({**dict(scenario), "phase": "generate", "batch": 1, "input_len": 1, "output_len": 1})
+    hw = resolve_hardware(hw_ref)
+    sc = build({**dict(scenario), "phase": "generate", "batch": 1, "input_len": 1, "output_len": 1}, hw)
     requests = make_requests(offline=False, num_requests=None, qps=qps, duration_s=duration_s,
                              input_len=input_len, output_len=output_len, seed=seed)
     slo = Slo(ttft_s=slo_ttft_s, tpot_s=slo_tpot_s)
-    res = serve(resolve_hardware(hw_ref), resolve_workload(wl_ref), sc, chips=chips or None, requests=requests,
+    res = serve(hw, resolve_workload(wl_ref), sc, chips=chips or None, requests=requests,
                 slo=slo, find_max=find_max, seed=seed, timeline=False)
     return res
 

@@ -22,8 +22,8 @@ ACTIVATIONS = ("same", "bf16", "fp16", "fp8")
 #: what the attention cores multiply in: "auto" (the GEMMs' precision where an attention kernel exists for it, FP8
 #: only over an FP8 cache) or the run's own (fp16: a TensorRT-LLM engine built with --gpt_attention_plugin float16)
 ATTENTIONS = ("auto", "bf16", "fp16", "fp8", "fp32")
-#: FP4 weights' block-scaled layouts (Scenario.fp4_format): NVIDIA's NVFP4, OCP MXFP4 (AMD, gpt-oss)
-FP4_FORMATS = ("nvfp4", "mxfp4")
+#: FP4 weights' block-scaled layouts (Scenario.fp4_format): auto (the chip's own), NVIDIA's NVFP4, OCP MXFP4
+FP4_FORMATS = ("auto", "nvfp4", "mxfp4")
 #: activation recompute in training: Korthikanti et al.'s selective (attention core), full, or none
 RECOMPUTE = ("selective", "full", "none")
 #: serving (or training) software whose fitted kernel-efficiency factor an estimate uses (`estimate --stack`)
@@ -56,7 +56,7 @@ FIELDS: dict[str, FieldSpec] = {
     "precision": FieldSpec("bf16", "str", choices=PRECISIONS),
     "act": FieldSpec("same", "str", choices=ACTIVATIONS),
     "attn": FieldSpec("auto", "str", choices=ATTENTIONS),
-    "fp4": FieldSpec("nvfp4", "str", choices=FP4_FORMATS),
+    "fp4": FieldSpec("auto", "str", choices=FP4_FORMATS),
     "tp": FieldSpec(1, "int", 1, CAPS["parallel"]),
     "pp": FieldSpec(1, "int", 1, CAPS["parallel"]),
     "ep": FieldSpec(1, "int", 1, CAPS["parallel"]),
@@ -174,7 +174,8 @@ def scenario_kwargs(state: Mapping[str, Any], *, training: bool = True, **overri
     kw["activation_precision"] = None if act == "same" else act
     attn = state.get("attn", "auto")
     kw["attention_precision"] = None if attn == "auto" else attn
-    kw["fp4_format"] = state.get("fp4", "nvfp4")
+    fp4 = state.get("fp4", "auto")
+    kw["fp4_format"] = None if fp4 == "auto" else fp4  # None: the chip's own (cosim.app.compute.build)
     if kw["phase"] in SPECULATIVE_PHASES and int(state.get("draft", 0)):
         kw.update(draft_tokens=int(state["draft"]), accepted_tokens_per_step=float(state["accept"]))
     if kw["phase"] in SPECULATIVE_PHASES and state.get("kvq"):  # decode attention's read pattern

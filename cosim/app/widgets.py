@@ -101,7 +101,8 @@ def scenario_form(key: str, *, phases: tuple[str, ...] = PHASES, show_mapping: b
             values["fp4"] = c5c.selectbox("FP4 layout", FP4_FORMATS, key=f"{key}_fp4",
                                           index=FP4_FORMATS.index(state["fp4"]),
                                           help="FP4 weights only: nvfp4 (4.5 bits a weight, NVIDIA's FP4 "
-                                               "checkpoints) or mxfp4 (4.25 bits, AMD's FP4 and gpt-oss)")
+                                               "checkpoints) or mxfp4 (4.25 bits, AMD's FP4 and gpt-oss); auto: "
+                                               "the chip's own, nvfp4 on NVIDIA, mxfp4 elsewhere")
             for col, name, helptext in ((c6, "tp", "tensor parallel"), (c7, "pp", "pipeline parallel"),
                                         (c8, "ep", "expert parallel"), (c9, "dp", "data parallel")):
                 values[name] = int(col.number_input(name.upper(), min_value=1, max_value=CAPS["parallel"],

@@ -38,6 +38,7 @@ from cosim.cli.common import (
     WidthOpt,
     WorkloadOpt,
     ZeroOpt,
+    chip_fp4_format,
 )
 
 
@@ -104,7 +105,7 @@ def register(app: typer.Typer) -> None:
         ssm_state_precision: SsmStatePrecisionOpt = None,
         activation_precision: ActivationPrecisionOpt = None,
         dense_precision: DensePrecisionOpt = None,
-        fp4_format: Fp4FormatOpt = "nvfp4",
+        fp4_format: Fp4FormatOpt = None,
         attention_precision: AttentionPrecisionOpt = None,
         tp: TpOpt = 1,
         pp: PpOpt = 1,
@@ -178,7 +179,8 @@ def register(app: typer.Typer) -> None:
                                   ep=ep, dp=dp, sp=sp, sp_kind=sp_kind, sp_ring=sp_ring, zero=zero, microbatch=microbatch, vpp=vpp,
                                   recompute="selective" if recompute == "auto" else recompute,
                                   kv_precision=kv_precision, activation_precision=activation_precision,
-                                  dense_precision=dense_precision, fp4_format=fp4_format, dp_prompt_balance=dp_balance,
+                                  dense_precision=dense_precision, dp_prompt_balance=dp_balance,
+                                  fp4_format=chip_fp4_format(fp4_format, hardware),
                                   dp_imbalance=dp_imbalance, ssm_state_precision=ssm_state_precision,
                                   images_per_request=images_per_request, draft_tokens=draft_tokens,
                                   accepted_tokens_per_step=accepted_tokens_per_step,

@@ -25,6 +25,7 @@ from cosim.cli.common import (
     SsmStatePrecisionOpt,
     TpOpt,
     WorkloadOpt,
+    chip_fp4_format,
 )
 
 LEN_HELP = ("tokens per request: N, fixed:N, uniform:LO:HI, lognormal:MEAN:SIGMA[:MAX] (MEAN in tokens, SIGMA of "
@@ -64,7 +65,7 @@ def register(app: typer.Typer) -> None:
         ssm_state_precision: SsmStatePrecisionOpt = None,
         activation_precision: ActivationPrecisionOpt = None,
         dense_precision: DensePrecisionOpt = None,
-        fp4_format: Fp4FormatOpt = "nvfp4",
+        fp4_format: Fp4FormatOpt = None,
         attention_precision: AttentionPrecisionOpt = None,
         tp: TpOpt = 1,
         pp: PpOpt = 1,
@@ -141,7 +142,7 @@ def register(app: typer.Typer) -> None:
         scenario = build_scenario(phase="generate", batch=1, input_len=1, output_len=1, precision=precision,
                                   tp=tp, pp=pp, ep=ep, dp=dp, kv_precision=kv_precision,
                                   activation_precision=activation_precision, dense_precision=dense_precision,
-                                  fp4_format=fp4_format,
+                                  fp4_format=chip_fp4_format(fp4_format, hardware),
                                   ssm_state_precision=ssm_state_precision,
                                   kv_read_per_query_head=kv_read_per_query_head,
                                   kv_read_per_query_head_layers=kv_read_per_query_head_layers,

@@ -78,10 +78,10 @@ DensePrecisionOpt = Annotated[str | None, typer.Option(
     "--dense-precision", help="precision of every GEMM outside the routed experts (attention, dense MLPs, router, "
     "LM head) when the checkpoint quantises only the experts, e.g. bf16 for gpt-oss (default: as the experts)")]
 
-Fp4FormatOpt = Annotated[str, typer.Option(
+Fp4FormatOpt = Annotated[str | None, typer.Option(
     "--fp4-format", help="how FP4 weights are block-scaled, which sets their size: nvfp4 (one FP8 scale per 16 "
     "values, 4.5 bits a weight: NVIDIA's FP4 checkpoints) | mxfp4 (one E8M0 scale per 32, 4.25 bits: AMD's FP4, "
-    "gpt-oss's released experts)")]
+    "gpt-oss's released experts); default: the chip's own, nvfp4 on NVIDIA parts, mxfp4 elsewhere")]
 
 PHASES = ("prefill", "decode", "generate", "train", "video")
 PRECISION_CHOICES = ("fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4", "int8", "int4")
@@ -112,11 +112,12 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
                    ssm_state_precision: str | None = None, images_per_request: int = 0,
                    draft_tokens: int = 0, accepted_tokens_per_step: float | None = None,
                    kv_read_per_query_head: bool = False, attention_precision: str | None = None,
-                   kv_read_per_query_head_layers: str = "all", fp4_format: str = "nvfp4"):
+                   kv_read_per_query_head_layers: str = "all", fp4_format: str | None = None):
     """A validated Scenario from CLI values; bad values raise CosimInputError naming the flag.
 
     `kv_precision` None: the KV cache is stored in fp8 when the weights are 8-bit or narrower (the common
-    default of quantized checkpoints), else in the weight precision."""
+    default of quantized checkpoints), else in the weight precision. `fp4_format` None: NVFP4 (`chip_fp4_format`
+    picks the hardware's own)."""
     from pydantic import ValidationError
 
     from cosim.specs.scenario import (
@@ -141,6 +142,7 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
     if kv_read_per_query_head_layers not in ("all", "windowed"):
         raise CosimInputError("--kv-read-per-query-head-layers must be all or windowed, got "
                               f"'{kv_read_per_query_head_layers}'")
+    fp4_format = fp4_format or "nvfp4"
     if fp4_format not in ("nvfp4", "mxfp4"):
         raise CosimInputError(f"--fp4-format must be nvfp4 or mxfp4, got '{fp4_format}'")
     if sp_ring is not None and sp_ring <= 0:
@@ -195,6 +197,20 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
         first = err.errors()[0]
         raise CosimInputError(first["msg"].removeprefix("Value error, "),
                               field=".".join(str(p) for p in first["loc"])) from None
+
+
+def chip_fp4_format(fp4_format: str | None, hardware: str) -> str | None:
+    """`--fp4-format` as given, else the layout of the chip's own FP4 checkpoints (NVFP4 on NVIDIA, MXFP4 on the
+    others: cosim.specs.hardware.native_fp4_format); None when the hardware does not load (its own error follows)."""
+    if fp4_format is not None:
+        return fp4_format
+    from cosim.specs.hardware import native_fp4_format
+    from cosim.specs.loader import load_hardware
+
+    try:
+        return native_fp4_format(load_hardware(hardware).vendor)
+    except CosimInputError:
+        return None
 
 
 def check_stack(stack: str, training: bool = False) -> None:

@@ -21,7 +21,7 @@ from cosim.errors import CosimInputError
 from cosim.explore.results import chunk_stats, constraint_mask, objective_score
 from cosim.explore.sampling import chunk_points
 from cosim.explore.spec import SweepSpec, check_paths, resolve_hardware, resolve_workloads
-from cosim.specs.hardware import PRECISIONS
+from cosim.specs.hardware import PRECISIONS, native_fp4_format
 from cosim.specs.scenario import default_kv_precision
 
 Evaluator = Callable[..., dict[str, np.ndarray]]
@@ -79,7 +79,7 @@ class SweepContext:
             if needs & {"die_area_mm2", "die_cost_usd"}:
                 raise CosimInputError("die_area_mm2/die_cost_usd need the area model: set area.enabled: true "
                                       "(on by default for systolic, TPU and ASIC designs)", field="area")
-        scenarios = [s.to_scenario() for s in spec.scenarios]
+        scenarios = [s.to_scenario(fp4_format=s.fp4_format or native_fp4_format(hw.vendor)) for s in spec.scenarios]
         return cls(spec=spec, hardware=hw, workloads=workloads, columns=columns,
                    evaluator=evaluator_ref(evaluator), area_on=area_on, area_node=node,
                    single_thread=single_thread, scenarios=scenarios)

@@ -154,8 +154,9 @@ class ScenarioSpec(_Strict):
     precision: Precision = "bf16"
     # what the GEMMs multiply in when wider than the weights (weight-only quantisation, e.g. int4 + bf16)
     activation_precision: Precision | None = None
-    # FP4 weights' block scaling, which sets their bytes: nvfp4 (4.5 bits a weight) or mxfp4 (4.25)
-    fp4_format: Fp4Format = "nvfp4"
+    # FP4 weights' block scaling, which sets their bytes: nvfp4 (4.5 bits a weight) or mxfp4 (4.25); None: the
+    # sweep's hardware's own (NVFP4 on NVIDIA, MXFP4 elsewhere)
+    fp4_format: Fp4Format | None = None
     tp: int = Field(default=1, gt=0)
     pp: int = Field(default=1, gt=0)
     ep: int = Field(default=1, gt=0)
@@ -173,7 +174,7 @@ class ScenarioSpec(_Strict):
             phase=d["phase"], batch=d["batch"], input_len=d["input_len"], output_len=d["output_len"],
             frames=d["frames"], height=d["height"], width=d["width"], steps=d["steps"],
             weight_precision=prec, activation_precision=d.get("activation_precision") or prec, kv_precision=kv,
-            fp4_format=d.get("fp4_format", "nvfp4"),
+            fp4_format=d.get("fp4_format") or "nvfp4",
             parallelism=Parallelism(tp=d["tp"], pp=d["pp"], ep=d["ep"], dp=d["dp"], sp=d["sp"]),
         )
 

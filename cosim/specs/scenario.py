@@ -164,7 +164,8 @@ class Scenario(BaseModel):
         default="nvfp4",
         description="how FP4 weights are block-scaled, which sets their stored size: nvfp4 (NVIDIA's, one FP8 scale "
                     "per 16 values, 4.5 bits a weight; NVIDIA's FP4 checkpoints) or mxfp4 (OCP MX, one E8M0 scale "
-                    "per 32, 4.25 bits; AMD's FP4 and gpt-oss's released experts)")
+                    "per 32, 4.25 bits; AMD's FP4 and gpt-oss's released experts). The CLI, the explorer and sweeps "
+                    "default to the chip vendor's (cosim.specs.hardware.native_fp4_format)")
     ssm_state_precision: Literal["fp32", "bf16", "fp16"] | None = Field(
         default=None,
         description="hybrid models: the Mamba-2 state cache (vLLM --mamba-ssm-cache-dtype; Nemotron-H's model "
