@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 
+from cosim.specs.hardware import stored_bytes_per_element
 from cosim.specs.workload import DecoderLM
 
 #: fraction of the free device memory trtllm-bench's estimate gives the KV cache (TensorRT-LLM performance
@@ -42,9 +43,10 @@ MAX_TOKENS = 32768
 #: bytes per element trtllm-bench assumes per quantisation (tuning.py BYTES_PER_ELEM; anything else: 2)
 BYTES_PER_ELEM = {"fp8": 1.0, "fp4": 0.5}
 #: safetensors elements per parameter of an NVFP4 (ModelOpt) checkpoint: two 4-bit values packed per uint8
-#: element plus one FP8 scale per 16 values. An estimate: it treats every weight as quantised (the embedding
-#: and norms are not), which understates the element count by a few percent.
-FP4_ELEMENTS_PER_PARAM = 0.5 + 1.0 / 16.0
+#: element plus one FP8 scale per 16 values, one byte each, so the count equals the layout's stored bytes. An
+#: estimate: it treats every weight as quantised (the embedding and norms are not), which understates the
+#: element count by a few percent.
+FP4_ELEMENTS_PER_PARAM = stored_bytes_per_element("fp4", "nvfp4")
 GIB = 1024.0**3
 #: TensorRT-LLM's BuildConfig defaults, used for quantisations outside the heuristic's TUNED_QUANTS
 DEFAULT_MAX_BATCH, DEFAULT_MAX_TOKENS = 2048, 8192
