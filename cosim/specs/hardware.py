@@ -52,7 +52,7 @@ FP4_SCALE_BYTES_PER_ELEMENT: dict[str, float] = {"nvfp4": 1.0 / 16.0, "mxfp4": 1
 BLOCK_SCALE_BYTES_PER_ELEMENT: dict[str, float] = {"fp6": 1.0 / 32.0, "int4": 2.5 / 128.0}
 
 
-def native_fp4_format(vendor: str) -> str:
+def native_fp4_format(vendor: str) -> Fp4Format:
     """The FP4 layout a vendor's chips and checkpoints use when a run does not say: NVIDIA's NVFP4 on NVIDIA
     parts, the OCP MX standard's MXFP4 elsewhere (AMD's CDNA 4 matrix cores take MX formats, not NVFP4)."""
     return "nvfp4" if vendor.strip().lower() == "nvidia" else "mxfp4"

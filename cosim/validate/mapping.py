@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cosim.errors import CosimInputError
+from cosim.specs.hardware import Fp4Format
 from cosim.specs.loader import read_document
 
 MAPPING_PATH = Path(__file__).resolve().parent.parent / "data" / "reference" / "mapping.yaml"
@@ -88,8 +89,8 @@ class Query(BaseModel):
                                             "--gpt_attention_plugin float16 over an FP8 cache)")
     dense_precision: str | None = Field(default=None, description="precision of the GEMMs outside the routed "
                                         "experts where the checkpoint quantises only the experts")
-    fp4_format: Literal["nvfp4", "mxfp4"] = Field(default="nvfp4", description="how the checkpoint's FP4 weights "
-                                                  "are block-scaled: NVIDIA's NVFP4 or OCP MXFP4 (AMD's FP4, gpt-oss)")
+    fp4_format: Fp4Format = Field(default="nvfp4", description="how the checkpoint's FP4 weights are "
+                                  "block-scaled: NVIDIA's NVFP4 or OCP MXFP4 (AMD's FP4, gpt-oss)")
     ssm_state_precision: str | None = Field(default=None, description="hybrid models: the Mamba-2 state cache's "
                                             "precision where the run sets it (vLLM mamba-ssm-cache-dtype)")
     images_per_request: int = Field(default=0, ge=0, description="images each prompt carries (a multimodal "
@@ -145,7 +146,7 @@ class CheckpointPrecision(BaseModel):
     #: the precision of everything outside the routed experts; None: `precision`
     dense_precision: str | None = None
     #: the FP4 weights' block scaling (gpt-oss's released experts: MXFP4)
-    fp4_format: Literal["nvfp4", "mxfp4"] = "nvfp4"
+    fp4_format: Fp4Format = "nvfp4"
     #: the KV cache's precision; None: the server rule (`ServerSettings.fp8_kv_precision`)
     kv_precision: str | None = None
     #: a hybrid model's Mamba-2 state cache (vLLM --mamba-ssm-cache-dtype); None: the activations' ('auto')
