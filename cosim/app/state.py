@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, get_args
 
+from cosim.specs.hardware import Fp4Format
 from cosim.validate.mapping import Stack
 
 PHASES = ("prefill", "decode", "generate", "train")
@@ -23,7 +24,7 @@ ACTIVATIONS = ("same", "bf16", "fp16", "fp8")
 #: only over an FP8 cache) or the run's own (fp16: a TensorRT-LLM engine built with --gpt_attention_plugin float16)
 ATTENTIONS = ("auto", "bf16", "fp16", "fp8", "fp32")
 #: FP4 weights' block-scaled layouts (Scenario.fp4_format): auto (the chip's own), NVIDIA's NVFP4, OCP MXFP4
-FP4_FORMATS = ("auto", "nvfp4", "mxfp4")
+FP4_FORMATS = ("auto", *get_args(Fp4Format))
 #: activation recompute in training: Korthikanti et al.'s selective (attention core), full, or none
 RECOMPUTE = ("selective", "full", "none")
 #: serving (or training) software whose fitted kernel-efficiency factor an estimate uses (`estimate --stack`)

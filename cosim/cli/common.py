@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 
@@ -120,6 +120,7 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
     picks the hardware's own)."""
     from pydantic import ValidationError
 
+    from cosim.specs.hardware import Fp4Format
     from cosim.specs.scenario import (
         ATTENTION_PRECISION_CHOICES,
         KV_PRECISION_CHOICES,
@@ -143,8 +144,8 @@ def build_scenario(*, phase: str, batch: int = 1, input_len: int = 1024, output_
         raise CosimInputError("--kv-read-per-query-head-layers must be all or windowed, got "
                               f"'{kv_read_per_query_head_layers}'")
     fp4_format = fp4_format or "nvfp4"
-    if fp4_format not in ("nvfp4", "mxfp4"):
-        raise CosimInputError(f"--fp4-format must be nvfp4 or mxfp4, got '{fp4_format}'")
+    if fp4_format not in get_args(Fp4Format):
+        raise CosimInputError(f"--fp4-format must be {' or '.join(get_args(Fp4Format))}, got '{fp4_format}'")
     if sp_ring is not None and sp_ring <= 0:
         raise CosimInputError(f"--sp-ring must be a positive integer, got {sp_ring}")
     if zero not in (0, 1, 2, 3):
