@@ -33,8 +33,8 @@ LEN_HELP = ("tokens per request: N, fixed:N, uniform:LO:HI, lognormal:MEAN:SIGMA
             "trace:FILE.csv (columns arrival_time_s,input_len,output_len; gives arrivals too)")
 SCHEDULERS = ("continuous", "chunked", "disaggregated", "static")
 
-TABLE_ROWS = ("feasible", "reason", "replicas", "chips_per_replica", "scheduler", "step_model", "num_requests",
-              "duration_s", "output_tokens_per_s", "input_tokens_per_s", "requests_per_s",
+TABLE_ROWS = ("feasible", "reason", "replicas", "chips_per_replica", "scheduler", "step_model", "concurrency",
+              "num_requests", "duration_s", "output_tokens_per_s", "input_tokens_per_s", "requests_per_s",
               "ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tpot_p50_s", "tpot_p90_s", "tpot_p99_s",
               "e2e_p50_s", "e2e_p90_s", "e2e_p99_s", "queue_delay_p50_s", "queue_delay_p99_s",
               "mean_batch_seqs", "kv_capacity_tokens_per_replica", "kv_utilisation_mean", "kv_utilisation_peak",
@@ -47,6 +47,21 @@ def _positive(flag: str, value: float | None) -> None:
 
     if value is not None and not value > 0:
         raise CosimInputError(f"{flag} must be positive, got {value:g}")
+
+
+def _stagger(text: str) -> float | None:
+    """--stagger: None for auto (spread over one request's lifetime), else seconds >= 0."""
+    from cosim.errors import CosimInputError
+
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise CosimInputError(f"--stagger must be auto or a time >= 0 s, got '{text}'")
+    return value
 
 
 def register(app: typer.Typer) -> None:
@@ -73,7 +88,15 @@ def register(app: typer.Typer) -> None:
         dp: DpOpt = 1,
         offline: Annotated[bool, typer.Option("--offline", help="all requests queued at t = 0 "
                                               "(trtllm-bench / MLPerf Offline)")] = False,
-        num_requests: Annotated[int | None, typer.Option("--num-requests", help="requests in --offline mode")] = None,
+        num_requests: Annotated[int | None, typer.Option("--num-requests", help="requests in --offline mode, or sent in "
+                                                         "all with --concurrency (default 10 x N)")] = None,
+        concurrency: Annotated[int | None, typer.Option("--concurrency", help="closed loop: N clients, each sends "
+                                                        "its next request when its last one completes (zero think "
+                                                        "time; genai-perf, vLLM --max-concurrency, trtllm-bench "
+                                                        "--concurrency); throughput over the makespan")] = None,
+        stagger: Annotated[str, typer.Option("--stagger", help="with --concurrency: seconds over which the N "
+                                             "clients start (0: all at t = 0), or auto: spread over one request's "
+                                             "lifetime, the steady state a real server's jitter reaches")] = "auto",
         qps: Annotated[float | None, typer.Option("--qps", help="mean arrival rate, requests/s")] = None,
         duration: Annotated[float | None, typer.Option("--duration", help="arrival window, s")] = None,
         arrival: Annotated[str, typer.Option("--arrival", help="poisson | constant | gamma:CV")] = "poisson",
@@ -118,7 +141,7 @@ def register(app: typer.Typer) -> None:
         from cosim.errors import CosimInputError
         from cosim.serving.metrics import Slo
         from cosim.serving.requests import parse_arrival_spec
-        from cosim.serving.service import make_requests, serve
+        from cosim.serving.service import closed_loop_steady, make_requests, serve
 
         check_format(fmt, ("table", "json"))
         if scheduler not in SCHEDULERS:
@@ -126,6 +149,17 @@ def register(app: typer.Typer) -> None:
         for flag, v in (("--qps", qps), ("--duration", duration), ("--slo-ttft", slo_ttft),
                         ("--slo-tpot", slo_tpot)):
             _positive(flag, v)
+        if concurrency is not None:
+            if concurrency < 1:
+                raise CosimInputError(f"--concurrency must be a positive integer, got {concurrency}")
+            clash = [f for f, on in (("--qps", qps is not None), ("--duration", duration is not None),
+                                     ("--offline", offline), ("--find-max-qps", find_max_qps)) if on]
+            if clash:
+                raise CosimInputError(f"--concurrency runs a closed loop; it cannot be combined with {', '.join(clash)}")
+            if scheduler == "disaggregated":
+                raise CosimInputError("--concurrency (closed loop) is not simulated with the disaggregated "
+                                      "scheduler; use continuous, chunked or static")
+        stagger_s = _stagger(stagger) if concurrency is not None else None
         for flag, v in (("--num-requests", num_requests), ("--max-seqs", max_seqs),
                         ("--max-batched-tokens", max_batched_tokens), ("--block-size", block_size),
                         ("--chips", chips)):
@@ -134,8 +168,8 @@ def register(app: typer.Typer) -> None:
         is_trace = input_len.startswith("trace:") or output_len.startswith("trace:")
         if offline and (qps is not None or duration is not None):
             raise CosimInputError("--offline takes --num-requests, not --qps/--duration")
-        if not offline and not is_trace and (qps is None or duration is None):
-            raise CosimInputError("give --offline --num-requests R, or --qps Q --duration S")
+        if not offline and not is_trace and concurrency is None and (qps is None or duration is None):
+            raise CosimInputError("give --offline --num-requests R, --qps Q --duration S, or --concurrency N")
         if offline and num_requests is None and not is_trace:
             raise CosimInputError("--offline needs --num-requests R")
         kind, cv = parse_arrival_spec(arrival)
@@ -152,7 +186,8 @@ def register(app: typer.Typer) -> None:
 
             scenario = scenario.model_copy(update={"cuda_graph_batch_sizes": parse_graph_sizes(cuda_graph_sizes)})
         requests = make_requests(offline=offline, num_requests=num_requests, qps=qps, duration_s=duration,
-                                 input_len=input_len, output_len=output_len, seed=seed, arrival=kind, cv=cv)
+                                 input_len=input_len, output_len=output_len, seed=seed, arrival=kind, cv=cv,
+                                 concurrency=concurrency)
         slo = Slo(ttft_s=slo_ttft, tpot_s=slo_tpot)
         chosen = None
         if mapping not in ("manual", "auto"):
@@ -162,11 +197,23 @@ def register(app: typer.Typer) -> None:
         from cosim.cli.common import check_stack
 
         check_stack(stack)
-        print(f"simulating {len(requests)} requests ({scheduler} scheduler)...", file=sys.stderr)
-        result = serve(hardware, workload, scenario, chips=chips, requests=requests, scheduler=scheduler,
-                       max_seqs=max_seqs, max_batched_tokens=max_batched_tokens, block_size=block_size,
-                       preemption=preemption, router=router, slo=slo, find_max=find_max_qps, seed=seed,
-                       stack=stack)
+        loop = f", closed loop of {concurrency} clients" if concurrency else ""
+        print(f"simulating {len(requests)} requests ({scheduler} scheduler{loop})...", file=sys.stderr)
+        def run(reqs):
+            return serve(hardware, workload, scenario, chips=chips, requests=reqs, scheduler=scheduler,
+                         max_seqs=max_seqs, max_batched_tokens=max_batched_tokens, block_size=block_size,
+                         preemption=preemption, router=router, slo=slo, find_max=find_max_qps, seed=seed,
+                         stack=stack)
+
+        if concurrency is None:
+            result = run(requests)
+        else:
+            def requests_for(s: float):
+                return make_requests(offline=offline, num_requests=num_requests, qps=qps, duration_s=duration,
+                                     input_len=input_len, output_len=output_len, seed=seed, arrival=kind, cv=cv,
+                                     concurrency=concurrency, stagger_s=s)
+
+            result = closed_loop_steady(requests_for, run, concurrency, stagger_s)
         if chosen is not None:
             result["mapping"] = chosen
         if with_uncertainty:
@@ -180,7 +227,7 @@ def register(app: typer.Typer) -> None:
         if fmt == "json":
             print_json(result)
             return
-        rows = {k: result.get(k) for k in TABLE_ROWS if k in result}
+        rows = {k: result.get(k) for k in TABLE_ROWS if k in result and not (k == "concurrency" and result[k] is None)}
         if chosen is not None:
             rows["mapping (auto)"] = ", ".join(f"{k}={v}" for k, v in chosen.items())
         if with_uncertainty:

@@ -5,7 +5,9 @@ cosim/graph/rows.py): the vector being all-reduced, the input buffer of a reduce
 of an all-to-all that leave the chip (the send buffer S times (p-1)/p; `collective` converts it back
 to S so the closed forms below apply unchanged), the message of a point-to-point transfer, and the shard each chip contributes
 to an all-gather — whose gathered buffer is then S = p x nbytes. The closed forms below use S.
-Bandwidths are per chip per direction (bytes/s); alpha is the per-message latency (s).
+Bandwidths are per chip per direction (bytes/s); alpha is the per-message latency (s). A fully connected fabric
+(AMD's Infinity Fabric, Intel Gaudi's RoCE ports) splits a chip's bandwidth into equal links to each of its d - 1
+peers, so a group of p < d chips reaches only its own p - 1 peers: (p - 1)/(d - 1) of the chip's bandwidth.
 
 Closed forms (p chips, bandwidth B, latency a):
   ring all-reduce   2(p-1)/p * S/B + 2(p-1) a
@@ -199,6 +201,8 @@ def collective(kind: int, nbytes: float, p: float,
             tx, ty, tz = d, 1.0, 1.0
         d = max(tx, 1.0) * max(ty, 1.0) * max(tz, 1.0) if up_bw > 0.0 else 1.0
     if p <= d:
+        if topo == TOPO_FULL and p < d:
+            up_bw = up_bw * (p - 1.0) / (d - 1.0)  # only the links to the group's own peers
         if topo in (TOPO_TORUS, TOPO_MESH, TOPO_RING):
             t, s = _torus(kind, nbytes, p, up_bw, up_alpha, tx, ty, tz, topo == TOPO_MESH)
         else:

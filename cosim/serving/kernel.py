@@ -24,6 +24,14 @@ Preemption when a decode finds no free block: the most recently admitted running
 evicted (recompute: its KV is dropped and it is re-prefilled; swap: its KV is moved to host memory
 and moved back later, each way costing `swap_s_per_token` per cached token).
 `prefill_only` (disaggregated prefill pool) ends a request when its first token is produced.
+
+Closed loop (`concurrency` N > 0; 0: open loop, arrivals as given): N clients each send a request, wait for
+its last token and send the next at once. The clients' first sends are the arrivals given for requests
+0..N-1 (all 0, or staggered); every completion adds one more send time; requests take the send times in
+index order, each the earliest not yet used. Completions on
+different replicas are processed out of time order, so a release is routed only once its time is at or
+before every busy replica's clock (no later-processed completion can then be earlier), which keeps arrivals
+routed in non-decreasing time order. The arrival times used are returned.
 """
 
 from __future__ import annotations
@@ -94,6 +102,40 @@ def _admit_head(r, c, need, t0, head, tail, nxt, nwait, status, held, used, sche
 
 
 @njit(cache=True)
+def _heap_push(heap, m, x):
+    """Insert x into the binary min-heap heap[:m]; returns the new size."""
+    j = m
+    heap[j] = x
+    while j > 0:
+        p = (j - 1) // 2
+        if heap[p] <= heap[j]:
+            break
+        heap[p], heap[j] = heap[j], heap[p]
+        j = p
+    return m + 1
+
+
+@njit(cache=True)
+def _heap_pop(heap, m):
+    """Remove and return the least of the binary min-heap heap[:m] (m > 0); the size becomes m - 1."""
+    top = heap[0]
+    m -= 1
+    heap[0] = heap[m]
+    j = 0
+    while True:
+        a = 2 * j + 1
+        if a >= m:
+            break
+        if a + 1 < m and heap[a + 1] < heap[a]:
+            a += 1
+        if heap[j] <= heap[a]:
+            break
+        heap[j], heap[a] = heap[a], heap[j]
+        j = a
+    return top
+
+
+@njit(cache=True)
 def kv_read_tokens(context: float, window: float, window_share: float) -> float:
     """Cached tokens one decoding sequence at `context` reads, counted as full-attention layers' tokens: a
     `window_share` of the attention layers read at most `window` of them (sliding windows; 0: none)."""
@@ -106,9 +148,17 @@ def kv_read_tokens(context: float, window: float, window_share: float) -> float:
 def _simulate(arrival, prompt, ctx0, gen0, out, n_replicas, router, sched, prefill_only, max_seqs,
               max_tokens, block, total_blocks, preempt_mode, swap_s_per_token,
               tok_grid, lin_s, kv_grid, dec_s, pair_grid, pre_s, prompt_floor_s, graph_sizes, per_seq_s,
-              kv_window, kv_window_share):
+              kv_window, kv_window_share, concurrency):
     n = arrival.shape[0]
     R = n_replicas
+    # ---- arrivals: as given (open loop), or released by completions (closed loop, see the module doc)
+    arrival = arrival.copy()
+    closed = concurrency > 0
+    heap = np.zeros(n if closed else 0, dtype=np.float64)  # send times not yet given to a request
+    nheap = 0
+    nrel = concurrency if concurrency < n else n  # requests released so far
+    for k in range(nrel if closed else 0):  # the clients' first sends: at t = 0, or staggered
+        nheap = _heap_push(heap, nheap, arrival[k])
     # ---- per-request state
     rep = np.full(n, -1, dtype=np.int64)
     status = np.zeros(n, dtype=np.int64)
@@ -146,7 +196,16 @@ def _simulate(arrival, prompt, ctx0, gen0, out, n_replicas, router, sched, prefi
                 tmin = clock[r]
                 rmin = r
         # ---- route arrivals up to that time
-        if ia < n and (rmin < 0 or arrival[ia] <= tmin):
+        route = False
+        if ia < n:
+            if closed:
+                if nheap > 0 and (rmin < 0 or heap[0] <= tmin):
+                    arrival[ia] = _heap_pop(heap, nheap)
+                    nheap -= 1
+                    route = True
+            elif rmin < 0 or arrival[ia] <= tmin:
+                route = True
+        if route:
             i = ia
             ia += 1
             if router == 0:
@@ -173,6 +232,8 @@ def _simulate(arrival, prompt, ctx0, gen0, out, n_replicas, router, sched, prefi
             work[r] += pf_rem[i] + (out[i] - gen[i])
             continue
         # ---- one iteration on replica r
+        if rmin < 0:
+            raise ValueError("serving kernel: no replica has work and no request is left to arrive")
         r = rmin
         t0 = clock[r]
         free = total_blocks - used[r]
@@ -378,6 +439,9 @@ def _simulate(arrival, prompt, ctx0, gen0, out, n_replicas, router, sched, prefi
             finished = gen[h] >= out[h] or (prefill_only and pf_rem[h] == 0 and gen[h] > gen0[h])
             if finished and np.isnan(finish_t[h]):
                 finish_t[h] = t1
+                if closed and nrel < n:  # its client sends the next request now
+                    nheap = _heap_push(heap, nheap, t1)
+                    nrel += 1
                 if out[h] > gen[h]:
                     work[r] -= out[h] - gen[h]
             if not finished:
@@ -410,11 +474,11 @@ def _simulate(arrival, prompt, ctx0, gen0, out, n_replicas, router, sched, prefi
         tl[nsteps, TL_USED_BLOCKS] = used[r]
         tl[nsteps, TL_WAITING] = nwait[r]
         nsteps += 1
-    return rep, first_t, finish_t, sched_t, npreempt, busy_s, tl[:nsteps].copy()
+    return rep, first_t, finish_t, sched_t, npreempt, busy_s, tl[:nsteps].copy(), arrival
 
 
 def simulate_kernel(*args):
-    """Run the compiled event loop (arguments as `_simulate`); returns per-request and timeline arrays."""
+    """Run the compiled event loop (arguments as `_simulate`); returns per-request, timeline and arrival arrays."""
     return _simulate(*args)
 
 

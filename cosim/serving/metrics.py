@@ -6,11 +6,13 @@ Definitions (as in vLLM's benchmark_serving, trtllm-bench and MLPerf LoadGen):
   scheduled - arrival.
 * Throughput = tokens (or requests) / duration. Offline: duration = makespan (all requests queued
   at t = 0, output tokens/s = total output tokens / makespan). Online: from the first arrival to
-  the last completion.
+  the last completion. Closed loop (`--concurrency N`): from t = 0, when the first N arrive, to the last
+  completion (the makespan), as genai-perf and vLLM's benchmark_serving report it.
 * Goodput = requests meeting both SLO limits (TTFT <= slo_ttft_s and TPOT <= slo_tpot_s) / duration.
 * `slo_met`: the p99 (configurable) TTFT and TPOT are within the limits (MLPerf Server style).
-* Sustainable (online only): the waiting queue does not grow over the second half of the arrival
-  window by more than 5% of the arrivals in that half plus two Poisson standard deviations.
+* Sustainable (open-loop online runs; a closed loop holds at most N requests, so always): the waiting
+  queue does not grow over the second half of the arrival window by more than 5% of the arrivals in
+  that half plus two Poisson standard deviations.
 """
 
 from __future__ import annotations
@@ -79,9 +81,9 @@ def waiting(run: SimRun, t: np.ndarray) -> np.ndarray:
 
 
 def sustainability(run: SimRun) -> tuple[bool, str | None, float]:
-    """(sustainable, reason, queue growth) for an online run; offline runs are always sustainable."""
+    """(sustainable, reason, queue growth) for an online run; offline and closed-loop runs are always sustainable."""
     req = run.requests
-    if req.offline:
+    if req.offline or req.concurrency:
         return True, None, 0.0
     t_end = req.duration_s if req.duration_s else float(req.arrival_s[-1])
     half = 0.5 * t_end
@@ -133,6 +135,8 @@ def summarize(run: SimRun, slo: Slo | None = None, cost: CostInputs | None = Non
         "requests_per_s": len(req) / duration,
         "offered_qps": req.offered_qps,
     }
+    if req.concurrency:
+        res["concurrency"] = req.concurrency
     for name in ("ttft", "tpot", "e2e", "queue"):
         key = "queue_delay" if name == "queue" else name
         for p in PERCENTILES:

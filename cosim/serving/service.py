@@ -47,8 +47,12 @@ def empty_result(reason: str, replicas: int | None = None) -> dict[str, Any]:
 
 def make_requests(*, offline: bool, num_requests: int | None, qps: float | None, duration_s: float | None,
                   input_len: str | LengthDist, output_len: str | LengthDist, seed: int = 0,
-                  arrival: str = "poisson", cv: float = 1.0) -> RequestSet:
-    """A seeded request set from the CLI's mode and length specs (a trace supplies both lengths)."""
+                  arrival: str = "poisson", cv: float = 1.0, concurrency: int | None = None,
+                  stagger_s: float = 0.0) -> RequestSet:
+    """A seeded request set from the CLI's mode and length specs (a trace supplies both lengths).
+
+    `concurrency` N makes a closed loop (`RequestSet.closed_loop`, clients started `stagger_s` / N apart) of
+    `num_requests` requests (default 10 N; a trace's rows in order, its arrival times unused)."""
     rng = np.random.default_rng(seed)
     in_d = parse_length_spec(input_len, "input", "--input-len") if isinstance(input_len, str) else input_len
     out_d = parse_length_spec(output_len, "output", "--output-len") if isinstance(output_len, str) else output_len
@@ -57,11 +61,18 @@ def make_requests(*, offline: bool, num_requests: int | None, qps: float | None,
         tr = read_trace(trace_path)
         ins = tr.input_len if isinstance(in_d, str) else in_d.sample(len(tr.arrival_s), rng)
         outs = tr.output_len if isinstance(out_d, str) else out_d.sample(len(tr.arrival_s), rng)
+        if concurrency:
+            return RequestSet.closed_loop(ins, outs, concurrency, stagger_s)
         if offline:
             return RequestSet(np.zeros(len(ins)), ins, outs, offline=True)
         span = float(tr.arrival_s[-1]) if tr.arrival_s[-1] > 0 else None
         rate = len(ins) / span if span else None
         return RequestSet(tr.arrival_s, ins, outs, offered_qps=rate, duration_s=span)
+    if concurrency:
+        n = 10 * int(concurrency) if num_requests is None else num_requests
+        if n <= 0:
+            raise CosimInputError(f"--num-requests must be a positive integer, got {n}")
+        return RequestSet.closed_loop(in_d.sample(n, rng), out_d.sample(n, rng), concurrency, stagger_s)
     if offline:
         if num_requests is None or num_requests <= 0:
             raise CosimInputError(f"--num-requests must be a positive integer, got {num_requests}")
@@ -76,6 +87,22 @@ def make_requests(*, offline: bool, num_requests: int | None, qps: float | None,
     outs = out_d.sample(len(t), rng)
     return RequestSet(t, ins, outs, offline=offline, offered_qps=None if offline else qps,
                       duration_s=None if offline else duration_s)
+
+
+def closed_loop_steady(requests_for, serve_requests, concurrency: int, stagger_s: float | None = None) -> dict[str, Any]:
+    """A closed loop's result with its clients started `stagger_s` apart in all, or (None) spread over one
+    request's lifetime: the mean end-to-end latency of a first run whose clients all start at t = 0.
+
+    Identical requests sent together finish together and stay in lock-step waves in a simulator (every wave's
+    prompts queue behind each other), where a real server's jitter spreads the clients within a few requests;
+    started spread, the simulated loop is in that steady state from the start. `requests_for(stagger_s)` builds
+    the request set, `serve_requests(requests)` runs it."""
+    if stagger_s is not None:
+        return serve_requests(requests_for(float(stagger_s)))
+    res = serve_requests(requests_for(0.0))
+    if concurrency > 1 and res.get("feasible", True) and res.get("e2e_mean_s"):
+        res = serve_requests(requests_for(float(res["e2e_mean_s"])))
+    return res
 
 
 def _cost_inputs(hw, workload, scenario, chips_per_replica: int, summary: dict[str, Any]) -> CostInputs:
@@ -135,6 +162,11 @@ def serve(hardware, workload, scenario, *, chips: int | None, requests: RequestS
     if scenario.images_per_request:
         raise CosimInputError("image prompts are not simulated in serving yet (cosim estimate runs them)",
                               field="images_per_request")
+    if find_max and requests.concurrency:
+        raise CosimInputError("--find-max-qps searches open-loop arrival rates; drop --concurrency")
+    if scheduler == "disaggregated" and requests.concurrency:
+        raise CosimInputError("--concurrency (closed loop) is not simulated with the disaggregated scheduler; "
+                              "use continuous, chunked or static")
     d = serving_defaults()
     max_seqs = int(max_seqs or d["max_seqs"])
     max_batched_tokens = int(max_batched_tokens or d["max_batched_tokens"])
@@ -217,7 +249,7 @@ def serve(hardware, workload, scenario, *, chips: int | None, requests: RequestS
                step_model=rm.step_model, kv_capacity_tokens_per_replica=rm.kv_capacity_tokens,
                kv_bytes_per_token_per_replica=rm.kv_bytes_per_token, block_size_tokens=block_size,
                max_seqs=max_seqs, max_batched_tokens=max_batched_tokens, offline=requests.offline,
-               seed=seed)
+               concurrency=requests.concurrency or None, seed=seed)
     if timeline:
         res["batch_timeline"] = _downsample_timeline(run)
     return res

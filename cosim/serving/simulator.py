@@ -4,11 +4,16 @@
 event-loop kernel (`cosim.serving.kernel`) once, or twice for prefill/decode disaggregation (the
 prefill pool first, then the decode pool fed with the prefill finish times plus the KV transfer),
 and returns a `SimRun` that `cosim.serving.metrics` turns into the reported figures.
+
+A closed-loop request set (`RequestSet.closed_loop`, `concurrency` N > 0) keeps N requests in flight: the
+first N arrive at t = 0 and each completion releases the next (zero think time), as genai-perf, vLLM
+`benchmark_serving --max-concurrency`, SGLang bench_serving and trtllm-bench `--concurrency` load a server.
+The run's `requests` then carry the arrival times the run produced.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -21,7 +26,11 @@ SCHEDULERS = ("continuous", "chunked", "disaggregated", "static")
 
 @dataclass(frozen=True)
 class RequestSet:
-    """Requests to serve: arrival times (s, sorted), prompt and output lengths (tokens)."""
+    """Requests to serve: arrival times (s, sorted), prompt and output lengths (tokens).
+
+    `concurrency` N > 0 makes it a closed loop: requests 0..N-1 arrive at t = 0, and each later one when an
+    earlier one completes (its `arrival_s` is a placeholder that `simulate` replaces).
+    """
 
     arrival_s: np.ndarray
     input_len: np.ndarray
@@ -29,6 +38,7 @@ class RequestSet:
     offline: bool = False
     offered_qps: float | None = None
     duration_s: float | None = None
+    concurrency: int = 0
 
     def __post_init__(self) -> None:
         n = len(self.arrival_s)
@@ -40,6 +50,33 @@ class RequestSet:
             raise CosimInputError("arrival times must be sorted")
         if np.any(self.input_len <= 0) or np.any(self.output_len <= 0):
             raise CosimInputError("input and output lengths must be positive")
+        c = self.concurrency
+        if isinstance(c, bool) or not isinstance(c, int | np.integer) or c < 0:
+            raise CosimInputError(f"concurrency must be an integer >= 0 (0: open loop), got {c}")
+        if c and (self.offline or self.offered_qps is not None or self.duration_s is not None):
+            raise CosimInputError("a closed-loop request set (--concurrency) has no offline mode, offered "
+                                  "QPS or arrival window")
+        if c and np.any(self.arrival_s[:c] < 0):
+            raise CosimInputError("a closed-loop request set's first `concurrency` requests arrive at t >= 0")
+
+    @classmethod
+    def closed_loop(cls, input_len: np.ndarray, output_len: np.ndarray, concurrency: int,
+                    stagger_s: float = 0.0) -> RequestSet:
+        """N = `concurrency` clients with zero think time: the first N requests arrive at t = 0, every later
+        one the moment an earlier one completes (the k-th completion releases request N + k).
+
+        `stagger_s` > 0 starts client k at k x stagger_s / N instead: identical requests sent together finish
+        together and stay in lock-step waves in a simulator, where a real server's jitter spreads them within
+        a few requests; clients spread over one request's lifetime start in that steady state."""
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int | np.integer) or concurrency < 1:
+            raise CosimInputError(f"--concurrency must be a positive integer, got {concurrency}")
+        if not np.isfinite(stagger_s) or stagger_s < 0:
+            raise CosimInputError(f"a closed loop's stagger must be a finite time >= 0 s, got {stagger_s}")
+        arrival = np.zeros(len(input_len))
+        first = min(int(concurrency), len(arrival))
+        arrival[:first] = np.arange(first) * (float(stagger_s) / int(concurrency))
+        arrival[first:] = arrival[first - 1] if first else 0.0  # placeholders, kept sorted; the run replaces them
+        return cls(arrival, np.asarray(input_len), np.asarray(output_len), concurrency=int(concurrency))
 
     def __len__(self) -> int:
         return len(self.arrival_s)
@@ -118,7 +155,7 @@ class SimRun:
 
 
 def _run_pool(arrival, prompt, ctx0, gen0, out, replicas, sched, prefill_only, cfg: ServingConfig,
-              table: StepTimeTable, reference: bool):
+              table: StepTimeTable, reference: bool, concurrency: int = 0):
     fn = simulate_reference if reference else simulate_kernel
     return fn(np.ascontiguousarray(arrival, dtype=np.float64), np.ascontiguousarray(prompt, dtype=np.int64),
               np.ascontiguousarray(ctx0, dtype=np.int64), np.ascontiguousarray(gen0, dtype=np.int64),
@@ -127,7 +164,7 @@ def _run_pool(arrival, prompt, ctx0, gen0, out, replicas, sched, prefill_only, c
               int(cfg.block_size), int(cfg.total_blocks), PREEMPT_CODES[cfg.preemption],
               float(cfg.swap_s_per_token), *table.arrays(), float(table.prompt_step_floor_s),
               np.asarray(table.graph_batch_sizes, dtype=np.float64), float(table.per_sequence_s),
-              float(table.kv_window_tokens), float(table.kv_window_share))
+              float(table.kv_window_tokens), float(table.kv_window_share), int(concurrency))
 
 
 def check_fits(requests: RequestSet, cfg: ServingConfig) -> str | None:
@@ -142,21 +179,29 @@ def check_fits(requests: RequestSet, cfg: ServingConfig) -> str | None:
 
 
 def simulate(requests: RequestSet, table: StepTimeTable, cfg: ServingConfig, reference: bool = False) -> SimRun:
-    """Simulate serving `requests`; raises CosimInputError if a request can never fit in KV memory."""
+    """Simulate serving `requests`; raises CosimInputError if a request can never fit in KV memory.
+
+    For a closed-loop set the returned run's `requests` hold the arrival times the run produced."""
     reason = check_fits(requests, cfg)
     if reason:
         raise CosimInputError(reason)
     n = len(requests)
     zeros = np.zeros(n, dtype=np.int64)
+    if requests.concurrency and cfg.scheduler == "disaggregated":
+        raise CosimInputError("--concurrency (closed loop) is not simulated with the disaggregated scheduler: "
+                              "its prefill and decode pools run one after the other, so a completion cannot "
+                              "release the next request; use continuous, chunked or static")
     if cfg.scheduler != "disaggregated":
-        rep, first, fin, sch, npre, busy, tl = _run_pool(
+        rep, first, fin, sch, npre, busy, tl, arrival = _run_pool(
             requests.arrival_s, requests.input_len, zeros, zeros, requests.output_len, cfg.replicas,
-            cfg.scheduler, False, cfg, table, reference)
+            cfg.scheduler, False, cfg, table, reference, requests.concurrency)
+        if requests.concurrency:
+            requests = replace(requests, arrival_s=arrival)
         return SimRun(requests, cfg, rep, first, fin, sch, npre, busy, tl, cfg.total_blocks)
     # ---- disaggregated: prefill pool, KV transfer, decode pool
     p = cfg.n_prefill
     d = cfg.replicas - p
-    rep_p, first, fin_p, sch, npre_p, busy_p, tl_p = _run_pool(
+    rep_p, first, fin_p, sch, npre_p, busy_p, tl_p, _ = _run_pool(
         requests.arrival_s, requests.input_len, zeros, zeros, requests.output_len, p, cfg.pool_scheduler,
         True, cfg, table, reference)
     finish = fin_p.copy()
@@ -169,7 +214,7 @@ def simulate(requests: RequestSet, table: StepTimeTable, cfg: ServingConfig, ref
         ready = fin_p[dec] + cfg.kv_transfer_latency_s + cfg.kv_transfer_s_per_token * requests.input_len[dec]
         order = np.argsort(ready, kind="stable")
         idx = dec[order]
-        rep_d, _, fin_d, _, npre_d, busy_d, tl_d = _run_pool(
+        rep_d, _, fin_d, _, npre_d, busy_d, tl_d, _ = _run_pool(
             ready[order], np.zeros(len(idx), dtype=np.int64), requests.input_len[idx],
             np.ones(len(idx), dtype=np.int64), requests.output_len[idx], d, cfg.pool_scheduler, False, cfg,
             table, reference)
