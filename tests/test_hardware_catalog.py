@@ -115,6 +115,8 @@ SPOT_CHECKS = [
     ("tpu-v7", "fp8", 4614 * T), ("tpu-v7", "mem", 192 * 2**30),
     # Intel Hot Chips 2024 (Gaudi 3): 1835 TFLOPS BF16, 128 GB at 3.67 TB/s, 96 MB SRAM; Gaudi 2 432 TFLOPS.
     ("gaudi3", "bf16", 1835 * T), ("gaudi3", "hbm_bw", 3.67e12), ("gaudi2", "bf16", 432 * T),
+    # ...their HBM2E in DRAM's binary units: six (Gaudi 2) and eight (Gaudi 3) stacks of 16 GiB
+    ("gaudi2", "mem", 6 * 16 * 2**30), ("gaudi3", "mem", 8 * 16 * 2**30),
     # TechPowerUp (Groq): 230 MB SRAM at 80 TB/s, 188 TFLOPS FP16.
     ("groq-lpu", "mem", 230e6), ("groq-lpu", "hbm_bw", 80e12),
     # Cerebras WSE-3: 44 GB on-chip SRAM at 21 PB/s.

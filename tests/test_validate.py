@@ -43,7 +43,10 @@ def test_reference_rows_carry_sources_and_positive_values():
     # + the same v1.0 Performance Overview's RTX PRO 6000 Blackwell cells (session 39: 40 + 6 + 10)
     # + NVIDIA's MLPerf v4.1 GH200 runs (Llama 2 70B Offline and Server, Mixtral Offline) and 700 W H200 x8 Llama 2
     # 70B Offline and Server runs (session 40)
-    assert len(added) == 353 + 123 + 5 + 8 + 57 + 78 + 144 + 56 + 3 + 2
+    # + Intel's Gaudi 2 and Gaudi 3 model-performance tables (session 41: 40 static-batch and 6 first-token cells),
+    # its MLPerf v4.0 Gaudi 2 Llama 2 70B Offline and Server runs, and NVIDIA NIM's closed-loop Llama 3.3 70B table
+    # (8 concurrencies x TTFT, ITL and throughput, and 4 cells of its 500/2000 table)
+    assert len(added) == 353 + 123 + 5 + 8 + 57 + 78 + 144 + 56 + 3 + 2 + 46 + 2 + 28
     for r in rows:
         assert r.value > 0 and (r.source.get("url") or r.source.get("locator") or r.source.get("title"))
     by_id = {r.id: r for r in rows}
@@ -323,8 +326,9 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
     # and llm-foundry's 78 A100 40GB runs (session 33), all predicted; TensorRT-LLM's v0.9.0 tables (session 35):
     # 80 static-batch cells and 40 first-token latencies mapped, all predicted (the L40S TP groups over PCIe too);
     # Falcon 180B's cells of both (session 38): 6 + 4 and 16 + 8, all predicted; the RTX PRO 6000 Blackwell's 56
-    # cells of the v1.0 Performance Overview (session 39), all predicted; the five MLPerf v4.1 GH200 and H200 runs (session 40)
-    added = 352 + 123 + 5 + 5 + 47 + 78 + 120 + 10 + 24 + 56 + 3 + 2 + len(configs)
+    # cells of the v1.0 Performance Overview (session 39), all predicted; the five MLPerf v4.1 GH200 and H200 runs (session 40);
+    # session 41's 46 Intel Gaudi cells, 2 MLPerf v4.0 Gaudi 2 runs and 28 NIM closed-loop cells, all predicted
+    added = 352 + 123 + 5 + 5 + 47 + 78 + 120 + 10 + 24 + 56 + 3 + 2 + 46 + 2 + 28 + len(configs)
     assert sum(r["origin"] == "added" for r in predicted) == added
     origin_groups = {s["group"]: s["count"] for s in data["summary"] if s["group_by"] == "origin"}
     assert origin_groups["added"] == added and origin_groups["shared"] == len(predicted) - added

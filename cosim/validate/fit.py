@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 
 from cosim.engines.calibration import CALIBRATION_PATH, OVERHEAD_BOUNDS, SCALE_BOUNDS, scaled_params
-from cosim.validate.mapping import TRAINING_STACKS
+from cosim.validate.mapping import CONCURRENCY_KINDS, TRAINING_STACKS
 
 #: hardware generations that share kernels and hence achievable fractions of peak
 GENERATIONS: dict[str, tuple[str, ...]] = {
@@ -37,6 +37,10 @@ GENERATIONS: dict[str, tuple[str, ...]] = {
     "amd-cdna3": ("mi300x", "mi325x"),
     "amd-cdna4": ("mi350x", "mi355x"),
     "google-tpu": ("tpu-*",),
+    # Gaudi 2 (7 nm, 24 TPCs, 2 MMEs) and Gaudi 3 (5 nm, two dies, 8 MMEs): one architecture line, but each
+    # part's rows (Intel's own tables) sit at their own fraction of peak, so each is a generation of its own
+    "intel-gaudi2": ("gaudi2",),
+    "intel-gaudi3": ("gaudi3",),
 }
 PARAMS = ("compute_scale", "memory_scale", "overhead_scale", "attention_scale", "link_scale")
 #: log-space sd of the prior on each factor: a 1.4x change of a GEMM or memory fraction of peak is one sd;
@@ -53,8 +57,14 @@ FIT_RELIABILITY = ("high", "medium")
 #: (FP8 recipes, attention backward); kept out, they test the training model out of sample.
 #: Static-batch throughput and first-token latency (TensorRT-LLM's 2023 gptSessionBenchmark tables, the only
 #: A100 inference rows): scored out of sample, so the Ampere and Hopper scales are tested, not bent, by them.
-HELD_OUT_METRICS = ("server_throughput", "training_tokens_per_s_per_gpu", "static_batch_tokens_per_s_per_gpu",
-                    "first_token_latency_s")
+#: Closed-loop rows at a fixed concurrency: each prediction runs the serving simulator, as the Server rows do.
+STATIC_METRIC = "static_batch_tokens_per_s_per_gpu"
+#: ...except on the generations whose published inference measurements are mostly their vendor's static-batch
+#: tables (Intel's model-performance pages for Gaudi 2 and Gaudi 3): there the dense ones fit the scales
+#: (`static_fit_rows`), else the parts would be scored at their datasheet peaks
+STATIC_FIT_GENERATIONS = ("intel-gaudi2", "intel-gaudi3")
+HELD_OUT_METRICS = ("server_throughput", "training_tokens_per_s_per_gpu", STATIC_METRIC,
+                    "first_token_latency_s", *CONCURRENCY_KINDS)
 #: ...except the MoE training rows, which fit one parameter of their own after every other stage (the chips'
 #: scales and the MoE shares held): the host time per MoE layer per micro-batch of a training step
 #: (`moe_train_layer_overhead_s`), which no inference row sees, and the dense training rows of an eager PyTorch
@@ -691,6 +701,18 @@ def fit_training_stack(table: pd.DataFrame, thetas: dict[str, np.ndarray], stack
     return out
 
 
+def static_fit_rows(table: pd.DataFrame, held: pd.Series) -> pd.Series:
+    """Dense static-batch rows of the generations in STATIC_FIT_GENERATIONS: they fit those scales in stage one.
+
+    The static-batch tables stay out of sample where a generation has serving rows (they test, rather than
+    bend, the Ampere and Hopper scales); a part whose published inference measurements are mostly its vendor's
+    static-batch tables (Intel Gaudi: Intel's model-performance pages) would otherwise be scored at the prior,
+    the datasheet peaks, with nothing to say how far from them its kernels run. MoE rows stay held: they would
+    bend the MoE shares every generation shares."""
+    static = (table["metric"] == STATIC_METRIC) & (table["workload_class"] != MOE_CLASS)
+    return static & held & table["generation"].isin(STATIC_FIT_GENERATIONS)
+
+
 def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     """Fit every generation with rows and the serving-stack factors on the dense rows, then the MoE shares on
     the MoE rows, the serving stacks' energy factors on the ML.ENERGY rows and the MoE training host time on
@@ -730,6 +752,7 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
             & table["id"].map(executor_stack).isin(PIPELINE_HOST_STACKS))
     pipe_table = table[pipe].reset_index(drop=True)
     held &= ~pipe
+    held &= ~static_fit_rows(table, held)
     held_out = table[held].reset_index(drop=True)
     moe = ~held & ~pipe & ~train_moe & ~train_stack & (table["workload_class"] == MOE_CLASS)
     moe_table = table[moe].reset_index(drop=True)
@@ -868,7 +891,8 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                    f"those of {list(PIPELINE_HOST_STACKS)} fit the stack's host time per running sequence per "
                    f"pipelined iteration (bounds {list(PIPELINE_HOST_BOUNDS)} s), everything else fixed, left out "
                    "row by row by an exact refit; the others, speculative-decoding rows and the held-out metrics "
-                   "are scored out of sample; "
+                   "are scored out of sample, except the dense static-batch rows of "
+                   f"{list(STATIC_FIT_GENERATIONS)} (their vendor's tables), which fit those scales in stage one; "
                    "leave-one-out by one Gauss-Newton refit step"),
         "families": families,
         "stacks": stack_doc,

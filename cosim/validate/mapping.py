@@ -34,7 +34,11 @@ TRAINING_STACKS: tuple[str, ...] = ("pytorch",)
 
 Kind = Literal["offline_throughput", "server_throughput", "per_user_decode", "video_seconds", "video_energy_j",
                "training_tflops_per_gpu", "training_mfu", "training_tokens_per_s_per_gpu", "energy_per_token",
-               "system_energy_per_token", "static_batch_tokens_per_s_per_gpu", "first_token_latency_s"]
+               "system_energy_per_token", "static_batch_tokens_per_s_per_gpu", "first_token_latency_s",
+               "ttft_s_at_concurrency", "itl_s_at_concurrency", "output_tokens_per_s_at_concurrency"]
+#: kinds measured by a closed-loop client at a fixed concurrency (genai-perf/AIPerf, vLLM's benchmark_serving
+#: --max-concurrency): mean time to first token, mean inter-token latency, output tokens/s over all clients
+CONCURRENCY_KINDS = ("ttft_s_at_concurrency", "itl_s_at_concurrency", "output_tokens_per_s_at_concurrency")
 
 
 class Profile(BaseModel):
@@ -123,6 +127,8 @@ class Query(BaseModel):
     stack: Stack = "tuned"
     slo_ttft_s: float | None = Field(default=None, gt=0)
     slo_tpot_s: float | None = Field(default=None, gt=0)
+    concurrency: int | None = Field(default=None, gt=0, description="the *_at_concurrency kinds: clients of the "
+                                    "closed loop, each sending its next request when its last one completes")
 
 
 class EnergyTask(BaseModel):

@@ -26,7 +26,7 @@ import numpy as np
 from cosim.cli.common import build_scenario
 from cosim.engines.eager import EAGER_PROMPT_STACKS
 from cosim.validate import trtllm_bench
-from cosim.validate.mapping import Mapping, Query, lengths, output_cv, output_dataset
+from cosim.validate.mapping import CONCURRENCY_KINDS, Mapping, Query, lengths, output_cv, output_dataset
 
 #: Sequence cap of the serving engine when the row does not state one: trtllm-bench sizes the batch
 #: from the KV-cache capacity and caps it at 4096 (NVIDIA/TensorRT-LLM tensorrt_llm/bench/build/tuning.py,
@@ -326,6 +326,60 @@ def _server_throughput(q: Query, mapping: Mapping, params) -> tuple[float | None
     return float(res["max_qps_at_slo"]) * float(np.mean(req.output_len)), None
 
 
+#: requests of a closed-loop run per client: enough that the first wave, sent together at t = 0, is a tenth of
+#: the run (genai-perf and AIPerf report every request of the measurement window, the ramp included)
+REQUESTS_PER_CLIENT = 10
+#: fewest requests of a closed-loop run, so a run of one or a few clients still averages over several
+MIN_CONCURRENCY_REQUESTS = 40
+#: which summary figure of the serving simulator each closed-loop kind reads (means, as the tools report)
+CONCURRENCY_FIGURE = {"ttft_s_at_concurrency": "ttft_mean_s", "itl_s_at_concurrency": "tpot_mean_s",
+                      "output_tokens_per_s_at_concurrency": "output_tokens_per_s"}
+
+
+def _at_concurrency(q: Query, mapping: Mapping, params) -> tuple[float | None, str | None]:
+    """Mean TTFT, mean inter-token latency or output tokens/s of a closed loop of `q.concurrency` clients (each
+    sends its next request when the last one completes) from the serving simulator, over all replicas; the
+    three kinds of one run share it."""
+    if not q.concurrency:
+        return None, "a closed-loop row needs concurrency in the mapping"
+    key = (q.model_copy(update={"kind": CONCURRENCY_KINDS[0]}), None if params is None else _params_key(params))
+    try:
+        res = None if key is None else _CONCURRENCY_CACHE.get(key)
+    except TypeError:
+        key, res = None, None
+    if res is None:
+        from cosim.serving.service import closed_loop_steady, make_requests, serve
+
+        inp, out = lengths(q, mapping)
+        dataset = output_dataset(q, mapping)
+        n = max(MIN_CONCURRENCY_REQUESTS, REQUESTS_PER_CLIENT * q.concurrency)
+        sc = _scenario(q, "generate", 1, inp, out)
+
+        def requests_for(stagger_s: float):
+            return make_requests(offline=False, num_requests=n, qps=None, duration_s=None, input_len=str(inp),
+                                 output_len=str(out) if dataset is None else f"profile:{dataset}",
+                                 concurrency=q.concurrency, stagger_s=stagger_s)
+
+        def run(req) -> dict:
+            return serve(q.hardware, q.workload, sc, chips=q.chips, requests=req, timeline=False,
+                         max_seqs=q.max_seqs and engine_sequence_cap(q),
+                         max_batched_tokens=q.max_num_tokens and q.max_num_tokens * q.pp,
+                         stack=q.stack if params is None else "tuned", params=params)
+
+        # the clients spread over one request's lifetime: the steady state a real server's jitter reaches
+        res = closed_loop_steady(requests_for, run, q.concurrency)
+        if key is not None:
+            if len(_CONCURRENCY_CACHE) > 64:
+                _CONCURRENCY_CACHE.clear()
+            _CONCURRENCY_CACHE[key] = res
+    if not res.get("feasible", True) or res.get(CONCURRENCY_FIGURE[q.kind]) is None:
+        return None, res.get("reason") or "no closed-loop result"
+    return float(res[CONCURRENCY_FIGURE[q.kind]]), None
+
+
+_CONCURRENCY_CACHE: dict = {}
+
+
 def _video_estimate(q: Query, params):
     """One video-generation estimate per (query less its kind, params): the time and energy rows of an
     ML.ENERGY configuration share it."""
@@ -396,6 +450,8 @@ def predict(q: Query, mapping: Mapping, params=None) -> tuple[float | None, str 
         if not res.feasible or not res.ttft_s:
             return None, res.reason or "no first-token latency"
         return res.ttft_s, None
+    if q.kind in CONCURRENCY_KINDS:
+        return _at_concurrency(q, mapping, params)
     if q.kind == "per_user_decode":
         inp, out = lengths(q, mapping)
         sc = _scenario(q, "decode", 1, inp + out // 2, 1)
