@@ -318,3 +318,9 @@ def test_cli_stagger_refuses_bad_values(capsys, bad):
     code = main(BASE + ["--concurrency", "2", "--stagger", bad])
     _, err = capsys.readouterr()
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--stagger" in err
+
+
+def test_cli_stagger_needs_a_closed_loop(capsys):
+    code = main(BASE + ["--offline", "--num-requests", "4", "--stagger", "2"])
+    _, err = capsys.readouterr()
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--concurrency" in err

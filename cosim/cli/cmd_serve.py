@@ -159,6 +159,8 @@ def register(app: typer.Typer) -> None:
             if scheduler == "disaggregated":
                 raise CosimInputError("--concurrency (closed loop) is not simulated with the disaggregated "
                                       "scheduler; use continuous, chunked or static")
+        if concurrency is None and stagger.strip().lower() != "auto":
+            raise CosimInputError("--stagger spreads the clients of a --concurrency run; give --concurrency N")
         stagger_s = _stagger(stagger) if concurrency is not None else None
         for flag, v in (("--num-requests", num_requests), ("--max-seqs", max_seqs),
                         ("--max-batched-tokens", max_batched_tokens), ("--block-size", block_size),

@@ -326,8 +326,8 @@ def _server_throughput(q: Query, mapping: Mapping, params) -> tuple[float | None
     return float(res["max_qps_at_slo"]) * float(np.mean(req.output_len)), None
 
 
-#: requests of a closed-loop run per client: enough that the first wave, sent together at t = 0, is a tenth of
-#: the run (genai-perf and AIPerf report every request of the measurement window, the ramp included)
+#: requests of a closed-loop run per client: enough that its ramp (the clients starting over one request's
+#: lifetime) and its drain are a tenth of the run (genai-perf and AIPerf report every request they send)
 REQUESTS_PER_CLIENT = 10
 #: fewest requests of a closed-loop run, so a run of one or a few clients still averages over several
 MIN_CONCURRENCY_REQUESTS = 40
@@ -344,8 +344,8 @@ def _at_concurrency(q: Query, mapping: Mapping, params) -> tuple[float | None, s
         return None, "a closed-loop row needs concurrency in the mapping"
     key = (q.model_copy(update={"kind": CONCURRENCY_KINDS[0]}), None if params is None else _params_key(params))
     try:
-        res = None if key is None else _CONCURRENCY_CACHE.get(key)
-    except TypeError:
+        res = _CONCURRENCY_CACHE.get(key)
+    except TypeError:  # an unhashable parameter: no caching
         key, res = None, None
     if res is None:
         from cosim.serving.service import closed_loop_steady, make_requests, serve
