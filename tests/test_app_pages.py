@@ -268,6 +268,21 @@ def test_serving_section_runs_and_caps_request_count():
     assert any("at most" in e.value for e in at.error)
 
 
+def test_serving_section_runs_a_closed_loop_and_caps_its_clients():
+    at = page("finance")
+    at.radio(key="srv_load").set_value("Fixed concurrency (clients)")
+    at.number_input(key="srv_clients").set_value(4)
+    at.button(key="FormSubmitter:srv_form-Simulate serving").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    table = at.dataframe[-1].value.set_index("metric")["value"]
+    # 4 clients, 10 requests each; no QPS search on a closed loop
+    assert table["concurrency"] == "4" and table["num_requests"] == "40"
+    assert metric(at, "Max QPS at SLO") == "-"
+    at.number_input(key="srv_clients").set_value(100_000)
+    at.button(key="FormSubmitter:srv_form-Simulate serving").click().run()
+    assert any("at most" in e.value for e in at.error)
+
+
 def test_sweep_runs_draws_a_front_and_shows_a_design():
     at = page("sweep")
     at.number_input(key="sw_points").set_value(256)

@@ -122,16 +122,18 @@ def finance(hw_ref, *, tokens_per_s_per_chip, ranges: dict, target_tokens_per_da
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _serving(hw_ref, wl_ref, scenario: tuple, chips: int, qps: float, duration_s: float, input_len: str,
-             output_len: str, slo_ttft_s, slo_tpot_s, find_max: bool, seed: int):
+             output_len: str, slo_ttft_s, slo_tpot_s, find_max: bool, seed: int, concurrency: int | None):
     return compute.serving_run(hw_ref, wl_ref, dict(scenario), chips=chips or None, qps=qps, duration_s=duration_s,
                                input_len=input_len, output_len=output_len, slo_ttft_s=slo_ttft_s,
-                               slo_tpot_s=slo_tpot_s, find_max=find_max, seed=seed)
+                               slo_tpot_s=slo_tpot_s, find_max=find_max, seed=seed, concurrency=concurrency)
 
 
 def serving(hw_ref, wl_ref, scenario: dict[str, Any], *, chips: int, qps: float, duration_s: float, input_len: str,
-            output_len: str, slo_ttft_s, slo_tpot_s, find_max: bool = True, seed: int = 0):
+            output_len: str, slo_ttft_s, slo_tpot_s, find_max: bool = True, seed: int = 0,
+            concurrency: int | None = None):
     return _serving(hw_ref, wl_ref, _items(scenario), int(chips or 0), float(qps), float(duration_s),
-                    str(input_len), str(output_len), slo_ttft_s, slo_tpot_s, bool(find_max), int(seed))
+                    str(input_len), str(output_len), slo_ttft_s, slo_tpot_s, bool(find_max), int(seed),
+                    None if concurrency is None else int(concurrency))
 
 
 #: (filter, uncalibrated) -> (rows, summary) of finished validations, shared by every session of the process

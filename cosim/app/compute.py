@@ -420,12 +420,18 @@ def cost_long_table(report: Mapping[str, Any]) -> pd.DataFrame:
 def serving_run(hw_ref: str | SpecText, wl_ref: str | SpecText, scenario: Mapping[str, Any], *,
                 chips: int | None, qps: float, duration_s: float, input_len: str, output_len: str,
                 slo_ttft_s: float | None, slo_tpot_s: float | None, find_max: bool = True,
-                seed: int = 0) -> dict[str, Any]:
-    """`cosim.serving.service.serve` on a Poisson load: percentiles, goodput, max QPS at the SLO."""
+                seed: int = 0, concurrency: int | None = None) -> dict[str, Any]:
+    """`cosim.serving.service.serve` on a Poisson load (percentiles, goodput, max QPS at the SLO), or with
+    `concurrency` N on a closed loop of N clients (10 N requests, the clients spread over a request's lifetime,
+    as `cosim serve --concurrency N` runs it)."""
     serve = _import("serving simulator", "cosim.serving.service", "serve")
     make_requests = _import("serving simulator", "cosim.serving.service", "make_requests")
     from cosim.serving.metrics import Slo
 
+    if concurrency is not None:
+        return _closed_loop_run(hw_ref, wl_ref, scenario, chips=chips, concurrency=concurrency,
+                                input_len=input_len, output_len=output_len,
+                                slo=Slo(ttft_s=slo_ttft_s, tpot_s=slo_tpot_s), seed=seed)
     if not (qps > 0 and duration_s > 0):
         raise CosimInputError("QPS and duration must be positive", field="qps")
     if qps * duration_s > SERVING_MAX_REQUESTS:
@@ -439,6 +445,33 @@ def serving_run(hw_ref: str | SpecText, wl_ref: str | SpecText, scenario: Mappin
     res = serve(hw, resolve_workload(wl_ref), sc, chips=chips or None, requests=requests,
                 slo=slo, find_max=find_max, seed=seed, timeline=False)
     return res
+
+
+def _closed_loop_run(hw_ref, wl_ref, scenario, *, chips, concurrency: int, input_len: str, output_len: str, slo,
+                     seed: int) -> dict[str, Any]:
+    """A closed loop of `concurrency` clients, 10 requests each (`cosim.serving.service.closed_loop_steady`)."""
+    from cosim.serving.service import closed_loop_steady, make_requests, serve
+
+    if not (isinstance(concurrency, int) and concurrency >= 1):
+        raise CosimInputError(f"concurrency must be a whole number of clients >= 1, got {concurrency}",
+                              field="concurrency")
+    if 10 * concurrency > SERVING_MAX_REQUESTS:
+        raise CosimInputError(f"{10 * concurrency:,} requests (10 per client) requested; the explorer simulates at "
+                              f"most {SERVING_MAX_REQUESTS:,} (fewer clients, or use `cosim serve`)",
+                              field="concurrency")
+    hw = resolve_hardware(hw_ref)
+    wl = resolve_workload(wl_ref)
+    sc = build({**dict(scenario), "phase": "generate", "batch": 1, "input_len": 1, "output_len": 1}, hw)
+
+    def requests_for(stagger_s: float):
+        return make_requests(offline=False, num_requests=10 * concurrency, qps=None, duration_s=None,
+                             input_len=input_len, output_len=output_len, seed=seed, concurrency=concurrency,
+                             stagger_s=stagger_s)
+
+    def run(requests):
+        return serve(hw, wl, sc, chips=chips or None, requests=requests, slo=slo, seed=seed, timeline=False)
+
+    return closed_loop_steady(requests_for, run, concurrency)
 
 
 # --- accuracy ---------------------------------------------------------------------------------------

@@ -120,13 +120,17 @@ def render() -> None:
 
 
 def serving_section(hw: str, wl: str, state: dict) -> None:
-    """Serving under a Poisson load: TTFT/TPOT percentiles, goodput, and the highest QPS meeting the SLO."""
+    """Serving under a Poisson load (TTFT/TPOT percentiles, goodput, the highest QPS meeting the SLO) or a
+    closed loop of a fixed number of clients (the way genai-perf and vLLM's --max-concurrency measure)."""
     st.subheader("Serving under load (continuous batching)")
-    st.caption(f"At most {SERVING_MAX_REQUESTS:,} simulated requests (QPS x duration).")
+    st.caption(f"At most {SERVING_MAX_REQUESTS:,} simulated requests (QPS x duration, or 10 per client).")
     with st.form("srv_form"):
-        c = st.columns(6)
+        load = st.radio("Load", ["Poisson arrivals (QPS)", "Fixed concurrency (clients)"], horizontal=True,
+                        key="srv_load", help="clients: each sends its next request when its last one completes")
+        c = st.columns(7)
         qps = c[0].number_input("QPS", min_value=0.01, max_value=10_000.0, value=2.0, key="srv_qps")
         duration = c[1].number_input("Duration (s)", min_value=1.0, max_value=3600.0, value=60.0, key="srv_dur")
+        clients = c[6].number_input("Clients", min_value=1, max_value=100_000, value=16, step=1, key="srv_clients")
         in_len = c[2].text_input("Input length", str(state["input_len"]), key="srv_in",
                                  help="N, uniform:LO:HI, lognormal:MEAN:SIGMA, profile:NAME")
         out_len = c[3].text_input("Output length", str(state["output_len"]), key="srv_out")
@@ -138,9 +142,11 @@ def serving_section(hw: str, wl: str, state: dict) -> None:
         return
     if go:
         try:
+            closed = load.startswith("Fixed")
             st.session_state["srv_result"] = cache.serving(
                 hw, wl, scenario_kwargs(state, training=False), chips=state["chips"], qps=qps, duration_s=duration,
-                input_len=in_len, output_len=out_len, slo_ttft_s=ttft or None, slo_tpot_s=tpot or None)
+                input_len=in_len, output_len=out_len, slo_ttft_s=ttft or None, slo_tpot_s=tpot or None,
+                concurrency=int(clients) if closed else None)
         except (CosimInputError, NotAvailable) as err:
             show_failure(err)
             return
