@@ -4,7 +4,9 @@
 continuous batching (vLLM defaults: 256 sequences, 8192 batched tokens, 16-token blocks), all
 queued at t = 0. Timed after a warm-up run (Numba compilation and the step-time table are one-off
 costs, reported separately). The baseline is the same event loop run by the Python interpreter
-on a 200-request slice, compared per simulated iteration. Writes reports/benchmarks/serving.md.
+on a 200-request slice, compared per simulated iteration. The same 10,000 requests as a closed loop of 256
+clients (`RequestSet.closed_loop`: each completion sends the next request) are timed beside the offline run,
+their ratio measured in the same run. Writes reports/benchmarks/serving.md.
 
 Run: .venv/bin/python benchmarks/bench_serving.py
 """
@@ -53,6 +55,16 @@ def main() -> None:
     t_sim = min(times)
     s = summarize(run)
     iters = len(run.timeline)
+    # the same requests as a closed loop of 256 clients (the completions' send times through a min-heap)
+    loop = RequestSet.closed_loop(np.full(N, L), np.full(N, OUT), int(d["max_seqs"]))
+    simulate(RequestSet.closed_loop(np.full(50, L), np.full(50, OUT), 8), rm.table, cfg)  # its warm-up
+    loop_times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        loop_run = simulate(loop, rm.table, cfg)
+        loop_times.append(time.perf_counter() - t0)
+    t_loop = min(loop_times)
+    loop_iters = len(loop_run.timeline)
     # baseline: the interpreted event loop on a slice, per iteration
     m = 200
     small = RequestSet(np.zeros(m), np.full(m, L), np.full(m, OUT), offline=True)
@@ -88,6 +100,9 @@ def main() -> None:
         f"| compiled event loop, same 200 requests | {t_fast_small:.4f} s |",
         f"| speed-up per iteration vs interpreted baseline | {speedup:.0f}x |",
         f"| simulated output throughput | {s['output_tokens_per_s']:.0f} tokens/s (makespan {s['duration_s']:.0f} s) |",
+        f"| the same 10,000 as a closed loop of {int(d['max_seqs'])} clients (best of 3) | {t_loop:.3f} s, "
+        f"{loop_iters:,} iterations ({t_loop / loop_iters * 1e6:.1f} us each; "
+        f"{(t_loop / loop_iters) / per_iter_fast:.2f}x the offline run's per iteration) |",
         "",
         "Vidur: a 128-request run takes about 2 s (its issue #41, cited in research/peers.md); here one simulated iteration "
         "costs microseconds because step times come from a precomputed, interpolated table.",
