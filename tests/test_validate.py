@@ -46,7 +46,11 @@ def test_reference_rows_carry_sources_and_positive_values():
     # + Intel's Gaudi 2 and Gaudi 3 model-performance tables (session 41: 40 static-batch and 6 first-token cells),
     # its MLPerf v4.0 Gaudi 2 Llama 2 70B Offline and Server runs, and NVIDIA NIM's closed-loop Llama 3.3 70B table
     # (8 concurrencies x TTFT, ITL and throughput, and 4 cells of its 500/2000 table)
-    assert len(added) == 353 + 123 + 5 + 8 + 57 + 78 + 144 + 56 + 3 + 2 + 46 + 2 + 28
+    # + AMD's MI300X-vs-H100 latency tables (session 42: 2 models x 2 lengths x 8 batches x 2 chips)
+    assert len(added) == 353 + 123 + 5 + 8 + 57 + 78 + 144 + 56 + 3 + 2 + 46 + 2 + 28 + 64
+    # read off AMD's latency table (Llama 3.1 70B, batch 1, 128 in / 2048 out, H100): 20,923 ms end to end
+    amd = next(r for r in rows if r.id == "amd-blog-2501-llama3.1-70b-h100-tp8-b1-128-2048")
+    assert amd.value == pytest.approx(1 * 2048 / 20.923 / 8, rel=1e-4) and "20923" in amd.source["locator"]
     for r in rows:
         assert r.value > 0 and (r.source.get("url") or r.source.get("locator") or r.source.get("title"))
     by_id = {r.id: r for r in rows}
@@ -327,8 +331,9 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
     # 80 static-batch cells and 40 first-token latencies mapped, all predicted (the L40S TP groups over PCIe too);
     # Falcon 180B's cells of both (session 38): 6 + 4 and 16 + 8, all predicted; the RTX PRO 6000 Blackwell's 56
     # cells of the v1.0 Performance Overview (session 39), all predicted; the five MLPerf v4.1 GH200 and H200 runs (session 40);
-    # session 41's 46 Intel Gaudi cells, 2 MLPerf v4.0 Gaudi 2 runs and 28 NIM closed-loop cells, all predicted
-    added = 352 + 123 + 5 + 5 + 47 + 78 + 120 + 10 + 24 + 56 + 3 + 2 + 46 + 2 + 28 + len(configs)
+    # session 41's 46 Intel Gaudi cells, 2 MLPerf v4.0 Gaudi 2 runs and 28 NIM closed-loop cells, all predicted;
+    # session 42's 64 cells of AMD's MI300X-vs-H100 latency tables (static batches 1-128), all predicted
+    added = 352 + 123 + 5 + 5 + 47 + 78 + 120 + 10 + 24 + 56 + 3 + 2 + 46 + 2 + 28 + 64 + len(configs)
     assert sum(r["origin"] == "added" for r in predicted) == added
     origin_groups = {s["group"]: s["count"] for s in data["summary"] if s["group_by"] == "origin"}
     assert origin_groups["added"] == added and origin_groups["shared"] == len(predicted) - added
@@ -402,7 +407,8 @@ def test_joint_fit_jacobian_moves_only_each_parameters_rows():
     table["stack"] = [query_for(i).stack for i in table["id"]]
     model = JointModel(table)
     assert model.gens == ["nvidia-hopper"] and model.stacks == ["trtllm-bench"]
-    assert model.n_theta == len(PARAMS) + 1  # 5 Hopper scales, one stack factor (the MoE shares are stage two's)
+    # 5 Hopper scales, one stack factor, the kernel time (the MoE shares are stage two's)
+    assert model.n_theta == len(PARAMS) + 2
     theta = np.zeros(model.n_theta)
     # at first principles (every scale 1) an H100 running FP8 GEMMs flat out draws more than its TDP, and a
     # power-capped run's time is set by its energy, not by kernel efficiency: take the Jacobian at fitted-like
@@ -414,6 +420,7 @@ def test_joint_fit_jacobian_moves_only_each_parameters_rows():
     stack_col = len(PARAMS)
     trt = int(np.flatnonzero(table["stack"].to_numpy() == "trtllm-bench")[0])
     assert jac[1 - trt, stack_col] == 0.0 and jac[trt, stack_col] > 0  # a faster stack raises predictions
+    assert (jac[:n, -1] < 0).all()  # a longer time per kernel slows every row
     assert np.allclose(np.diag(jac[n:]), 1.0 / model.sigma)  # the prior rows
 
 
@@ -449,7 +456,7 @@ def test_stack_factor_per_generation_moves_only_that_generations_rows():
     table["stack"] = [fit_stack_key(query_for(i).stack, g) for i, g in zip(table["id"], table["generation"], strict=True)]
     model = JointModel(table)
     assert model.stacks == ["trtllm-bench", "trtllm-bench@nvidia-blackwell"]
-    assert model.n_theta == 2 * len(PARAMS) + 2
+    assert model.n_theta == 2 * len(PARAMS) + 2 + 1  # and the kernel time every chip shares
     theta = np.zeros(model.n_theta)
     for g in range(2):  # below the TDP cap (see test_joint_fit_jacobian_moves_only_each_parameters_rows)
         theta[g * len(PARAMS):g * len(PARAMS) + 2] = np.log(0.7)

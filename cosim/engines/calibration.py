@@ -5,7 +5,8 @@ FLOP/s of GEMMs, of fused attention kernels, on the achievable fractions of main
 bandwidth, and on the per-sequence host overhead per engine iteration, relative to the first-principles defaults in
 `cosim/data/` — are fitted
 by `cosim validate --calibrate` (cosim/validate/fit.py) (scipy least squares on log(predicted / measured)) and stored with the
-date, the rows used and the in-sample and leave-one-out errors in `cosim/data/calibration.yaml`.
+date, the rows used and the in-sample and leave-one-out errors in `cosim/data/calibration.yaml`, beside one fixed
+time per unfused kernel that every chip shares (`kernels`).
 """
 
 from __future__ import annotations
@@ -34,13 +35,16 @@ def load_calibration(path: str | None = None) -> dict:
 
 def scaled_params(hw, compute_scale: float, memory_scale: float, overhead_scale: float = 1.0,
                   attention_scale: float = 1.0, link_scale: float = 1.0, grouped_gemm_scale: float = 1.0,
-                  grouped_gemm_memory_scale: float = 1.0, moe_train_layer_overhead_s: float = 0.0):
+                  grouped_gemm_memory_scale: float = 1.0, moe_train_layer_overhead_s: float = 0.0,
+                  launch_overhead_s: float | None = None):
     """Engine parameters of `hw`'s family with the GEMM and attention fractions of peak and the memory
-    fraction scaled (each capped at 1), the per-sequence host overhead scaled, and the MoE shares and the
-    training host time per MoE layer set."""
+    fraction scaled (each capped at 1), the per-sequence host overhead scaled, the MoE shares and the
+    training host time per MoE layer set, and each unfused kernel's fixed time replaced when given."""
     from cosim.engines.efficiency import params_for
 
     base = params_for(hw, calibrated=False)
+    if launch_overhead_s is not None:
+        base = base.with_overrides(launch_overhead_s=float(launch_overhead_s))
     cf = np.minimum(base.compute_fraction * compute_scale, 1.0)
     mf = float(min(base.memory_fraction * memory_scale, 1.0))
     extra = {}
@@ -207,7 +211,14 @@ def calibrated_params(hw):
     return scaled_params(hw, float(fam.get("compute_scale", 1.0)), float(fam.get("memory_scale", 1.0)),
                          float(fam.get("overhead_scale", 1.0)), float(fam.get("attention_scale", 1.0)),
                          float(fam.get("link_scale", 1.0)), grouped_gemm_scale(), grouped_gemm_memory_scale(),
-                         fitted_moe_train_layer_overhead_s(generation))
+                         fitted_moe_train_layer_overhead_s(generation), fitted_kernel_launch_s())
+
+
+def fitted_kernel_launch_s() -> float | None:
+    """The fitted fixed time of every unfused kernel (launch, ramp and drain; the same on every chip), or None
+    before calibration (the engine default, `launch_overhead_s` in cosim/data/engine_defaults.yaml)."""
+    value = (load_calibration().get("kernels") or {}).get("launch_overhead_s")
+    return None if value is None else float(value)
 
 
 def grouped_gemm_scale() -> float:

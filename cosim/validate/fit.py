@@ -2,7 +2,9 @@
 
 Stage one: on the dense-model rows, scipy least squares minimises log(predicted / measured) over each
 generation's rows (hardware slug matching its patterns) plus a Gaussian prior on the log of each scale factor
-(sigma `PRIOR_SIGMA`), so a generation with one row cannot bend far from first principles. Stage two: with
+(sigma `PRIOR_SIGMA`), so a generation with one row cannot bend far from first principles; the same stage fits
+one fixed time per unfused kernel for every chip (`KERNEL_PRIOR_SIGMA`), with the dense single-sequence static
+rows that measure it (`single_sequence_rows`). Stage two: with
 those scales fixed, the two MoE parameters (the shares of the dense GEMM fraction of peak FLOP/s and of the
 memory-bandwidth fraction that grouped expert GEMMs reach) are fitted on every MoE row, so the MoE models
 neither bend the chips' scales nor go without the factors that describe their kernels. Last, with everything
@@ -82,6 +84,16 @@ PIPELINE_HOST_STACKS = ("trtllm-bench",)
 #: range of that time (seconds per running sequence per iteration) and the probe its linear fit is read at
 PIPELINE_HOST_BOUNDS = (0.0, 5e-4)
 PIPELINE_HOST_PROBE_S = 5e-5
+#: every unfused kernel's fixed time (EngineParams.launch_overhead_s: its launch, the ramp before its first bytes
+#: arrive and its drain), one value for every chip, fitted in stage one beside the generations' scales. A static
+#: batch of one sequence measures it best (a decode step of a 70B model at TP8 runs about 600 small kernels), so
+#: those rows join stage one (`single_sequence_rows`). Prior centred on the engine default (2 us, the gap
+#: between kernels in a CUDA graph), one sd = 2.7x; bounds in seconds.
+KERNEL_PRIOR_SIGMA = 1.0
+KERNEL_BOUNDS_S = (0.5e-6, 30e-6)
+#: the kernel time of the stages after stage one (set by `calibrate` once stage one has fitted it); None: the
+#: engine default
+_fitted_kernel_s: float | None = None
 #: MoE rows (workload class "moe") stay out of stage one: fitted there, their misses bent the shared scales
 #: (Blackwell's memory fraction and host overhead, the stack factor) and moved the dense cells, the Server rows
 #: and the ML.ENERGY rows (cosim/validate/notes.md). They fit stage two's MoE shares (compute, memory) instead.
@@ -186,52 +198,73 @@ FD_STEP = 0.05  # forward-difference step in log space
 NO_TRAIN_HOST: tuple[float, tuple[str, ...]] = (0.0, ())
 
 
+def default_kernel_s() -> float:
+    """The engine default of every unfused kernel's fixed time (cosim/data/engine_defaults.yaml)."""
+    from cosim.engines.efficiency import load_engine_defaults
+
+    d = load_engine_defaults()["launch_overhead_s"]
+    return float(d["value"] if isinstance(d, dict) else d)
+
+
 def _params_fn(thetas: dict[str, np.ndarray], grouped: tuple[float, float],
-               train_host: tuple[float, tuple[str, ...]] = NO_TRAIN_HOST):
+               train_host: tuple[float, tuple[str, ...]] = NO_TRAIN_HOST, kernel_s: float | None = None):
     """hw -> EngineParams with the scales of the hardware's generation (first principles when it has none),
-    the MoE grouped-GEMM shares and, on the generations it was fitted for, the training host time per MoE
-    layer."""
+    the MoE grouped-GEMM shares, on the generations it was fitted for, the training host time per MoE
+    layer, and each unfused kernel's fixed time (`kernel_s`; None: stage one's fitted value, if any)."""
+    launch = kernel_s if kernel_s is not None else _fitted_kernel_s
+
     def params(hw):
         generation = generation_of(hw.name)
         th = thetas.get(generation)
         cs, ms, os_, as_, ls = np.ones(len(PARAMS)) if th is None else np.exp(th)
         return scaled_params(hw, cs, ms, os_, as_, ls, grouped_gemm_scale=grouped[0],
                              grouped_gemm_memory_scale=grouped[1],
-                             moe_train_layer_overhead_s=train_host[0] if generation in train_host[1] else 0.0)
+                             moe_train_layer_overhead_s=train_host[0] if generation in train_host[1] else 0.0,
+                             launch_overhead_s=launch)
     return params
 
 
 def _predict(table: pd.DataFrame, thetas: dict[str, np.ndarray], stacks: dict[str, float],
              grouped: tuple[float, float] = NO_MOE_SHARES,
-             train_host: tuple[float, tuple[str, ...]] = NO_TRAIN_HOST) -> np.ndarray:
+             train_host: tuple[float, tuple[str, ...]] = NO_TRAIN_HOST, kernel_s: float | None = None) -> np.ndarray:
     from cosim.validate.runner import predict_rows
 
     if table.empty:
         return np.zeros(0)
-    return predict_rows(table.copy(), _params_fn(thetas, grouped, train_host), stack_scales=stacks)
+    return predict_rows(table.copy(), _params_fn(thetas, grouped, train_host, kernel_s), stack_scales=stacks)
 
 
 class JointModel:
-    """theta = 5 log scales per generation with rows, then one log factor per fitted serving stack."""
+    """theta = 5 log scales per generation with rows, then one log factor per fitted serving stack, then the log
+    of every unfused kernel's fixed time relative to the engine default (one for all chips)."""
 
     def __init__(self, table: pd.DataFrame):
         self.table = table
         self._last: tuple[np.ndarray, np.ndarray] | None = None  # (theta, log errors) of the last evaluation
         self.gens = [g for g in GENERATIONS if (table["generation"] == g).any()]
         self.stacks = [s for s in perf_stack_keys() if (table["stack"] == s).any()]
+        self.kernel_default_s = default_kernel_s()
         k = len(PARAMS)
-        self.n_theta = k * len(self.gens) + len(self.stacks)
-        self.sigma = np.concatenate([np.tile(PRIOR_SIGMA, len(self.gens)), np.full(len(self.stacks), STACK_PRIOR_SIGMA)])
+        self.n_theta = k * len(self.gens) + len(self.stacks) + 1
+        self.sigma = np.concatenate([np.tile(PRIOR_SIGMA, len(self.gens)), np.full(len(self.stacks), STACK_PRIOR_SIGMA),
+                                     [KERNEL_PRIOR_SIGMA]])
         one = [SCALE_BOUNDS[0], SCALE_BOUNDS[0], OVERHEAD_BOUNDS[0], SCALE_BOUNDS[0], SCALE_BOUNDS[0]]
         two = [SCALE_BOUNDS[1], SCALE_BOUNDS[1], OVERHEAD_BOUNDS[1], SCALE_BOUNDS[1], SCALE_BOUNDS[1]]
-        self.lo = np.log(one * len(self.gens) + [SCALE_BOUNDS[0]] * len(self.stacks))
-        self.hi = np.log(two * len(self.gens) + [SCALE_BOUNDS[1]] * len(self.stacks))
-        # rows each parameter moves: its generation's rows, or its stack's rows
+        self.lo = np.log(one * len(self.gens) + [SCALE_BOUNDS[0]] * len(self.stacks)
+                         + [KERNEL_BOUNDS_S[0] / self.kernel_default_s])
+        self.hi = np.log(two * len(self.gens) + [SCALE_BOUNDS[1]] * len(self.stacks)
+                         + [KERNEL_BOUNDS_S[1] / self.kernel_default_s])
+        # rows each parameter moves: its generation's rows, or its stack's rows; the kernel time moves every row
         self.rows_of = []
         for g in self.gens:
             self.rows_of += [np.flatnonzero(table["generation"].to_numpy() == g)] * k
         for st in self.stacks:
             self.rows_of.append(np.flatnonzero(table["stack"].to_numpy() == st))
+        self.rows_of.append(np.arange(len(table)))
+
+    def kernel_s(self, theta: np.ndarray) -> float:
+        """Every unfused kernel's fixed time (s) at `theta`."""
+        return float(self.kernel_default_s * np.exp(theta[-1]))
 
     def unpack(self, theta: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         k = len(PARAMS)
@@ -241,7 +274,7 @@ class JointModel:
 
     def predict(self, theta: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         sub = self.table if idx is None else self.table.iloc[idx]
-        return _predict(sub, *self.unpack(theta))
+        return _predict(sub, *self.unpack(theta), kernel_s=self.kernel_s(theta))
 
     def log_errors(self, pred: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         measured = self.table["measured"].to_numpy(dtype=float)
@@ -305,6 +338,7 @@ def fit_joint(table: pd.DataFrame, verbose: bool = True) -> tuple[JointModel, np
             print(f"calibrate {gname}: {sel.sum()} rows, scales {np.round(np.exp(th), 3)}, median |err| "
                   f"in-sample {np.nanmedian(np.abs(in_sample[sel])):.3f}, LOO {np.nanmedian(np.abs(loo[sel])):.3f}",
                   file=sys.stderr)
+        print(f"calibrate kernel time: {1e6 * model.kernel_s(theta):.2f} us per unfused kernel", file=sys.stderr)
         print(f"calibrate stacks: {({k: round(v, 3) for k, v in stacks.items()})}; all rows median |err| "
               f"in-sample {np.nanmedian(np.abs(in_sample)):.3f}, LOO {np.nanmedian(np.abs(loo)):.3f}", file=sys.stderr)
     return model, theta, in_sample, loo
@@ -713,6 +747,23 @@ def static_fit_rows(table: pd.DataFrame, held: pd.Series) -> pd.Series:
     return static & held & table["generation"].isin(STATIC_FIT_GENERATIONS)
 
 
+def single_sequence_rows(table: pd.DataFrame, held: pd.Series) -> pd.Series:
+    """Dense static-batch rows of one sequence on a tuned stack (a minimum-latency run): they join stage one.
+
+    At batch one a decode step is the weights' stream plus a fixed time per kernel (hundreds of small kernels
+    per step), so these rows measure that time (`KERNEL_PRIOR_SIGMA`), which the large-batch rows barely see.
+    The rest of their tables (batches above one) stay held out and test it; so do single-sequence rows on a
+    stack whose factor a later stage fits (vLLM), MoE rows and pipelines."""
+    from cosim.validate.runner import query_for
+
+    def one_sequence(row_id: str) -> bool:
+        q = query_for(row_id)
+        return q.batch == 1 and q.pp == 1 and q.draft_tokens == 0
+
+    static = (table["metric"] == STATIC_METRIC) & (table["workload_class"] != MOE_CLASS) & (table["stack"] == "tuned")
+    return static & held & table["id"].map(one_sequence)
+
+
 def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     """Fit every generation with rows and the serving-stack factors on the dense rows, then the MoE shares on
     the MoE rows, the serving stacks' energy factors on the ML.ENERGY rows and the MoE training host time on
@@ -753,12 +804,29 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     pipe_table = table[pipe].reset_index(drop=True)
     held &= ~pipe
     held &= ~static_fit_rows(table, held)
+    single = single_sequence_rows(table, held)
+    single_ids = list(table["id"][single])
+    held &= ~single
     held_out = table[held].reset_index(drop=True)
     moe = ~held & ~pipe & ~train_moe & ~train_stack & (table["workload_class"] == MOE_CLASS)
     moe_table = table[moe].reset_index(drop=True)
     table = table[~held & ~pipe & ~moe & ~train_moe & ~train_stack].reset_index(drop=True)
+    global _fitted_kernel_s
     model, theta, in_sample, loo = fit_joint(table, verbose)
     thetas, stacks = model.unpack(theta)
+    kernel_s = model.kernel_s(theta)
+    _fitted_kernel_s = kernel_s  # every later stage prices kernels at stage one's time
+    try:
+        return _calibrate_after_stage_one(table, model, theta, in_sample, loo, thetas, stacks, kernel_s, single_ids,
+                                          moe_table, pipe_table, train_moe_table, train_stack_table, held_out,
+                                          verbose)
+    finally:
+        _fitted_kernel_s = None
+
+
+def _calibrate_after_stage_one(table, model, theta, in_sample, loo, thetas, stacks, kernel_s, single_ids, moe_table,
+                               pipe_table, train_moe_table, train_stack_table, held_out, verbose):
+    """Stages two onwards of `calibrate` (stage one's kernel time in force), then the calibration file."""
     grouped, moe_in, moe_loo = fit_moe_share(moe_table, thetas, stacks, verbose)
     by_model = moe_leave_one_model_out(moe_table, thetas, stacks)
     if verbose:
@@ -863,6 +931,19 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     loo_rows += [{"id": rid, "generation": st, "in_sample_error": float(a), "loo_error": float(b)}
                  for st, (_, e_rows, e_in, e_loo, _) in energy_fits.items()
                  for rid, a, b in zip(e_rows, e_in, e_loo, strict=True)]
+    single_sel = table["id"].isin(single_ids).to_numpy()
+    kernels = {
+        "launch_overhead_s": round(kernel_s * 1e9) / 1e9,
+        "default_s": default_kernel_s(),
+        "fitted_on": ("stage one, jointly with the generations' scales over all its rows; the single-sequence rows "
+                      "(dense static batches of one on a tuned stack) measure it"),
+        "prior": f"log-normal centred on the default, sd {KERNEL_PRIOR_SIGMA}; bounds {list(KERNEL_BOUNDS_S)} s",
+        "single_sequence_rows": single_ids,
+        "single_sequence_in_sample_median_abs_error": (round(float(np.nanmedian(np.abs(in_sample[single_sel]))), 4)
+                                                       if single_sel.any() else None),
+        "single_sequence_loo_median_abs_error": (round(float(np.nanmedian(np.abs(loo[single_sel]))), 4)
+                                                 if single_sel.any() else None),
+    }
     doc = {
         "schema_version": 1,
         "date": dt.date.today().isoformat(),
@@ -873,7 +954,9 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                    f"and the link-bandwidth fraction (Gaussian prior sigma {PRIOR_SIGMA.tolist()} in log space), "
                    f"plus one kernel-efficiency factor per serving stack {list(PERF_STACKS)} relative to tuned "
                    f"engines (per generation where the rows cover several: {STACK_GENERATIONS}; prior sigma "
-                   f"{STACK_PRIOR_SIGMA}); then, those held fixed, the MoE grouped-GEMM shares of the dense GEMM "
+                   f"{STACK_PRIOR_SIGMA}), plus one fixed time per unfused kernel for every chip (log-normal prior "
+                   f"centred on the engine default, sd {KERNEL_PRIOR_SIGMA}; the dense single-sequence static rows "
+                   "join this stage to measure it); then, those held fixed, the MoE grouped-GEMM shares of the dense GEMM "
                    f"fraction of peak FLOP/s and of the memory-bandwidth fraction, shared by all generations, fitted "
                    f"on the MoE performance rows (prior sigma {GROUPED_PRIOR_SIGMA} each, each at most 1); "
                    f"bounds {list(SCALE_BOUNDS)} (overhead "
@@ -895,6 +978,7 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
                    f"{list(STATIC_FIT_GENERATIONS)} (their vendor's tables), which fit those scales in stage one; "
                    "leave-one-out by one Gauss-Newton refit step"),
         "families": families,
+        "kernels": kernels,
         "stacks": stack_doc,
         "held_out": {"metrics": list(HELD_OUT_METRICS), "stacks": list(ENERGY_STACKS), "rows": list(held_out["id"]),
                      "median_abs_error": round(float(np.nanmedian(np.abs(held_errors))), 4) if len(held_out) else None},
