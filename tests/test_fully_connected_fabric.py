@@ -66,3 +66,22 @@ def test_tp2_on_an_mi300x_node_prices_the_all_reduce_at_one_link():
     # fraction, plus two synchronisations; at least the bandwidth term of one link at its full datasheet rate
     per_call = float((rows["time_s"] / rows["repeat"]).max())
     assert per_call >= 64 * 8192 * 2 / (64 * G)
+
+
+def test_an_mi300x_all_reduce_meets_amds_graph_launched_rccl_times():
+    """AMD's rccl-tests on 8x MI300X with HIP graphs (ROCm blog, March 2025; the spec's source rccl_blog_mi300x):
+    8 KB in 7.64 us, 64 KB in 9.14 us, 1 GB in 5,961.9 us. The spec's latency (two synchronisations of 3.9 us) and
+    its 448 GB/s at the engine's default link fraction put the 8 KB message within 5% (+3%), 64 KB at -11%, the
+    largest within 15%
+    (cosim slightly fast, as on every fabric where the mid-size pipelining is not modelled)."""
+    from cosim.engines.efficiency import params_for
+    from cosim.specs.loader import load_hardware
+
+    hw = load_hardware("mi300x")
+    up = hw.interconnect.scale_up
+    bw = up.bandwidth_bytes_per_s.value * params_for(hw, calibrated=False).link_fraction
+    alpha = up.latency_s.value
+    assert alpha == 3.9e-6
+    for size, measured_us, rel in ((8192, 7.64, 0.05), (65536, 9.14, 0.16), (1073741824, 5961.9, 0.15)):
+        t = _full(ALL_REDUCE, float(size), 8.0, bw, alpha)
+        assert math.isclose(t * 1e6, measured_us, rel_tol=rel), (size, t * 1e6)
