@@ -46,11 +46,17 @@ def test_reference_rows_carry_sources_and_positive_values():
     # + Intel's Gaudi 2 and Gaudi 3 model-performance tables (session 41: 40 static-batch and 6 first-token cells),
     # its MLPerf v4.0 Gaudi 2 Llama 2 70B Offline and Server runs, and NVIDIA NIM's closed-loop Llama 3.3 70B table
     # (8 concurrencies x TTFT, ITL and throughput, and 4 cells of its 500/2000 table)
-    # + AMD's MI300X-vs-H100 latency tables (session 42: 2 models x 2 lengths x 8 batches x 2 chips)
-    assert len(added) == 353 + 123 + 5 + 8 + 57 + 78 + 144 + 56 + 3 + 2 + 46 + 2 + 28 + 64
+    # + AMD's MI300X-vs-H100 latency tables (session 42: 2 models x 2 lengths x 8 batches x 2 chips) and its
+    # maximum-throughput table (2 models x 4 lengths x 2 chips)
+    assert len(added) == 353 + 123 + 5 + 8 + 57 + 78 + 144 + 56 + 3 + 2 + 46 + 2 + 28 + 64 + 16
     # read off AMD's latency table (Llama 3.1 70B, batch 1, 128 in / 2048 out, H100): 20,923 ms end to end
     amd = next(r for r in rows if r.id == "amd-blog-2501-llama3.1-70b-h100-tp8-b1-128-2048")
     assert amd.value == pytest.approx(1 * 2048 / 20.923 / 8, rel=1e-4) and "20923" in amd.source["locator"]
+    # AMD's own H100 runs reach 0.63-0.75 of NVIDIA's published trtllm-bench rates for the same 405B TP8 cells:
+    # low reliability, out of every fit
+    nv = next(r for r in rows if r.id == "trtllm-perf-llama3.1-405b-h100-tp8-128-2048")
+    amd_tput = next(r for r in rows if r.id == "amd-blog-2501-llama3.1-405b-h100-tp8-tput-128-2048")
+    assert amd_tput.value / nv.value == pytest.approx(3265 / 4340) and amd_tput.reliability == amd.reliability == "low"
     for r in rows:
         assert r.value > 0 and (r.source.get("url") or r.source.get("locator") or r.source.get("title"))
     by_id = {r.id: r for r in rows}
@@ -332,8 +338,9 @@ def test_validate_runs_the_whole_set_and_the_gate_holds(capsys):
     # Falcon 180B's cells of both (session 38): 6 + 4 and 16 + 8, all predicted; the RTX PRO 6000 Blackwell's 56
     # cells of the v1.0 Performance Overview (session 39), all predicted; the five MLPerf v4.1 GH200 and H200 runs (session 40);
     # session 41's 46 Intel Gaudi cells, 2 MLPerf v4.0 Gaudi 2 runs and 28 NIM closed-loop cells, all predicted;
-    # session 42's 64 cells of AMD's MI300X-vs-H100 latency tables (static batches 1-128), all predicted
-    added = 352 + 123 + 5 + 5 + 47 + 78 + 120 + 10 + 24 + 56 + 3 + 2 + 46 + 2 + 28 + 64 + len(configs)
+    # session 42's 64 cells of AMD's MI300X-vs-H100 latency tables (static batches 1-128) and 16 of its
+    # maximum-throughput table, all predicted
+    added = 352 + 123 + 5 + 5 + 47 + 78 + 120 + 10 + 24 + 56 + 3 + 2 + 46 + 2 + 28 + 64 + 16 + len(configs)
     assert sum(r["origin"] == "added" for r in predicted) == added
     origin_groups = {s["group"]: s["count"] for s in data["summary"] if s["group_by"] == "origin"}
     assert origin_groups["added"] == added and origin_groups["shared"] == len(predicted) - added

@@ -747,21 +747,29 @@ def static_fit_rows(table: pd.DataFrame, held: pd.Series) -> pd.Series:
     return static & held & table["generation"].isin(STATIC_FIT_GENERATIONS)
 
 
+#: the closed-loop kind whose one-client rows time a single sequence's decode step (mean inter-token latency)
+ITL_METRIC = "itl_s_at_concurrency"
+
+
 def single_sequence_rows(table: pd.DataFrame, held: pd.Series) -> pd.Series:
-    """Dense static-batch rows of one sequence on a tuned stack (a minimum-latency run): they join stage one.
+    """Dense rows that time one sequence's decode on a tuned stack (a static batch of one, or the inter-token
+    latency of a single closed-loop client): they join stage one.
 
     At batch one a decode step is the weights' stream plus a fixed time per kernel (hundreds of small kernels
     per step), so these rows measure that time (`KERNEL_PRIOR_SIGMA`), which the large-batch rows barely see.
-    The rest of their tables (batches above one) stay held out and test it; so do single-sequence rows on a
-    stack whose factor a later stage fits (vLLM), MoE rows and pipelines."""
+    The rest of their tables (batches or concurrencies above one) stay held out and test it; so do
+    single-sequence rows on a stack whose factor a later stage fits (vLLM), MoE rows and pipelines."""
     from cosim.validate.runner import query_for
 
     def one_sequence(row_id: str) -> bool:
         q = query_for(row_id)
-        return q.batch == 1 and q.pp == 1 and q.draft_tokens == 0
+        if q.pp != 1 or q.draft_tokens != 0:
+            return False
+        return q.batch == 1 if q.kind == STATIC_METRIC else q.concurrency == 1
 
-    static = (table["metric"] == STATIC_METRIC) & (table["workload_class"] != MOE_CLASS) & (table["stack"] == "tuned")
-    return static & held & table["id"].map(one_sequence)
+    kind = (table["metric"] == STATIC_METRIC) | (table["metric"] == ITL_METRIC)
+    dense_tuned = (table["workload_class"] != MOE_CLASS) & (table["stack"] == "tuned")
+    return kind & dense_tuned & held & table["id"].map(one_sequence)
 
 
 def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
@@ -936,7 +944,7 @@ def _calibrate_after_stage_one(table, model, theta, in_sample, loo, thetas, stac
         "launch_overhead_s": round(kernel_s * 1e9) / 1e9,
         "default_s": default_kernel_s(),
         "fitted_on": ("stage one, jointly with the generations' scales over all its rows; the single-sequence rows "
-                      "(dense static batches of one on a tuned stack) measure it"),
+                      "(dense static batches of one and one-client inter-token latencies on a tuned stack) measure it"),
         "prior": f"log-normal centred on the default, sd {KERNEL_PRIOR_SIGMA}; bounds {list(KERNEL_BOUNDS_S)} s",
         "single_sequence_rows": single_ids,
         "single_sequence_in_sample_median_abs_error": (round(float(np.nanmedian(np.abs(in_sample[single_sel]))), 4)
