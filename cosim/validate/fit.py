@@ -3,8 +3,8 @@
 Stage one: on the dense-model rows, scipy least squares minimises log(predicted / measured) over each
 generation's rows (hardware slug matching its patterns) plus a Gaussian prior on the log of each scale factor
 (sigma `PRIOR_SIGMA`), so a generation with one row cannot bend far from first principles; the same stage fits
-one fixed time per unfused kernel for every chip (`KERNEL_PRIOR_SIGMA`), with the dense single-sequence static
-rows that measure it (`single_sequence_rows`). Stage two: with
+one fixed time per unfused kernel for every chip (`KERNEL_PRIOR_SIGMA`), with the dense rows that time one
+sequence's decode and so measure it (`single_sequence_rows`). Stage two: with
 those scales fixed, the two MoE parameters (the shares of the dense GEMM fraction of peak FLOP/s and of the
 memory-bandwidth fraction that grouped expert GEMMs reach) are fitted on every MoE row, so the MoE models
 neither bend the chips' scales nor go without the factors that describe their kernels. Last, with everything
@@ -85,9 +85,9 @@ PIPELINE_HOST_STACKS = ("trtllm-bench",)
 PIPELINE_HOST_BOUNDS = (0.0, 5e-4)
 PIPELINE_HOST_PROBE_S = 5e-5
 #: every unfused kernel's fixed time (EngineParams.launch_overhead_s: its launch, the ramp before its first bytes
-#: arrive and its drain), one value for every chip, fitted in stage one beside the generations' scales. A static
-#: batch of one sequence measures it best (a decode step of a 70B model at TP8 runs about 600 small kernels), so
-#: those rows join stage one (`single_sequence_rows`). Prior centred on the engine default (2 us, the gap
+#: arrive and its drain), one value for every chip, fitted in stage one beside the generations' scales. A run of
+#: one sequence measures it best (a decode step of a 70B model runs 563 kernels), so the rows that time one
+#: (a static batch of one, one closed-loop client's inter-token latency) join stage one (`single_sequence_rows`). Prior centred on the engine default (2 us, the gap
 #: between kernels in a CUDA graph), one sd = 2.7x; bounds in seconds.
 KERNEL_PRIOR_SIGMA = 1.0
 KERNEL_BOUNDS_S = (0.5e-6, 30e-6)
@@ -825,15 +825,17 @@ def calibrate(verbose: bool = True) -> tuple[dict, pd.DataFrame]:
     kernel_s = model.kernel_s(theta)
     _fitted_kernel_s = kernel_s  # every later stage prices kernels at stage one's time
     try:
-        return _calibrate_after_stage_one(table, model, theta, in_sample, loo, thetas, stacks, kernel_s, single_ids,
-                                          moe_table, pipe_table, train_moe_table, train_stack_table, held_out,
-                                          verbose)
+        return _calibrate_after_stage_one(table, in_sample, loo, thetas, stacks, kernel_s, single_ids, moe_table,
+                                          pipe_table, train_moe_table, train_stack_table, held_out, verbose)
     finally:
         _fitted_kernel_s = None
 
 
-def _calibrate_after_stage_one(table, model, theta, in_sample, loo, thetas, stacks, kernel_s, single_ids, moe_table,
-                               pipe_table, train_moe_table, train_stack_table, held_out, verbose):
+def _calibrate_after_stage_one(table: pd.DataFrame, in_sample: np.ndarray, loo: np.ndarray,
+                               thetas: dict[str, np.ndarray], stacks: dict[str, float], kernel_s: float,
+                               single_ids: list[str], moe_table: pd.DataFrame, pipe_table: pd.DataFrame,
+                               train_moe_table: pd.DataFrame, train_stack_table: pd.DataFrame,
+                               held_out: pd.DataFrame, verbose: bool) -> tuple[dict, pd.DataFrame]:
     """Stages two onwards of `calibrate` (stage one's kernel time in force), then the calibration file."""
     grouped, moe_in, moe_loo = fit_moe_share(moe_table, thetas, stacks, verbose)
     by_model = moe_leave_one_model_out(moe_table, thetas, stacks)
