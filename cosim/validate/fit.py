@@ -202,8 +202,7 @@ def default_kernel_s() -> float:
     """The engine default of every unfused kernel's fixed time (cosim/data/engine_defaults.yaml)."""
     from cosim.engines.efficiency import load_engine_defaults
 
-    d = load_engine_defaults()["launch_overhead_s"]
-    return float(d["value"] if isinstance(d, dict) else d)
+    return float(load_engine_defaults()["launch_overhead_s"]["value"])
 
 
 def _params_fn(thetas: dict[str, np.ndarray], grouped: tuple[float, float],
