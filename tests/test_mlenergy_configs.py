@@ -108,10 +108,12 @@ def test_flash_attention_2_caps_attention_at_its_measured_b200_rate():
     # 355 TFLOP/s (tritonbench, flash_v2 forward, head dim 128) over the B200's dense BF16 peak
     assert p.attention_fraction[BF16] == pytest.approx(355e12 / b200.peak_flops("bf16"))
     assert p.attention_fraction[BF16] == pytest.approx(0.158, abs=2e-3)
-    # on an H100: 35% of its BF16 peak (FlashAttention-3 paper), below Hopper's fitted attention fraction
+    # on an H100: 35% of its BF16 peak (FlashAttention-3 paper), a cap: since session 43 Hopper's fitted attention
+    # fraction (0.62 x 0.546 = 0.339) is itself below it, and a kernel never makes attention faster than the fit
+    own = calibrated_params(h100).attention_fraction[BF16]
     h = with_attention_kernel(calibrated_params(h100), h100, "flash-attention-2")
-    assert h.attention_fraction[BF16] == pytest.approx(0.35, abs=1e-3)
-    assert h.attention_fraction[BF16] < calibrated_params(h100).attention_fraction[BF16]
+    assert h.attention_fraction[BF16] == pytest.approx(min(0.35, own), abs=1e-3)
+    assert h.attention_fraction[BF16] <= own
     # a chip without a figure keeps its own fraction; FP8 is not a precision the kernel runs
     a100 = load_hardware("a100-sxm-80gb")
     base = calibrated_params(a100)
@@ -134,7 +136,10 @@ def test_flash_attention_2_makes_a_b200_video_slower_never_faster():
     # the (compute-bound) self-attention slows down by the ratio of the two rates; the GEMMs do not change
     ratio = base.attention_fraction[BF16] * b200.peak_flops("bf16") / 355e12
     assert ratio > 3.0
-    assert att(fa2) == pytest.approx(att(fast) * ratio, rel=1e-4)  # (less its fixed launch overheads)
+    # less each execution's fixed kernel time, which no rate scales
+    fixed = float(fast.breakdown.loc[fast.breakdown["name"] == "block.self.attention", "repeat"].sum()) \
+        * base.launch_overhead_s
+    assert att(fa2) - fixed == pytest.approx((att(fast) - fixed) * ratio, rel=1e-9)
     assert gemm(fa2) == pytest.approx(gemm(fast), rel=1e-12)
     assert fa2.seconds_per_video > fast.seconds_per_video
 
@@ -142,11 +147,13 @@ def test_flash_attention_2_makes_a_b200_video_slower_never_faster():
 def test_vae_decoder_runs_at_the_chips_vector_rate():
     sc = build_scenario(phase="video", batch=1, frames=81, height=480, width=832, steps=50)
     wl = load_workload("wan2.1-t2v-14b")
-    r = estimate("h100-sxm", wl, sc, params=params_for(load_hardware("h100-sxm")))
+    params = params_for(load_hardware("h100-sxm"))
+    r = estimate("h100-sxm", wl, sc, params=params)
     vae = r.breakdown[r.breakdown["stage"] == "vae"]
     flops = wl.vae.decoder_flops_per_pixel * 81 * 480 * 832
     assert float(vae["flops"].sum()) == pytest.approx(flops)
-    assert float(vae["time_s"].sum()) == pytest.approx(flops / 67e12, rel=1e-6)  # H100 FP32 CUDA cores
+    # H100 FP32 CUDA cores, plus the one decoder op's fixed kernel time
+    assert float(vae["time_s"].sum()) == pytest.approx(flops / 67e12 + params.launch_overhead_s, rel=1e-9)
 
 
 def test_elementwise_flops_on_a_chip_without_a_vector_rate_take_time():

@@ -100,8 +100,8 @@ def test_first_token_latency_is_above_the_compute_floor():
 def test_the_hopper_gqa_cells_match_a_kv_read_per_query_head(tmp_path):
     """With the KV cache read once per query head (Llama 2 70B given as many KV heads as query heads, on an H100
     with room for that cache), the four H100 cells of the table come within 20% of the published values (15% before
-    session 42's fitted time per kernel and Hopper memory scale, 0.953: the slowest cell went -14% -> -16%), where
-    the GQA model's shared read is +34..+138%. The table predates the XQA kernel (its blog: 'will be included
+    session 42's fitted time per kernel and Hopper memory scale, 0.953: the slowest cell went -14% -> -16%; -2..-13%
+    since session 43's refit), where the GQA model's shared read is +28..+121% (+34..+138% before session 43). The table predates the XQA kernel (its blog: 'will be included
     in the v0.8 releases'), so since session 35 the rows are mapped with `kv_read_per_query_head`, which gives
     the same answer without the stand-in model."""
     model = (ROOT / "workloads" / "llama-2-70b.yaml").read_text()
@@ -123,7 +123,7 @@ def test_the_hopper_gqa_cells_match_a_kv_read_per_query_head(tmp_path):
         measured = _row(row_id).value
         gqa = estimate(hw, "llama-2-70b", sc, chips=q.tp, params=params).throughput_tokens_per_s / q.tp
         reread = estimate(hw, str(per_head), sc, chips=q.tp, params=params).throughput_tokens_per_s / q.tp
-        assert gqa > 1.3 * measured
+        assert gqa > 1.25 * measured
         assert reread == pytest.approx(measured, rel=0.20)
         assert q.kv_read_per_query_head and "v0.8" in q.assumed
         assert _predict(row_id) == pytest.approx(measured, rel=0.15)

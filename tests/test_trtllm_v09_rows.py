@@ -73,7 +73,8 @@ def test_mistral_on_hopper_reads_its_kv_cache_once_per_query_head():
     """The document's recipes export TRTLLM_ENABLE_XQA=1 for Llama 2 70B and Falcon 180B only, and call the XQA
     kernels 'experimental and not enabled by default', so the Mistral and Mixtral rows are mapped with
     `kv_read_per_query_head`. Priced with a GQA kernel's shared read, Mistral 7B's Hopper cells would be
-    1.4-2.3x the published rates; read once per query head, each is within 30%."""
+    1.33-1.87x the published rates (1.4-2.3x before session 43's refit put each kernel's fixed time at 5.8 us,
+    which a 7B model's short steps feel most); read once per query head, each is within 30%."""
     assert len(MISTRAL_HOPPER) == 8
     for row_id in MISTRAL_HOPPER:
         q = MAPPING.rows[row_id]
@@ -82,7 +83,7 @@ def test_mistral_on_hopper_reads_its_kv_cache_once_per_query_head():
         measured = V09[row_id].value
         per_head = predict(q, MAPPING, params)[0]
         shared = predict(q.model_copy(update={"kv_read_per_query_head": False}), MAPPING, params)[0]
-        assert shared > 1.4 * measured, row_id
+        assert shared > 1.3 * measured, row_id
         assert per_head == pytest.approx(measured, rel=0.30), row_id
 
 
